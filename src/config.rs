@@ -1,0 +1,233 @@
+//! hkmsd configuration: a TOML file (see `hsm-profiles/` and `scripts/hkmsd.example.toml`).
+//!
+//! PINs are never part of the configuration: each member names a file that holds its PIN.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Whole daemon configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: Listen,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    /// HSM members of the cluster; at least one.
+    #[serde(rename = "member")]
+    pub members: Vec<MemberConfig>,
+}
+
+/// Where hkmsd accepts gRPC connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// Unix socket for local operators and a co-located gateway.
+    pub socket: PathBuf,
+    /// Permission bits of the socket file (octal in the file, e.g. 0o660).
+    #[serde(default = "default_socket_mode")]
+    pub socket_mode: u32,
+}
+
+fn default_socket_mode() -> u32 {
+    0o660
+}
+
+/// The embedded sled database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest plaintext accepted by Encrypt (bytes).
+    #[serde(default = "default_max_plaintext")]
+    pub max_plaintext_bytes: usize,
+    /// Largest additional authenticated data (bytes).
+    #[serde(default = "default_max_aad")]
+    pub max_aad_bytes: usize,
+    /// Seconds a request waits for an HSM session before it fails with HsmUnavailable.
+    #[serde(default = "default_session_wait")]
+    pub session_wait_secs: u64,
+}
+
+fn default_max_plaintext() -> usize {
+    2 * 1024 * 1024
+}
+fn default_max_aad() -> usize {
+    8 * 1024
+}
+fn default_session_wait() -> u64 {
+    5
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_plaintext_bytes: default_max_plaintext(),
+            max_aad_bytes: default_max_aad(),
+            session_wait_secs: default_session_wait(),
+        }
+    }
+}
+
+/// One HSM of the cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Name used in logs and status output.
+    pub name: String,
+    /// Path of the PKCS#11 library. Members with the same path share one loaded library.
+    pub module: PathBuf,
+    /// Token label; give this or `token_serial`.
+    pub token_label: Option<String>,
+    /// Token serial number; give this or `token_label`.
+    pub token_serial: Option<String>,
+    /// File that holds the user PIN (first line; mode 0400 or 0600 recommended).
+    pub pin_file: PathBuf,
+    /// HSM profile name (a file `hsm-profiles/<name>.toml`), for documentation and quirks.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Most sessions opened on this member at once.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_profile() -> String {
+    "softhsm2".into()
+}
+fn default_max_sessions() -> usize {
+    8
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.members.is_empty() {
+            return Err("at least one [[member]] is required".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for m in &self.members {
+            if !names.insert(&m.name) {
+                return Err(format!("member name {:?} is used twice", m.name));
+            }
+            match (&m.token_label, &m.token_serial) {
+                (None, None) => {
+                    return Err(format!(
+                        "member {:?}: set token_label or token_serial",
+                        m.name
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "member {:?}: set only one of token_label and token_serial",
+                        m.name
+                    ))
+                }
+                _ => {}
+            }
+            if m.max_sessions == 0 || m.max_sessions > 1024 {
+                return Err(format!(
+                    "member {:?}: max_sessions must be 1..1024",
+                    m.name
+                ));
+            }
+        }
+        if self.limits.max_plaintext_bytes == 0 {
+            return Err("limits.max_plaintext_bytes must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    const BASE: &str = r#"
+        [listen]
+        socket = "/run/hkms/hkmsd.sock"
+        [store]
+        path = "/var/lib/hkms/store"
+    "#;
+
+    #[test]
+    fn example_config_parses() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/hkmsd.example.toml"
+        ))
+        .unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.members.len(), 2);
+        assert_eq!(c.listen.socket_mode, 0o660);
+    }
+
+    #[test]
+    fn member_needs_exactly_one_token_selector() {
+        let none = format!("{BASE}\n[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\n");
+        assert!(parse(&none).unwrap_err().contains("token_label or token_serial"));
+        let both = format!(
+            "{BASE}\n[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\ntoken_label='a'\ntoken_serial='1'\n"
+        );
+        assert!(parse(&both).unwrap_err().contains("only one"));
+    }
+
+    #[test]
+    fn duplicate_member_names_are_refused() {
+        let m = "[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\ntoken_label='a'\n";
+        let text = format!("{BASE}\n{m}{m}");
+        assert!(parse(&text).unwrap_err().contains("used twice"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = format!("{BASE}\nbogus = 1\n");
+        assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn no_members_is_refused() {
+        assert!(parse(BASE).is_err());
+    }
+}

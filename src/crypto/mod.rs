@@ -1,0 +1,215 @@
+//! Cryptographic operations on customer master keys. Every primitive runs inside an HSM
+//! member; plaintext data keys and ReEncrypt intermediates exist only in hkmsd memory and are
+//! wiped after use.
+
+pub mod ciphertext;
+
+use crate::appliance::Appliance;
+use crate::error::KmsError;
+use crate::hsm::crypto::{self as hsm_crypto, GCM_IV_LEN};
+use crate::keys;
+use crate::keys::token;
+use ciphertext::Header;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Largest data key / random output.
+pub const MAX_RANDOM: usize = 1024;
+
+/// Result of an encryption.
+#[derive(Debug)]
+pub struct Sealed {
+    pub key_id: String,
+    pub key_version_id: String,
+    pub blob: Vec<u8>,
+}
+
+/// Result of a decryption.
+#[derive(Debug)]
+pub struct Opened {
+    pub key_id: String,
+    pub key_version_id: String,
+    pub plaintext: Zeroizing<Vec<u8>>,
+}
+
+fn check_aad(app: &Appliance, aad: &[u8]) -> Result<(), KmsError> {
+    if aad.len() > app.limits.max_aad_bytes {
+        return Err(KmsError::invalid(format!(
+            "AAD is longer than {} bytes",
+            app.limits.max_aad_bytes
+        )));
+    }
+    Ok(())
+}
+
+fn fresh_iv() -> Result<[u8; GCM_IV_LEN], KmsError> {
+    // 96-bit random IVs from the host CSPRNG: one fewer HSM round trip per request; the
+    // collision bound holds well past the number of messages one key version should seal.
+    let mut iv = [0u8; GCM_IV_LEN];
+    openssl::rand::rand_bytes(&mut iv)
+        .map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e.to_string()))?;
+    Ok(iv)
+}
+
+/// Encrypts with the key's primary version.
+pub async fn encrypt(
+    app: &Appliance,
+    key_id: &str,
+    plaintext: Zeroizing<Vec<u8>>,
+    aad: &[u8],
+) -> Result<Sealed, KmsError> {
+    if plaintext.len() > app.limits.max_plaintext_bytes {
+        return Err(KmsError::invalid(format!(
+            "Plaintext is longer than {} bytes",
+            app.limits.max_plaintext_bytes
+        )));
+    }
+    check_aad(app, aad)?;
+    let (key, tok) = keys::usable_token(app, key_id, None)?;
+    seal(app, key.key_id, tok, Arc::new(plaintext), aad).await
+}
+
+async fn seal(
+    app: &Appliance,
+    key_id: String,
+    tok: crate::store::records::KeyTokenRecord,
+    plaintext: Arc<Zeroizing<Vec<u8>>>,
+    aad: &[u8],
+) -> Result<Sealed, KmsError> {
+    let bad_id = |_| KmsError::new(crate::error::ErrorCode::Internal, "stored id is not a UUID");
+    let header = Header {
+        key_id: uuid::Uuid::try_parse(&key_id).map_err(bad_id)?,
+        key_version_id: uuid::Uuid::try_parse(&tok.key_version_id).map_err(bad_id)?,
+        iv: fresh_iv()?,
+    }
+    .encode();
+    let full_aad = ciphertext::gcm_aad(&header, aad);
+    let iv: [u8; GCM_IV_LEN] = header[36..48].try_into().expect("fixed layout");
+    let key_version_id = tok.key_version_id.clone();
+    let tok = Arc::new(tok);
+    let body = app
+        .pool
+        .run(move |m, s| {
+            let h = token::handle(m, &tok)?;
+            hsm_crypto::gcm_encrypt(s, h, &iv, &full_aad, &plaintext).map_err(|e| m.err(e))
+        })
+        .await?;
+    let mut blob = Vec::with_capacity(header.len() + body.len());
+    blob.extend_from_slice(&header);
+    blob.extend_from_slice(&body);
+    Ok(Sealed {
+        key_id,
+        key_version_id,
+        blob,
+    })
+}
+
+/// Decrypts a ciphertext made by [`encrypt`] (any version of the key).
+pub async fn decrypt(app: &Appliance, blob: &[u8], aad: &[u8]) -> Result<Opened, KmsError> {
+    check_aad(app, aad)?;
+    let parsed = ciphertext::parse(blob).map_err(|e| {
+        tracing::debug!(reason = ?e, "ciphertext refused");
+        KmsError::invalid_ciphertext()
+    })?;
+    let key_id = parsed.header.key_id.to_string();
+    let version_id = parsed.header.key_version_id.to_string();
+    let (_, tok) = keys::usable_token(app, &key_id, Some(&version_id))?;
+    let full_aad = ciphertext::gcm_aad(parsed.header_bytes, aad);
+    let iv = parsed.header.iv;
+    let body = parsed.body.to_vec();
+    let tok = Arc::new(tok);
+    let plaintext = app
+        .pool
+        .run(move |m, s| {
+            let h = token::handle(m, &tok)?;
+            hsm_crypto::gcm_decrypt(s, h, &iv, &full_aad, &body)
+                .map_err(|e| m.err(e).data_rejected_if_bad_input())
+        })
+        .await
+        .map_err(|e| match e {
+            crate::hsm::HsmError::DataRejected { .. } => KmsError::invalid_ciphertext(),
+            other => other.into(),
+        })?;
+    Ok(Opened {
+        key_id,
+        key_version_id: version_id,
+        plaintext,
+    })
+}
+
+/// Length of a data key from its spec or an explicit byte count.
+pub fn data_key_len(key_spec: &str, number_of_bytes: u32) -> Result<usize, KmsError> {
+    if number_of_bytes != 0 {
+        if number_of_bytes as usize > MAX_RANDOM {
+            return Err(KmsError::invalid(format!(
+                "NumberOfBytes must be 1..{MAX_RANDOM}"
+            )));
+        }
+        return Ok(number_of_bytes as usize);
+    }
+    match key_spec {
+        "" | "AES_256" => Ok(32),
+        "AES_128" => Ok(16),
+        other => Err(KmsError::invalid(format!(
+            "KeySpec {other:?} is not supported for data keys; use AES_256 or AES_128"
+        ))),
+    }
+}
+
+/// A data key from the HSM's generator, and the same key encrypted under the CMK.
+pub async fn generate_data_key(
+    app: &Appliance,
+    key_id: &str,
+    len: usize,
+    aad: &[u8],
+) -> Result<(Sealed, Zeroizing<Vec<u8>>), KmsError> {
+    check_aad(app, aad)?;
+    let (key, tok) = keys::usable_token(app, key_id, None)?;
+    let data_key = random(app, len).await?;
+    let shared = Arc::new(data_key);
+    let sealed = seal(app, key.key_id, tok, shared.clone(), aad).await?;
+    let data_key = Arc::try_unwrap(shared).unwrap_or_else(|a| Zeroizing::new(a.to_vec()));
+    Ok((sealed, data_key))
+}
+
+/// Decrypts under the source key and encrypts under the destination key; the plaintext stays
+/// inside hkmsd and is wiped.
+pub async fn re_encrypt(
+    app: &Appliance,
+    blob: &[u8],
+    source_aad: &[u8],
+    destination_key_id: &str,
+    destination_aad: &[u8],
+) -> Result<(Opened, Sealed), KmsError> {
+    check_aad(app, destination_aad)?;
+    // Check the destination first so a refused request does no decryption.
+    let (dest, dest_tok) = keys::usable_token(app, destination_key_id, None)?;
+    let mut opened = decrypt(app, blob, source_aad).await?;
+    let plaintext = Arc::new(std::mem::take(&mut opened.plaintext));
+    let sealed = seal(app, dest.key_id, dest_tok, plaintext, destination_aad).await?;
+    Ok((opened, sealed))
+}
+
+/// Random bytes from an HSM member's generator.
+pub async fn random(app: &Appliance, len: usize) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    if len == 0 || len > MAX_RANDOM {
+        return Err(KmsError::invalid(format!("Length must be 1..{MAX_RANDOM}")));
+    }
+    app.instance()?;
+    Ok(app
+        .pool
+        .run(move |m, s| hsm_crypto::random(s, len).map_err(|e| m.err(e)))
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn data_key_lengths() {
+        assert_eq!(super::data_key_len("", 0).unwrap(), 32);
+        assert_eq!(super::data_key_len("AES_128", 0).unwrap(), 16);
+        assert_eq!(super::data_key_len("AES_128", 64).unwrap(), 64);
+        assert!(super::data_key_len("AES_512", 0).is_err());
+        assert!(super::data_key_len("", 1025).is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! hkmsd start-up and serving.
+//!
+//! Order: load config, open the store, load PKCS#11 libraries and log in to every member,
+//! bind the socket, then serve until SIGTERM/SIGINT.
+
+use crate::appliance::Appliance;
+use crate::config::Config;
+use crate::hsm::{Member, Pool};
+use crate::proto::admin_service_server::AdminServiceServer;
+use crate::proto::crypto_service_server::CryptoServiceServer;
+use crate::proto::key_service_server::KeyServiceServer;
+use crate::service::{admin::AdminApi, crypto::CryptoApi, keys::KeyApi};
+use crate::store::{SledStore, Store};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often down members are probed.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Builds the appliance from its configuration: opens the store and connects the members.
+pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
+    let store = SledStore::open(&config.store.path).map_err(|e| e.to_string())?;
+    let instance = store.instance().map_err(|e| e.to_string())?;
+    let members = config.members.iter().map(Member::new).collect();
+    let pool = Arc::new(Pool::new(
+        members,
+        Duration::from_secs(config.limits.session_wait_secs),
+    ));
+    let dk = instance.as_ref().map(|i| i.domain_key_id.clone());
+    let errors = pool.connect_all(dk).await;
+    for e in &errors {
+        tracing::error!("HSM member unavailable: {e}");
+    }
+    if errors.len() == pool.members().len() {
+        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!("no HSM member could be used:\n  {}", all.join("\n  ")));
+    }
+    match &instance {
+        Some(i) => tracing::info!(instance = %i.instance_id, "instance loaded"),
+        None => tracing::warn!("instance not initialised yet; run `hkms init`"),
+    }
+    Ok(Arc::new(Appliance::new(
+        Arc::new(store),
+        pool,
+        config.limits.clone(),
+        instance,
+    )))
+}
+
+/// Binds the Unix socket (replacing a stale one) with the configured permissions.
+pub fn bind(config: &Config) -> Result<tokio::net::UnixListener, String> {
+    let path = &config.listen.socket;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "{} is in use by another hkmsd",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    std::fs::set_permissions(
+        path,
+        std::fs::Permissions::from_mode(config.listen.socket_mode),
+    )
+    .map_err(|e| format!("cannot set permissions on {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// Serves gRPC on `listener` until a shutdown signal.
+pub async fn serve(
+    app: Arc<Appliance>,
+    listener: tokio::net::UnixListener,
+) -> Result<(), String> {
+    let prober = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let dk = app.instance().ok().map(|i| i.domain_key_id);
+                app.pool.probe(dk).await;
+            }
+        })
+    };
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    tracing::info!("hkmsd ready");
+    let result = tonic::transport::Server::builder()
+        .add_service(KeyServiceServer::new(KeyApi(app.clone())))
+        .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
+        .add_service(AdminServiceServer::new(AdminApi(app.clone())))
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await
+        .map_err(|e| format!("gRPC server failed: {e}"));
+    prober.abort();
+    tracing::info!("hkmsd stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

@@ -1,0 +1,159 @@
+//! The errors callers see: a stable code, a message, and one mapping to gRPC status.
+//!
+//! The stable code travels in the `hkms-error-code` metadata entry of every failed call, so
+//! clients (the CLI, the gateway) match on it rather than on message text.
+
+use crate::hsm::HsmError;
+use crate::store::StoreError;
+
+/// gRPC metadata key that carries [`ErrorCode`].
+pub const ERROR_CODE_METADATA: &str = "hkms-error-code";
+
+/// Stable error codes. Names never change once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidParameter,
+    KeyNotFound,
+    KeyDisabled,
+    InvalidCiphertext,
+    UnsupportedKeySpec,
+    NotInitialized,
+    AlreadyInitialized,
+    HsmUnavailable,
+    HsmError,
+    StoreError,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidParameter => "InvalidParameter",
+            ErrorCode::KeyNotFound => "KeyNotFound",
+            ErrorCode::KeyDisabled => "KeyDisabled",
+            ErrorCode::InvalidCiphertext => "InvalidCiphertext",
+            ErrorCode::UnsupportedKeySpec => "UnsupportedKeySpec",
+            ErrorCode::NotInitialized => "NotInitialized",
+            ErrorCode::AlreadyInitialized => "AlreadyInitialized",
+            ErrorCode::HsmUnavailable => "HsmUnavailable",
+            ErrorCode::HsmError => "HsmError",
+            ErrorCode::StoreError => "StoreError",
+            ErrorCode::Internal => "Internal",
+        }
+    }
+
+    fn grpc_code(self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            ErrorCode::InvalidParameter
+            | ErrorCode::InvalidCiphertext
+            | ErrorCode::UnsupportedKeySpec => Code::InvalidArgument,
+            ErrorCode::KeyNotFound => Code::NotFound,
+            ErrorCode::KeyDisabled | ErrorCode::NotInitialized => Code::FailedPrecondition,
+            ErrorCode::AlreadyInitialized => Code::AlreadyExists,
+            ErrorCode::HsmUnavailable => Code::Unavailable,
+            ErrorCode::HsmError | ErrorCode::StoreError | ErrorCode::Internal => Code::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error returned to a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for KmsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for KmsError {}
+
+impl KmsError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> KmsError {
+        KmsError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> KmsError {
+        KmsError::new(ErrorCode::InvalidParameter, message)
+    }
+
+    pub fn key_not_found(key_id: &str) -> KmsError {
+        KmsError::new(ErrorCode::KeyNotFound, format!("key {key_id:?} does not exist"))
+    }
+
+    pub fn invalid_ciphertext() -> KmsError {
+        // One message for every failure, so callers learn nothing about which check failed.
+        KmsError::new(
+            ErrorCode::InvalidCiphertext,
+            "the ciphertext is malformed, was altered, or does not match the AAD",
+        )
+    }
+}
+
+impl From<HsmError> for KmsError {
+    fn from(e: HsmError) -> KmsError {
+        match e {
+            HsmError::NoMemberAvailable { .. } | HsmError::SessionTimeout { .. } => {
+                KmsError::new(ErrorCode::HsmUnavailable, e.to_string())
+            }
+            other => KmsError::new(ErrorCode::HsmError, other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for KmsError {
+    fn from(e: StoreError) -> KmsError {
+        KmsError::new(ErrorCode::StoreError, e.to_string())
+    }
+}
+
+impl From<KmsError> for tonic::Status {
+    fn from(e: KmsError) -> tonic::Status {
+        let mut status = tonic::Status::new(e.code.grpc_code(), e.to_string());
+        if let Ok(v) = e.code.as_str().parse() {
+            status.metadata_mut().insert(ERROR_CODE_METADATA, v);
+        }
+        status
+    }
+}
+
+/// Reads the stable code back from a status (client side).
+pub fn error_code(status: &tonic::Status) -> Option<String> {
+    status
+        .metadata()
+        .get(ERROR_CODE_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_carries_the_stable_code() {
+        let s: tonic::Status = KmsError::key_not_found("k1").into();
+        assert_eq!(s.code(), tonic::Code::NotFound);
+        assert_eq!(error_code(&s).as_deref(), Some("KeyNotFound"));
+        assert!(s.message().starts_with("KeyNotFound: "));
+        let s: tonic::Status = KmsError::from(HsmError::NoMemberAvailable {
+            detail: String::new(),
+        })
+        .into();
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert_eq!(error_code(&s).as_deref(), Some("HsmUnavailable"));
+    }
+}

@@ -1,0 +1,286 @@
+//! Every PKCS#11 mechanism hkms uses, in one place.
+//!
+//! Each function takes a session and object handles and makes the calls for one primitive.
+//! Nothing here decides policy or retries; [`super::pool`] does that.
+//!
+//! Object templates:
+//! - the domain key: AES-256 token object, private, sensitive, usable only to wrap and unwrap,
+//!   extractable only under a key the security officer marked trusted (`CKA_WRAP_WITH_TRUSTED`),
+//!   which is how it moves HSM to HSM;
+//! - a key version: AES session object. Generated sensitive and extractable (so the domain key
+//!   can wrap it, then destroyed); unwrapped sensitive and *not* extractable for use.
+
+use cryptoki::error::Result;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use zeroize::Zeroizing;
+
+/// `CKM_AES_KEY_WRAP_PAD` (RFC 5649), the mechanism of every stored key token.
+pub const TOKEN_WRAP_MECHANISM: u64 = 0x210A;
+/// GCM IV length in bytes.
+pub const GCM_IV_LEN: usize = 12;
+/// GCM tag length in bytes.
+pub const GCM_TAG_LEN: usize = 16;
+/// RSA modulus of the transport key that carries the domain key between members.
+const TRANSPORT_KEY_BITS: u64 = 3072;
+
+fn domain_key_label(domain_key_id: &str) -> Vec<u8> {
+    format!("hkms-domain-key-{domain_key_id}").into_bytes()
+}
+
+/// Attributes shared by every copy of the domain key.
+fn domain_key_template(domain_key_id: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::WrapWithTrusted(true),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+        Attribute::Label(domain_key_label(domain_key_id)),
+        Attribute::Id(domain_key_id.as_bytes().to_vec()),
+    ]
+}
+
+/// Generates the domain key as a token object (the first member, at `hkms init`).
+pub fn generate_domain_key(session: &Session, domain_key_id: &str) -> Result<ObjectHandle> {
+    let mut template = domain_key_template(domain_key_id);
+    template.push(Attribute::ValueLen(32.into()));
+    session.generate_key(&Mechanism::AesKeyGen, &template)
+}
+
+/// Finds the domain key on the session's token.
+pub fn find_domain_key(session: &Session, domain_key_id: &str) -> Result<Option<ObjectHandle>> {
+    let found = session.find_objects(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::Id(domain_key_id.as_bytes().to_vec()),
+        Attribute::Label(domain_key_label(domain_key_id)),
+    ])?;
+    Ok(found.first().copied())
+}
+
+/// A transport key pair generated on the member that receives the domain key.
+#[derive(Debug)]
+pub struct TransportKey {
+    pub public: ObjectHandle,
+    pub private: ObjectHandle,
+    pub modulus: Vec<u8>,
+    pub public_exponent: Vec<u8>,
+}
+
+/// Generates an RSA transport pair as session objects; its private half can only unwrap.
+pub fn generate_transport_key(session: &Session) -> Result<TransportKey> {
+    let public_template = [
+        Attribute::Token(false),
+        Attribute::Private(false),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(true),
+        Attribute::Verify(false),
+        Attribute::ModulusBits(TRANSPORT_KEY_BITS.into()),
+        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+    ];
+    let private_template = [
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Unwrap(true),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+    ];
+    let (public, private) = session.generate_key_pair(
+        &Mechanism::RsaPkcsKeyPairGen,
+        &public_template,
+        &private_template,
+    )?;
+    let attrs = session.get_attributes(
+        public,
+        &[
+            cryptoki::object::AttributeType::Modulus,
+            cryptoki::object::AttributeType::PublicExponent,
+        ],
+    )?;
+    let mut modulus = Vec::new();
+    let mut public_exponent = Vec::new();
+    for a in attrs {
+        match a {
+            Attribute::Modulus(m) => modulus = m,
+            Attribute::PublicExponent(e) => public_exponent = e,
+            _ => {}
+        }
+    }
+    Ok(TransportKey {
+        public,
+        private,
+        modulus,
+        public_exponent,
+    })
+}
+
+/// Creates the receiving member's transport public key on the source member as a trusted
+/// wrapping key. Needs a session logged in as the security officer (only the SO can set
+/// `CKA_TRUSTED`, and the SO can only create public objects).
+pub fn import_trusted_transport_key(
+    so_session: &Session,
+    modulus: &[u8],
+    public_exponent: &[u8],
+) -> Result<ObjectHandle> {
+    so_session.create_object(&[
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Private(false),
+        Attribute::Trusted(true),
+        Attribute::Wrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Verify(false),
+        Attribute::Modulus(modulus.to_vec()),
+        Attribute::PublicExponent(public_exponent.to_vec()),
+    ])
+}
+
+fn oaep() -> Mechanism<'static> {
+    // SoftHSM2 supports OAEP only with SHA-1 and MGF1-SHA1.
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA1,
+        PkcsMgfType::MGF1_SHA1,
+        PkcsOaepSource::empty(),
+    ))
+}
+
+/// Wraps the domain key under a trusted transport public key (on the source member).
+pub fn wrap_domain_key(
+    session: &Session,
+    transport_public: ObjectHandle,
+    domain_key: ObjectHandle,
+) -> Result<Vec<u8>> {
+    session.wrap_key(&oaep(), transport_public, domain_key)
+}
+
+/// Unwraps a transported domain key into a token object (on the receiving member).
+pub fn unwrap_domain_key(
+    session: &Session,
+    transport_private: ObjectHandle,
+    wrapped: &[u8],
+    domain_key_id: &str,
+) -> Result<ObjectHandle> {
+    session.unwrap_key(
+        &oaep(),
+        transport_private,
+        wrapped,
+        &domain_key_template(domain_key_id),
+    )
+}
+
+/// Generates the material of a new key version as a session object that the domain key can
+/// wrap. The caller wraps it and destroys it.
+pub fn generate_key_version(session: &Session, bits: u32) -> Result<ObjectHandle> {
+    session.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(u64::from(bits / 8).into()),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ],
+    )
+}
+
+/// Wraps a key version under the domain key: the key token that is stored.
+pub fn wrap_key_version(
+    session: &Session,
+    domain_key: ObjectHandle,
+    key: ObjectHandle,
+) -> Result<Vec<u8>> {
+    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, key)
+}
+
+/// Unwraps a key token into a session object that can encrypt and decrypt but never leave
+/// the HSM again.
+pub fn unwrap_key_version(
+    session: &Session,
+    domain_key: ObjectHandle,
+    wrapped: &[u8],
+) -> Result<ObjectHandle> {
+    session.unwrap_key(
+        &Mechanism::AesKeyWrapPad,
+        domain_key,
+        wrapped,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ],
+    )
+}
+
+/// The binding value of a key version: one AES block, `AES-ECB(key, SHA-256(context)[..16])`
+/// where the context names the key id and version. Stored beside the token and checked after
+/// every unwrap, so a token moved to another key's record is refused.
+pub fn binding(session: &Session, key: ObjectHandle, context: &[u8]) -> Result<Vec<u8>> {
+    let digest = openssl::sha::sha256(context);
+    session.encrypt(&Mechanism::AesEcb, key, &digest[..16])
+}
+
+/// AES-GCM encryption with a caller-supplied unique IV; returns ciphertext || tag.
+pub fn gcm_encrypt(
+    session: &Session,
+    key: ObjectHandle,
+    iv: &[u8; GCM_IV_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let mut iv = *iv;
+    let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into())?;
+    session.encrypt(&Mechanism::AesGcm(params), key, plaintext)
+}
+
+/// AES-GCM decryption of ciphertext || tag. A wrong tag fails (SoftHSM2 reports it as
+/// `CKR_GENERAL_ERROR`, others as `CKR_ENCRYPTED_DATA_INVALID`).
+pub fn gcm_decrypt(
+    session: &Session,
+    key: ObjectHandle,
+    iv: &[u8; GCM_IV_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut iv = *iv;
+    let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into())?;
+    session
+        .decrypt(&Mechanism::AesGcm(params), key, ciphertext)
+        .map(Zeroizing::new)
+}
+
+/// Random bytes from the HSM's generator.
+pub fn random(session: &Session, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    session.generate_random_slice(&mut out)?;
+    Ok(out)
+}

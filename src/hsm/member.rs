@@ -1,0 +1,450 @@
+//! One HSM of the cluster: its token, its logged-in session, a bounded pool of operation
+//! sessions, the domain key handle and a cache of unwrapped key versions.
+
+use super::crypto;
+use super::error::HsmError;
+use super::module;
+use crate::config::MemberConfig;
+use cryptoki::context::Pkcs11;
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How a token is found. Slot numbers are never used: they change when tokens are
+/// re-initialised.
+#[derive(Debug, Clone)]
+pub enum TokenSelector {
+    Label(String),
+    Serial(String),
+}
+
+impl std::fmt::Display for TokenSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSelector::Label(l) => write!(f, "label {l:?}"),
+            TokenSelector::Serial(s) => write!(f, "serial {s:?}"),
+        }
+    }
+}
+
+/// Health of a member as the pool sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    /// Connected, logged in, holds the domain key (or the instance is not initialised yet).
+    Up = 0,
+    /// Not usable; the prober tries to reconnect it.
+    Down = 1,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "Up",
+            Health::Down => "Down",
+        }
+    }
+}
+
+/// What exists while a member is connected. Replaced as a whole on reconnect.
+struct Connection {
+    ctx: Pkcs11,
+    slot: Slot,
+    /// Keeps the token logged in for this process; unwrapped key versions live in it.
+    login: Session,
+    domain_key: Option<ObjectHandle>,
+    domain_key_id: Option<String>,
+    /// Key version id -> handle of its unwrapped session object in `login`.
+    handles: HashMap<String, ObjectHandle>,
+}
+
+/// One configured HSM.
+pub struct Member {
+    pub name: String,
+    pub selector: TokenSelector,
+    module_path: PathBuf,
+    pin_file: PathBuf,
+    permits: Arc<Semaphore>,
+    conn: Mutex<Option<Connection>>,
+    /// Sessions not in use; every one belongs to the current connection.
+    idle: Mutex<Vec<Session>>,
+    /// Bumped on every reconnect so sessions of an old connection are never reused.
+    generation: AtomicU64,
+    health: AtomicU8,
+    operations: AtomicU64,
+    errors: AtomicU64,
+    last_error: Mutex<String>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("name", &self.name)
+            .field("selector", &self.selector)
+            .field("health", &self.health())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Member {
+    /// A member in the `Down` state; [`Member::connect`] brings it up.
+    pub fn new(cfg: &MemberConfig) -> Member {
+        let selector = match (&cfg.token_label, &cfg.token_serial) {
+            (Some(l), _) => TokenSelector::Label(l.clone()),
+            (None, Some(s)) => TokenSelector::Serial(s.clone()),
+            (None, None) => TokenSelector::Label(cfg.name.clone()),
+        };
+        Member {
+            name: cfg.name.clone(),
+            selector,
+            module_path: cfg.module.clone(),
+            pin_file: cfg.pin_file.clone(),
+            permits: Arc::new(Semaphore::new(cfg.max_sessions)),
+            conn: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            health: AtomicU8::new(Health::Down as u8),
+            operations: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: Mutex::new(String::new()),
+        }
+    }
+
+    /// Wraps a cryptoki error raised on this member.
+    pub fn err(&self, e: CkError) -> HsmError {
+        HsmError::from_cryptoki(&self.name, e)
+    }
+
+    fn read_pin(&self) -> Result<AuthPin, HsmError> {
+        let raw = zeroize::Zeroizing::new(std::fs::read_to_string(&self.pin_file).map_err(
+            |e| HsmError::PinFile {
+                member: self.name.clone(),
+                path: self.pin_file.display().to_string(),
+                message: e.to_string(),
+            },
+        )?);
+        let pin = raw.lines().next().unwrap_or("").trim();
+        if pin.is_empty() {
+            return Err(HsmError::PinFile {
+                member: self.name.clone(),
+                path: self.pin_file.display().to_string(),
+                message: "the file is empty".into(),
+            });
+        }
+        Ok(AuthPin::from(pin.to_owned()))
+    }
+
+    fn find_slot(&self, ctx: &Pkcs11) -> Result<Slot, HsmError> {
+        for slot in ctx.get_slots_with_token().map_err(|e| self.err(e))? {
+            let info = match ctx.get_token_info(slot) {
+                Ok(info) => info,
+                Err(_) => continue,
+            };
+            let matches = match &self.selector {
+                TokenSelector::Label(l) => info.label().trim_end() == l,
+                TokenSelector::Serial(s) => info.serial_number().trim_end() == s,
+            };
+            if matches {
+                return Ok(slot);
+            }
+        }
+        Err(HsmError::TokenNotFound {
+            member: self.name.clone(),
+            selector: self.selector.to_string(),
+        })
+    }
+
+    /// (Re)connects: loads the library (once per process), finds the token, opens the
+    /// long-lived session and logs in, and looks up the domain key when one is named.
+    /// Blocking; call from a blocking thread.
+    pub fn connect(&self, domain_key_id: Option<&str>) -> Result<(), HsmError> {
+        self.health.store(Health::Down as u8, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        // Old sessions and handles belong to the previous connection.
+        lock(&self.idle).clear();
+        *lock(&self.conn) = None;
+
+        let result = self.open_connection(domain_key_id);
+        match result {
+            Ok(conn) => {
+                *lock(&self.conn) = Some(conn);
+                self.health.store(Health::Up as u8, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                self.record_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn open_connection(&self, domain_key_id: Option<&str>) -> Result<Connection, HsmError> {
+        let pin = self.read_pin()?;
+        let ctx = module::load(&self.module_path).map_err(|message| HsmError::ModuleLoad {
+            member: self.name.clone(),
+            path: self.module_path.display().to_string(),
+            message,
+        })?;
+        let slot = self.find_slot(&ctx)?;
+        let login = ctx.open_rw_session(slot).map_err(|e| self.err(e))?;
+        match login.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        let domain_key = match domain_key_id {
+            Some(id) => Some(
+                crypto::find_domain_key(&login, id)
+                    .map_err(|e| self.err(e))?
+                    .ok_or_else(|| HsmError::DomainKeyMissing {
+                        member: self.name.clone(),
+                        domain_key_id: id.to_owned(),
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Connection {
+            ctx,
+            slot,
+            login,
+            domain_key,
+            domain_key_id: domain_key_id.map(str::to_owned),
+            handles: HashMap::new(),
+        })
+    }
+
+    /// Logs in again after the token forgot the login. A logout destroys private session
+    /// objects and may renumber private token objects, so the handle cache is emptied and the
+    /// domain key looked up again.
+    pub fn relogin(&self) -> Result<(), HsmError> {
+        let pin = self.read_pin()?;
+        let mut conn = lock(&self.conn);
+        let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
+        match conn.login.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        conn.handles.clear();
+        if let Some(id) = &conn.domain_key_id {
+            conn.domain_key = Some(
+                crypto::find_domain_key(&conn.login, id)
+                    .map_err(|e| self.err(e))?
+                    .ok_or_else(|| HsmError::DomainKeyMissing {
+                        member: self.name.clone(),
+                        domain_key_id: id.clone(),
+                    })?,
+            );
+        }
+        Ok(())
+    }
+
+    fn not_connected(&self) -> HsmError {
+        HsmError::Other {
+            member: self.name.clone(),
+            message: "not connected".into(),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        if self.health.load(Ordering::SeqCst) == Health::Up as u8 {
+            Health::Up
+        } else {
+            Health::Down
+        }
+    }
+
+    /// Takes the member out of rotation until the prober reconnects it.
+    pub fn mark_down(&self, why: &HsmError) {
+        self.record_error(why);
+        if self.health.swap(Health::Down as u8, Ordering::SeqCst) == Health::Up as u8 {
+            tracing::warn!(member = %self.name, error = %why, "HSM member marked down");
+        }
+    }
+
+    pub fn record_error(&self, e: &HsmError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_error) = e.to_string();
+    }
+
+    pub fn record_operation(&self) {
+        self.operations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (operations served, errors, last error)
+    pub fn stats(&self) -> (u64, u64, String) {
+        (
+            self.operations.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+            lock(&self.last_error).clone(),
+        )
+    }
+
+    /// Runs `f` in the long-lived logged-in session. Used for objects that must outlive
+    /// pooled sessions (unwrapped key versions) and for instance ceremonies.
+    pub fn with_login_session<T>(
+        &self,
+        f: impl FnOnce(&Session) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        let conn = lock(&self.conn);
+        let conn = conn.as_ref().ok_or_else(|| self.not_connected())?;
+        f(&conn.login)
+    }
+
+    /// Opens a new session on this member's token (not pooled; for ceremonies).
+    pub fn open_session(&self) -> Result<Session, HsmError> {
+        let (ctx, slot) = {
+            let conn = lock(&self.conn);
+            let conn = conn.as_ref().ok_or_else(|| self.not_connected())?;
+            (conn.ctx.clone(), conn.slot)
+        };
+        ctx.open_rw_session(slot).map_err(|e| self.err(e))
+    }
+
+    /// The domain key on this member.
+    pub fn domain_key(&self) -> Result<ObjectHandle, HsmError> {
+        let conn = lock(&self.conn);
+        let conn = conn.as_ref().ok_or_else(|| self.not_connected())?;
+        conn.domain_key.ok_or_else(|| HsmError::Other {
+            member: self.name.clone(),
+            message: "the instance is not initialised".into(),
+        })
+    }
+
+    /// Records the domain key after `hkms init` created or received it.
+    pub fn set_domain_key(&self, id: &str, handle: ObjectHandle) -> Result<(), HsmError> {
+        let mut conn = lock(&self.conn);
+        let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
+        conn.domain_key = Some(handle);
+        conn.domain_key_id = Some(id.to_owned());
+        Ok(())
+    }
+
+    /// Handle of an unwrapped key version, unwrapping it on first use.
+    ///
+    /// `unwrap` runs in the login session (session objects live as long as the session that
+    /// made them) and returns the handle after checking the token's binding.
+    pub fn key_handle(
+        &self,
+        key_version_id: &str,
+        unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ObjectHandle, HsmError>,
+    ) -> Result<ObjectHandle, HsmError> {
+        let mut conn = lock(&self.conn);
+        let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
+        if let Some(h) = conn.handles.get(key_version_id) {
+            return Ok(*h);
+        }
+        let dk = conn.domain_key.ok_or_else(|| HsmError::Other {
+            member: self.name.clone(),
+            message: "the instance is not initialised".into(),
+        })?;
+        let handle = unwrap(&conn.login, dk)?;
+        conn.handles.insert(key_version_id.to_owned(), handle);
+        Ok(handle)
+    }
+
+    /// Forgets every cached key handle (destroying the session objects behind them).
+    pub fn clear_handles(&self) {
+        let mut conn = lock(&self.conn);
+        if let Some(conn) = conn.as_mut() {
+            for (_, h) in conn.handles.drain() {
+                let _ = conn.login.destroy_object(h);
+            }
+        }
+    }
+
+    /// Number of cached unwrapped key versions.
+    pub fn cached_handles(&self) -> usize {
+        lock(&self.conn).as_ref().map_or(0, |c| c.handles.len())
+    }
+
+    /// Number of sessions lent out right now.
+    pub fn sessions_in_use(&self, max: usize) -> usize {
+        max.saturating_sub(self.permits.available_permits())
+    }
+
+    /// Borrows an operation session, waiting at most `wait` for one to become free.
+    pub async fn session(self: &Arc<Self>, wait: Duration) -> Result<SessionGuard, HsmError> {
+        let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| HsmError::SessionTimeout {
+                member: self.name.clone(),
+                secs: wait.as_secs(),
+            })?
+            .map_err(|_| self.not_connected())?;
+        Ok(SessionGuard {
+            member: self.clone(),
+            session: None,
+            generation: self.generation.load(Ordering::SeqCst),
+            discard: false,
+            _permit: permit,
+        })
+    }
+
+    fn take_idle_or_open(&self) -> Result<Session, HsmError> {
+        if let Some(s) = lock(&self.idle).pop() {
+            return Ok(s);
+        }
+        self.open_session()
+    }
+}
+
+/// An operation session lent by a member; returned to the member's idle list when dropped
+/// (unless it failed in a way that makes it unusable). `Send`, not shared: it moves into
+/// the blocking thread that uses it.
+pub struct SessionGuard {
+    member: Arc<Member>,
+    session: Option<Session>,
+    generation: u64,
+    discard: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for SessionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGuard")
+            .field("member", &self.member.name)
+            .field("open", &self.session.is_some())
+            .finish()
+    }
+}
+
+impl SessionGuard {
+    pub fn member(&self) -> &Arc<Member> {
+        &self.member
+    }
+
+    /// The session, opened on first use. Blocking.
+    pub fn session(&mut self) -> Result<&Session, HsmError> {
+        if self.session.is_none() {
+            self.session = Some(self.member.take_idle_or_open()?);
+        }
+        Ok(self.session.as_ref().expect("just set"))
+    }
+
+    /// Closes the session instead of returning it to the pool.
+    pub fn discard(&mut self) {
+        self.discard = true;
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let current = self.member.generation.load(Ordering::SeqCst) == self.generation;
+            if !self.discard && current {
+                lock(&self.member.idle).push(s);
+            }
+        }
+    }
+}

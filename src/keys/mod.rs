@@ -1,0 +1,136 @@
+//! Customer master keys: creation inside an HSM, metadata, lifecycle.
+
+pub mod spec;
+pub mod token;
+
+use crate::appliance::{now_rfc3339, Appliance};
+use crate::error::{ErrorCode, KmsError};
+use crate::store::records::{KeyRecord, KeyTokenRecord};
+use spec::KeySpec;
+
+pub const STATE_ENABLED: &str = "Enabled";
+pub const STATE_DISABLED: &str = "Disabled";
+
+/// Largest description accepted.
+const MAX_DESCRIPTION: usize = 8192;
+/// Largest page of ListKeys.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Checks that a key id is a well-formed id before it reaches the store.
+pub fn parse_key_id(key_id: &str) -> Result<uuid::Uuid, KmsError> {
+    if key_id.is_empty() {
+        return Err(KmsError::invalid("KeyId is required"));
+    }
+    uuid::Uuid::try_parse(key_id)
+        .map_err(|_| KmsError::key_not_found(key_id))
+}
+
+/// Creates a key: its first version is generated inside an HSM member and stored only as a
+/// token wrapped under the domain key.
+pub async fn create(
+    app: &Appliance,
+    key_spec: &str,
+    key_usage: &str,
+    description: &str,
+) -> Result<KeyRecord, KmsError> {
+    let spec = KeySpec::parse(key_spec)?;
+    let usage = spec::parse_usage(key_usage)?;
+    if description.len() > MAX_DESCRIPTION {
+        return Err(KmsError::invalid(format!(
+            "Description is longer than {MAX_DESCRIPTION} bytes"
+        )));
+    }
+    let instance = app.instance()?;
+    let key_id = uuid::Uuid::new_v4().to_string();
+    let version_id = uuid::Uuid::new_v4().to_string();
+    let created = now_rfc3339();
+    let token = {
+        let (key_id, version_id, created) = (key_id.clone(), version_id.clone(), created.clone());
+        let dk_id = instance.domain_key_id.clone();
+        app.pool
+            .run(move |m, s| {
+                token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
+            })
+            .await?
+    };
+    let record = KeyRecord {
+        key_id: key_id.clone(),
+        description: description.to_owned(),
+        key_spec: spec.as_str().to_owned(),
+        key_usage: usage.to_owned(),
+        key_state: STATE_ENABLED.to_owned(),
+        creation_date: created,
+        primary_key_version: version_id.clone(),
+        key_versions: vec![version_id],
+    };
+    app.store.create_key(&record, &token)?;
+    tracing::info!(key_id = %key_id, spec = spec.as_str(), "key created");
+    Ok(record)
+}
+
+/// A key's record.
+pub fn describe(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
+    parse_key_id(key_id)?;
+    app.instance()?;
+    app.store
+        .key(key_id)?
+        .ok_or_else(|| KmsError::key_not_found(key_id))
+}
+
+/// One page of key ids (1-based page numbers), and the total count.
+pub fn list(
+    app: &Appliance,
+    page_number: u32,
+    page_size: u32,
+) -> Result<(Vec<String>, u32, u32, u64), KmsError> {
+    app.instance()?;
+    let page_number = if page_number == 0 { 1 } else { page_number };
+    let page_size = if page_size == 0 { 10 } else { page_size };
+    if page_size > MAX_PAGE_SIZE {
+        return Err(KmsError::invalid(format!(
+            "PageSize must be 1..{MAX_PAGE_SIZE}"
+        )));
+    }
+    let offset = (page_number as usize - 1).saturating_mul(page_size as usize);
+    let (ids, total) = app.store.list_keys(offset, page_size as usize)?;
+    Ok((ids, page_number, page_size, total))
+}
+
+/// Enables or disables a key. Disabled keys refuse every cryptographic operation.
+pub fn set_enabled(app: &Appliance, key_id: &str, enabled: bool) -> Result<KeyRecord, KmsError> {
+    describe(app, key_id)?;
+    let state = if enabled { STATE_ENABLED } else { STATE_DISABLED };
+    let record = app
+        .store
+        .update_key(key_id, &|k| k.key_state = state.to_owned())
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(_) => KmsError::key_not_found(key_id),
+            other => other.into(),
+        })?;
+    tracing::info!(key_id = %key_id, state, "key state changed");
+    Ok(record)
+}
+
+/// A key that may be used for cryptography now, with the token of the requested version
+/// (the primary version when `key_version_id` is `None`).
+pub fn usable_token(
+    app: &Appliance,
+    key_id: &str,
+    key_version_id: Option<&str>,
+) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
+    let key = describe(app, key_id)?;
+    if key.key_state != STATE_ENABLED {
+        return Err(KmsError::new(
+            ErrorCode::KeyDisabled,
+            format!("key {key_id} is {}", key.key_state),
+        ));
+    }
+    let version = key_version_id.unwrap_or(&key.primary_key_version);
+    let token = app.store.key_token(key_id, version)?.ok_or_else(|| {
+        KmsError::new(
+            ErrorCode::InvalidCiphertext,
+            "the ciphertext names a key version that does not exist",
+        )
+    })?;
+    Ok((key, token))
+}

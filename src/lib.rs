@@ -1,0 +1,25 @@
+//! hkms: a key management service that keeps every key inside hardware security modules.
+//!
+//! Layers, from the wire inwards:
+//! - [`service`]: gRPC handlers (thin);
+//! - [`keys`], [`crypto`]: key lifecycle and cryptographic operations;
+//! - [`hsm`]: PKCS#11 members, sessions, the pool and every mechanism used;
+//! - [`store`]: persisted records (only wrapped key material).
+#![deny(unsafe_code)]
+
+pub mod appliance;
+pub mod client;
+pub mod config;
+pub mod crypto;
+pub mod daemon;
+pub mod error;
+pub mod hsm;
+pub mod keys;
+pub mod service;
+pub mod store;
+
+/// The gRPC API, generated from `proto/hkms/v1`.
+pub mod proto {
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("hkms.v1");
+}

@@ -1,0 +1,58 @@
+//! Persistent state of an instance: the instance record, key metadata and key tokens.
+//!
+//! The store never sees key material in plaintext, only key tokens wrapped under the domain
+//! key. [`Store`] is the seam where a replicated database can replace sled later.
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+/// Records as persisted (prost messages, see `proto/hkms/v1/store.proto`).
+pub mod records {
+    #![allow(missing_docs, missing_debug_implementations)]
+    include!(concat!(env!("OUT_DIR"), "/hkms.v1.store.rs"));
+}
+
+use records::{InstanceRecord, KeyRecord, KeyTokenRecord};
+
+/// The store schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A store failure. The message never contains key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("store record {0} is corrupt")]
+    Corrupt(String),
+    #[error("store schema version {found} is not supported (this build uses {SCHEMA_VERSION})")]
+    Schema { found: u32 },
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// Storage operations. Every method that writes returns only after the write is durable.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    fn instance(&self) -> Result<Option<InstanceRecord>, StoreError>;
+    /// Records the instance; fails with `Exists` if one is recorded already.
+    fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError>;
+
+    /// Stores a new key with its first version, atomically.
+    fn create_key(&self, key: &KeyRecord, token: &KeyTokenRecord) -> Result<(), StoreError>;
+    fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Applies `change` to a key atomically and returns the new record.
+    fn update_key(
+        &self,
+        key_id: &str,
+        change: &dyn Fn(&mut KeyRecord),
+    ) -> Result<KeyRecord, StoreError>;
+    /// One page of key ids in a stable order, and the total number of keys.
+    fn list_keys(&self, offset: usize, limit: usize) -> Result<(Vec<String>, u64), StoreError>;
+    fn key_token(
+        &self,
+        key_id: &str,
+        key_version_id: &str,
+    ) -> Result<Option<KeyTokenRecord>, StoreError>;
+}

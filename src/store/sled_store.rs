@@ -1,0 +1,275 @@
+//! The embedded store: one sled database, one tree per record type, flushed before every
+//! write is acknowledged.
+
+use super::records::{InstanceRecord, KeyRecord, KeyTokenRecord};
+use super::{Store, StoreError, SCHEMA_VERSION};
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::path::Path;
+
+const META: &str = "meta";
+const KEYS: &str = "keys";
+const TOKENS: &str = "key_tokens";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+const INSTANCE_KEY: &[u8] = b"instance";
+
+/// sled-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    keys: sled::Tree,
+    tokens: sled::Tree,
+}
+
+fn io(e: sled::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => io(e),
+    }
+}
+
+fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, StoreError> {
+    M::decode(bytes).map_err(|_| StoreError::Corrupt(what.to_owned()))
+}
+
+fn token_key(key_id: &str, key_version_id: &str) -> Vec<u8> {
+    format!("{key_id}/{key_version_id}").into_bytes()
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path` and checks its schema version.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+        let store = SledStore {
+            meta: db.open_tree(META).map_err(io)?,
+            keys: db.open_tree(KEYS).map_err(io)?,
+            tokens: db.open_tree(TOKENS).map_err(io)?,
+            db,
+        };
+        match store.meta.get(SCHEMA_KEY).map_err(io)? {
+            None => {
+                store
+                    .meta
+                    .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(io)?;
+                store.flush()?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema_version".into()))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Makes every write so far durable (fsync).
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(io)
+    }
+}
+
+impl Store for SledStore {
+    fn instance(&self) -> Result<Option<InstanceRecord>, StoreError> {
+        self.meta
+            .get(INSTANCE_KEY)
+            .map_err(io)?
+            .map(|v| decode("instance", &v))
+            .transpose()
+    }
+
+    fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        let swapped = self
+            .meta
+            .compare_and_swap(INSTANCE_KEY, None as Option<&[u8]>, Some(record.encode_to_vec()))
+            .map_err(io)?;
+        if swapped.is_err() {
+            return Err(StoreError::Exists("the instance".into()));
+        }
+        self.flush()
+    }
+
+    fn create_key(&self, key: &KeyRecord, token: &KeyTokenRecord) -> Result<(), StoreError> {
+        let key_bytes = key.encode_to_vec();
+        let token_bytes = token.encode_to_vec();
+        let tk = token_key(&token.key_id, &token.key_version_id);
+        (&self.keys, &self.tokens)
+            .transaction(|(keys, tokens)| {
+                if keys.get(key.key_id.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Exists(
+                        format!("key {}", key.key_id),
+                    )));
+                }
+                keys.insert(key.key_id.as_bytes(), key_bytes.as_slice())?;
+                tokens.insert(tk.as_slice(), token_bytes.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.flush()
+    }
+
+    fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.keys
+            .get(key_id.as_bytes())
+            .map_err(io)?
+            .map(|v| decode(&format!("key {key_id}"), &v))
+            .transpose()
+    }
+
+    fn update_key(
+        &self,
+        key_id: &str,
+        change: &dyn Fn(&mut KeyRecord),
+    ) -> Result<KeyRecord, StoreError> {
+        let updated = self
+            .keys
+            .transaction(|keys| {
+                let Some(current) = keys.get(key_id.as_bytes())? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+                        format!("key {key_id}"),
+                    )));
+                };
+                let mut record: KeyRecord = decode(&format!("key {key_id}"), &current)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                change(&mut record);
+                keys.insert(key_id.as_bytes(), record.encode_to_vec())?;
+                Ok(record)
+            })
+            .map_err(tx_err)?;
+        self.flush()?;
+        Ok(updated)
+    }
+
+    fn list_keys(&self, offset: usize, limit: usize) -> Result<(Vec<String>, u64), StoreError> {
+        let total = self.keys.len() as u64;
+        let mut ids = Vec::with_capacity(limit);
+        for entry in self.keys.iter().keys().skip(offset).take(limit) {
+            let k = entry.map_err(io)?;
+            ids.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok((ids, total))
+    }
+
+    fn key_token(
+        &self,
+        key_id: &str,
+        key_version_id: &str,
+    ) -> Result<Option<KeyTokenRecord>, StoreError> {
+        self.tokens
+            .get(token_key(key_id, key_version_id))
+            .map_err(io)?
+            .map(|v| decode(&format!("key token {key_id}/{key_version_id}"), &v))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> KeyRecord {
+        KeyRecord {
+            key_id: id.into(),
+            key_state: "Enabled".into(),
+            primary_key_version: "v1".into(),
+            key_versions: vec!["v1".into()],
+            ..Default::default()
+        }
+    }
+
+    fn token(id: &str) -> KeyTokenRecord {
+        KeyTokenRecord {
+            key_id: id.into(),
+            key_version_id: "v1".into(),
+            wrapped_key: vec![1, 2, 3],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.create_instance(&InstanceRecord {
+                instance_id: "i".into(),
+                ..Default::default()
+            })
+            .unwrap();
+            s.create_key(&key("k1"), &token("k1")).unwrap();
+            s.update_key("k1", &|k| k.key_state = "Disabled".into())
+                .unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.instance().unwrap().unwrap().instance_id, "i");
+        assert_eq!(s.key("k1").unwrap().unwrap().key_state, "Disabled");
+        assert_eq!(s.key_token("k1", "v1").unwrap().unwrap().wrapped_key, [1, 2, 3]);
+    }
+
+    #[test]
+    fn instance_is_created_once_and_keys_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let rec = InstanceRecord::default();
+        s.create_instance(&rec).unwrap();
+        assert!(matches!(s.create_instance(&rec), Err(StoreError::Exists(_))));
+        s.create_key(&key("k"), &token("k")).unwrap();
+        assert!(matches!(
+            s.create_key(&key("k"), &token("k")),
+            Err(StoreError::Exists(_))
+        ));
+        assert!(matches!(
+            s.update_key("nope", &|_| {}),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn list_pages_through_all_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        for i in 0..25 {
+            let id = format!("k{i:02}");
+            s.create_key(&key(&id), &token(&id)).unwrap();
+        }
+        let mut seen = Vec::new();
+        for page in 0..3 {
+            let (ids, total) = s.list_keys(page * 10, 10).unwrap();
+            assert_eq!(total, 25);
+            seen.extend(ids);
+        }
+        assert_eq!(seen.len(), 25);
+        seen.dedup();
+        assert_eq!(seen.len(), 25);
+    }
+
+    #[test]
+    fn unknown_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .insert(SCHEMA_KEY, &99u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            SledStore::open(dir.path()),
+            Err(StoreError::Schema { found: 99 })
+        ));
+    }
+}
