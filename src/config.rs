@@ -161,10 +161,7 @@ impl Config {
                 _ => {}
             }
             if m.max_sessions == 0 || m.max_sessions > 1024 {
-                return Err(format!(
-                    "member {:?}: max_sessions must be 1..1024",
-                    m.name
-                ));
+                return Err(format!("member {:?}: max_sessions must be 1..1024", m.name));
             }
         }
         if self.limits.max_plaintext_bytes == 0 {
@@ -206,7 +203,9 @@ mod tests {
     #[test]
     fn member_needs_exactly_one_token_selector() {
         let none = format!("{BASE}\n[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\n");
-        assert!(parse(&none).unwrap_err().contains("token_label or token_serial"));
+        assert!(parse(&none)
+            .unwrap_err()
+            .contains("token_label or token_serial"));
         let both = format!(
             "{BASE}\n[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\ntoken_label='a'\ntoken_serial='1'\n"
         );

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// How often down members are probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long requests in flight may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Builds the appliance from its configuration: opens the store and connects the members.
 pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
@@ -34,7 +36,10 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
     }
     if errors.len() == pool.members().len() {
         let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        return Err(format!("no HSM member could be used:\n  {}", all.join("\n  ")));
+        return Err(format!(
+            "no HSM member could be used:\n  {}",
+            all.join("\n  ")
+        ));
     }
     match &instance {
         Some(i) => tracing::info!(instance = %i.instance_id, "instance loaded"),
@@ -57,10 +62,7 @@ pub fn bind(config: &Config) -> Result<tokio::net::UnixListener, String> {
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "{} is in use by another hkmsd",
-                path.display()
-            ));
+            return Err(format!("{} is in use by another hkmsd", path.display()));
         }
         std::fs::remove_file(path)
             .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
@@ -76,10 +78,7 @@ pub fn bind(config: &Config) -> Result<tokio::net::UnixListener, String> {
 }
 
 /// Serves gRPC on `listener` until a shutdown signal.
-pub async fn serve(
-    app: Arc<Appliance>,
-    listener: tokio::net::UnixListener,
-) -> Result<(), String> {
+pub async fn serve(app: Arc<Appliance>, listener: tokio::net::UnixListener) -> Result<(), String> {
     let prober = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -92,15 +91,27 @@ pub async fn serve(
         })
     };
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(KeyServiceServer::new(KeyApi(app.clone())))
+            .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
+            .add_service(AdminServiceServer::new(AdminApi(app.clone())))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            }),
+    );
     tracing::info!("hkmsd ready");
-    let result = tonic::transport::Server::builder()
-        .add_service(KeyServiceServer::new(KeyApi(app.clone())))
-        .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
-        .add_service(AdminServiceServer::new(AdminApi(app.clone())))
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await
-        .map_err(|e| format!("gRPC server failed: {e}"));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
     prober.abort();
+    // Requests in flight may finish; idle client connections do not hold the daemon up.
+    let result = match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(r)) => r.map_err(|e| format!("gRPC server failed: {e}")),
+        Ok(Err(join)) => Err(format!("gRPC server failed: {join}")),
+        Err(_) => Ok(()),
+    };
     tracing::info!("hkmsd stopped");
     result
 }

@@ -91,7 +91,10 @@ impl KmsError {
     }
 
     pub fn key_not_found(key_id: &str) -> KmsError {
-        KmsError::new(ErrorCode::KeyNotFound, format!("key {key_id:?} does not exist"))
+        KmsError::new(
+            ErrorCode::KeyNotFound,
+            format!("key {key_id:?} does not exist"),
+        )
     }
 
     pub fn invalid_ciphertext() -> KmsError {

@@ -235,7 +235,10 @@ impl PlaintextInput {
                 std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut out))
             };
             read.map_err(|e| {
-                Failure::usage(format!("cannot read plaintext from {}: {e}", path.display()))
+                Failure::usage(format!(
+                    "cannot read plaintext from {}: {e}",
+                    path.display()
+                ))
             })?;
         }
         Ok(out)
@@ -307,9 +310,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             let pin = match so_pin_file {
                 Some(p) => Zeroizing::new(
                     std::fs::read_to_string(p)
-                        .map_err(|e| {
-                            Failure::usage(format!("cannot read {}: {e}", p.display()))
-                        })?
+                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?
                         .lines()
                         .next()
                         .unwrap_or("")
@@ -318,7 +319,9 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 ),
                 None => Zeroizing::new(String::new()),
             };
-            eprintln!("Creating the domain key and copying it to every member...");
+            if !cli.json {
+                eprintln!("Creating the domain key and copying it to every member...");
+            }
             let r = c
                 .admin
                 .init(InitRequest {
@@ -354,7 +357,10 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 })
                 .collect();
             let mut text = if r.initialized {
-                format!("Instance {} (domain key {})\n", r.instance_id, r.domain_key_id)
+                format!(
+                    "Instance {} (domain key {})\n",
+                    r.instance_id, r.domain_key_id
+                )
             } else {
                 "Instance not initialised: run `hkms init`.\n".to_owned()
             };
@@ -585,7 +591,11 @@ fn main() -> ExitCode {
             let mut stdout = std::io::stdout();
             let _ = match out {
                 Output::Text(_, v) | Output::Raw(_, v) if cli.json => {
-                    writeln!(stdout, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                    writeln!(
+                        stdout,
+                        "{}",
+                        serde_json::to_string_pretty(&v).unwrap_or_default()
+                    )
                 }
                 Output::Text(t, _) => writeln!(stdout, "{t}"),
                 Output::Raw(bytes, _) => stdout.write_all(&bytes),

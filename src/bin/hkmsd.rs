@@ -11,7 +11,12 @@ use std::process::ExitCode;
 #[command(version)]
 struct Args {
     /// Configuration file (TOML, see scripts/hkmsd.example.toml).
-    #[arg(long, short, env = "HKMSD_CONFIG", default_value = "/etc/hkms/hkmsd.toml")]
+    #[arg(
+        long,
+        short,
+        env = "HKMSD_CONFIG",
+        default_value = "/etc/hkms/hkmsd.toml"
+    )]
     config: PathBuf,
     /// Log filter (error, warn, info, debug, or a tracing filter expression).
     #[arg(long, env = "HKMSD_LOG", default_value = "info")]
@@ -49,10 +54,13 @@ fn run(args: &Args) -> Result<(), String> {
         .thread_name("hkmsd")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let app = hkms::daemon::build(&config).await?;
         let listener = hkms::daemon::bind(&config)?;
         tracing::info!(socket = %config.listen.socket.display(), "listening");
         hkms::daemon::serve(app, listener).await
-    })
+    });
+    // An HSM call stuck in a blocking thread must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }

@@ -32,9 +32,8 @@ pub fn transfer(
     domain_key_id: &str,
     so_pin: &AuthPin,
 ) -> Result<(), HsmError> {
-    let transport = target.with_login_session(|s| {
-        crypto::generate_transport_key(s).map_err(|e| target.err(e))
-    })?;
+    let transport = target
+        .with_login_session(|s| crypto::generate_transport_key(s).map_err(|e| target.err(e)))?;
     let result = transfer_with(source, target, domain_key_id, so_pin, &transport);
     let _ = target.with_login_session(|s| {
         let _ = s.destroy_object(transport.private);
@@ -62,7 +61,7 @@ fn transfer_with(
             Ok(()) | Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => {}
             Err(e) => return Err(source.err(e)),
         }
-        let imported = so_session
+        so_session
             .login(UserType::So, Some(so_pin))
             .and_then(|()| {
                 let h = crypto::import_trusted_transport_key(
@@ -73,17 +72,15 @@ fn transfer_with(
                 let _ = so_session.logout();
                 h
             })
-            .map_err(|e| source.err(e));
-        imported
+            .map_err(|e| source.err(e))
     });
     let relogin = source.relogin();
     let trusted = trusted?;
     relogin?;
 
     let dk = source.domain_key()?;
-    let wrapped = source.with_login_session(|s| {
-        crypto::wrap_domain_key(s, trusted, dk).map_err(|e| source.err(e))
-    });
+    let wrapped = source
+        .with_login_session(|s| crypto::wrap_domain_key(s, trusted, dk).map_err(|e| source.err(e)));
     let _ = so_session.destroy_object(trusted);
     drop(so_session);
     let wrapped = wrapped?;

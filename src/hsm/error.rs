@@ -31,7 +31,9 @@ pub enum HsmError {
         member: String,
         domain_key_id: String,
     },
-    #[error("{member}: key token {key_version_id} does not belong to its key (binding check failed)")]
+    #[error(
+        "{member}: key token {key_version_id} does not belong to its key (binding check failed)"
+    )]
     TokenBinding {
         member: String,
         key_version_id: String,
@@ -142,13 +144,24 @@ pub fn action_for(rv: RvError) -> Action {
     use RvError::*;
     match rv {
         // The request's data or parameters.
-        ArgumentsBad | DataInvalid | DataLenRange | EncryptedDataInvalid
-        | EncryptedDataLenRange | WrappedKeyInvalid | WrappedKeyLenRange | BufferTooSmall
-        | AttributeValueInvalid | AttributeTypeInvalid | AttributeReadOnly
-        | AttributeSensitive | TemplateIncomplete | TemplateInconsistent
-        | SignatureInvalid | SignatureLenRange | KeySizeRange | MechanismParamInvalid => {
-            Action::ClientError
-        }
+        ArgumentsBad
+        | DataInvalid
+        | DataLenRange
+        | EncryptedDataInvalid
+        | EncryptedDataLenRange
+        | WrappedKeyInvalid
+        | WrappedKeyLenRange
+        | BufferTooSmall
+        | AttributeValueInvalid
+        | AttributeTypeInvalid
+        | AttributeReadOnly
+        | AttributeSensitive
+        | TemplateIncomplete
+        | TemplateInconsistent
+        | SignatureInvalid
+        | SignatureLenRange
+        | KeySizeRange
+        | MechanismParamInvalid => Action::ClientError,
         // The session was lost.
         SessionHandleInvalid | SessionClosed | OperationActive | OperationNotInitialized => {
             Action::ReopenSession
@@ -156,19 +169,34 @@ pub fn action_for(rv: RvError) -> Action {
         // The login was lost.
         UserNotLoggedIn => Action::Relogin,
         // An object handle we cached no longer exists.
-        ObjectHandleInvalid | KeyHandleInvalid | WrappingKeyHandleInvalid
+        ObjectHandleInvalid
+        | KeyHandleInvalid
+        | WrappingKeyHandleInvalid
         | UnwrappingKeyHandleInvalid => Action::RefreshHandles,
         // Transient, may succeed elsewhere or later.
         FunctionFailed | HostMemory | DeviceMemory | SessionCount | FunctionCanceled => {
             Action::RetryElsewhere
         }
         // The device (or our access to it) is broken.
-        GeneralError | DeviceError | DeviceRemoved | TokenNotPresent | TokenNotRecognized
-        | CryptokiNotInitialized | PinIncorrect | PinExpired | PinLocked | PinInvalid
+        GeneralError
+        | DeviceError
+        | DeviceRemoved
+        | TokenNotPresent
+        | TokenNotRecognized
+        | CryptokiNotInitialized
+        | PinIncorrect
+        | PinExpired
+        | PinLocked
+        | PinInvalid
         | PinLenRange => Action::MarkDown,
         // The request asks for something this member cannot do.
-        MechanismInvalid | KeyTypeInconsistent | KeyFunctionNotPermitted | KeyNotWrappable
-        | KeyUnextractable | FunctionNotSupported | CurveNotSupported => Action::Fail,
+        MechanismInvalid
+        | KeyTypeInconsistent
+        | KeyFunctionNotPermitted
+        | KeyNotWrappable
+        | KeyUnextractable
+        | FunctionNotSupported
+        | CurveNotSupported => Action::Fail,
         _ => Action::Fail,
     }
 }

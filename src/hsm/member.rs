@@ -128,13 +128,14 @@ impl Member {
     }
 
     fn read_pin(&self) -> Result<AuthPin, HsmError> {
-        let raw = zeroize::Zeroizing::new(std::fs::read_to_string(&self.pin_file).map_err(
-            |e| HsmError::PinFile {
-                member: self.name.clone(),
-                path: self.pin_file.display().to_string(),
-                message: e.to_string(),
-            },
-        )?);
+        let raw =
+            zeroize::Zeroizing::new(std::fs::read_to_string(&self.pin_file).map_err(|e| {
+                HsmError::PinFile {
+                    member: self.name.clone(),
+                    path: self.pin_file.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?);
         let pin = raw.lines().next().unwrap_or("").trim();
         if pin.is_empty() {
             return Err(HsmError::PinFile {

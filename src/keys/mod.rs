@@ -21,8 +21,7 @@ pub fn parse_key_id(key_id: &str) -> Result<uuid::Uuid, KmsError> {
     if key_id.is_empty() {
         return Err(KmsError::invalid("KeyId is required"));
     }
-    uuid::Uuid::try_parse(key_id)
-        .map_err(|_| KmsError::key_not_found(key_id))
+    uuid::Uuid::try_parse(key_id).map_err(|_| KmsError::key_not_found(key_id))
 }
 
 /// Creates a key: its first version is generated inside an HSM member and stored only as a
@@ -99,7 +98,11 @@ pub fn list(
 /// Enables or disables a key. Disabled keys refuse every cryptographic operation.
 pub fn set_enabled(app: &Appliance, key_id: &str, enabled: bool) -> Result<KeyRecord, KmsError> {
     describe(app, key_id)?;
-    let state = if enabled { STATE_ENABLED } else { STATE_DISABLED };
+    let state = if enabled {
+        STATE_ENABLED
+    } else {
+        STATE_DISABLED
+    };
     let record = app
         .store
         .update_key(key_id, &|k| k.key_state = state.to_owned())

@@ -24,16 +24,18 @@ impl AdminService for AdminApi {
             Some(AuthPin::from(std::mem::take(&mut r.source_so_pin)))
         };
         let result: Result<_, KmsError> = self.0.init(so_pin).await;
-        reply(result.map(|rec| InitResponse {
-            instance_id: rec.instance_id,
-            domain_key_id: rec.domain_key_id,
-            members: self
-                .0
-                .pool
-                .members()
-                .iter()
-                .map(|m| m.name.clone())
-                .collect(),
+        reply(result.map(|rec| {
+            InitResponse {
+                instance_id: rec.instance_id,
+                domain_key_id: rec.domain_key_id,
+                members: self
+                    .0
+                    .pool
+                    .members()
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect(),
+            }
         }))
     }
 

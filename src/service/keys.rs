@@ -51,10 +51,8 @@ impl KeyService for KeyApi {
 
     async fn enable_key(&self, req: Request<EnableKeyRequest>) -> Reply<EnableKeyResponse> {
         reply(
-            keys::set_enabled(&self.0, &req.into_inner().key_id, true).map(|k| {
-                EnableKeyResponse {
-                    key_metadata: Some(key_metadata(k)),
-                }
+            keys::set_enabled(&self.0, &req.into_inner().key_id, true).map(|k| EnableKeyResponse {
+                key_metadata: Some(key_metadata(k)),
             }),
         )
     }

@@ -94,7 +94,11 @@ impl Store for SledStore {
     fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         let swapped = self
             .meta
-            .compare_and_swap(INSTANCE_KEY, None as Option<&[u8]>, Some(record.encode_to_vec()))
+            .compare_and_swap(
+                INSTANCE_KEY,
+                None as Option<&[u8]>,
+                Some(record.encode_to_vec()),
+            )
             .map_err(io)?;
         if swapped.is_err() {
             return Err(StoreError::Exists("the instance".into()));
@@ -216,7 +220,10 @@ mod tests {
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(s.instance().unwrap().unwrap().instance_id, "i");
         assert_eq!(s.key("k1").unwrap().unwrap().key_state, "Disabled");
-        assert_eq!(s.key_token("k1", "v1").unwrap().unwrap().wrapped_key, [1, 2, 3]);
+        assert_eq!(
+            s.key_token("k1", "v1").unwrap().unwrap().wrapped_key,
+            [1, 2, 3]
+        );
     }
 
     #[test]
@@ -225,7 +232,10 @@ mod tests {
         let s = SledStore::open(dir.path()).unwrap();
         let rec = InstanceRecord::default();
         s.create_instance(&rec).unwrap();
-        assert!(matches!(s.create_instance(&rec), Err(StoreError::Exists(_))));
+        assert!(matches!(
+            s.create_instance(&rec),
+            Err(StoreError::Exists(_))
+        ));
         s.create_key(&key("k"), &token("k")).unwrap();
         assert!(matches!(
             s.create_key(&key("k"), &token("k")),

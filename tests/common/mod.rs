@@ -1,0 +1,264 @@
+//! Test harness: a real hkmsd on fresh SoftHSM2 tokens in a temporary directory.
+#![allow(dead_code)]
+
+use hkms::client::Client;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const USER_PIN: &str = "87654321";
+pub const SO_PIN: &str = "12348765";
+
+/// A SoftHSM2 token directory with its configuration file.
+pub struct Tokens {
+    pub conf: PathBuf,
+}
+
+impl Tokens {
+    /// Creates `labels` as fresh tokens under `dir`.
+    pub fn create(dir: &Path, labels: &[&str]) -> Tokens {
+        let token_dir = dir.join("tokens");
+        std::fs::create_dir_all(&token_dir).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                token_dir.display()
+            ),
+        )
+        .unwrap();
+        for label in labels {
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
+                .output()
+                .expect("softhsm2-util is installed (scripts/install-deps.sh)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Tokens { conf }
+    }
+}
+
+/// One member as written to the config file.
+#[derive(Clone, Debug)]
+pub struct MemberSpec {
+    pub name: String,
+    pub module: String,
+    pub label: String,
+    pub pin: String,
+}
+
+impl MemberSpec {
+    pub fn softhsm(name: &str, label: &str) -> MemberSpec {
+        MemberSpec {
+            name: name.into(),
+            module: SOFTHSM_MODULE.into(),
+            label: label.into(),
+            pin: USER_PIN.into(),
+        }
+    }
+}
+
+/// A running hkmsd with its own tokens, store and socket.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub tokens: Tokens,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub extra_env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// `n` SoftHSM2 members (tokens m0..), started but not initialised.
+    pub fn start(n: usize) -> Daemon {
+        let specs: Vec<MemberSpec> = (0..n)
+            .map(|i| MemberSpec::softhsm(&format!("hsm-{i}"), &format!("m{i}")))
+            .collect();
+        Daemon::start_with(&specs, &[])
+    }
+
+    /// Started and initialised with `n` members.
+    pub fn initialised(n: usize) -> Daemon {
+        let d = Daemon::start(n);
+        d.init_ok();
+        d
+    }
+
+    pub fn start_with(members: &[MemberSpec], env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
+        let tokens = Tokens::create(dir.path(), &labels);
+        let mut d = Daemon {
+            socket: dir.path().join("hkmsd.sock"),
+            config: dir.path().join("hkmsd.toml"),
+            log: dir.path().join("hkmsd.log"),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            tokens,
+            dir,
+            child: None,
+        };
+        d.write_config(members);
+        d.spawn().expect("hkmsd starts");
+        d
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Rewrites the config with these members (takes effect at the next start).
+    pub fn write_config(&self, members: &[MemberSpec]) {
+        let mut text = format!(
+            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n[limits]\nsession_wait_secs = 5\n",
+            self.socket,
+            self.dir.path().join("store")
+        );
+        for m in members {
+            let pin_file = self.dir.path().join(format!("pin-{}", m.name));
+            std::fs::write(&pin_file, format!("{}\n", m.pin)).unwrap();
+            text.push_str(&format!(
+                "[[member]]\nname = {:?}\nmodule = {:?}\ntoken_label = {:?}\npin_file = {:?}\nmax_sessions = 4\n",
+                m.name, m.module, m.label, pin_file
+            ));
+        }
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Starts hkmsd and waits until it answers, or returns its log when it exits.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hkmsd"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env("SOFTHSM2_CONF", &self.tokens.conf)
+            .env("HKMSD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!(
+                    "hkmsd exited ({status}): {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ));
+            }
+            if self.socket.exists() && std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "hkmsd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops hkmsd: SIGKILL when `crash`, SIGTERM otherwise.
+    pub fn stop(&mut self, crash: bool) {
+        if let Some(mut child) = self.child.take() {
+            if crash {
+                child.kill().unwrap();
+            } else {
+                Command::new("kill")
+                    .arg(child.id().to_string())
+                    .status()
+                    .unwrap();
+            }
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop(false);
+        self.spawn().expect("hkmsd restarts");
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket).await.unwrap()
+    }
+
+    /// Runs the `hkms` CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, b"")
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hkms"))
+            .args(args)
+            .env("HKMS_SOCKET", &self.socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// `hkms --json ARGS`, parsed; panics with stderr on failure.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "hkms {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `hkms --json ARGS` expected to fail; returns the error code.
+    pub fn cli_error(&self, args: &[&str]) -> String {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(!out.status.success(), "hkms {args:?} should fail");
+        let v: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        v["Code"].as_str().unwrap().to_owned()
+    }
+
+    pub fn so_pin_file(&self) -> PathBuf {
+        let p = self.path("so-pin");
+        std::fs::write(&p, SO_PIN).unwrap();
+        p
+    }
+
+    pub fn init_ok(&self) -> serde_json::Value {
+        let so = self.so_pin_file();
+        self.cli_json(&["init", "--so-pin-file", so.to_str().unwrap()])
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}
+
+/// The stable error code of a failed gRPC call.
+pub fn code(status: tonic::Status) -> String {
+    hkms::error::error_code(&status).unwrap_or_else(|| format!("no code: {status:?}"))
+}

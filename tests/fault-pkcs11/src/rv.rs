@@ -1,0 +1,148 @@
+//! `CKR_*` return-value names, for parsing and printing control files.
+
+use cryptoki_sys::*;
+
+macro_rules! rv_table {
+    ($($name:ident),* $(,)?) => {
+        /// Every `CKR_*` constant known to `cryptoki-sys`, with its name.
+        pub const RV_NAMES: &[(&str, CK_RV)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+rv_table!(
+    CKR_ACTION_PROHIBITED,
+    CKR_AEAD_DECRYPT_FAILED,
+    CKR_ARGUMENTS_BAD,
+    CKR_ATTRIBUTE_READ_ONLY,
+    CKR_ATTRIBUTE_SENSITIVE,
+    CKR_ATTRIBUTE_TYPE_INVALID,
+    CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_BUFFER_TOO_SMALL,
+    CKR_CANCEL,
+    CKR_CANT_LOCK,
+    CKR_CRYPTOKI_ALREADY_INITIALIZED,
+    CKR_CRYPTOKI_NOT_INITIALIZED,
+    CKR_CURVE_NOT_SUPPORTED,
+    CKR_DATA_INVALID,
+    CKR_DATA_LEN_RANGE,
+    CKR_DEVICE_ERROR,
+    CKR_DEVICE_MEMORY,
+    CKR_DEVICE_REMOVED,
+    CKR_DOMAIN_PARAMS_INVALID,
+    CKR_ENCRYPTED_DATA_INVALID,
+    CKR_ENCRYPTED_DATA_LEN_RANGE,
+    CKR_EXCEEDED_MAX_ITERATIONS,
+    CKR_FIPS_SELF_TEST_FAILED,
+    CKR_FUNCTION_CANCELED,
+    CKR_FUNCTION_FAILED,
+    CKR_FUNCTION_NOT_PARALLEL,
+    CKR_FUNCTION_NOT_SUPPORTED,
+    CKR_FUNCTION_REJECTED,
+    CKR_GENERAL_ERROR,
+    CKR_HOST_MEMORY,
+    CKR_INFORMATION_SENSITIVE,
+    CKR_KEY_CHANGED,
+    CKR_KEY_EXHAUSTED,
+    CKR_KEY_FUNCTION_NOT_PERMITTED,
+    CKR_KEY_HANDLE_INVALID,
+    CKR_KEY_INDIGESTIBLE,
+    CKR_KEY_NEEDED,
+    CKR_KEY_NOT_NEEDED,
+    CKR_KEY_NOT_WRAPPABLE,
+    CKR_KEY_SIZE_RANGE,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_KEY_UNEXTRACTABLE,
+    CKR_LIBRARY_LOAD_FAILED,
+    CKR_MECHANISM_INVALID,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_MUTEX_BAD,
+    CKR_MUTEX_NOT_LOCKED,
+    CKR_NEED_TO_CREATE_THREADS,
+    CKR_NEW_PIN_MODE,
+    CKR_NEXT_OTP,
+    CKR_NO_EVENT,
+    CKR_OBJECT_HANDLE_INVALID,
+    CKR_OK,
+    CKR_OPERATION_ACTIVE,
+    CKR_OPERATION_CANCEL_FAILED,
+    CKR_OPERATION_NOT_INITIALIZED,
+    CKR_OPERATION_NOT_VALIDATED,
+    CKR_PARAMETER_SET_NOT_SUPPORTED,
+    CKR_PENDING,
+    CKR_PIN_EXPIRED,
+    CKR_PIN_INCORRECT,
+    CKR_PIN_INVALID,
+    CKR_PIN_LEN_RANGE,
+    CKR_PIN_LOCKED,
+    CKR_PIN_TOO_WEAK,
+    CKR_PUBLIC_KEY_INVALID,
+    CKR_RANDOM_NO_RNG,
+    CKR_RANDOM_SEED_NOT_SUPPORTED,
+    CKR_SAVED_STATE_INVALID,
+    CKR_SEED_RANDOM_REQUIRED,
+    CKR_SESSION_ASYNC_NOT_SUPPORTED,
+    CKR_SESSION_CLOSED,
+    CKR_SESSION_COUNT,
+    CKR_SESSION_EXISTS,
+    CKR_SESSION_HANDLE_INVALID,
+    CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+    CKR_SESSION_READ_ONLY,
+    CKR_SESSION_READ_ONLY_EXISTS,
+    CKR_SESSION_READ_WRITE_SO_EXISTS,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_SLOT_ID_INVALID,
+    CKR_STATE_UNSAVEABLE,
+    CKR_TEMPLATE_INCOMPLETE,
+    CKR_TEMPLATE_INCONSISTENT,
+    CKR_TOKEN_NOT_INITIALIZED,
+    CKR_TOKEN_NOT_PRESENT,
+    CKR_TOKEN_NOT_RECOGNIZED,
+    CKR_TOKEN_RESOURCE_EXCEEDED,
+    CKR_TOKEN_WRITE_PROTECTED,
+    CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+    CKR_UNWRAPPING_KEY_SIZE_RANGE,
+    CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+    CKR_USER_ALREADY_LOGGED_IN,
+    CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+    CKR_USER_NOT_LOGGED_IN,
+    CKR_USER_PIN_NOT_INITIALIZED,
+    CKR_USER_TOO_MANY_TYPES,
+    CKR_USER_TYPE_INVALID,
+    CKR_VENDOR_DEFINED,
+    CKR_WRAPPED_KEY_INVALID,
+    CKR_WRAPPED_KEY_LEN_RANGE,
+    CKR_WRAPPING_KEY_HANDLE_INVALID,
+    CKR_WRAPPING_KEY_SIZE_RANGE,
+    CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
+);
+
+/// Parses a return value: a `CKR_*` name (the `CKR_` prefix and case are
+/// optional), a hexadecimal number (`0x30`) or a decimal number (`48`).
+pub fn parse_rv(text: &str) -> Option<CK_RV> {
+    let t = text.trim();
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return CK_RV::from_str_radix(hex, 16).ok();
+    }
+    if let Ok(n) = t.parse::<CK_RV>() {
+        return Some(n);
+    }
+    let upper = t.to_ascii_uppercase();
+    let wanted = if upper.starts_with("CKR_") {
+        upper
+    } else {
+        format!("CKR_{upper}")
+    };
+    RV_NAMES
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|&(_, rv)| rv)
+}
+
+/// The `CKR_*` name of a return value, or its hexadecimal form.
+pub fn rv_name(rv: CK_RV) -> String {
+    match RV_NAMES.iter().find(|&&(_, v)| v == rv) {
+        Some((name, _)) => (*name).to_string(),
+        None => format!("{rv:#x}"),
+    }
+}
