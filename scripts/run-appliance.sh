@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Sets up and runs a local hkms appliance on SoftHSM2 tokens:
+#   - installs what is missing (scripts/install-deps.sh) and builds release binaries;
+#   - on first run, creates two SoftHSM2 tokens with random PINs (files mode 0600),
+#     a commented hkmsd config, and an instance (`hkms init`);
+#   - runs hkmsd in the foreground until Ctrl-C.
+# State lives in $HKMS_HOME (default: ./var). Delete it to start over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+home=${HKMS_HOME:-$root/var}
+members=${HKMS_MEMBERS:-2}
+
+bash scripts/install-deps.sh
+echo "== building release binaries"
+cargo build --release --quiet --bin hkmsd --bin hkms
+bin=$root/target/release
+
+mkdir -p "$home"
+chmod 700 "$home"
+export SOFTHSM2_CONF=$home/softhsm2.conf
+if [[ ! -f $SOFTHSM2_CONF ]]; then
+    echo "== creating $members SoftHSM2 tokens in $home/tokens"
+    mkdir -p "$home/tokens" "$home/pins"
+    chmod 700 "$home/tokens" "$home/pins"
+    printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$home" >"$SOFTHSM2_CONF"
+    (
+        umask 077
+        for i in $(seq 1 "$members"); do
+            openssl rand -hex 12 >"$home/pins/user-$i"
+            openssl rand -hex 12 >"$home/pins/so-$i"
+            softhsm2-util --init-token --free --label "hkms-$i" \
+                --so-pin "$(cat "$home/pins/so-$i")" --pin "$(cat "$home/pins/user-$i")" >/dev/null
+        done
+    )
+fi
+config=$home/hkmsd.toml
+if [[ ! -f $config ]]; then
+    sed -n '1,/^# One \[\[member\]\]/p' scripts/hkmsd.example.toml |
+        sed -e "s|^socket = .*|socket = \"$home/hkmsd.sock\"|" \
+            -e "s|^path = .*|path = \"$home/store\"|" >"$config"
+    for i in $(seq 1 "$members"); do
+        cat >>"$config" <<TOML
+
+[[member]]
+name = "hsm-$i"
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "hkms-$i"
+pin_file = "$home/pins/user-$i"
+profile = "softhsm2"
+max_sessions = 8
+TOML
+    done
+fi
+
+export HKMS_SOCKET=$home/hkmsd.sock
+"$bin/hkmsd" --config "$config" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 100); do
+    [[ -S $HKMS_SOCKET ]] && break
+    kill -0 $daemon 2>/dev/null || { echo "hkmsd failed to start" >&2; exit 1; }
+    sleep 0.1
+done
+if ! "$bin/hkms" --json status | grep -q '"Initialized": true'; then
+    echo "== initialising the instance"
+    "$bin/hkms" init --so-pin-file "$home/pins/so-1"
+fi
+"$bin/hkms" status
+cat <<MSG
+
+hkmsd is running. In another shell:
+  export HKMS_SOCKET=$HKMS_SOCKET
+  $bin/hkms key create --description demo
+  $bin/hkms encrypt --key-id <KeyId> --plaintext 'hello'
+  $bin/hkms decrypt --ciphertext-blob <CiphertextBlob>
+Press Ctrl-C to stop.
+MSG
+wait $daemon
