@@ -151,7 +151,10 @@ fn main() {
     // Warm up: unwrap the key on both members, open sessions.
     rt.block_on(grpc_encrypt_warmup(&d, &key));
 
-    println!("Encrypt, {MESSAGE}-byte messages, AES-256-GCM, {:?} per run, 2 SoftHSM2 members", secs());
+    println!(
+        "Encrypt, {MESSAGE}-byte messages, AES-256-GCM, {:?} per run, 2 SoftHSM2 members",
+        secs()
+    );
     let raw1 = raw_softhsm(&d.tokens.conf, "m0", 1);
     let raw2 = raw_softhsm(&d.tokens.conf, "m0", 2);
     println!("raw SoftHSM2 (cryptoki, in-process)  1 thread : {raw1:>9.0} ops/s");

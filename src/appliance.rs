@@ -1,10 +1,10 @@
 //! The appliance's shared state (store, HSM pool, instance record) and instance
 //! initialisation.
 
-use crate::config::Limits;
+use crate::config::{Limits, MemberConfig};
 use crate::error::{ErrorCode, KmsError};
-use crate::hsm::{self, Health, Pool};
-use crate::store::records::InstanceRecord;
+use crate::hsm::{self, Health, Member, Pool};
+use crate::store::records::{InstanceRecord, MemberRecord};
 use crate::store::Store;
 use cryptoki::types::AuthPin;
 use std::sync::{Arc, RwLock};
@@ -89,7 +89,7 @@ impl Appliance {
         let members = self.pool.members().to_vec();
         for m in &members {
             if m.health() != Health::Up {
-                let (_, _, last) = m.stats();
+                let last = m.last_error();
                 return Err(KmsError::new(
                     ErrorCode::HsmUnavailable,
                     format!(
@@ -143,6 +143,178 @@ impl Appliance {
         *self.instance.write().unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
         tracing::info!(instance = %record.instance_id, "instance initialised");
         Ok(record)
+    }
+}
+
+impl Appliance {
+    /// Enrols a new HSM into the running cluster. The domain key is copied HSM-to-HSM from
+    /// `source` (or any healthy member), which stops taking new requests for the moment the
+    /// security officer is logged in; then the new member takes traffic. The enrolment is
+    /// recorded so it survives a restart.
+    pub async fn add_member(
+        &self,
+        cfg: MemberConfig,
+        source: Option<String>,
+        so_pin: AuthPin,
+    ) -> Result<(Arc<Member>, String), KmsError> {
+        let instance = self.instance()?;
+        let _serial = self.init_lock.lock().await;
+        if self.pool.member(&cfg.name).is_some() {
+            return Err(KmsError::invalid(format!(
+                "a member named {:?} exists already",
+                cfg.name
+            )));
+        }
+        crate::config::validate_member(&cfg).map_err(KmsError::invalid)?;
+        let source = match source {
+            Some(name) => self
+                .pool
+                .member(&name)
+                .ok_or_else(|| member_not_found(&name))?,
+            None => self
+                .pool
+                .members()
+                .into_iter()
+                .find(|m| m.accepts_requests())
+                .ok_or_else(|| {
+                    KmsError::new(
+                        ErrorCode::HsmUnavailable,
+                        "no healthy member can give the domain key",
+                    )
+                })?,
+        };
+        if source.health() != Health::Up {
+            return Err(KmsError::new(
+                ErrorCode::HsmUnavailable,
+                format!("source member {} is not up", source.name),
+            ));
+        }
+        let target = Arc::new(Member::new(&cfg));
+        let was_draining = source.is_draining();
+        source.set_draining(true);
+        // Let requests already on the source finish before its user is logged out.
+        let idle_by = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while source.sessions_in_use() > 0 && std::time::Instant::now() < idle_by {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let dk_id = instance.domain_key_id.clone();
+        let (src, tgt) = (source.clone(), target.clone());
+        let ceremony = tokio::task::spawn_blocking(move || {
+            // A token that already holds this domain key (re-enrolled) needs no copy.
+            if tgt.connect(Some(&dk_id)).is_ok() {
+                return Ok(());
+            }
+            tgt.connect(None)?;
+            hsm::domain::transfer(&src, &tgt, &dk_id, &so_pin)
+        })
+        .await
+        .map_err(|e| KmsError::new(ErrorCode::Internal, e.to_string()));
+        source.set_draining(was_draining);
+        match ceremony? {
+            Ok(()) => {}
+            Err(e) => {
+                let message = match e.rv() {
+                    Some(cryptoki::error::RvError::PinIncorrect) => {
+                        format!(
+                            "the security officer PIN of {} was refused: {e}",
+                            source.name
+                        )
+                    }
+                    _ => format!("enrolment of {} failed: {e}", cfg.name),
+                };
+                return Err(KmsError::new(ErrorCode::HsmError, message));
+            }
+        }
+        self.store.put_member_record(&member_record(&cfg, false))?;
+        self.pool.add(target.clone());
+        tracing::info!(member = %cfg.name, from = %source.name, "HSM member enrolled");
+        Ok((target, source.name.clone()))
+    }
+
+    /// Stops (or resumes) sending new requests to a member.
+    pub fn drain_member(&self, name: &str, drain: bool) -> Result<Arc<Member>, KmsError> {
+        let member = self
+            .pool
+            .member(name)
+            .ok_or_else(|| member_not_found(name))?;
+        if drain {
+            let others = self
+                .pool
+                .members()
+                .iter()
+                .filter(|m| m.name != name && m.accepts_requests())
+                .count();
+            if others == 0 {
+                return Err(KmsError::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "{name} is the last member taking requests; add or resume another first"
+                    ),
+                ));
+            }
+        }
+        member.set_draining(drain);
+        tracing::info!(member = %name, drain, "member drain state changed");
+        Ok(member)
+    }
+
+    /// Removes a member that is drained or down. Recorded so it survives a restart.
+    pub fn remove_member(&self, name: &str) -> Result<(), KmsError> {
+        let member = self
+            .pool
+            .member(name)
+            .ok_or_else(|| member_not_found(name))?;
+        if member.accepts_requests() {
+            return Err(KmsError::new(
+                ErrorCode::InvalidState,
+                format!("drain {name} first (hkms hsm drain {name})"),
+            ));
+        }
+        if self.pool.members().len() == 1 {
+            return Err(KmsError::new(
+                ErrorCode::InvalidState,
+                "the last member cannot be removed",
+            ));
+        }
+        self.store
+            .put_member_record(&member_record(member.config(), true))?;
+        self.pool.remove(name);
+        tracing::info!(member = %name, "HSM member removed");
+        Ok(())
+    }
+}
+
+fn member_not_found(name: &str) -> KmsError {
+    KmsError::new(
+        ErrorCode::MemberNotFound,
+        format!("no HSM member named {name:?}"),
+    )
+}
+
+fn member_record(cfg: &MemberConfig, removed: bool) -> MemberRecord {
+    MemberRecord {
+        name: cfg.name.clone(),
+        module: cfg.module.display().to_string(),
+        token_label: cfg.token_label.clone().unwrap_or_default(),
+        token_serial: cfg.token_serial.clone().unwrap_or_default(),
+        pin_file: cfg.pin_file.display().to_string(),
+        profile: cfg.profile.clone(),
+        max_sessions: cfg.max_sessions as u32,
+        removed,
+    }
+}
+
+/// The configuration of a member recorded by `hkms hsm add`.
+pub fn member_config(rec: &MemberRecord) -> MemberConfig {
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    MemberConfig {
+        name: rec.name.clone(),
+        module: rec.module.clone().into(),
+        token_label: non_empty(&rec.token_label),
+        token_serial: non_empty(&rec.token_serial),
+        pin_file: rec.pin_file.clone().into(),
+        profile: rec.profile.clone(),
+        max_sessions: rec.max_sessions as usize,
     }
 }
 

@@ -53,6 +53,26 @@ pub struct Limits {
     /// Seconds a request waits for an HSM session before it fails with HsmUnavailable.
     #[serde(default = "default_session_wait")]
     pub session_wait_secs: u64,
+    /// Deadline of one HSM operation (milliseconds). A member that misses it is taken out
+    /// of rotation and the request is retried on another member.
+    #[serde(default = "default_hsm_call_timeout")]
+    pub hsm_call_timeout_ms: u64,
+    /// How often members that are down are probed (milliseconds).
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_ms: u64,
+    /// Transient failures in a row after which a member is taken out of rotation.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+}
+
+fn default_hsm_call_timeout() -> u64 {
+    2000
+}
+fn default_probe_interval() -> u64 {
+    2000
+}
+fn default_breaker_failures() -> u32 {
+    3
 }
 
 fn default_max_plaintext() -> usize {
@@ -71,6 +91,9 @@ impl Default for Limits {
             max_plaintext_bytes: default_max_plaintext(),
             max_aad_bytes: default_max_aad(),
             session_wait_secs: default_session_wait(),
+            hsm_call_timeout_ms: default_hsm_call_timeout(),
+            probe_interval_ms: default_probe_interval(),
+            breaker_failures: default_breaker_failures(),
         }
     }
 }
@@ -164,10 +187,36 @@ impl Config {
                 return Err(format!("member {:?}: max_sessions must be 1..1024", m.name));
             }
         }
+        if self.limits.hsm_call_timeout_ms < 10 || self.limits.probe_interval_ms < 10 {
+            return Err(
+                "limits.hsm_call_timeout_ms and probe_interval_ms must be at least 10".into(),
+            );
+        }
         if self.limits.max_plaintext_bytes == 0 {
             return Err("limits.max_plaintext_bytes must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// Checks one member's settings (also used by `hkms hsm add`).
+pub fn validate_member(m: &MemberConfig) -> Result<(), String> {
+    if m.name.is_empty() || m.name.len() > 64 {
+        return Err("member name must be 1..64 characters".into());
+    }
+    match (&m.token_label, &m.token_serial) {
+        (None, None) => Err(format!(
+            "member {:?}: set token_label or token_serial",
+            m.name
+        )),
+        (Some(_), Some(_)) => Err(format!(
+            "member {:?}: set only one of token_label and token_serial",
+            m.name
+        )),
+        _ if m.max_sessions == 0 || m.max_sessions > 1024 => {
+            Err(format!("member {:?}: max_sessions must be 1..1024", m.name))
+        }
+        _ => Ok(()),
     }
 }
 

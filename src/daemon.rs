@@ -4,7 +4,8 @@
 //! bind the socket, then serve until SIGTERM/SIGINT.
 
 use crate::appliance::Appliance;
-use crate::config::Config;
+use crate::config::{Config, MemberConfig};
+use crate::hsm::pool::PoolSettings;
 use crate::hsm::{Member, Pool};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::crypto_service_server::CryptoServiceServer;
@@ -15,8 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often down members are probed.
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long requests in flight may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -24,17 +23,34 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
     let store = SledStore::open(&config.store.path).map_err(|e| e.to_string())?;
     let instance = store.instance().map_err(|e| e.to_string())?;
-    let members = config.members.iter().map(Member::new).collect();
+    // The config file's members, then what operators changed at run time.
+    let records = store.member_records().map_err(|e| e.to_string())?;
+    let mut member_configs: Vec<MemberConfig> = config
+        .members
+        .iter()
+        .filter(|m| !records.iter().any(|r| r.removed && r.name == m.name))
+        .cloned()
+        .collect();
+    for r in records.iter().filter(|r| !r.removed) {
+        if !member_configs.iter().any(|m| m.name == r.name) {
+            member_configs.push(crate::appliance::member_config(r));
+        }
+    }
+    let members = member_configs.iter().map(Member::new).collect();
     let pool = Arc::new(Pool::new(
         members,
-        Duration::from_secs(config.limits.session_wait_secs),
+        PoolSettings {
+            session_wait: Duration::from_secs(config.limits.session_wait_secs),
+            call_timeout: Duration::from_millis(config.limits.hsm_call_timeout_ms),
+            breaker_failures: config.limits.breaker_failures,
+        },
     ));
     let dk = instance.as_ref().map(|i| i.domain_key_id.clone());
     let errors = pool.connect_all(dk).await;
     for e in &errors {
         tracing::error!("HSM member unavailable: {e}");
     }
-    if errors.len() == pool.members().len() {
+    if !pool.members().is_empty() && errors.len() == pool.members().len() {
         let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         return Err(format!(
             "no HSM member could be used:\n  {}",
@@ -82,11 +98,12 @@ pub async fn serve(app: Arc<Appliance>, listener: tokio::net::UnixListener) -> R
     let prober = {
         let app = app.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PROBE_INTERVAL);
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(app.limits.probe_interval_ms));
             loop {
                 tick.tick().await;
                 let dk = app.instance().ok().map(|i| i.domain_key_id);
-                app.pool.probe(dk).await;
+                app.pool.probe(dk);
             }
         })
     };

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     UnsupportedKeySpec,
     NotInitialized,
     AlreadyInitialized,
+    MemberNotFound,
+    InvalidState,
     HsmUnavailable,
     HsmError,
     StoreError,
@@ -35,6 +37,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedKeySpec => "UnsupportedKeySpec",
             ErrorCode::NotInitialized => "NotInitialized",
             ErrorCode::AlreadyInitialized => "AlreadyInitialized",
+            ErrorCode::MemberNotFound => "MemberNotFound",
+            ErrorCode::InvalidState => "InvalidState",
             ErrorCode::HsmUnavailable => "HsmUnavailable",
             ErrorCode::HsmError => "HsmError",
             ErrorCode::StoreError => "StoreError",
@@ -48,7 +52,8 @@ impl ErrorCode {
             ErrorCode::InvalidParameter
             | ErrorCode::InvalidCiphertext
             | ErrorCode::UnsupportedKeySpec => Code::InvalidArgument,
-            ErrorCode::KeyNotFound => Code::NotFound,
+            ErrorCode::KeyNotFound | ErrorCode::MemberNotFound => Code::NotFound,
+            ErrorCode::InvalidState => Code::FailedPrecondition,
             ErrorCode::KeyDisabled | ErrorCode::NotInitialized => Code::FailedPrecondition,
             ErrorCode::AlreadyInitialized => Code::AlreadyExists,
             ErrorCode::HsmUnavailable => Code::Unavailable,

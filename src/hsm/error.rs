@@ -50,6 +50,8 @@ pub enum HsmError {
     NoMemberAvailable { detail: String },
     #[error("{member}: no session became free within {secs} s")]
     SessionTimeout { member: String, secs: u64 },
+    #[error("{member}: the HSM did not answer within {millis} ms")]
+    Deadline { member: String, millis: u64 },
 }
 
 impl HsmError {
@@ -105,6 +107,8 @@ impl HsmError {
         match self {
             HsmError::Pkcs11 { rv, .. } => action_for(*rv),
             HsmError::SessionTimeout { .. } => Action::RetryElsewhere,
+            // A call that hangs: the member is not usable until the prober says so.
+            HsmError::Deadline { .. } => Action::MarkDown,
             HsmError::NoMemberAvailable { .. } => Action::Fail,
             HsmError::DomainKeyMissing { .. } => Action::MarkDown,
             HsmError::ModuleLoad { .. }

@@ -13,7 +13,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -79,9 +79,35 @@ pub struct Member {
     /// Bumped on every reconnect so sessions of an old connection are never reused.
     generation: AtomicU64,
     health: AtomicU8,
+    /// Set by an operator: no new requests, in-flight ones finish.
+    draining: AtomicBool,
+    /// A prober thread is working on this member (it may be stuck in a hung call).
+    probing: AtomicBool,
+    /// Failures in a row that did not by themselves mark the member down.
+    consecutive_failures: AtomicU32,
+    max_sessions: usize,
     operations: AtomicU64,
     errors: AtomicU64,
+    /// Sum of successful operation latencies, in microseconds.
+    busy_micros: AtomicU64,
+    /// Number of cached unwrapped key versions (readable without the connection lock,
+    /// which a hung HSM call may hold).
+    cached: AtomicU64,
     last_error: Mutex<String>,
+    config: MemberConfig,
+}
+
+/// A snapshot of a member for status output.
+#[derive(Debug, Clone)]
+pub struct MemberStats {
+    pub state: &'static str,
+    pub sessions_in_use: usize,
+    pub max_sessions: usize,
+    pub operations: u64,
+    pub errors: u64,
+    pub last_error: String,
+    pub mean_latency_micros: u64,
+    pub cached_keys: usize,
 }
 
 impl std::fmt::Debug for Member {
@@ -116,9 +142,71 @@ impl Member {
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
             health: AtomicU8::new(Health::Down as u8),
+            draining: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            consecutive_failures: AtomicU32::new(0),
+            max_sessions: cfg.max_sessions,
             operations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            busy_micros: AtomicU64::new(0),
+            cached: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            config: cfg.clone(),
+        }
+    }
+
+    /// The configuration this member was built from.
+    pub fn config(&self) -> &MemberConfig {
+        &self.config
+    }
+
+    /// Whether the pool may send new requests here.
+    pub fn accepts_requests(&self) -> bool {
+        self.health() == Health::Up && !self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Claims the right to probe this member; false if a probe is already running.
+    pub fn begin_probe(&self) -> bool {
+        !self.probing.swap(true, Ordering::SeqCst)
+    }
+
+    pub fn end_probe(&self) {
+        self.probing.store(false, Ordering::SeqCst);
+    }
+
+    /// Counts a failure that does not by itself mean the device is broken; returns the
+    /// number of such failures in a row.
+    pub fn note_failure(&self) -> u32 {
+        self.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn snapshot(&self) -> MemberStats {
+        let operations = self.operations.load(Ordering::Relaxed);
+        MemberStats {
+            state: match (self.health(), self.is_draining()) {
+                (Health::Down, _) => "Down",
+                (Health::Up, true) => "Draining",
+                (Health::Up, false) => "Up",
+            },
+            sessions_in_use: self.sessions_in_use(),
+            max_sessions: self.max_sessions,
+            operations,
+            errors: self.errors.load(Ordering::Relaxed),
+            last_error: lock(&self.last_error).clone(),
+            mean_latency_micros: self
+                .busy_micros
+                .load(Ordering::Relaxed)
+                .checked_div(operations)
+                .unwrap_or(0),
+            cached_keys: self.cached.load(Ordering::Relaxed) as usize,
         }
     }
 
@@ -148,10 +236,14 @@ impl Member {
     }
 
     fn find_slot(&self, ctx: &Pkcs11) -> Result<Slot, HsmError> {
+        let mut unreadable = None;
         for slot in ctx.get_slots_with_token().map_err(|e| self.err(e))? {
             let info = match ctx.get_token_info(slot) {
                 Ok(info) => info,
-                Err(_) => continue,
+                Err(e) => {
+                    unreadable = Some(e);
+                    continue;
+                }
             };
             let matches = match &self.selector {
                 TokenSelector::Label(l) => info.label().trim_end() == l,
@@ -161,9 +253,13 @@ impl Member {
                 return Ok(slot);
             }
         }
-        Err(HsmError::TokenNotFound {
-            member: self.name.clone(),
-            selector: self.selector.to_string(),
+        // A token we could not read may be ours: its error says more than "not found".
+        Err(match unreadable {
+            Some(e) => self.err(e),
+            None => HsmError::TokenNotFound {
+                member: self.name.clone(),
+                selector: self.selector.to_string(),
+            },
         })
     }
 
@@ -173,14 +269,19 @@ impl Member {
     pub fn connect(&self, domain_key_id: Option<&str>) -> Result<(), HsmError> {
         self.health.store(Health::Down as u8, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        // Old sessions and handles belong to the previous connection.
-        lock(&self.idle).clear();
-        *lock(&self.conn) = None;
+        // Old sessions and handles belong to the previous connection. They are taken out of
+        // their locks before being closed: closing makes PKCS#11 calls, which may hang.
+        let old_sessions = std::mem::take(&mut *lock(&self.idle));
+        let old_conn = lock(&self.conn).take();
+        self.cached.store(0, Ordering::Relaxed);
+        drop(old_sessions);
+        drop(old_conn);
 
         let result = self.open_connection(domain_key_id);
         match result {
             Ok(conn) => {
                 *lock(&self.conn) = Some(conn);
+                self.consecutive_failures.store(0, Ordering::SeqCst);
                 self.health.store(Health::Up as u8, Ordering::SeqCst);
                 Ok(())
             }
@@ -237,6 +338,7 @@ impl Member {
             Err(e) => return Err(self.err(e)),
         }
         conn.handles.clear();
+        self.cached.store(0, Ordering::Relaxed);
         if let Some(id) = &conn.domain_key_id {
             conn.domain_key = Some(
                 crypto::find_domain_key(&conn.login, id)
@@ -278,17 +380,15 @@ impl Member {
         *lock(&self.last_error) = e.to_string();
     }
 
-    pub fn record_operation(&self) {
+    pub fn record_operation(&self, took: Duration) {
         self.operations.fetch_add(1, Ordering::Relaxed);
+        self.busy_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
-    /// (operations served, errors, last error)
-    pub fn stats(&self) -> (u64, u64, String) {
-        (
-            self.operations.load(Ordering::Relaxed),
-            self.errors.load(Ordering::Relaxed),
-            lock(&self.last_error).clone(),
-        )
+    pub fn last_error(&self) -> String {
+        lock(&self.last_error).clone()
     }
 
     /// Runs `f` in the long-lived logged-in session. Used for objects that must outlive
@@ -351,6 +451,8 @@ impl Member {
         })?;
         let handle = unwrap(&conn.login, dk)?;
         conn.handles.insert(key_version_id.to_owned(), handle);
+        self.cached
+            .store(conn.handles.len() as u64, Ordering::Relaxed);
         Ok(handle)
     }
 
@@ -362,27 +464,37 @@ impl Member {
                 let _ = conn.login.destroy_object(h);
             }
         }
+        self.cached.store(0, Ordering::Relaxed);
     }
 
-    /// Number of cached unwrapped key versions.
-    pub fn cached_handles(&self) -> usize {
-        lock(&self.conn).as_ref().map_or(0, |c| c.handles.len())
+    /// Number of sessions lent out right now (including any stuck in a hung call).
+    pub fn sessions_in_use(&self) -> usize {
+        self.max_sessions
+            .saturating_sub(self.permits.available_permits())
     }
 
-    /// Number of sessions lent out right now.
-    pub fn sessions_in_use(&self, max: usize) -> usize {
-        max.saturating_sub(self.permits.available_permits())
-    }
-
-    /// Borrows an operation session, waiting at most `wait` for one to become free.
+    /// Borrows an operation session, waiting at most `wait` for one to become free. Gives up
+    /// early when the member leaves rotation while we wait (a hung member keeps its sessions).
     pub async fn session(self: &Arc<Self>, wait: Duration) -> Result<SessionGuard, HsmError> {
-        let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| HsmError::SessionTimeout {
-                member: self.name.clone(),
-                secs: wait.as_secs(),
-            })?
-            .map_err(|_| self.not_connected())?;
+        const SLICE: Duration = Duration::from_millis(25);
+        let started = std::time::Instant::now();
+        let permit = loop {
+            match tokio::time::timeout(SLICE, self.permits.clone().acquire_owned()).await {
+                Ok(permit) => break permit.map_err(|_| self.not_connected())?,
+                Err(_) if !self.accepts_requests() => {
+                    return Err(HsmError::NoMemberAvailable {
+                        detail: format!("{} left rotation", self.name),
+                    })
+                }
+                Err(_) if started.elapsed() >= wait => {
+                    return Err(HsmError::SessionTimeout {
+                        member: self.name.clone(),
+                        secs: wait.as_secs(),
+                    })
+                }
+                Err(_) => {}
+            }
+        };
         Ok(SessionGuard {
             member: self.clone(),
             session: None,
@@ -402,7 +514,8 @@ impl Member {
 
 /// An operation session lent by a member; returned to the member's idle list when dropped
 /// (unless it failed in a way that makes it unusable). `Send`, not shared: it moves into
-/// the blocking thread that uses it.
+/// the blocking thread that uses it, and is dropped there, because closing a session is a
+/// PKCS#11 call that may block.
 pub struct SessionGuard {
     member: Arc<Member>,
     session: Option<Session>,

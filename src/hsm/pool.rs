@@ -1,46 +1,88 @@
-//! The cluster of members: round-robin scheduling, the error table applied, retries on
-//! another member for operations without lasting side effects, and a prober that brings
-//! members back.
+//! The cluster of members: round-robin scheduling, the error table applied, deadlines,
+//! retries on another member for operations without lasting side effects, a circuit
+//! breaker, and a prober that brings members back.
 
 use super::error::{Action, HsmError};
 use super::member::{Health, Member, SessionGuard};
 use cryptoki::session::Session;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Timing and breaker settings of the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// How long a request waits for a free session on one member.
+    pub session_wait: Duration,
+    /// Deadline of one operation on one member.
+    pub call_timeout: Duration,
+    /// Transient failures in a row that take a member out of rotation.
+    pub breaker_failures: u32,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            session_wait: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(2),
+            breaker_failures: 3,
+        }
+    }
+}
 
 /// All members of one HSM domain.
 #[derive(Debug)]
 pub struct Pool {
-    members: Vec<Arc<Member>>,
+    members: RwLock<Vec<Arc<Member>>>,
     next: AtomicUsize,
-    session_wait: Duration,
+    settings: PoolSettings,
 }
 
 /// How often one request may be retried after session or login trouble on one member.
 const SAME_MEMBER_RETRIES: usize = 2;
 
 impl Pool {
-    pub fn new(members: Vec<Member>, session_wait: Duration) -> Pool {
+    pub fn new(members: Vec<Member>, settings: PoolSettings) -> Pool {
         Pool {
-            members: members.into_iter().map(Arc::new).collect(),
+            members: RwLock::new(members.into_iter().map(Arc::new).collect()),
             next: AtomicUsize::new(0),
-            session_wait,
+            settings,
         }
     }
 
-    pub fn members(&self) -> &[Arc<Member>] {
-        &self.members
+    /// The current members, in configuration order.
+    pub fn members(&self) -> Vec<Arc<Member>> {
+        self.members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn member(&self, name: &str) -> Option<Arc<Member>> {
+        self.members().into_iter().find(|m| m.name == name)
+    }
+
+    /// Adds a member that is connected and holds the domain key.
+    pub fn add(&self, member: Arc<Member>) {
+        self.members
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(member);
+    }
+
+    /// Removes a member from the pool; in-flight requests on it finish.
+    pub fn remove(&self, name: &str) -> Option<Arc<Member>> {
+        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let at = members.iter().position(|m| m.name == name)?;
+        Some(members.remove(at))
     }
 
     /// Connects every member (blocking). Returns the errors of members that stay down.
     pub async fn connect_all(&self, domain_key_id: Option<String>) -> Vec<HsmError> {
         let mut errors = Vec::new();
-        for m in &self.members {
-            let m = m.clone();
+        for m in self.members() {
             let id = domain_key_id.clone();
-            let r = tokio::task::spawn_blocking(move || m.connect(id.as_deref())).await;
-            match r {
+            match tokio::task::spawn_blocking(move || m.connect(id.as_deref())).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => errors.push(e),
                 Err(join) => errors.push(HsmError::NoMemberAvailable {
@@ -51,13 +93,16 @@ impl Pool {
         errors
     }
 
-    /// The next healthy member in round-robin order, skipping those in `tried`.
-    fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let n = self.members.len();
+    /// The next member in round-robin order that accepts requests, skipping `tried`.
+    fn pick(&self, members: &[Arc<Member>], tried: &[usize]) -> Option<usize> {
+        let n = members.len();
+        if n == 0 {
+            return None;
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..n)
             .map(|i| (start + i) % n)
-            .find(|i| !tried.contains(i) && self.members[*i].health() == Health::Up)
+            .find(|i| !tried.contains(i) && members[*i].accepts_requests())
     }
 
     /// Runs `op` on a session of some healthy member.
@@ -65,20 +110,25 @@ impl Pool {
     /// `op` must have no lasting side effect until it returns successfully (encrypt,
     /// decrypt, unwrap into a session, generate in a session before anything is persisted):
     /// it may run again on the same member after a session or login fault, or on another
-    /// member after a device fault.
+    /// member after a device fault or a missed deadline.
     pub async fn run<T, F>(&self, op: F) -> Result<T, HsmError>
     where
         T: Send + 'static,
         F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
     {
         let op = Arc::new(op);
+        let members = self.members();
         let mut tried = Vec::new();
         let mut last: Option<HsmError> = None;
-        while let Some(index) = self.pick(&tried) {
+        while let Some(index) = self.pick(&members, &tried) {
             tried.push(index);
-            let member = self.members[index].clone();
-            match self.run_on(&member, op.clone()).await {
+            let member = &members[index];
+            match self.run_on(member, op.clone()).await {
                 Ok(v) => return Ok(v),
+                // Queued for a busy or departing member: not the member's fault.
+                Err(e @ (HsmError::SessionTimeout { .. } | HsmError::NoMemberAvailable { .. })) => {
+                    last = Some(e);
+                }
                 Err(e) => match e.action() {
                     Action::ClientError | Action::Fail => return Err(e),
                     Action::MarkDown => {
@@ -87,6 +137,9 @@ impl Pool {
                     }
                     _ => {
                         member.record_error(&e);
+                        if member.note_failure() >= self.settings.breaker_failures {
+                            member.mark_down(&e);
+                        }
                         last = Some(e);
                     }
                 },
@@ -97,7 +150,8 @@ impl Pool {
         })
     }
 
-    /// Runs `op` on one member, repairing sessions and logins in between tries.
+    /// Runs `op` on one member under the call deadline, repairing sessions and logins in
+    /// between tries.
     async fn run_on<T, F>(&self, member: &Arc<Member>, op: Arc<F>) -> Result<T, HsmError>
     where
         T: Send + 'static,
@@ -105,9 +159,13 @@ impl Pool {
     {
         let mut attempt = 0;
         loop {
-            let guard = member.session(self.session_wait).await?;
+            let guard = member.session(self.settings.session_wait).await?;
             let op = op.clone();
-            let (mut guard, result) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            // The guard (and its session permit) moves into the blocking call and is dropped
+            // there: a call that hangs keeps its permit, so stuck threads per member never
+            // exceed max_sessions, and no session is ever closed on an async worker.
+            let call = tokio::task::spawn_blocking(move || {
                 let mut guard: SessionGuard = guard;
                 let result = match guard.session() {
                     Ok(_) => {
@@ -117,79 +175,103 @@ impl Pool {
                     }
                     Err(e) => Err(e),
                 };
-                (guard, result)
-            })
-            .await
-            .map_err(|join| HsmError::Other {
-                member: member.name.clone(),
-                message: format!("HSM worker failed: {join}"),
-            })?;
-            match result {
+                if matches!(&result, Err(e) if e.action() == Action::ReopenSession) {
+                    guard.discard();
+                }
+                drop(guard);
+                result
+            });
+            let result = match tokio::time::timeout(self.settings.call_timeout, call).await {
+                Ok(joined) => joined.map_err(|join| HsmError::Other {
+                    member: member.name.clone(),
+                    message: format!("HSM worker failed: {join}"),
+                })?,
+                Err(_) => {
+                    return Err(HsmError::Deadline {
+                        member: member.name.clone(),
+                        millis: self.settings.call_timeout.as_millis() as u64,
+                    })
+                }
+            };
+            let e = match result {
                 Ok(v) => {
-                    member.record_operation();
+                    member.record_operation(started.elapsed());
                     return Ok(v);
                 }
-                Err(e) if attempt < SAME_MEMBER_RETRIES => {
-                    attempt += 1;
-                    match e.action() {
-                        Action::ReopenSession => {
-                            guard.discard();
-                            member.record_error(&e);
-                        }
-                        Action::Relogin => {
-                            member.record_error(&e);
-                            let m = member.clone();
-                            drop(guard);
-                            tokio::task::spawn_blocking(move || m.relogin())
-                                .await
-                                .map_err(|j| HsmError::Other {
-                                    member: member.name.clone(),
-                                    message: j.to_string(),
-                                })??;
-                        }
-                        Action::RefreshHandles => {
-                            member.record_error(&e);
-                            let m = member.clone();
-                            drop(guard);
-                            let _ = tokio::task::spawn_blocking(move || m.clear_handles()).await;
-                        }
-                        _ => return Err(e),
-                    }
+                Err(e) => e,
+            };
+            if attempt >= SAME_MEMBER_RETRIES {
+                return Err(e);
+            }
+            attempt += 1;
+            member.record_error(&e);
+            match e.action() {
+                // The session was discarded on the blocking thread; the next try opens one.
+                Action::ReopenSession => {}
+                Action::Relogin => self.blocking(member, |m| m.relogin()).await?,
+                Action::RefreshHandles => {
+                    self.blocking(member, |m| {
+                        m.clear_handles();
+                        Ok(())
+                    })
+                    .await?
                 }
-                Err(e) => return Err(e),
+                _ => return Err(e),
             }
         }
     }
 
-    /// Tries to reconnect every member that is down. Returns how many came back.
-    pub async fn probe(&self, domain_key_id: Option<String>) -> usize {
-        let mut back = 0;
-        for m in &self.members {
-            if m.health() == Health::Up {
+    /// Runs a repair step on a blocking thread, under the call deadline.
+    async fn blocking(
+        &self,
+        member: &Arc<Member>,
+        f: impl FnOnce(&Member) -> Result<(), HsmError> + Send + 'static,
+    ) -> Result<(), HsmError> {
+        let m = member.clone();
+        match tokio::time::timeout(
+            self.settings.call_timeout,
+            tokio::task::spawn_blocking(move || f(&m)),
+        )
+        .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(HsmError::Other {
+                member: member.name.clone(),
+                message: join.to_string(),
+            }),
+            Err(_) => Err(HsmError::Deadline {
+                member: member.name.clone(),
+                millis: self.settings.call_timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// Starts a reconnect of every member that is down and not already being probed. A
+    /// member comes back only after a test operation succeeds; healthy members (even on the
+    /// same PKCS#11 library) are not touched. Probes of hung members stay in their own
+    /// blocking thread and never hold up the others.
+    pub fn probe(&self, domain_key_id: Option<String>) {
+        for m in self.members() {
+            if m.health() == Health::Up || !m.begin_probe() {
                 continue;
             }
-            let member = m.clone();
             let id = domain_key_id.clone();
-            let ok = tokio::task::spawn_blocking(move || {
-                member.connect(id.as_deref())?;
-                member.with_login_session(|s| {
-                    super::crypto::random(s, 1).map_err(|e| member.err(e))?;
-                    Ok(())
-                })
-            })
-            .await;
-            match ok {
-                Ok(Ok(())) => {
-                    tracing::info!(member = %m.name, "HSM member is back");
-                    back += 1;
+            tokio::task::spawn_blocking(move || {
+                let result = m.connect(id.as_deref()).and_then(|()| {
+                    m.with_login_session(|s| {
+                        super::crypto::random(s, 1).map_err(|e| m.err(e))?;
+                        Ok(())
+                    })
+                });
+                match result {
+                    Ok(()) => tracing::info!(member = %m.name, "HSM member is back"),
+                    Err(e) => {
+                        m.mark_down(&e);
+                        tracing::debug!(member = %m.name, error = %e, "HSM member still down");
+                    }
                 }
-                Ok(Err(e)) => {
-                    m.mark_down(&e);
-                    tracing::debug!(member = %m.name, error = %e, "HSM member still down");
-                }
-                Err(_) => {}
-            }
+                m.end_probe();
+            });
         }
-        back
     }
 }

@@ -2,8 +2,10 @@
 
 use super::{reply, Reply};
 use crate::appliance::Appliance;
+use crate::config::MemberConfig;
 use crate::error::KmsError;
 use crate::hsm::member::TokenSelector;
+use crate::hsm::Member;
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::*;
 use cryptoki::types::AuthPin;
@@ -12,6 +14,27 @@ use tonic::Request;
 
 #[derive(Debug, Clone)]
 pub struct AdminApi(pub Arc<Appliance>);
+
+/// Status of one member as the API reports it.
+fn status(m: &Member) -> MemberStatus {
+    let s = m.snapshot();
+    MemberStatus {
+        name: m.name.clone(),
+        token_label: match &m.selector {
+            TokenSelector::Label(l) => l.clone(),
+            TokenSelector::Serial(s) => format!("serial:{s}"),
+        },
+        state: s.state.into(),
+        operations: s.operations,
+        errors: s.errors,
+        last_error: s.last_error,
+        sessions_in_use: s.sessions_in_use as u32,
+        max_sessions: s.max_sessions as u32,
+        mean_latency_micros: s.mean_latency_micros,
+        cached_keys: s.cached_keys as u32,
+        module: m.config().module.display().to_string(),
+    }
+}
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
@@ -41,26 +64,7 @@ impl AdminService for AdminApi {
 
     async fn get_status(&self, _req: Request<GetStatusRequest>) -> Reply<GetStatusResponse> {
         let instance = self.0.instance().ok();
-        let members = self
-            .0
-            .pool
-            .members()
-            .iter()
-            .map(|m| {
-                let (operations, errors, last_error) = m.stats();
-                MemberStatus {
-                    name: m.name.clone(),
-                    token_label: match &m.selector {
-                        TokenSelector::Label(l) => l.clone(),
-                        TokenSelector::Serial(s) => format!("serial:{s}"),
-                    },
-                    state: m.health().as_str().into(),
-                    operations,
-                    errors,
-                    last_error,
-                }
-            })
-            .collect();
+        let members = self.0.pool.members().iter().map(|m| status(m)).collect();
         reply(Ok(GetStatusResponse {
             initialized: instance.is_some(),
             instance_id: instance
@@ -71,5 +75,56 @@ impl AdminService for AdminApi {
             members,
             version: env!("CARGO_PKG_VERSION").into(),
         }))
+    }
+
+    async fn add_member(&self, req: Request<AddMemberRequest>) -> Reply<AddMemberResponse> {
+        let mut r = req.into_inner();
+        let so_pin = AuthPin::from(std::mem::take(&mut r.source_so_pin));
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        let cfg = MemberConfig {
+            name: r.name,
+            module: r.module.into(),
+            token_label: non_empty(r.token_label),
+            token_serial: non_empty(r.token_serial),
+            pin_file: r.pin_file.into(),
+            profile: non_empty(r.profile).unwrap_or_else(|| "softhsm2".into()),
+            max_sessions: if r.max_sessions == 0 {
+                8
+            } else {
+                r.max_sessions as usize
+            },
+        };
+        let source = non_empty(r.source_member);
+        reply(
+            self.0
+                .add_member(cfg, source, so_pin)
+                .await
+                .map(|(m, source_member)| AddMemberResponse {
+                    member: Some(status(&m)),
+                    source_member,
+                }),
+        )
+    }
+
+    async fn drain_member(&self, req: Request<DrainMemberRequest>) -> Reply<DrainMemberResponse> {
+        let r = req.into_inner();
+        reply(
+            self.0
+                .drain_member(&r.name, !r.resume)
+                .map(|m| DrainMemberResponse {
+                    member: Some(status(&m)),
+                }),
+        )
+    }
+
+    async fn remove_member(
+        &self,
+        req: Request<RemoveMemberRequest>,
+    ) -> Reply<RemoveMemberResponse> {
+        reply(
+            self.0
+                .remove_member(&req.into_inner().name)
+                .map(|()| RemoveMemberResponse {}),
+        )
     }
 }

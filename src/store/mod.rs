@@ -13,7 +13,7 @@ pub mod records {
     include!(concat!(env!("OUT_DIR"), "/hkms.v1.store.rs"));
 }
 
-use records::{InstanceRecord, KeyRecord, KeyTokenRecord};
+use records::{InstanceRecord, KeyRecord, KeyTokenRecord, MemberRecord};
 
 /// The store schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -55,4 +55,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key_id: &str,
         key_version_id: &str,
     ) -> Result<Option<KeyTokenRecord>, StoreError>;
+
+    /// HSM members added or removed at run time.
+    fn member_records(&self) -> Result<Vec<MemberRecord>, StoreError>;
+    fn put_member_record(&self, record: &MemberRecord) -> Result<(), StoreError>;
 }

@@ -1,7 +1,7 @@
 //! The embedded store: one sled database, one tree per record type, flushed before every
 //! write is acknowledged.
 
-use super::records::{InstanceRecord, KeyRecord, KeyTokenRecord};
+use super::records::{InstanceRecord, KeyRecord, KeyTokenRecord, MemberRecord};
 use super::{Store, StoreError, SCHEMA_VERSION};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -11,6 +11,7 @@ use std::path::Path;
 const META: &str = "meta";
 const KEYS: &str = "keys";
 const TOKENS: &str = "key_tokens";
+const MEMBERS: &str = "members";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const INSTANCE_KEY: &[u8] = b"instance";
 
@@ -21,6 +22,7 @@ pub struct SledStore {
     meta: sled::Tree,
     keys: sled::Tree,
     tokens: sled::Tree,
+    members: sled::Tree,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -54,6 +56,7 @@ impl SledStore {
             meta: db.open_tree(META).map_err(io)?,
             keys: db.open_tree(KEYS).map_err(io)?,
             tokens: db.open_tree(TOKENS).map_err(io)?,
+            members: db.open_tree(MEMBERS).map_err(io)?,
             db,
         };
         match store.meta.get(SCHEMA_KEY).map_err(io)? {
@@ -177,6 +180,21 @@ impl Store for SledStore {
             .map_err(io)?
             .map(|v| decode(&format!("key token {key_id}/{key_version_id}"), &v))
             .transpose()
+    }
+
+    fn member_records(&self) -> Result<Vec<MemberRecord>, StoreError> {
+        self.members
+            .iter()
+            .values()
+            .map(|v| decode("member", &v.map_err(io)?))
+            .collect()
+    }
+
+    fn put_member_record(&self, record: &MemberRecord) -> Result<(), StoreError> {
+        self.members
+            .insert(record.name.as_bytes(), record.encode_to_vec())
+            .map_err(io)?;
+        self.flush()
     }
 }
 

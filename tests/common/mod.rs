@@ -74,6 +74,8 @@ pub struct Daemon {
     pub config: PathBuf,
     pub log: PathBuf,
     pub extra_env: Vec<(String, String)>,
+    /// Extra lines for the `[limits]` table.
+    pub limits: String,
     child: Option<Child>,
 }
 
@@ -94,6 +96,11 @@ impl Daemon {
     }
 
     pub fn start_with(members: &[MemberSpec], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_custom(members, env, "")
+    }
+
+    /// Like [`Daemon::start_with`], with extra `[limits]` lines.
+    pub fn start_custom(members: &[MemberSpec], env: &[(&str, &str)], limits: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
         let tokens = Tokens::create(dir.path(), &labels);
@@ -105,6 +112,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            limits: limits.to_owned(),
             tokens,
             dir,
             child: None,
@@ -121,9 +129,10 @@ impl Daemon {
     /// Rewrites the config with these members (takes effect at the next start).
     pub fn write_config(&self, members: &[MemberSpec]) {
         let mut text = format!(
-            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n[limits]\nsession_wait_secs = 5\n",
+            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n[limits]\nsession_wait_secs = 5\n{}\n",
             self.socket,
-            self.dir.path().join("store")
+            self.dir.path().join("store"),
+            self.limits
         );
         for m in members {
             let pin_file = self.dir.path().join(format!("pin-{}", m.name));
