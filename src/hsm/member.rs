@@ -90,6 +90,8 @@ pub struct Member {
     errors: AtomicU64,
     /// Sum of successful operation latencies, in microseconds.
     busy_micros: AtomicU64,
+    /// When an operation on this member last finished (ms since [`clock`]).
+    last_progress_ms: AtomicU64,
     /// Number of cached unwrapped key versions (readable without the connection lock,
     /// which a hung HSM call may hold).
     cached: AtomicU64,
@@ -118,6 +120,15 @@ impl std::fmt::Debug for Member {
             .field("health", &self.health())
             .finish()
     }
+}
+
+/// Milliseconds since the first use of the member clock.
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,6 +161,7 @@ impl Member {
             errors: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             cached: AtomicU64::new(0),
+            last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
             config: cfg.clone(),
         }
@@ -376,11 +388,13 @@ impl Member {
     }
 
     pub fn record_error(&self, e: &HsmError) {
+        self.last_progress_ms.store(now_ms(), Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
         *lock(&self.last_error) = e.to_string();
     }
 
     pub fn record_operation(&self, took: Duration) {
+        self.last_progress_ms.store(now_ms(), Ordering::Relaxed);
         self.operations.fetch_add(1, Ordering::Relaxed);
         self.busy_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
@@ -467,6 +481,23 @@ impl Member {
         self.cached.store(0, Ordering::Relaxed);
     }
 
+    /// Every session is busy and nothing has finished for much longer than an operation
+    /// usually takes: the member looks hung (its deadline has not passed yet).
+    pub fn looks_stalled(&self) -> bool {
+        if self.has_free_session() {
+            return false;
+        }
+        let ops = self.operations.load(Ordering::Relaxed).max(1);
+        let mean_ms = self.busy_micros.load(Ordering::Relaxed) / ops / 1000;
+        let quiet = now_ms().saturating_sub(self.last_progress_ms.load(Ordering::Relaxed));
+        quiet > (mean_ms * 20).max(200)
+    }
+
+    /// Whether a session can be lent without waiting.
+    pub fn has_free_session(&self) -> bool {
+        self.permits.available_permits() > 0
+    }
+
     /// Number of sessions lent out right now (including any stuck in a hung call).
     pub fn sessions_in_use(&self) -> usize {
         self.max_sessions
@@ -478,21 +509,25 @@ impl Member {
     pub async fn session(self: &Arc<Self>, wait: Duration) -> Result<SessionGuard, HsmError> {
         const SLICE: Duration = Duration::from_millis(25);
         let started = std::time::Instant::now();
+        // One acquire future for the whole wait keeps our place in the semaphore's queue.
+        let acquire = self.permits.clone().acquire_owned();
+        tokio::pin!(acquire);
         let permit = loop {
-            match tokio::time::timeout(SLICE, self.permits.clone().acquire_owned()).await {
-                Ok(permit) => break permit.map_err(|_| self.not_connected())?,
-                Err(_) if !self.accepts_requests() => {
-                    return Err(HsmError::NoMemberAvailable {
-                        detail: format!("{} left rotation", self.name),
-                    })
+            tokio::select! {
+                permit = &mut acquire => break permit.map_err(|_| self.not_connected())?,
+                _ = tokio::time::sleep(SLICE) => {
+                    if !self.accepts_requests() || self.looks_stalled() {
+                        return Err(HsmError::NoMemberAvailable {
+                            detail: format!("{} left rotation or stalled", self.name),
+                        });
+                    }
+                    if started.elapsed() >= wait {
+                        return Err(HsmError::SessionTimeout {
+                            member: self.name.clone(),
+                            secs: wait.as_secs(),
+                        });
+                    }
                 }
-                Err(_) if started.elapsed() >= wait => {
-                    return Err(HsmError::SessionTimeout {
-                        member: self.name.clone(),
-                        secs: wait.as_secs(),
-                    })
-                }
-                Err(_) => {}
             }
         };
         Ok(SessionGuard {

@@ -93,16 +93,35 @@ impl Pool {
         errors
     }
 
-    /// The next member in round-robin order that accepts requests, skipping `tried`.
+    /// The next member in round-robin order among those that accept requests, skipping
+    /// `tried`. Counting over the eligible members (not all of them) keeps the shares equal
+    /// when some are down or drained. Members with a free session go first, so a member
+    /// whose sessions are all stuck in a hung call stops receiving requests at once rather
+    /// than queueing them until its deadline passes; when every member is busy, members
+    /// that look stalled are avoided.
     fn pick(&self, members: &[Arc<Member>], tried: &[usize]) -> Option<usize> {
-        let n = members.len();
-        if n == 0 {
+        let eligible: Vec<usize> = (0..members.len())
+            .filter(|i| !tried.contains(i) && members[*i].accepts_requests())
+            .collect();
+        if eligible.is_empty() {
             return None;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| (start + i) % n)
-            .find(|i| !tried.contains(i) && members[*i].accepts_requests())
+        let free: Vec<usize> = eligible
+            .iter()
+            .copied()
+            .filter(|i| members[*i].has_free_session())
+            .collect();
+        let moving: Vec<usize> = eligible
+            .iter()
+            .copied()
+            .filter(|i| !members[*i].looks_stalled())
+            .collect();
+        let choices = [&free, &moving, &eligible]
+            .into_iter()
+            .find(|c| !c.is_empty())
+            .expect("eligible is not empty");
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(choices[turn % choices.len()])
     }
 
     /// Runs `op` on a session of some healthy member.
