@@ -139,14 +139,7 @@ fn main() {
         .unwrap();
     let key = rt.block_on(async {
         let mut c = d.client().await;
-        c.keys
-            .create_key(CreateKeyRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .key_metadata
-            .unwrap()
-            .key_id
+        common::create_key(&mut c).await
     });
     // Warm up: unwrap the key on both members, open sessions.
     rt.block_on(grpc_encrypt_warmup(&d, &key));

@@ -94,15 +94,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut c = d.client().await;
-        let key = c
-            .keys
-            .create_key(CreateKeyRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .key_metadata
-            .unwrap()
-            .key_id;
+        let key = common::create_key(&mut c).await;
         run(&c, &key, 0.5).await; // unwrap the key on every member
         for i in 0..3 {
             fault(&format!("m{i}"), &format!("latency_ms = {latency}\n"));

@@ -2,20 +2,9 @@
 
 mod common;
 
-use common::{code, Daemon, MemberSpec};
+use common::{code, create_key, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
-
-async fn create_key(c: &mut Client) -> String {
-    c.keys
-        .create_key(CreateKeyRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .key_metadata
-        .unwrap()
-        .key_id
-}
 
 async fn encrypt(c: &mut Client, key_id: &str, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     c.crypto

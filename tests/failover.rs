@@ -95,21 +95,36 @@ async fn wait_for_state(c: &mut Client, name: &str, state: &str, within: Duratio
     }
 }
 
+/// Waits for `name` to be up again, then checks that it serves a share of a short load.
+async fn rejoins_and_takes_traffic(c: &mut Client, f: &Fixture, name: &str) {
+    wait_for_state(c, name, "Up", Duration::from_secs(5)).await;
+    let before = ops(c).await;
+    let report = load(c, f, 6, Duration::from_millis(800)).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let after = ops(c).await;
+    assert!(
+        after[name] > before[name] + 10,
+        "{name} takes traffic again: {after:?}"
+    );
+}
+
+/// Load for `run` in the background.
+fn background_load(c: &Client, f: &Fixture, run: Duration) -> tokio::task::JoinHandle<LoadReport> {
+    let client = c.clone();
+    let f = Fixture {
+        key: f.key.clone(),
+        blobs: f.blobs.clone(),
+    };
+    tokio::spawn(async move { load(&client, &f, 6, run).await })
+}
+
 struct Fixture {
     key: String,
     blobs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 async fn fixture(c: &mut Client) -> Fixture {
-    let key = c
-        .keys
-        .create_key(CreateKeyRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let key = common::create_key(c).await;
     let mut blobs = Vec::new();
     for i in 0..6u8 {
         let pt = vec![i; 64];
@@ -205,12 +220,7 @@ async fn device_error_mid_load_is_invisible_and_the_member_rejoins() {
     let mut c = cl.d.client().await;
     let f = fixture(&mut c).await;
 
-    let client = c.clone();
-    let f2 = Fixture {
-        key: f.key.clone(),
-        blobs: f.blobs.clone(),
-    };
-    let running = tokio::spawn(async move { load(&client, &f2, 6, Duration::from_secs(3)).await });
+    let running = background_load(&c, &f, Duration::from_secs(3));
     tokio::time::sleep(Duration::from_millis(800)).await;
     cl.fault("m1", "mode = error\nrv = CKR_DEVICE_ERROR\n");
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -244,15 +254,7 @@ async fn device_error_mid_load_is_invisible_and_the_member_rejoins() {
 
     // Back without a restart: the prober reconnects it after a test operation succeeds.
     cl.clear("m1");
-    wait_for_state(&mut c, "hsm-1", "Up", Duration::from_secs(5)).await;
-    let before = ops(&mut c).await;
-    let report = load(&c, &f, 6, Duration::from_millis(800)).await;
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let after = ops(&mut c).await;
-    assert!(
-        after["hsm-1"] > before["hsm-1"] + 10,
-        "hsm-1 takes traffic again: {after:?}"
-    );
+    rejoins_and_takes_traffic(&mut c, &f, "hsm-1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,12 +263,7 @@ async fn a_hung_member_does_not_hang_requests() {
     let mut c = cl.d.client().await;
     let f = fixture(&mut c).await;
 
-    let client = c.clone();
-    let f2 = Fixture {
-        key: f.key.clone(),
-        blobs: f.blobs.clone(),
-    };
-    let running = tokio::spawn(async move { load(&client, &f2, 6, Duration::from_secs(3)).await });
+    let running = background_load(&c, &f, Duration::from_secs(3));
     tokio::time::sleep(Duration::from_millis(800)).await;
     cl.fault("m2", "mode = hang\n");
     let report = running.await.unwrap();
@@ -294,15 +291,7 @@ async fn a_hung_member_does_not_hang_requests() {
     assert!(status["hsm-2"].sessions_in_use <= status["hsm-2"].max_sessions);
 
     cl.clear("m2");
-    wait_for_state(&mut c, "hsm-2", "Up", Duration::from_secs(5)).await;
-    let before = ops(&mut c).await;
-    let report = load(&c, &f, 6, Duration::from_millis(800)).await;
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let after = ops(&mut c).await;
-    assert!(
-        after["hsm-2"] > before["hsm-2"] + 10,
-        "hsm-2 takes traffic again: {after:?}"
-    );
+    rejoins_and_takes_traffic(&mut c, &f, "hsm-2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,16 +320,8 @@ async fn lost_sessions_logins_and_device_resets_are_repaired_transparently() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(member_status(&mut c).await["hsm-0"].state, "Down");
     cl.fault("m0", "mode = off\n");
-    wait_for_state(&mut c, "hsm-0", "Up", Duration::from_secs(5)).await;
-    let before = ops(&mut c).await;
-    let report = load(&c, &f, 6, Duration::from_millis(800)).await;
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    rejoins_and_takes_traffic(&mut c, &f, "hsm-0").await;
     let after = member_status(&mut c).await;
-    assert!(
-        after["hsm-0"].operations > before["hsm-0"] + 10,
-        "{:?}",
-        after["hsm-0"]
-    );
     // Key versions were unwrapped again after the reset, not used through stale handles.
     assert!(after["hsm-0"].cached_keys >= 1);
 }

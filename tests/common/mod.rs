@@ -267,6 +267,18 @@ impl Drop for Daemon {
     }
 }
 
+/// Creates an AES-256 key and returns its id.
+pub async fn create_key(c: &mut Client) -> String {
+    c.keys
+        .create_key(hkms::proto::CreateKeyRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap()
+        .key_id
+}
+
 /// The stable error code of a failed gRPC call.
 pub fn code(status: tonic::Status) -> String {
     hkms::error::error_code(&status).unwrap_or_else(|| format!("no code: {status:?}"))
