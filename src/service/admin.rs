@@ -16,6 +16,8 @@ pub struct AdminApi(pub Arc<Appliance>);
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn init(&self, req: Request<InitRequest>) -> Reply<InitResponse> {
+        super::access::operator_only(&req, "Init")?;
+        let owner = crate::authn::caller(&req).ok();
         let mut r = req.into_inner();
         let so_pin = if r.source_so_pin.is_empty() {
             None
@@ -24,6 +26,9 @@ impl AdminService for AdminApi {
             Some(AuthPin::from(std::mem::take(&mut r.source_so_pin)))
         };
         let result: Result<_, KmsError> = self.0.init(so_pin).await;
+        if result.is_ok() {
+            super::access::record_owner(&self.0, owner);
+        }
         reply(result.map(|rec| {
             InitResponse {
                 instance_id: rec.instance_id,
@@ -40,6 +45,7 @@ impl AdminService for AdminApi {
     }
 
     async fn get_status(&self, _req: Request<GetStatusRequest>) -> Reply<GetStatusResponse> {
+        super::access::operator_only(&_req, "GetStatus")?;
         let instance = self.0.instance().ok();
         let members = self
             .0

@@ -121,7 +121,8 @@ impl Daemon {
     /// Rewrites the config with these members (takes effect at the next start).
     pub fn write_config(&self, members: &[MemberSpec]) {
         let mut text = format!(
-            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n[limits]\nsession_wait_secs = 5\n",
+            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n[limits]\nsession_wait_secs = 5\n\
+             [access]\noperator_uids = [0]\ngateway_uids = [0]\n",
             self.socket,
             self.dir.path().join("store")
         );
