@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/hkms/v1/crypto.proto",
         "proto/hkms/v1/admin.proto",
         "proto/hkms/v1/store.proto",
+        "proto/hkms/v1/access.proto",
+        "proto/hkms/v1/application.proto",
+        "proto/kms_instance/api.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;
     for p in protos {

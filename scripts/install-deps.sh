@@ -5,7 +5,7 @@
 # protoc comes from the protoc-bin-vendored crate, so no system protobuf is needed.
 set -euo pipefail
 
-packages=(softhsm2 opensc libssl-dev pkg-config python3-venv)
+packages=(softhsm2 opensc libssl-dev pkg-config python3-venv openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,9 @@
 #   - installs what is missing (scripts/install-deps.sh) and builds release binaries;
 #   - on first run, creates two SoftHSM2 tokens with random PINs (files mode 0600),
 #     a commented hkmsd config, and an instance (`hkms init`);
-#   - runs hkmsd in the foreground until Ctrl-C.
+#   - on first run, creates the instance CA and the gateway's certificate;
+#   - runs hkmsd and hkms-gateway (HTTPS, KMS instance API) until Ctrl-C, and prints the
+#     endpoint and the CA bundle clients need.
 # State lives in $HKMS_HOME (default: ./var). Delete it to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ members=${HKMS_MEMBERS:-2}
 
 bash scripts/install-deps.sh
 echo "== building release binaries"
-cargo build --release --quiet --bin hkmsd --bin hkms
+cargo build --release --quiet --bin hkmsd --bin hkms --bin hkms-gateway
 bin=$root/target/release
 
 mkdir -p "$home"
@@ -38,7 +40,8 @@ config=$home/hkmsd.toml
 if [[ ! -f $config ]]; then
     sed -n '1,/^# One \[\[member\]\]/p' scripts/hkmsd.example.toml |
         sed -e "s|^socket = .*|socket = \"$home/hkmsd.sock\"|" \
-            -e "s|^path = .*|path = \"$home/store\"|" >"$config"
+            -e "s|^path = .*|path = \"$home/store\"|" \
+            -e "s|^# gateway_uids = .*|gateway_uids = [$(id -u)]|" >"$config"
     for i in $(seq 1 "$members"); do
         cat >>"$config" <<TOML
 
@@ -54,7 +57,12 @@ TOML
 fi
 
 export HKMS_SOCKET=$home/hkmsd.sock
-"$bin/hkmsd" --config "$config" &
+# hkmsd refuses to keep running as root unless told to: a production install runs it as
+# the hkms service user (systemd/, or [hardening] run_as). This local demo instance,
+# started by whoever runs the script, keeps that user; as root, say so explicitly.
+root_flag=()
+[[ $(id -u) -eq 0 ]] && root_flag=(--allow-root)
+"$bin/hkmsd" --config "$config" "${root_flag[@]}" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
@@ -67,13 +75,52 @@ if ! "$bin/hkms" --json status | grep -q '"Initialized": true'; then
     "$bin/hkms" init --so-pin-file "$home/pins/so-1"
 fi
 "$bin/hkms" status
+
+# The instance CA and the gateway's certificate (first run only). The root CA key goes to
+# $home/offline: on a real appliance, move it to offline storage.
+port=${HKMS_GATEWAY_PORT:-18443}
+if [[ ! -f $home/ca/root.pem ]]; then
+    echo "== creating the instance CA and the gateway certificate"
+    mkdir -p "$home/offline" "$home/gateway"
+    chmod 700 "$home/offline" "$home/gateway"
+    "$bin/hkms" ca init --dir "$home/ca" --root-key-out "$home/offline/root-ca.key"
+    "$bin/hkms" ca issue-gateway --dir "$home/ca" --dns "localhost,$(hostname)" --ip 127.0.0.1 \
+        --cert-out "$home/gateway/gateway.pem" --key-out "$home/gateway/gateway.key"
+fi
+bundle=$("$bin/hkms" --json ca export --dir "$home/ca" --output-dir "$home" |
+    sed -n 's/.*"CaBundleFile": "\(.*\)".*/\1/p')
+gwconfig=$home/gateway.toml
+if [[ ! -f $gwconfig ]]; then
+    cat >"$gwconfig" <<TOML
+# hkms-gateway for this local appliance (see scripts/hkms-gateway.example.toml).
+[hkmsd]
+socket = "$HKMS_SOCKET"
+[tls]
+certificate = "$home/gateway/gateway.pem"
+private_key = "$home/gateway/gateway.key"
+[private]
+listen = "127.0.0.1:$port"
+TOML
+fi
+"$bin/hkms-gateway" --config "$gwconfig" &
+gateway=$!
+trap 'kill $gateway $daemon 2>/dev/null; wait $gateway $daemon 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 $gateway 2>/dev/null || { echo "hkms-gateway failed to start" >&2; exit 1; }
+    sleep 0.1
+done
 cat <<MSG
 
-hkmsd is running. In another shell:
+hkmsd and hkms-gateway are running.
+  KMS instance API endpoint: https://localhost:$port
+  CA bundle for clients:     $bundle
+In another shell:
   export HKMS_SOCKET=$HKMS_SOCKET
   $bin/hkms key create --description demo
   $bin/hkms encrypt --key-id <KeyId> --plaintext 'hello'
   $bin/hkms decrypt --ciphertext-blob <CiphertextBlob>
+To call it from an application with an official SDK, see "Applications" in README.md.
 Press Ctrl-C to stop.
 MSG
 wait $daemon

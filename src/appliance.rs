@@ -15,6 +15,8 @@ pub struct Appliance {
     pub store: Arc<dyn Store>,
     pub pool: Arc<Pool>,
     pub limits: Limits,
+    /// Who may use the Unix socket (`[access]`).
+    pub access: crate::config::AccessConfig,
     instance: RwLock<Option<InstanceRecord>>,
     /// Serialises `init`.
     init_lock: tokio::sync::Mutex<()>,
@@ -53,9 +55,16 @@ impl Appliance {
             store,
             pool,
             limits,
+            access: crate::config::AccessConfig::default(),
             instance: RwLock::new(instance),
             init_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Sets who may use the Unix socket.
+    pub fn with_access(mut self, access: crate::config::AccessConfig) -> Appliance {
+        self.access = access;
+        self
     }
 
     /// The instance record, or `NotInitialized`.

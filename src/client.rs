@@ -1,6 +1,8 @@
 //! A gRPC client for hkmsd's Unix socket (used by the CLI and the tests).
 
+use crate::proto::access_service_client::AccessServiceClient;
 use crate::proto::admin_service_client::AdminServiceClient;
+use crate::proto::application_service_client::ApplicationServiceClient;
 use crate::proto::crypto_service_client::CryptoServiceClient;
 use crate::proto::key_service_client::KeyServiceClient;
 use hyper_util::rt::TokioIo;
@@ -13,6 +15,9 @@ pub struct Client {
     pub keys: KeyServiceClient<Channel>,
     pub crypto: CryptoServiceClient<Channel>,
     pub admin: AdminServiceClient<Channel>,
+    pub access: AccessServiceClient<Channel>,
+    /// Relays application requests (for hkms-gateway).
+    pub application: ApplicationServiceClient<Channel>,
 }
 
 impl Client {
@@ -40,7 +45,9 @@ impl Client {
         Ok(Client {
             keys: KeyServiceClient::new(channel.clone()),
             crypto: CryptoServiceClient::new(channel.clone()),
-            admin: AdminServiceClient::new(channel),
+            admin: AdminServiceClient::new(channel.clone()),
+            access: AccessServiceClient::new(channel.clone()),
+            application: ApplicationServiceClient::new(channel),
         })
     }
 }

@@ -13,9 +13,46 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// Process hardening: service user, seccomp mode, memory locking (`[hardening]`).
+    #[serde(default)]
+    pub hardening: crate::hardening::HardeningConfig,
     /// HSM members of the cluster; at least one.
     #[serde(rename = "member")]
     pub members: Vec<MemberConfig>,
+    /// Who may administer the appliance and who may relay application requests.
+    #[serde(default)]
+    pub access: AccessConfig,
+}
+
+/// Local identities allowed on the Unix socket, checked with the peer's credentials
+/// (SO_PEERCRED). Everyone else is refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// User ids that may administer the appliance (init, keys, access control).
+    #[serde(default = "default_operator_uids")]
+    pub operator_uids: Vec<u32>,
+    /// Group ids whose members may administer the appliance (primary group of the peer).
+    #[serde(default)]
+    pub operator_gids: Vec<u32>,
+    /// User ids of hkms-gateway processes: the only peers that may relay application
+    /// requests and assert their source address.
+    #[serde(default)]
+    pub gateway_uids: Vec<u32>,
+}
+
+fn default_operator_uids() -> Vec<u32> {
+    vec![0]
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            operator_uids: default_operator_uids(),
+            operator_gids: Vec::new(),
+            gateway_uids: Vec::new(),
+        }
+    }
 }
 
 /// Where hkmsd accepts gRPC connections.
@@ -272,6 +309,21 @@ mod tests {
     fn unknown_keys_are_refused() {
         let text = format!("{BASE}\nbogus = 1\n");
         assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn access_defaults_to_root_operator_and_no_gateway() {
+        let m = "[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\ntoken_label='a'\n";
+        let c = parse(&format!("{BASE}\n{m}")).unwrap();
+        assert_eq!(c.access.operator_uids, [0]);
+        assert!(c.access.gateway_uids.is_empty());
+        let c = parse(&format!(
+            "{BASE}\n{m}[access]\noperator_uids = [1000]\noperator_gids = [990]\ngateway_uids = [991]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.access.operator_uids, [1000]);
+        assert_eq!(c.access.operator_gids, [990]);
+        assert_eq!(c.access.gateway_uids, [991]);
     }
 
     #[test]

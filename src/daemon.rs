@@ -61,12 +61,10 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
         Some(i) => tracing::info!(instance = %i.instance_id, "instance loaded"),
         None => tracing::warn!("instance not initialised yet; run `hkms init`"),
     }
-    Ok(Arc::new(Appliance::new(
-        Arc::new(store),
-        pool,
-        config.limits.clone(),
-        instance,
-    )))
+    Ok(Arc::new(
+        Appliance::new(Arc::new(store), pool, config.limits.clone(), instance)
+            .with_access(config.access.clone()),
+    ))
 }
 
 /// Binds the Unix socket (replacing a stale one) with the configured permissions.
@@ -111,9 +109,23 @@ pub async fn serve(app: Arc<Appliance>, listener: tokio::net::UnixListener) -> R
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            // Every call is authenticated by the peer's credentials first.
+            .layer(tonic::service::InterceptorLayer::new(
+                crate::authn::peer::PeerAuth::new(app.access.clone()),
+            ))
             .add_service(KeyServiceServer::new(KeyApi(app.clone())))
             .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
             .add_service(AdminServiceServer::new(AdminApi(app.clone())))
+            .add_service(
+                crate::proto::access_service_server::AccessServiceServer::new(
+                    crate::service::access::AccessApi(app.clone()),
+                ),
+            )
+            .add_service(
+                crate::proto::application_service_server::ApplicationServiceServer::new(
+                    crate::service::application::ApplicationApi(app.clone()),
+                ),
+            )
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             }),

@@ -25,6 +25,16 @@ pub enum ErrorCode {
     HsmError,
     StoreError,
     Internal,
+    /// The caller is known but not allowed to do this.
+    Forbidden,
+    /// The caller could not be identified (unknown peer, no valid ClientKey).
+    Unauthenticated,
+    /// A network rule, policy, AAP or ClientKey that does not exist.
+    ResourceNotFound,
+    /// A network rule, policy or AAP with this name exists already.
+    ResourceExists,
+    /// The record is still referenced (a rule by a policy, a policy by an AAP...).
+    ResourceInUse,
 }
 
 impl ErrorCode {
@@ -43,6 +53,11 @@ impl ErrorCode {
             ErrorCode::HsmError => "HsmError",
             ErrorCode::StoreError => "StoreError",
             ErrorCode::Internal => "Internal",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::Unauthenticated => "Unauthenticated",
+            ErrorCode::ResourceNotFound => "ResourceNotFound",
+            ErrorCode::ResourceExists => "ResourceExists",
+            ErrorCode::ResourceInUse => "ResourceInUse",
         }
     }
 
@@ -58,6 +73,11 @@ impl ErrorCode {
             ErrorCode::AlreadyInitialized => Code::AlreadyExists,
             ErrorCode::HsmUnavailable => Code::Unavailable,
             ErrorCode::HsmError | ErrorCode::StoreError | ErrorCode::Internal => Code::Internal,
+            ErrorCode::Forbidden => Code::PermissionDenied,
+            ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::ResourceNotFound => Code::NotFound,
+            ErrorCode::ResourceExists => Code::AlreadyExists,
+            ErrorCode::ResourceInUse => Code::FailedPrecondition,
         }
     }
 }

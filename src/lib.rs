@@ -4,15 +4,22 @@
 //! - [`service`]: gRPC handlers (thin);
 //! - [`keys`], [`crypto`]: key lifecycle and cryptographic operations;
 //! - [`hsm`]: PKCS#11 members, sessions, the pool and every mechanism used;
-//! - [`store`]: persisted records (only wrapped key material).
+//! - [`store`]: persisted records (only wrapped key material);
+//! - [`authn`], [`access`]: who is calling, and what they may do;
+//! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the KMS instance API (no keys, no HSM).
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod appliance;
+pub mod authn;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod error;
+pub mod gateway;
+pub mod hardening;
 pub mod hsm;
 pub mod keys;
 pub mod service;
@@ -22,4 +29,10 @@ pub mod store;
 pub mod proto {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("hkms.v1");
+}
+
+/// The KMS instance API messages (`proto/kms_instance/api.proto`), as the official SDKs send them.
+pub mod instance_api {
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("kms_instance.v1");
 }

@@ -50,6 +50,27 @@ enum Command {
     /// Inspect and change the HSM members of the cluster.
     #[command(subcommand)]
     Hsm(HsmCommand),
+    /// Network access rules: the source addresses applications may call from.
+    #[command(subcommand)]
+    NetworkRule(hkms::cli::access::NetworkRuleCommand),
+    /// Permission policies: an RBAC role on keys or secrets, optionally from some networks.
+    #[command(subcommand)]
+    Policy(hkms::cli::access::PolicyCommand),
+    /// Application access points (AAPs): one per application, with up to three policies.
+    #[command(subcommand)]
+    Aap(hkms::cli::access::AapCommand),
+    /// ClientKeys: the key pairs applications authenticate with (files for the SDKs).
+    #[command(subcommand)]
+    ClientKey(hkms::cli::access::ClientKeyCommand),
+    /// Key aliases: other names of keys (alias/<name>), usable wherever a key id is.
+    #[command(subcommand)]
+    Alias(hkms::cli::instance::AliasCommand),
+    /// Instance settings: the gateway's Internet endpoint switch.
+    #[command(subcommand)]
+    Instance(hkms::cli::instance::InstanceCommand),
+    /// The instance CA: create it, issue the gateway's certificate, export the CA bundle.
+    #[command(subcommand)]
+    Ca(hkms::cli::ca::CaCommand),
     /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
     Encrypt {
         /// Key to encrypt with.
@@ -457,6 +478,10 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 "Instance not initialised: run `hkms init`.\n".to_owned()
             };
             text.push_str(&members_text(&r.members));
+            let warnings = hkms::cli::access::expiry_warnings(&mut c).await;
+            for w in &warnings {
+                text.push_str(&format!("\nWARNING: {w}"));
+            }
             Output::Text(
                 text,
                 json!({
@@ -464,6 +489,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                     "DomainKeyId": r.domain_key_id,
                     "Members": r.members.iter().map(member_json).collect::<Vec<_>>(),
                     "Version": r.version,
+                    "Warnings": warnings,
                 }),
             )
         }
@@ -704,6 +730,34 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                        "KeyId": r.key_id, "KeyVersionId": r.key_version_id,
                        "CiphertextBlob": blob}),
             )
+        }
+        Command::NetworkRule(cmd) => {
+            let (t, j) = hkms::cli::access::network_rule(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::Policy(cmd) => {
+            let (t, j) = hkms::cli::access::policy(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::Aap(cmd) => {
+            let (t, j) = hkms::cli::access::aap(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::ClientKey(cmd) => {
+            let (t, j) = hkms::cli::access::client_key(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::Alias(cmd) => {
+            let (t, j) = hkms::cli::instance::alias(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::Instance(cmd) => {
+            let (t, j) = hkms::cli::instance::instance(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::Ca(cmd) => {
+            let (t, j) = hkms::cli::ca::ca(&mut c, cmd).await?;
+            Output::Text(t, j)
         }
         Command::GenerateRandom { length } => {
             let r = c

@@ -3,6 +3,7 @@
 //! wiped after use.
 
 pub mod ciphertext;
+pub mod instance;
 
 use crate::appliance::Appliance;
 use crate::error::KmsError;

@@ -278,6 +278,43 @@ pub fn gcm_decrypt(
         .map(Zeroizing::new)
 }
 
+/// AES-CBC IV length in bytes.
+pub const CBC_IV_LEN: usize = 16;
+
+/// AES-CBC, with PKCS#7 padding (`CKM_AES_CBC_PAD`) or none (`CKM_AES_CBC`; the input must
+/// be a whole number of 16-byte blocks).
+fn cbc(iv: &[u8; CBC_IV_LEN], pkcs7: bool) -> Mechanism<'static> {
+    if pkcs7 {
+        Mechanism::AesCbcPad(*iv)
+    } else {
+        Mechanism::AesCbc(*iv)
+    }
+}
+
+/// AES-CBC encryption.
+pub fn cbc_encrypt(
+    session: &Session,
+    key: ObjectHandle,
+    iv: &[u8; CBC_IV_LEN],
+    pkcs7: bool,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    session.encrypt(&cbc(iv, pkcs7), key, plaintext)
+}
+
+/// AES-CBC decryption. Bad padding or a partial block fails.
+pub fn cbc_decrypt(
+    session: &Session,
+    key: ObjectHandle,
+    iv: &[u8; CBC_IV_LEN],
+    pkcs7: bool,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    session
+        .decrypt(&cbc(iv, pkcs7), key, ciphertext)
+        .map(Zeroizing::new)
+}
+
 /// Random bytes from the HSM's generator.
 pub fn random(session: &Session, len: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(vec![0u8; len]);

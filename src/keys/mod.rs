@@ -1,5 +1,6 @@
 //! Customer master keys: creation inside an HSM, metadata, lifecycle.
 
+pub mod alias;
 pub mod spec;
 pub mod token;
 

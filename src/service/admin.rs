@@ -39,6 +39,8 @@ fn status(m: &Member) -> MemberStatus {
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn init(&self, req: Request<InitRequest>) -> Reply<InitResponse> {
+        super::access::operator_only(&req, "Init")?;
+        let owner = crate::authn::caller(&req).ok();
         let mut r = req.into_inner();
         let so_pin = if r.source_so_pin.is_empty() {
             None
@@ -47,6 +49,9 @@ impl AdminService for AdminApi {
             Some(AuthPin::from(std::mem::take(&mut r.source_so_pin)))
         };
         let result: Result<_, KmsError> = self.0.init(so_pin).await;
+        if result.is_ok() {
+            super::access::record_owner(&self.0, owner);
+        }
         reply(result.map(|rec| {
             InitResponse {
                 instance_id: rec.instance_id,
@@ -63,6 +68,7 @@ impl AdminService for AdminApi {
     }
 
     async fn get_status(&self, _req: Request<GetStatusRequest>) -> Reply<GetStatusResponse> {
+        super::access::operator_only(&_req, "GetStatus")?;
         let instance = self.0.instance().ok();
         let members = self.0.pool.members().iter().map(|m| status(m)).collect();
         reply(Ok(GetStatusResponse {
@@ -78,6 +84,7 @@ impl AdminService for AdminApi {
     }
 
     async fn add_member(&self, req: Request<AddMemberRequest>) -> Reply<AddMemberResponse> {
+        super::access::operator_only(&req, "AddMember")?;
         let mut r = req.into_inner();
         let so_pin = AuthPin::from(std::mem::take(&mut r.source_so_pin));
         let non_empty = |s: String| (!s.is_empty()).then_some(s);
@@ -107,6 +114,7 @@ impl AdminService for AdminApi {
     }
 
     async fn drain_member(&self, req: Request<DrainMemberRequest>) -> Reply<DrainMemberResponse> {
+        super::access::operator_only(&req, "DrainMember")?;
         let r = req.into_inner();
         reply(
             self.0
@@ -121,6 +129,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<RemoveMemberRequest>,
     ) -> Reply<RemoveMemberResponse> {
+        super::access::operator_only(&req, "RemoveMember")?;
         reply(
             self.0
                 .remove_member(&req.into_inner().name)

@@ -1,5 +1,6 @@
 //! `hkms.v1.CryptoService`.
 
+use super::access::{authorize, authorize_blob, authorize_key};
 use super::{reply, Reply};
 use crate::appliance::Appliance;
 use crate::crypto;
@@ -15,6 +16,7 @@ pub struct CryptoApi(pub Arc<Appliance>);
 #[tonic::async_trait]
 impl CryptoService for CryptoApi {
     async fn encrypt(&self, req: Request<EncryptRequest>) -> Reply<EncryptResponse> {
+        authorize_key(&self.0, &req, "Encrypt", &req.get_ref().key_id)?;
         let mut r = req.into_inner();
         let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
         reply(
@@ -29,6 +31,7 @@ impl CryptoService for CryptoApi {
     }
 
     async fn decrypt(&self, req: Request<DecryptRequest>) -> Reply<DecryptResponse> {
+        authorize_blob(&self.0, &req, "Decrypt", &req.get_ref().ciphertext_blob)?;
         let r = req.into_inner();
         reply(
             crypto::decrypt(&self.0, &r.ciphertext_blob, &r.aad)
@@ -46,6 +49,7 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateDataKeyRequest>,
     ) -> Reply<GenerateDataKeyResponse> {
+        authorize_key(&self.0, &req, "GenerateDataKey", &req.get_ref().key_id)?;
         let r = req.into_inner();
         let result = async {
             let len = crypto::data_key_len(&r.key_spec, r.number_of_bytes)?;
@@ -64,6 +68,8 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateDataKeyRequest>,
     ) -> Reply<GenerateDataKeyWithoutPlaintextResponse> {
+        let key_id = &req.get_ref().key_id;
+        authorize_key(&self.0, &req, "GenerateDataKeyWithoutPlaintext", key_id)?;
         let r = req.into_inner();
         let result = async {
             let len = crypto::data_key_len(&r.key_spec, r.number_of_bytes)?;
@@ -81,6 +87,9 @@ impl CryptoService for CryptoApi {
     }
 
     async fn re_encrypt(&self, req: Request<ReEncryptRequest>) -> Reply<ReEncryptResponse> {
+        let r = req.get_ref();
+        authorize_blob(&self.0, &req, "ReEncrypt", &r.source_ciphertext_blob)?;
+        authorize_key(&self.0, &req, "ReEncrypt", &r.destination_key_id)?;
         let r = req.into_inner();
         reply(
             crypto::re_encrypt(
@@ -105,6 +114,7 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateRandomRequest>,
     ) -> Reply<GenerateRandomResponse> {
+        authorize(&self.0, &req, "GenerateRandom", Vec::new())?;
         let len = req.into_inner().length as usize;
         reply(
             crypto::random(&self.0, len)

@@ -1,5 +1,6 @@
 //! `hkms.v1.KeyService`.
 
+use super::access::operator_only;
 use super::{key_metadata, reply, Reply};
 use crate::appliance::Appliance;
 use crate::keys;
@@ -14,6 +15,7 @@ pub struct KeyApi(pub Arc<Appliance>);
 #[tonic::async_trait]
 impl KeyService for KeyApi {
     async fn create_key(&self, req: Request<CreateKeyRequest>) -> Reply<CreateKeyResponse> {
+        operator_only(&req, "CreateKey")?;
         let r = req.into_inner();
         reply(
             keys::create(&self.0, &r.key_spec, &r.key_usage, &r.description)
@@ -25,6 +27,7 @@ impl KeyService for KeyApi {
     }
 
     async fn describe_key(&self, req: Request<DescribeKeyRequest>) -> Reply<DescribeKeyResponse> {
+        operator_only(&req, "DescribeKey")?;
         reply(
             keys::describe(&self.0, &req.into_inner().key_id).map(|k| DescribeKeyResponse {
                 key_metadata: Some(key_metadata(k)),
@@ -33,6 +36,7 @@ impl KeyService for KeyApi {
     }
 
     async fn list_keys(&self, req: Request<ListKeysRequest>) -> Reply<ListKeysResponse> {
+        operator_only(&req, "ListKeys")?;
         let r = req.into_inner();
         reply(
             keys::list(&self.0, r.page_number, r.page_size).map(|(ids, n, size, total)| {
@@ -50,6 +54,7 @@ impl KeyService for KeyApi {
     }
 
     async fn enable_key(&self, req: Request<EnableKeyRequest>) -> Reply<EnableKeyResponse> {
+        operator_only(&req, "EnableKey")?;
         reply(
             keys::set_enabled(&self.0, &req.into_inner().key_id, true).map(|k| EnableKeyResponse {
                 key_metadata: Some(key_metadata(k)),
@@ -57,7 +62,33 @@ impl KeyService for KeyApi {
         )
     }
 
+    async fn create_alias(&self, req: Request<CreateAliasRequest>) -> Reply<CreateAliasResponse> {
+        operator_only(&req, "CreateAlias")?;
+        let r = req.into_inner();
+        reply(
+            keys::alias::create(&self.0, &r.alias_name, &r.key_id)
+                .map(|a| CreateAliasResponse { alias: Some(a) }),
+        )
+    }
+
+    async fn delete_alias(&self, req: Request<DeleteAliasRequest>) -> Reply<DeleteAliasResponse> {
+        operator_only(&req, "DeleteAlias")?;
+        reply(
+            keys::alias::delete(&self.0, &req.into_inner().alias_name)
+                .map(|_| DeleteAliasResponse {}),
+        )
+    }
+
+    async fn list_aliases(&self, req: Request<ListAliasesRequest>) -> Reply<ListAliasesResponse> {
+        operator_only(&req, "ListAliases")?;
+        reply(
+            keys::alias::list(&self.0, &req.into_inner().key_id)
+                .map(|aliases| ListAliasesResponse { aliases }),
+        )
+    }
+
     async fn disable_key(&self, req: Request<DisableKeyRequest>) -> Reply<DisableKeyResponse> {
+        operator_only(&req, "DisableKey")?;
         reply(
             keys::set_enabled(&self.0, &req.into_inner().key_id, false).map(|k| {
                 DisableKeyResponse {

@@ -1,7 +1,9 @@
 //! gRPC handlers: decode the request, call the domain module, encode the answer. No policy,
 //! no PKCS#11 here.
 
+pub mod access;
 pub mod admin;
+pub mod application;
 pub mod crypto;
 pub mod keys;
 

@@ -3,8 +3,12 @@
 //! The store never sees key material in plaintext, only key tokens wrapped under the domain
 //! key. [`Store`] is the seam where a replicated database can replace sled later.
 
+pub mod access;
+pub mod named;
 mod sled_store;
 
+pub use access::AccessStore;
+pub use named::NamedStore;
 pub use sled_store::SledStore;
 
 /// Records as persisted (prost messages, see `proto/hkms/v1/store.proto`).
@@ -34,7 +38,7 @@ pub enum StoreError {
 }
 
 /// Storage operations. Every method that writes returns only after the write is durable.
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: AccessStore + NamedStore + Send + Sync + std::fmt::Debug {
     fn instance(&self) -> Result<Option<InstanceRecord>, StoreError>;
     /// Records the instance; fails with `Exists` if one is recorded already.
     fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError>;

@@ -80,8 +80,13 @@ impl SledStore {
     }
 
     /// Makes every write so far durable (fsync).
-    fn flush(&self) -> Result<(), StoreError> {
+    pub(super) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(io)
+    }
+
+    /// A tree of this database (opened on first use).
+    pub(super) fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db.open_tree(name).map_err(io)
     }
 }
 

@@ -129,7 +129,9 @@ impl Daemon {
     /// Rewrites the config with these members (takes effect at the next start).
     pub fn write_config(&self, members: &[MemberSpec]) {
         let mut text = format!(
-            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n[limits]\nsession_wait_secs = 5\n{}\n",
+            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n\
+             [access]\noperator_uids = [0]\ngateway_uids = [0]\n\
+             [limits]\nsession_wait_secs = 5\n{}\n",
             self.socket,
             self.dir.path().join("store"),
             self.limits
@@ -149,8 +151,10 @@ impl Daemon {
     pub fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(&self.log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hkmsd"));
+        // Tests run as root and keep it (capabilities are still dropped, seccomp applies).
         cmd.arg("--config")
             .arg(&self.config)
+            .arg("--allow-root")
             .env("SOFTHSM2_CONF", &self.tokens.conf)
             .env("HKMSD_LOG", "info")
             .stdout(Stdio::null())

@@ -1,0 +1,281 @@
+//! Encrypt through hkms-gateway (HTTPS, KMS instance API, signed requests, keep-alive)
+//! beside hkmsd over gRPC and raw SoftHSM2, all measured in the same run. Prints figures;
+//! asserts nothing.
+//!
+//! The load generator signs each connection's request once, as an SDK would, and reuses it
+//! (the date stays inside the ±15 minute window): client-side RSA signing is not what is
+//! measured.
+//!
+//! `cargo bench --bench gateway` (HKMS_BENCH_SECS sets the length of each run, default 4).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/support/gateway.rs"]
+mod support;
+
+use bytes::Bytes;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use hkms::authn::signed::{http_date, sign_request};
+use hkms::instance_api as api;
+use hkms::proto::EncryptRequest;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use openssl::ssl::{SslConnector, SslMethod};
+use prost::Message;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+const MESSAGE: usize = 256;
+
+fn secs() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("HKMS_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4.0),
+    )
+}
+
+/// AES-256-GCM encryptions per second straight through cryptoki, one session per thread.
+fn raw_softhsm(conf: &std::path::Path, label: &str, threads: usize) -> f64 {
+    std::env::set_var("SOFTHSM2_CONF", conf);
+    static CTX: std::sync::OnceLock<Pkcs11> = std::sync::OnceLock::new();
+    let ctx = CTX
+        .get_or_init(|| {
+            let c = Pkcs11::new(common::SOFTHSM_MODULE).unwrap();
+            c.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+                .unwrap();
+            c
+        })
+        .clone();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap();
+    let login = ctx.open_rw_session(slot).unwrap();
+    let _ = login.login(
+        UserType::User,
+        Some(&AuthPin::from(common::USER_PIN.to_owned())),
+    );
+    let key = login
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Sensitive(true),
+            ],
+        )
+        .unwrap();
+    let run = secs();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                let s = ctx.open_rw_session(slot).unwrap();
+                let data = [7u8; MESSAGE];
+                let start = Instant::now();
+                let mut n = 0u64;
+                while start.elapsed() < run {
+                    let mut iv = [n as u8; 12];
+                    let params = GcmParams::new(&mut iv, b"", 128.into()).unwrap();
+                    s.encrypt(&Mechanism::AesGcm(params), key, &data).unwrap();
+                    n += 1;
+                }
+                n as f64 / start.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+struct Figures {
+    ops: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn figures(mut all: Vec<Duration>, elapsed: f64) -> Figures {
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Figures {
+        ops: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+async fn grpc_encrypt(d: &common::Daemon, key: &str, concurrency: usize) -> Figures {
+    let client = d.client().await;
+    let run = secs();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let mut c = client.crypto.clone();
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < run {
+                    let t = Instant::now();
+                    c.encrypt(EncryptRequest {
+                        key_id: key.clone(),
+                        plaintext: vec![7u8; MESSAGE],
+                        aad: vec![],
+                    })
+                    .await
+                    .unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    figures(all, start.elapsed().as_secs_f64())
+}
+
+/// A signed Encrypt request, as HTTP parts.
+fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> (Vec<(String, String)>, Bytes) {
+    let body = api::EncryptRequest {
+        key_id: key.to_owned(),
+        plaintext: vec![7u8; MESSAGE],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let now = hkms::access::clientkey::now_unix();
+    let headers =
+        sign_request(&ck.private_key(), &ck.id, "Encrypt", &body, &http_date(now)).unwrap();
+    (headers, Bytes::from(body))
+}
+
+async fn gateway_encrypt(
+    port: u16,
+    bundle: &std::path::Path,
+    request: &(Vec<(String, String)>, Bytes),
+    concurrency: usize,
+) -> Figures {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(bundle).unwrap();
+    let connector = b.build();
+    let run = secs();
+    // Connect (TLS handshakes) before the clock starts: keep-alive connections.
+    let mut senders = Vec::new();
+    for _ in 0..concurrency {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let ssl = connector
+            .configure()
+            .unwrap()
+            .into_ssl("localhost")
+            .unwrap();
+        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        Pin::new(&mut tls).connect().await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|mut sender| {
+            let (headers, body) = request.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < run {
+                    let mut req = hyper::Request::post("/").header("host", "localhost");
+                    for (n, v) in &headers {
+                        req = req.header(n.as_str(), v.as_str());
+                    }
+                    let req = req.body(Full::new(body.clone())).unwrap();
+                    let t = Instant::now();
+                    let resp = sender.send_request(req).await.unwrap();
+                    let status = resp.status();
+                    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                    assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    figures(all, start.elapsed().as_secs_f64())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let inst = support::Instance::new();
+    let key = inst.create_key();
+    let ck = inst.app("bench", "key/*", None);
+    let gw = support::GatewayProc::start(
+        &inst,
+        "bench-gateway",
+        false,
+        "[throttle]\ntier_qps = 1000000000\n",
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let request = signed_request(&ck, &key);
+    // Warm up: unwrap the key, open sessions, connect.
+    rt.block_on(async {
+        grpc_encrypt(&inst.d, &key, 4).await;
+        gateway_encrypt(gw.port, &inst.bundle, &request, 4).await;
+    });
+
+    println!(
+        "Encrypt, {MESSAGE}-byte messages, AES-256-GCM, {:?} per run, 1 SoftHSM2 member",
+        secs()
+    );
+    let raw1 = raw_softhsm(&inst.d.tokens.conf, "m0", 1);
+    let raw2 = raw_softhsm(&inst.d.tokens.conf, "m0", 2);
+    println!("raw SoftHSM2 (cryptoki, in-process)  1 thread : {raw1:>9.0} ops/s");
+    println!("raw SoftHSM2 (cryptoki, in-process)  2 threads: {raw2:>9.0} ops/s");
+    for concurrency in [1usize, 16, 64] {
+        let g = rt.block_on(grpc_encrypt(&inst.d, &key, concurrency));
+        let h = rt.block_on(gateway_encrypt(
+            gw.port,
+            &inst.bundle,
+            &request,
+            concurrency,
+        ));
+        let raw = if concurrency == 1 { raw1 } else { raw2 };
+        println!(
+            "concurrency {concurrency:>2}  gRPC   : {:>8.0} ops/s  p50 {}  p99 {}  gRPC/raw {:.3}",
+            g.ops,
+            ms(g.p50),
+            ms(g.p99),
+            g.ops / raw
+        );
+        println!(
+            "concurrency {concurrency:>2}  gateway: {:>8.0} ops/s  p50 {}  p99 {}  gateway/raw {:.3}  gateway/gRPC {:.3}",
+            h.ops,
+            ms(h.p50),
+            ms(h.p99),
+            h.ops / raw,
+            h.ops / g.ops
+        );
+    }
+}

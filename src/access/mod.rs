@@ -1,0 +1,175 @@
+//! Access control: who may do what, from where.
+//!
+//! - [`pattern`]: wildcard matching of resources and actions;
+//! - [`network`]: network access rules (addresses, CIDR blocks);
+//! - [`policy`]: RBAC permission policies and the decision for one request;
+//! - [`operations`]: which role and resource each operation needs;
+//! - [`document`]: JSON policy documents (statements with Effect/Action/Resource/Principal);
+//! - [`clientkey`]: ClientKey passwords, key pairs, certificates, files;
+//! - [`manage`]: creating and changing the records, with their checks;
+//! - [`endpoint`]: which gateway endpoints answer (the Internet endpoint switch).
+//!
+//! Authorisation is deny by default: an operator (local administrator) may do everything;
+//! an application may only run the operations one of its AAP's policies grants, on the
+//! resources and from the networks that policy names. A denial is logged with the grant
+//! that was missing; the caller learns only that it was forbidden.
+
+pub mod clientkey;
+pub mod document;
+pub mod endpoint;
+pub mod manage;
+pub mod network;
+pub mod operations;
+pub mod pattern;
+pub mod policy;
+
+use crate::authn::Caller;
+use crate::error::{ErrorCode, KmsError};
+use crate::proto::{ApplicationAccessPoint, NetworkRule, Policy};
+use crate::store::access as records;
+use crate::store::AccessStore;
+use policy::{AccessRequest, Decision};
+
+/// The message every denied caller gets.
+pub const FORBIDDEN_MESSAGE: &str = "This operation is forbidden by permission system.";
+
+fn forbidden() -> KmsError {
+    KmsError::new(ErrorCode::Forbidden, FORBIDDEN_MESSAGE)
+}
+
+/// Requires an operator (administrative operations).
+pub fn require_operator(caller: &Caller, operation: &str) -> Result<(), KmsError> {
+    match caller {
+        Caller::Operator { .. } => Ok(()),
+        other => {
+            tracing::warn!(caller = %other, operation, "denied: only operators may do this");
+            Err(forbidden())
+        }
+    }
+}
+
+/// Decides whether `caller` may run `operation` on a target known by `resources`
+/// (`key/<id>`, `alias/<name>`, `secret/<name>`; empty for GenerateRandom).
+pub fn authorize(
+    store: &dyn AccessStore,
+    caller: &Caller,
+    operation: &str,
+    resources: Vec<String>,
+) -> Result<(), KmsError> {
+    match caller {
+        Caller::Operator { .. } => Ok(()),
+        Caller::Gateway { .. } => {
+            tracing::warn!(caller = %caller, operation, "denied: a gateway acts only for signed application requests");
+            Err(forbidden())
+        }
+        Caller::Application { aap, source, .. } => {
+            let req = AccessRequest {
+                operation: operation.to_owned(),
+                resources,
+                source: *source,
+            };
+            match decide(store, aap, &req)? {
+                Decision::Allow { policy } => {
+                    tracing::debug!(caller = %caller, operation, policy = %policy, "allowed");
+                    Ok(())
+                }
+                Decision::Deny { reason } => {
+                    tracing::warn!(caller = %caller, operation, "denied: {reason}");
+                    Err(forbidden())
+                }
+            }
+        }
+    }
+}
+
+/// Evaluates a request of AAP `aap` against its current policies and rules.
+pub fn decide(
+    store: &dyn AccessStore,
+    aap: &str,
+    req: &AccessRequest,
+) -> Result<Decision, KmsError> {
+    let Some(aap) = records::get::<ApplicationAccessPoint>(store, aap)? else {
+        return Ok(Decision::Deny {
+            reason: format!("AAP {aap} no longer exists"),
+        });
+    };
+    let mut policies = Vec::new();
+    let mut rules = Vec::new();
+    for name in &aap.policies {
+        if let Some(p) = records::get::<Policy>(store, name)? {
+            for r in &p.network_rules {
+                if let Some(rule) = records::get::<NetworkRule>(store, r)? {
+                    rules.push(rule);
+                }
+            }
+            policies.push(p);
+        }
+    }
+    Ok(policy::evaluate(&aap, &policies, &rules, req))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{ApplicationAccessPoint, Policy};
+    use crate::store::SledStore;
+
+    #[test]
+    fn each_kind_of_caller_gets_only_its_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        manage::create_policy(
+            &s,
+            Policy {
+                name: "all-keys".into(),
+                rbac_role: "CryptoServiceKeyUser".into(),
+                resources: vec!["key/*".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        manage::create_aap(
+            &s,
+            ApplicationAccessPoint {
+                name: "app".into(),
+                policies: vec!["all-keys".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let operator = Caller::Operator { uid: 0, gid: 0 };
+        let gateway = Caller::Gateway { uid: 9, gid: 9 };
+        let app = Caller::Application {
+            aap: "app".into(),
+            client_key_id: "KAAP.x".into(),
+            source: "10.0.0.1".parse().unwrap(),
+        };
+        let ghost = Caller::Application {
+            aap: "deleted".into(),
+            client_key_id: "KAAP.y".into(),
+            source: "10.0.0.1".parse().unwrap(),
+        };
+        let key = || vec!["key/k1".to_owned()];
+
+        authorize(&s, &operator, "Encrypt", key()).unwrap();
+        require_operator(&operator, "CreateKey").unwrap();
+        authorize(&s, &app, "Encrypt", key()).unwrap();
+        authorize(&s, &app, "GenerateRandom", vec![]).unwrap();
+        for (caller, op) in [
+            (&gateway, "Encrypt"),
+            (&app, "GetSecretValue"),
+            (&app, "CreateKey"),
+            (&ghost, "Encrypt"),
+        ] {
+            let e = authorize(&s, caller, op, key()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Forbidden, "{caller} {op}");
+            assert_eq!(e.message, FORBIDDEN_MESSAGE, "no detail for the caller");
+        }
+        for caller in [&gateway, &app] {
+            assert_eq!(
+                require_operator(caller, "CreatePolicy").unwrap_err().code,
+                ErrorCode::Forbidden
+            );
+        }
+    }
+}

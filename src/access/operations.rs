@@ -1,0 +1,91 @@
+//! Which role each application operation needs, and which resource it touches.
+//!
+//! Operations not listed here (key lifecycle, access management, init...) are
+//! administrative: only operators may call them.
+
+use super::policy::Role;
+
+/// Operations an application may be granted, with the roles that grant them.
+const TABLE: &[(&str, &[Role])] = &[
+    ("Encrypt", &[Role::KeyUser]),
+    ("Decrypt", &[Role::KeyUser]),
+    ("GenerateDataKey", &[Role::KeyUser]),
+    ("GenerateDataKeyWithoutPlaintext", &[Role::KeyUser]),
+    ("ReEncrypt", &[Role::KeyUser]),
+    ("GenerateRandom", &[Role::KeyUser]),
+    ("Sign", &[Role::KeyUser]),
+    ("Verify", &[Role::KeyUser]),
+    ("GetPublicKey", &[Role::KeyUser]),
+    ("Hmac", &[Role::KeyUser]),
+    ("AdvanceEncrypt", &[Role::KeyUser]),
+    ("AdvanceDecrypt", &[Role::KeyUser]),
+    ("AdvanceGenerateDataKey", &[Role::KeyUser]),
+    ("GenerateDataKeyPair", &[Role::KeyUser]),
+    ("GenerateDataKeyPairWithoutPlaintext", &[Role::KeyUser]),
+    ("AdvanceGenerateDataKeyPair", &[Role::KeyUser]),
+    (
+        "AdvanceGenerateDataKeyPairWithoutPlaintext",
+        &[Role::KeyUser],
+    ),
+    (
+        "GetSecretValue",
+        &[Role::SecretUser, Role::SharedSecretUser],
+    ),
+];
+
+/// The roles that grant `operation` to an application; `None` for administrative or
+/// unknown operations, which applications may never call.
+pub fn roles_for(operation: &str) -> Option<&'static [Role]> {
+    TABLE
+        .iter()
+        .find(|(name, _)| *name == operation)
+        .map(|(_, roles)| *roles)
+}
+
+/// Resource names a key reference stands for. A key id gives `key/<id>`; an alias gives
+/// `alias/<name>` and, once resolved, the key it points to (`key/<id>`), so a policy on
+/// either grants the request.
+pub fn key_resources(requested: &str, resolved_key_id: &str) -> Vec<String> {
+    let mut out = vec![format!("key/{resolved_key_id}")];
+    if let Some(alias) = requested.strip_prefix("alias/") {
+        out.push(format!("alias/{alias}"));
+    }
+    out
+}
+
+/// The resource name of a secret.
+pub fn secret_resource(name: &str) -> String {
+    format!("secret/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_operations_are_not_grantable() {
+        for op in [
+            "CreateKey",
+            "DisableKey",
+            "Init",
+            "CreatePolicy",
+            "CreateClientKey",
+            "",
+        ] {
+            assert!(roles_for(op).is_none(), "{op}");
+        }
+        assert_eq!(roles_for("Encrypt"), Some(&[Role::KeyUser][..]));
+        assert!(roles_for("GetSecretValue")
+            .unwrap()
+            .contains(&Role::SharedSecretUser));
+    }
+
+    #[test]
+    fn aliases_stand_for_the_alias_and_the_key() {
+        assert_eq!(key_resources("k1", "k1"), ["key/k1"]);
+        assert_eq!(
+            key_resources("alias/app", "k1"),
+            ["key/k1".to_string(), "alias/app".to_string()]
+        );
+    }
+}

@@ -1,0 +1,509 @@
+//! Verification of signed KMS instance API requests (`dkms-gcs-0.2`).
+//!
+//! The gateway forwards the request exactly as received: headers, raw body, source address.
+//! hkmsd does every check itself, in the protocol's order: API version, signature method,
+//! date (RFC 1123, within ±15 minutes), body digest (`content-sha256`), ClientKey id,
+//! signature (RSASSA-PKCS1-v1_5 with SHA-256 over the rebuilt string to sign), and finally
+//! the ClientKey's validity. Failures carry the protocol's HTTP status and error code.
+
+use crate::access::clientkey;
+use crate::proto::ClientKey;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
+use openssl::x509::X509;
+
+/// The only API version of the instance API.
+pub const API_VERSION: &str = "dkms-gcs-0.2";
+/// The only signature method the SDKs send.
+pub const SIGNATURE_METHOD: &str = "RSA_PKCS1_SHA_256";
+/// Largest allowed difference between the request's date and ours.
+pub const MAX_SKEW_SECS: i64 = 15 * 60;
+/// Largest request body.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// A refusal in the instance API's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub http_status: u16,
+    /// The protocol's ErrorCode (`SignatureNotMatch`, `InvalidParam`...).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(http_status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            http_status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn param(name: &str) -> ApiError {
+        ApiError::new(400, "InvalidParam", format!("The Param {name} is invalid."))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.http_status, self.code, self.message)
+    }
+}
+
+/// Headers with lowercase names, as received.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new<I, N, V>(headers: I) -> Headers
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: Into<String>,
+    {
+        Headers(
+            headers
+                .into_iter()
+                .map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// The single value of `name`. A header that is repeated is refused, so no two parties
+    /// can read different values out of one request.
+    pub fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut found = self.0.iter().filter(|(n, _)| n == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        if found.next().is_some() {
+            return Err(ApiError::new(
+                400,
+                "InvalidParameter",
+                format!("The header {name} is repeated."),
+            ));
+        }
+        Ok(first)
+    }
+
+    /// Canonical `x-kms-*` headers: sorted by name, `name:trimmed value\n` each.
+    pub fn canonical_kms(&self) -> Result<String, ApiError> {
+        let mut kms: Vec<&(String, String)> = self
+            .0
+            .iter()
+            .filter(|(n, _)| n.starts_with("x-kms-"))
+            .collect();
+        kms.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if kms.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(ApiError::new(
+                400,
+                "InvalidParameter",
+                "An x-kms- header is repeated.",
+            ));
+        }
+        Ok(kms
+            .iter()
+            .map(|(n, v)| format!("{n}:{}\n", v.trim()))
+            .collect())
+    }
+}
+
+/// The string an SDK signs.
+pub fn string_to_sign(headers: &Headers) -> Result<String, ApiError> {
+    let get = |n: &str| headers.one(n).map(|v| v.unwrap_or("").to_owned());
+    Ok(format!(
+        "POST\n{}\n{}\n{}\n{}/",
+        get("content-sha256")?,
+        get("content-type")?,
+        get("date")?,
+        headers.canonical_kms()?
+    ))
+}
+
+/// Uppercase hex SHA-256, as in `content-sha256`.
+pub fn body_digest(body: &[u8]) -> String {
+    clientkey::hex(&openssl::sha::sha256(body)).to_ascii_uppercase()
+}
+
+/// A request whose signature verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub client_key: ClientKey,
+    /// `x-kms-apiname`.
+    pub api_name: String,
+}
+
+/// Checks a relayed request. `lookup` finds a registered ClientKey by id; `now` is Unix
+/// seconds.
+pub fn verify(
+    method: &str,
+    headers: &Headers,
+    body: &[u8],
+    now: i64,
+    lookup: &dyn Fn(&str) -> Result<Option<ClientKey>, ApiError>,
+) -> Result<Verified, ApiError> {
+    if !method.eq_ignore_ascii_case("POST") {
+        return Err(ApiError::new(
+            400,
+            "InvalidParameter",
+            "The specified parameter is not valid.",
+        ));
+    }
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            413,
+            "InvalidParameter",
+            "The request body is larger than 3 MB.",
+        ));
+    }
+    let version = headers.one("x-kms-apiversion")?.unwrap_or("");
+    if version != API_VERSION {
+        return Err(ApiError::new(
+            400,
+            "InvalidApiVersion",
+            format!("The ApiVersion \"{version}\" is invalid."),
+        ));
+    }
+    let api_name = headers.one("x-kms-apiname")?.unwrap_or("").trim();
+    if api_name.is_empty() {
+        return Err(ApiError::new(
+            400,
+            "InvalidApiName",
+            "The ApiName \"\" is invalid.",
+        ));
+    }
+    let sig_method = headers.one("x-kms-signaturemethod")?.unwrap_or("");
+    if sig_method.trim() != SIGNATURE_METHOD {
+        return Err(ApiError::new(
+            400,
+            "InvalidParam",
+            format!("The Param x-kms-signaturemethod is invalid. [message:\"{sig_method}\"]"),
+        ));
+    }
+    let date = headers
+        .one("date")?
+        .ok_or_else(|| ApiError::param("Date"))?;
+    let when = httpdate::parse_http_date(date.trim()).map_err(|_| ApiError::param("Date"))?;
+    let when = match when.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => return Err(ApiError::param("Date")),
+    };
+    if (when - now).abs() > MAX_SKEW_SECS {
+        return Err(ApiError::new(
+            400,
+            "RequestTimeTooSkewed",
+            "Request time exceeds server time more than 15 minutes.",
+        ));
+    }
+    let digest = headers.one("content-sha256")?.unwrap_or("");
+    if !digest.eq_ignore_ascii_case(&body_digest(body)) {
+        return Err(ApiError::param("Content-SHA256"));
+    }
+    let key_id = headers.one("x-kms-acccesskeyid")?.unwrap_or("").trim();
+    if key_id.is_empty() {
+        return Err(ApiError::new(
+            400,
+            "MissingParameter",
+            "Parameter x-kms-acccesskeyid does not exist in http header or body.",
+        ));
+    }
+    let signature = headers
+        .one("authorization")?
+        .and_then(|a| a.trim().strip_prefix("Bearer "))
+        .and_then(|s| B64.decode(s.trim()).ok())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::param("Authorization"))?;
+    let unknown = || {
+        ApiError::new(
+            404,
+            "Unauthorized",
+            format!("The AccessKey ID \"{key_id}\" does not exist in our records."),
+        )
+    };
+    if !clientkey::is_id(key_id) {
+        return Err(unknown());
+    }
+    let key = lookup(key_id)?.ok_or_else(unknown)?;
+    let to_sign = string_to_sign(headers)?;
+    if !signature_valid(&key.certificate, to_sign.as_bytes(), &signature) {
+        return Err(ApiError::new(
+            401,
+            "SignatureNotMatch",
+            "Signature is not matched.",
+        ));
+    }
+    // Validity is told only to whoever holds the key (the signature verified).
+    match clientkey::state(key.not_before, key.not_after, now).1 {
+        "NotYetValid" => Err(ApiError::new(
+            401,
+            "ClientKeyNotYetValid",
+            format!("The ClientKey \"{key_id}\" is not valid yet."),
+        )),
+        "Expired" => Err(ApiError::new(
+            401,
+            "ClientKeyExpired",
+            format!("The ClientKey \"{key_id}\" has expired."),
+        )),
+        _ => Ok(Verified {
+            client_key: key,
+            api_name: api_name.to_owned(),
+        }),
+    }
+}
+
+fn signature_valid(cert_der: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    let check = || -> Result<bool, openssl::error::ErrorStack> {
+        let key = X509::from_der(cert_der)?.public_key()?;
+        let mut v = Verifier::new(MessageDigest::sha256(), &key)?;
+        v.set_rsa_padding(openssl::rsa::Padding::PKCS1)?;
+        v.update(data)?;
+        v.verify(signature)
+    };
+    check().unwrap_or(false)
+}
+
+/// Signs a request the way the official SDKs do (for tests and tools): returns the headers
+/// to send, `authorization` included.
+pub fn sign_request(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    client_key_id: &str,
+    api_name: &str,
+    body: &[u8],
+    date: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let mut headers = vec![
+        ("accept".to_owned(), "application/x-protobuf".to_owned()),
+        (
+            "content-type".to_owned(),
+            "application/x-protobuf".to_owned(),
+        ),
+        ("content-length".to_owned(), body.len().to_string()),
+        ("content-sha256".to_owned(), body_digest(body)),
+        ("date".to_owned(), date.to_owned()),
+        ("x-kms-apiversion".to_owned(), API_VERSION.to_owned()),
+        ("x-kms-apiname".to_owned(), api_name.to_owned()),
+        (
+            "x-kms-signaturemethod".to_owned(),
+            SIGNATURE_METHOD.to_owned(),
+        ),
+        ("x-kms-acccesskeyid".to_owned(), client_key_id.to_owned()),
+    ];
+    let to_sign = string_to_sign(&Headers::new(headers.clone())).map_err(|e| e.message.clone())?;
+    let mut signer =
+        openssl::sign::Signer::new(MessageDigest::sha256(), key).map_err(|e| e.to_string())?;
+    signer
+        .set_rsa_padding(openssl::rsa::Padding::PKCS1)
+        .map_err(|e| e.to_string())?;
+    signer
+        .update(to_sign.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let sig = signer.sign_to_vec().map_err(|e| e.to_string())?;
+    headers.push((
+        "authorization".to_owned(),
+        format!("Bearer {}", B64.encode(sig)),
+    ));
+    Ok(headers)
+}
+
+/// An HTTP date (RFC 1123, GMT) for Unix seconds.
+pub fn http_date(unix: i64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::clientkey::{now_unix, KeyPair};
+    use openssl::pkey::{PKey, Private};
+
+    struct Fixture {
+        now: i64,
+        key: ClientKey,
+        private: PKey<Private>,
+    }
+
+    fn fixture(not_before: i64, not_after: i64) -> Fixture {
+        let now = now_unix();
+        // Key pairs are generated valid now; the stored record carries the validity tested.
+        let kp = KeyPair::generate("t", now - 10, now + 86_400).unwrap();
+        let der = kp.certificate_der().unwrap();
+        let p12 = kp.pkcs12("secret-123").unwrap();
+        let p = openssl::pkcs12::Pkcs12::from_der(&p12)
+            .unwrap()
+            .parse2("secret-123")
+            .unwrap();
+        Fixture {
+            now,
+            key: ClientKey {
+                client_key_id: "KAAP.11111111-2222-3333-4444-555555555555".into(),
+                aap_name: "app".into(),
+                certificate: der,
+                not_before: now + not_before,
+                not_after: now + not_after,
+                ..Default::default()
+            },
+            private: p.pkey.unwrap(),
+        }
+    }
+
+    fn run(f: &Fixture, headers: Vec<(String, String)>, body: &[u8]) -> Result<Verified, ApiError> {
+        let key = f.key.clone();
+        verify("POST", &Headers::new(headers), body, f.now, &move |id| {
+            Ok((id == key.client_key_id).then(|| key.clone()))
+        })
+    }
+
+    fn signed(f: &Fixture, body: &[u8], date_offset: i64) -> Vec<(String, String)> {
+        sign_request(
+            &f.private,
+            &f.key.client_key_id,
+            "Encrypt",
+            body,
+            &http_date(f.now + date_offset),
+        )
+        .unwrap()
+    }
+
+    fn set(h: &mut [(String, String)], name: &str, value: &str) {
+        h.iter_mut().find(|(n, _)| n == name).unwrap().1 = value.to_owned();
+    }
+
+    #[test]
+    fn string_to_sign_matches_the_protocol_example() {
+        let h = Headers::new([
+            (
+                "Content-SHA256",
+                "1A75217A61ED6CAB51D48ABEC7D1E13851E2EE3B5D346558FE31A755B1C8FCDF",
+            ),
+            ("content-type", "application/x-protobuf"),
+            ("date", "Mon, 23 Nov 2026 07:19:18 GMT"),
+            ("x-kms-signaturemethod", "RSA_PKCS1_SHA_256"),
+            ("x-kms-apiversion", "dkms-gcs-0.2"),
+            ("X-Kms-Apiname", "Encrypt"),
+            (
+                "x-kms-acccesskeyid",
+                " KAAP.11111111-2222-3333-4444-555555555555 ",
+            ),
+            ("accept", "application/x-protobuf"),
+            ("host", "kst.example"),
+        ]);
+        assert_eq!(
+            string_to_sign(&h).unwrap(),
+            "POST\n1A75217A61ED6CAB51D48ABEC7D1E13851E2EE3B5D346558FE31A755B1C8FCDF\n\
+             application/x-protobuf\nMon, 23 Nov 2026 07:19:18 GMT\n\
+             x-kms-acccesskeyid:KAAP.11111111-2222-3333-4444-555555555555\n\
+             x-kms-apiname:Encrypt\nx-kms-apiversion:dkms-gcs-0.2\n\
+             x-kms-signaturemethod:RSA_PKCS1_SHA_256\n/"
+        );
+    }
+
+    #[test]
+    fn a_well_signed_request_verifies() {
+        let f = fixture(-60, 86_400);
+        for offset in [0, -14 * 60, 14 * 60] {
+            let v = run(&f, signed(&f, b"body", offset), b"body").unwrap();
+            assert_eq!(v.api_name, "Encrypt");
+            assert_eq!(v.client_key.aap_name, "app");
+        }
+        // An empty body is signed with the digest of "".
+        run(&f, signed(&f, b"", 0), b"").unwrap();
+    }
+
+    /// Each tampering is refused with the protocol's code.
+    #[test]
+    fn tampered_requests_are_refused_with_the_protocol_codes() {
+        let f = fixture(-60, 86_400);
+        let code = |h: Vec<(String, String)>, body: &[u8]| run(&f, h, body).unwrap_err();
+        let ok = signed(&f, b"body", 0);
+
+        // 16 minutes off either way.
+        for off in [16 * 60, -16 * 60] {
+            let e = code(signed(&f, b"body", off), b"body");
+            assert_eq!((e.http_status, e.code), (400, "RequestTimeTooSkewed"));
+        }
+        // Another body than the digest says.
+        let e = code(ok.clone(), b"other body");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("InvalidParam", "The Param Content-SHA256 is invalid.")
+        );
+        // Another body with a matching digest: the signature no longer matches.
+        let mut h = ok.clone();
+        set(&mut h, "content-sha256", &body_digest(b"other"));
+        assert_eq!(code(h, b"other").code, "SignatureNotMatch");
+        // The signature covered other headers.
+        let mut h = ok.clone();
+        set(&mut h, "x-kms-apiname", "Decrypt");
+        let e = code(h, b"body");
+        assert_eq!((e.http_status, e.code), (401, "SignatureNotMatch"));
+        let mut h = ok.clone();
+        h.push(("x-kms-extra".into(), "1".into()));
+        assert_eq!(code(h, b"body").code, "SignatureNotMatch");
+        let mut h = ok.clone();
+        set(&mut h, "content-type", "text/plain");
+        assert_eq!(code(h, b"body").code, "SignatureNotMatch");
+        // Date changed but within the window: signature fails.
+        let mut h = ok.clone();
+        set(&mut h, "date", &http_date(f.now + 1));
+        assert_eq!(code(h, b"body").code, "SignatureNotMatch");
+        // Malformed pieces.
+        let mut h = ok.clone();
+        set(&mut h, "date", "yesterday");
+        assert_eq!(code(h, b"body").message, "The Param Date is invalid.");
+        let mut h = ok.clone();
+        set(&mut h, "authorization", "TOKEN abc");
+        assert_eq!(
+            code(h, b"body").message,
+            "The Param Authorization is invalid."
+        );
+        let mut h = ok.clone();
+        set(&mut h, "x-kms-apiversion", "dkms-gcs-0.1");
+        assert_eq!(code(h, b"body").code, "InvalidApiVersion");
+        let mut h = ok.clone();
+        set(&mut h, "x-kms-signaturemethod", "RSA_PSS_SHA_256");
+        assert_eq!(code(h, b"body").code, "InvalidParam");
+        let mut h = ok.clone();
+        h.retain(|(n, _)| n != "x-kms-acccesskeyid");
+        assert_eq!(code(h, b"body").code, "MissingParameter");
+        let mut h = ok.clone();
+        set(
+            &mut h,
+            "x-kms-acccesskeyid",
+            "KAAP.99999999-2222-3333-4444-555555555555",
+        );
+        let e = code(h, b"body");
+        assert_eq!((e.http_status, e.code), (404, "Unauthorized"));
+        let mut h = ok.clone();
+        h.push(("date".into(), http_date(f.now)));
+        assert_eq!(code(h, b"body").code, "InvalidParameter");
+        assert!(
+            verify("GET", &Headers::new(ok.clone()), b"body", f.now, &|_| Ok(
+                None
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn signatures_of_another_key_and_invalid_validity_are_refused() {
+        let f = fixture(-60, 86_400);
+        let other = fixture(-60, 86_400);
+        // Signed by another private key under this key id.
+        let h = sign_request(
+            &other.private,
+            &f.key.client_key_id,
+            "Encrypt",
+            b"x",
+            &http_date(f.now),
+        )
+        .unwrap();
+        assert_eq!(run(&f, h, b"x").unwrap_err().code, "SignatureNotMatch");
+
+        let expired = fixture(-86_400, -60);
+        let e = run(&expired, signed(&expired, b"x", 0), b"x").unwrap_err();
+        assert_eq!((e.http_status, e.code), (401, "ClientKeyExpired"));
+        let early = fixture(3600, 86_400);
+        let e = run(&early, signed(&early, b"x", 0), b"x").unwrap_err();
+        assert_eq!(e.code, "ClientKeyNotYetValid");
+    }
+}

@@ -1,0 +1,6 @@
+//! Command-line logic shared by the `hkms` binary: commands that have grown beyond a few
+//! lines live here, as clap subcommands with their handlers.
+
+pub mod access;
+pub mod ca;
+pub mod instance;

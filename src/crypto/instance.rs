@@ -1,0 +1,267 @@
+//! Encryption with the KMS instance API's plain conventions (Encrypt, Decrypt,
+//! GenerateDataKey): the ciphertext is bare (AES-GCM ciphertext || tag, or AES-CBC
+//! ciphertext), the IV travels beside it, and the key's *initial* version is used, so the
+//! caller keeps KeyId, Iv, Algorithm, PaddingMode and Aad and sends them back to decrypt.
+//! AES-GCM authenticates the caller's AAD only. The self-describing form (AdvanceEncrypt)
+//! is [`super::encrypt`].
+
+use super::{check_aad, Opened};
+use crate::appliance::Appliance;
+use crate::error::KmsError;
+use crate::hsm::crypto::{self as hsm_crypto, CBC_IV_LEN, GCM_IV_LEN, GCM_TAG_LEN};
+use crate::hsm::HsmError;
+use crate::keys;
+use crate::keys::token;
+use crate::store::records::{KeyRecord, KeyTokenRecord};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// A symmetric algorithm of the instance API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `AES_GCM` (12-byte IV, 16-byte tag appended).
+    Gcm,
+    /// `AES_CBC` (16-byte IV) with `PKCS7_PADDING` or `NO_PADDING`.
+    Cbc { pkcs7: bool },
+}
+
+impl Algorithm {
+    /// Parses `Algorithm` and `PaddingMode`; empty values take the defaults (`AES_GCM`,
+    /// `PKCS7_PADDING`).
+    pub fn parse(algorithm: &str, padding: &str) -> Result<Algorithm, KmsError> {
+        match algorithm {
+            "" | "AES_GCM" => {
+                if !padding.is_empty() {
+                    return Err(KmsError::invalid("PaddingMode is not used with AES_GCM"));
+                }
+                Ok(Algorithm::Gcm)
+            }
+            "AES_CBC" => match padding {
+                "" | "PKCS7_PADDING" => Ok(Algorithm::Cbc { pkcs7: true }),
+                "NO_PADDING" => Ok(Algorithm::Cbc { pkcs7: false }),
+                other => Err(KmsError::invalid(format!(
+                    "PaddingMode {other:?} is not supported; use PKCS7_PADDING or NO_PADDING"
+                ))),
+            },
+            other => Err(KmsError::invalid(format!(
+                "Algorithm {other:?} is not supported; use AES_GCM or AES_CBC"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Gcm => "AES_GCM",
+            Algorithm::Cbc { .. } => "AES_CBC",
+        }
+    }
+
+    /// The PaddingMode to report (empty for GCM).
+    pub fn padding_name(self) -> &'static str {
+        match self {
+            Algorithm::Gcm => "",
+            Algorithm::Cbc { pkcs7: true } => "PKCS7_PADDING",
+            Algorithm::Cbc { pkcs7: false } => "NO_PADDING",
+        }
+    }
+
+    fn iv_len(self) -> usize {
+        match self {
+            Algorithm::Gcm => GCM_IV_LEN,
+            Algorithm::Cbc { .. } => CBC_IV_LEN,
+        }
+    }
+
+    fn check_aad(self, aad: &[u8]) -> Result<(), KmsError> {
+        if matches!(self, Algorithm::Cbc { .. }) && !aad.is_empty() {
+            return Err(KmsError::invalid(
+                "Aad is authenticated only by AES_GCM; AES_CBC cannot take it",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A bare ciphertext and what the caller needs to decrypt it.
+#[derive(Debug)]
+pub struct Bare {
+    pub key_id: String,
+    pub key_version_id: String,
+    pub iv: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// The key (id, or alias resolved beforehand) and the token of its initial version.
+fn initial_token(app: &Appliance, key_id: &str) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
+    let key = keys::describe(app, key_id)?;
+    let initial = key
+        .key_versions
+        .first()
+        .cloned()
+        .unwrap_or_else(|| key.primary_key_version.clone());
+    keys::usable_token(app, key_id, Some(&initial))
+}
+
+fn iv_for(alg: Algorithm, given: &[u8]) -> Result<Vec<u8>, KmsError> {
+    if given.is_empty() {
+        let mut iv = vec![0u8; alg.iv_len()];
+        openssl::rand::rand_bytes(&mut iv)
+            .map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e.to_string()))?;
+        return Ok(iv);
+    }
+    if given.len() != alg.iv_len() {
+        return Err(KmsError::invalid(format!(
+            "Iv must be {} bytes for {}",
+            alg.iv_len(),
+            alg.name()
+        )));
+    }
+    Ok(given.to_vec())
+}
+
+/// Encrypts with the key's initial version; the IV is the caller's or a fresh random one.
+pub async fn encrypt(
+    app: &Appliance,
+    key_id: &str,
+    alg: Algorithm,
+    iv: &[u8],
+    aad: &[u8],
+    plaintext: Arc<Zeroizing<Vec<u8>>>,
+) -> Result<Bare, KmsError> {
+    if plaintext.len() > app.limits.max_plaintext_bytes {
+        return Err(KmsError::invalid(format!(
+            "Plaintext is longer than {} bytes",
+            app.limits.max_plaintext_bytes
+        )));
+    }
+    check_aad(app, aad)?;
+    alg.check_aad(aad)?;
+    if alg == (Algorithm::Cbc { pkcs7: false }) && !plaintext.len().is_multiple_of(16) {
+        return Err(KmsError::invalid(
+            "with NO_PADDING the plaintext must be a multiple of 16 bytes",
+        ));
+    }
+    let iv = iv_for(alg, iv)?;
+    let (key, tok) = initial_token(app, key_id)?;
+    let key_version_id = tok.key_version_id.clone();
+    let tok = Arc::new(tok);
+    let (aad, iv_in) = (aad.to_vec(), iv.clone());
+    let ciphertext = app
+        .pool
+        .run(move |m, s| {
+            let h = token::handle(m, &tok)?;
+            match alg {
+                Algorithm::Gcm => {
+                    let iv: [u8; GCM_IV_LEN] = iv_in.as_slice().try_into().expect("checked");
+                    hsm_crypto::gcm_encrypt(s, h, &iv, &aad, &plaintext)
+                }
+                Algorithm::Cbc { pkcs7 } => {
+                    let iv: [u8; CBC_IV_LEN] = iv_in.as_slice().try_into().expect("checked");
+                    hsm_crypto::cbc_encrypt(s, h, &iv, pkcs7, &plaintext)
+                }
+            }
+            .map_err(|e| m.err(e))
+        })
+        .await?;
+    Ok(Bare {
+        key_id: key.key_id,
+        key_version_id,
+        iv,
+        ciphertext,
+    })
+}
+
+/// Decrypts a bare ciphertext of the key's initial version.
+pub async fn decrypt(
+    app: &Appliance,
+    key_id: &str,
+    alg: Algorithm,
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Opened, KmsError> {
+    check_aad(app, aad)?;
+    alg.check_aad(aad)?;
+    if iv.len() != alg.iv_len() {
+        return Err(KmsError::invalid(format!(
+            "Iv is required: {} bytes for {}",
+            alg.iv_len(),
+            alg.name()
+        )));
+    }
+    let well_formed = match alg {
+        Algorithm::Gcm => ciphertext.len() >= GCM_TAG_LEN,
+        Algorithm::Cbc { .. } => !ciphertext.is_empty() && ciphertext.len().is_multiple_of(16),
+    };
+    if !well_formed {
+        return Err(KmsError::invalid_ciphertext());
+    }
+    let (key, tok) = initial_token(app, key_id)?;
+    let key_version_id = tok.key_version_id.clone();
+    let tok = Arc::new(tok);
+    let (aad, iv, body) = (aad.to_vec(), iv.to_vec(), ciphertext.to_vec());
+    let plaintext = app
+        .pool
+        .run(move |m, s| {
+            let h = token::handle(m, &tok)?;
+            match alg {
+                Algorithm::Gcm => {
+                    let iv: [u8; GCM_IV_LEN] = iv.as_slice().try_into().expect("checked");
+                    hsm_crypto::gcm_decrypt(s, h, &iv, &aad, &body)
+                }
+                Algorithm::Cbc { pkcs7 } => {
+                    let iv: [u8; CBC_IV_LEN] = iv.as_slice().try_into().expect("checked");
+                    hsm_crypto::cbc_decrypt(s, h, &iv, pkcs7, &body)
+                }
+            }
+            .map_err(|e| m.err(e).data_rejected_if_bad_input())
+        })
+        .await
+        .map_err(|e| match e {
+            HsmError::DataRejected { .. } => KmsError::invalid_ciphertext(),
+            other => other.into(),
+        })?;
+    Ok(Opened {
+        key_id: key.key_id,
+        key_version_id,
+        plaintext,
+    })
+}
+
+/// A data key from the HSM's generator, and the same key encrypted (AES-GCM, initial
+/// version, bare).
+pub async fn generate_data_key(
+    app: &Appliance,
+    key_id: &str,
+    len: usize,
+    aad: &[u8],
+) -> Result<(Bare, Zeroizing<Vec<u8>>), KmsError> {
+    check_aad(app, aad)?;
+    initial_token(app, key_id)?;
+    let data_key = Arc::new(super::random(app, len).await?);
+    let bare = encrypt(app, key_id, Algorithm::Gcm, &[], aad, data_key.clone()).await?;
+    let data_key = Arc::try_unwrap(data_key).unwrap_or_else(|a| Zeroizing::new(a.to_vec()));
+    Ok((bare, data_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_and_paddings_parse() {
+        assert_eq!(Algorithm::parse("", "").unwrap(), Algorithm::Gcm);
+        assert_eq!(
+            Algorithm::parse("AES_CBC", "").unwrap(),
+            Algorithm::Cbc { pkcs7: true }
+        );
+        let nopad = Algorithm::parse("AES_CBC", "NO_PADDING").unwrap();
+        assert_eq!(nopad.padding_name(), "NO_PADDING");
+        assert!(Algorithm::parse("AES_ECB", "").is_err());
+        assert!(Algorithm::parse("AES_GCM", "PKCS7_PADDING").is_err());
+        assert!(Algorithm::parse("AES_CBC", "ZERO").is_err());
+        assert!(nopad.check_aad(b"x").is_err());
+        assert!(iv_for(Algorithm::Gcm, &[1; 16]).is_err());
+        assert_eq!(iv_for(nopad, &[]).unwrap().len(), 16);
+    }
+}

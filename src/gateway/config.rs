@@ -1,0 +1,294 @@
+//! hkms-gateway configuration: a TOML file (commented example: `scripts/hkms-gateway.example.toml`).
+//!
+//! The gateway holds no key and no access-control state: its configuration names hkmsd's
+//! socket, the TLS certificate and key files, the endpoints it listens on, and the QPS caps.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Highest QPS of cryptographic operations over the Internet endpoint, whatever the tier.
+pub const INTERNET_CRYPTO_QPS_MAX: f64 = 1000.0;
+/// Highest QPS of secret reads when the shared-gateway mode is on.
+pub const SHARED_SECRET_QPS_MAX: f64 = 450.0;
+
+/// Whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub hkmsd: HkmsdConfig,
+    pub tls: TlsConfig,
+    /// The private endpoint (on by default).
+    pub private: EndpointConfig,
+    /// The Internet endpoint: it answers only while the instance owner has enabled it
+    /// (`hkms instance internet enable`); hkmsd refuses its requests otherwise.
+    #[serde(default)]
+    pub internet: Option<EndpointConfig>,
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// How to reach hkmsd.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HkmsdConfig {
+    /// hkmsd's Unix socket (same host). hkmsd must list the gateway's uid in
+    /// `[access] gateway_uids`.
+    pub socket: PathBuf,
+    /// gRPC connections opened to hkmsd; requests are spread over them.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// Seconds a forwarded request may take before the caller gets 503.
+    #[serde(default = "default_forward_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_connections() -> usize {
+    4
+}
+fn default_forward_timeout() -> u64 {
+    30
+}
+
+/// The server certificate and its protocol settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the gateway certificate, then the intermediate CA that issued it.
+    pub certificate: PathBuf,
+    /// PEM private key of the certificate (mode 0600, readable by the gateway only).
+    pub private_key: PathBuf,
+    /// Also offer TLS 1.3. Off by default: the endpoint speaks TLS 1.2 only.
+    #[serde(default)]
+    pub enable_tls13: bool,
+    /// Seconds between checks of the certificate files; a changed pair is loaded and used
+    /// for new handshakes (SIGHUP does the same at once). 0 disables the check.
+    #[serde(default = "default_reload_check")]
+    pub reload_check_secs: u64,
+}
+
+fn default_reload_check() -> u64 {
+    5
+}
+
+/// One listening endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Address and port, e.g. "0.0.0.0:443" or "[::]:443".
+    pub listen: SocketAddr,
+}
+
+/// Request rate caps. Over a cap the caller gets HTTP 429 `Rejected.Throttling`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// The instance tier: requests per second over the private endpoint (e.g. 1000, 2000,
+    /// 4000, 8000). Fractions are allowed.
+    #[serde(default = "default_tier_qps")]
+    pub tier_qps: f64,
+    /// Cryptographic operations per second over the Internet endpoint; at most 1000.
+    #[serde(default = "default_internet_qps")]
+    pub internet_crypto_qps: f64,
+    /// Shared-gateway mode: secret reads (GetSecretValue) are capped at `secret_qps`.
+    #[serde(default)]
+    pub shared_gateway: bool,
+    /// Secret reads per second in shared-gateway mode; at most 450.
+    #[serde(default = "default_secret_qps")]
+    pub secret_qps: f64,
+}
+
+fn default_tier_qps() -> f64 {
+    1000.0
+}
+fn default_internet_qps() -> f64 {
+    INTERNET_CRYPTO_QPS_MAX
+}
+fn default_secret_qps() -> f64 {
+    SHARED_SECRET_QPS_MAX
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            tier_qps: default_tier_qps(),
+            internet_crypto_qps: default_internet_qps(),
+            shared_gateway: false,
+            secret_qps: default_secret_qps(),
+        }
+    }
+}
+
+/// HTTP connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds a client may take to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a TLS handshake may take.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+    /// Most connections open at once per endpoint; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> u64 {
+    60
+}
+fn default_handshake_timeout() -> u64 {
+    10
+}
+fn default_max_connections() -> usize {
+    4096
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout_secs: default_header_timeout(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl GatewayConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        GatewayConfig::parse(&text).map_err(|(parse, message)| {
+            if parse {
+                ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                }
+            } else {
+                ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message,
+                }
+            }
+        })
+    }
+
+    /// Parses and checks configuration text; the flag tells a syntax error from a bad value.
+    pub fn parse(text: &str) -> Result<GatewayConfig, (bool, String)> {
+        let c: GatewayConfig = toml::from_str(text).map_err(|e| (true, e.to_string()))?;
+        c.validate().map_err(|m| (false, m))?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let t = &self.throttle;
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("throttle.{name} must be a positive number"))
+            }
+        };
+        positive("tier_qps", t.tier_qps)?;
+        positive("internet_crypto_qps", t.internet_crypto_qps)?;
+        positive("secret_qps", t.secret_qps)?;
+        if t.internet_crypto_qps > INTERNET_CRYPTO_QPS_MAX {
+            return Err(format!(
+                "throttle.internet_crypto_qps is at most {INTERNET_CRYPTO_QPS_MAX}"
+            ));
+        }
+        if t.secret_qps > SHARED_SECRET_QPS_MAX {
+            return Err(format!(
+                "throttle.secret_qps is at most {SHARED_SECRET_QPS_MAX}"
+            ));
+        }
+        if self.hkmsd.connections == 0 || self.hkmsd.connections > 64 {
+            return Err("hkmsd.connections must be 1..64".into());
+        }
+        if let Some(i) = &self.internet {
+            if i.listen == self.private.listen {
+                return Err("internet.listen must differ from private.listen".into());
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err("http.max_connections must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [hkmsd]
+        socket = "/run/hkms/hkmsd.sock"
+        [tls]
+        certificate = "/etc/hkms/gateway/gateway.pem"
+        private_key = "/etc/hkms/gateway/gateway.key"
+        [private]
+        listen = "127.0.0.1:8443"
+    "#;
+
+    #[test]
+    fn example_config_parses() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/hkms-gateway.example.toml"
+        ))
+        .unwrap();
+        let c = GatewayConfig::parse(&text).unwrap();
+        assert!(!c.tls.enable_tls13);
+        assert!(c.internet.is_some());
+        assert_eq!(c.throttle.internet_crypto_qps, 1000.0);
+    }
+
+    #[test]
+    fn defaults_are_tls12_and_documented_caps() {
+        let c = GatewayConfig::parse(BASE).unwrap();
+        assert!(!c.tls.enable_tls13);
+        assert!(c.internet.is_none());
+        assert_eq!(c.throttle.tier_qps, 1000.0);
+        assert!(!c.throttle.shared_gateway);
+        assert_eq!(c.throttle.secret_qps, 450.0);
+    }
+
+    #[test]
+    fn caps_above_the_product_limits_are_refused() {
+        for extra in [
+            "[throttle]\ninternet_crypto_qps = 1001\n",
+            "[throttle]\nsecret_qps = 451\n",
+            "[throttle]\ntier_qps = 0\n",
+            "[internet]\nlisten = \"127.0.0.1:8443\"\n",
+        ] {
+            let e = GatewayConfig::parse(&format!("{BASE}{extra}")).unwrap_err();
+            assert!(!e.0, "{extra}: {}", e.1);
+        }
+        assert!(
+            GatewayConfig::parse(&format!("{BASE}bogus = 1\n"))
+                .unwrap_err()
+                .0
+        );
+    }
+}

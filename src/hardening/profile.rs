@@ -1,0 +1,119 @@
+//! The `[seccomp]` section of HSM profiles: system calls a vendor PKCS#11 library makes after
+//! lock-down, beyond the daemon's own allow-list.
+//!
+//! ```toml
+//! [seccomp.allow]
+//! statfs = "free-space check before writing a token object"
+//! ```
+//!
+//! Every entry needs a reason. A profile is looked up as `<profiles_dir>/<name>.toml` first;
+//! the profiles shipped in `hsm-profiles/` are built into the binary as a fallback.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Profiles shipped with hkms.
+const BUILT_IN: &[(&str, &str)] = &[("softhsm2", include_str!("../../hsm-profiles/softhsm2.toml"))];
+
+#[derive(Debug, Default, Deserialize)]
+struct ProfileFile {
+    #[serde(default)]
+    seccomp: SeccompSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeccompSection {
+    /// System call name → why the vendor library needs it.
+    #[serde(default)]
+    allow: BTreeMap<String, String>,
+}
+
+/// The extra system calls of one profile, with their reasons.
+pub fn extra_syscalls(profiles_dir: &Path, name: &str) -> Result<BTreeMap<String, String>, String> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(format!("HSM profile name {name:?} is not valid"));
+    }
+    let path = profiles_dir.join(format!("{name}.toml"));
+    let (text, origin) = match std::fs::read_to_string(&path) {
+        Ok(t) => (t, path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match BUILT_IN.iter().find(|(n, _)| *n == name) {
+                Some((_, t)) => (t.to_string(), format!("built-in profile {name}")),
+                None => {
+                    return Err(format!(
+                        "HSM profile {name:?} not found: no {} and no built-in profile",
+                        path.display()
+                    ))
+                }
+            }
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let file: ProfileFile =
+        toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
+    for (call, reason) in &file.seccomp.allow {
+        if super::seccomp::syscall_number(call).is_none() {
+            return Err(format!(
+                "{origin}: [seccomp.allow] unknown system call {call:?}"
+            ));
+        }
+        if reason.trim().is_empty() {
+            return Err(format!("{origin}: [seccomp.allow] {call} needs a reason"));
+        }
+    }
+    Ok(file.seccomp.allow)
+}
+
+/// The union of the extra system calls of `profiles`.
+pub fn extra_for_all<'a>(
+    profiles_dir: &Path,
+    profiles: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, String> {
+    let mut all = Vec::new();
+    for p in profiles {
+        for call in extra_syscalls(profiles_dir, p)?.into_keys() {
+            if !all.contains(&call) {
+                all.push(call);
+            }
+        }
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_softhsm2_profile_has_reasoned_additions() {
+        let extra = extra_syscalls(Path::new("/nonexistent"), "softhsm2").unwrap();
+        assert!(!extra.is_empty());
+        assert!(extra.values().all(|r| !r.trim().is_empty()));
+    }
+
+    #[test]
+    fn profile_dir_overrides_and_unknown_profiles_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("vendor.toml"),
+            "name = \"vendor\"\n[seccomp.allow]\nsocket = \"talks to the HSM over TCP\"\n",
+        )
+        .unwrap();
+        let extra = extra_syscalls(dir.path(), "vendor").unwrap();
+        assert_eq!(extra.keys().collect::<Vec<_>>(), ["socket"]);
+        assert!(extra_syscalls(dir.path(), "missing")
+            .unwrap_err()
+            .contains("not found"));
+        assert!(extra_syscalls(dir.path(), "../etc/passwd").is_err());
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "[seccomp.allow]\nnot_a_call = \"x\"\n",
+        )
+        .unwrap();
+        assert!(extra_syscalls(dir.path(), "bad")
+            .unwrap_err()
+            .contains("not_a_call"));
+    }
+}

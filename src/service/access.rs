@@ -1,0 +1,418 @@
+//! `hkms.v1.AccessService`: network rules, policies, AAPs, ClientKeys. Operators only.
+
+use super::{reply, Reply};
+use crate::access::{clientkey, manage, require_operator};
+use crate::appliance::Appliance;
+use crate::authn::caller;
+use crate::error::KmsError;
+use crate::proto::access_service_server::AccessService;
+use crate::proto::*;
+use std::sync::Arc;
+use tonic::Request;
+
+#[derive(Debug, Clone)]
+pub struct AccessApi(pub Arc<Appliance>);
+
+fn operator<T>(req: &Request<T>, operation: &str) -> Result<(), KmsError> {
+    require_operator(&caller(req)?, operation)
+}
+
+/// Public summary of a ClientKey at `now`.
+pub fn summary(k: &ClientKey, now: i64) -> ClientKeySummary {
+    let (days_left, state) = clientkey::state(k.not_before, k.not_after, now);
+    ClientKeySummary {
+        client_key_id: k.client_key_id.clone(),
+        aap_name: k.aap_name.clone(),
+        not_before: k.not_before,
+        not_after: k.not_after,
+        create_time: k.create_time.clone(),
+        days_left,
+        state: state.into(),
+        certificate_sha256: k.certificate_sha256.clone(),
+    }
+}
+
+impl AccessApi {
+    fn store(&self) -> &dyn crate::store::AccessStore {
+        &*self.0.store
+    }
+
+    fn store_all(&self) -> &dyn crate::store::Store {
+        &*self.0.store
+    }
+}
+
+#[tonic::async_trait]
+impl AccessService for AccessApi {
+    async fn create_network_rule(
+        &self,
+        req: Request<CreateNetworkRuleRequest>,
+    ) -> Reply<CreateNetworkRuleResponse> {
+        reply((|| {
+            operator(&req, "CreateNetworkRule")?;
+            let rule = req.into_inner().rule.unwrap_or_default();
+            manage::create_network_rule(self.store(), rule)
+                .map(|rule| CreateNetworkRuleResponse { rule: Some(rule) })
+        })())
+    }
+
+    async fn describe_network_rule(
+        &self,
+        req: Request<DescribeNetworkRuleRequest>,
+    ) -> Reply<DescribeNetworkRuleResponse> {
+        reply((|| {
+            operator(&req, "DescribeNetworkRule")?;
+            manage::get(self.store(), &req.get_ref().name)
+                .map(|rule| DescribeNetworkRuleResponse { rule: Some(rule) })
+        })())
+    }
+
+    async fn list_network_rules(
+        &self,
+        req: Request<ListNetworkRulesRequest>,
+    ) -> Reply<ListNetworkRulesResponse> {
+        reply((|| {
+            operator(&req, "ListNetworkRules")?;
+            manage::list(self.store()).map(|rules| ListNetworkRulesResponse { rules })
+        })())
+    }
+
+    async fn update_network_rule(
+        &self,
+        req: Request<UpdateNetworkRuleRequest>,
+    ) -> Reply<UpdateNetworkRuleResponse> {
+        reply((|| {
+            operator(&req, "UpdateNetworkRule")?;
+            let r = req.into_inner();
+            manage::update_network_rule(self.store(), &r.name, r.source_private_ips, r.description)
+                .map(|rule| UpdateNetworkRuleResponse { rule: Some(rule) })
+        })())
+    }
+
+    async fn delete_network_rule(
+        &self,
+        req: Request<DeleteNetworkRuleRequest>,
+    ) -> Reply<DeleteNetworkRuleResponse> {
+        reply((|| {
+            operator(&req, "DeleteNetworkRule")?;
+            manage::delete_network_rule(self.store(), &req.get_ref().name)
+                .map(|_| DeleteNetworkRuleResponse {})
+        })())
+    }
+
+    async fn create_policy(
+        &self,
+        req: Request<CreatePolicyRequest>,
+    ) -> Reply<CreatePolicyResponse> {
+        reply((|| {
+            operator(&req, "CreatePolicy")?;
+            let p = req.into_inner().policy.unwrap_or_default();
+            manage::create_policy(self.store(), p).map(|policy| CreatePolicyResponse {
+                policy: Some(policy),
+            })
+        })())
+    }
+
+    async fn describe_policy(
+        &self,
+        req: Request<DescribePolicyRequest>,
+    ) -> Reply<DescribePolicyResponse> {
+        reply((|| {
+            operator(&req, "DescribePolicy")?;
+            manage::get(self.store(), &req.get_ref().name).map(|policy| DescribePolicyResponse {
+                policy: Some(policy),
+            })
+        })())
+    }
+
+    async fn list_policies(
+        &self,
+        req: Request<ListPoliciesRequest>,
+    ) -> Reply<ListPoliciesResponse> {
+        reply((|| {
+            operator(&req, "ListPolicies")?;
+            manage::list(self.store()).map(|policies| ListPoliciesResponse { policies })
+        })())
+    }
+
+    async fn update_policy(
+        &self,
+        req: Request<UpdatePolicyRequest>,
+    ) -> Reply<UpdatePolicyResponse> {
+        reply((|| {
+            operator(&req, "UpdatePolicy")?;
+            let r = req.into_inner();
+            manage::update_policy(self.store(), &r.name, |p| {
+                if !r.resources.is_empty() {
+                    p.resources = r.resources;
+                }
+                if r.clear_network_rules {
+                    p.network_rules.clear();
+                } else if !r.network_rules.is_empty() {
+                    p.network_rules = r.network_rules;
+                }
+                if let Some(d) = r.description {
+                    p.description = d;
+                }
+                if !r.rbac_role.is_empty() {
+                    p.rbac_role = r.rbac_role;
+                }
+            })
+            .map(|policy| UpdatePolicyResponse {
+                policy: Some(policy),
+            })
+        })())
+    }
+
+    async fn delete_policy(
+        &self,
+        req: Request<DeletePolicyRequest>,
+    ) -> Reply<DeletePolicyResponse> {
+        reply((|| {
+            operator(&req, "DeletePolicy")?;
+            manage::delete_policy(self.store(), &req.get_ref().name)
+                .map(|_| DeletePolicyResponse {})
+        })())
+    }
+
+    async fn create_application_access_point(
+        &self,
+        req: Request<CreateApplicationAccessPointRequest>,
+    ) -> Reply<CreateApplicationAccessPointResponse> {
+        reply((|| {
+            operator(&req, "CreateApplicationAccessPoint")?;
+            let a = req.into_inner().aap.unwrap_or_default();
+            manage::create_aap(self.store(), a)
+                .map(|aap| CreateApplicationAccessPointResponse { aap: Some(aap) })
+        })())
+    }
+
+    async fn describe_application_access_point(
+        &self,
+        req: Request<DescribeApplicationAccessPointRequest>,
+    ) -> Reply<DescribeApplicationAccessPointResponse> {
+        reply((|| {
+            operator(&req, "DescribeApplicationAccessPoint")?;
+            let name = &req.get_ref().name;
+            let aap: ApplicationAccessPoint = manage::get(self.store(), name)?;
+            let now = clientkey::now_unix();
+            let client_keys = manage::client_keys(self.store(), name)?
+                .iter()
+                .map(|k| summary(k, now))
+                .collect();
+            Ok(DescribeApplicationAccessPointResponse {
+                aap: Some(aap),
+                client_keys,
+            })
+        })())
+    }
+
+    async fn list_application_access_points(
+        &self,
+        req: Request<ListApplicationAccessPointsRequest>,
+    ) -> Reply<ListApplicationAccessPointsResponse> {
+        reply((|| {
+            operator(&req, "ListApplicationAccessPoints")?;
+            let keys: Vec<ClientKey> = manage::list(self.store())?;
+            let now = clientkey::now_unix();
+            let aaps = manage::list::<ApplicationAccessPoint>(self.store())?
+                .into_iter()
+                .map(|aap| {
+                    let mine: Vec<&ClientKey> =
+                        keys.iter().filter(|k| k.aap_name == aap.name).collect();
+                    let days_left = mine
+                        .iter()
+                        .map(|k| clientkey::state(k.not_before, k.not_after, now).0)
+                        .max()
+                        .unwrap_or(-1);
+                    ApplicationAccessPointSummary {
+                        client_key_count: mine.len() as u32,
+                        days_left,
+                        aap: Some(aap),
+                    }
+                })
+                .collect();
+            Ok(ListApplicationAccessPointsResponse { aaps })
+        })())
+    }
+
+    async fn update_application_access_point(
+        &self,
+        req: Request<UpdateApplicationAccessPointRequest>,
+    ) -> Reply<UpdateApplicationAccessPointResponse> {
+        reply((|| {
+            operator(&req, "UpdateApplicationAccessPoint")?;
+            let r = req.into_inner();
+            manage::update_aap(self.store(), &r.name, r.policies, r.description)
+                .map(|aap| UpdateApplicationAccessPointResponse { aap: Some(aap) })
+        })())
+    }
+
+    async fn delete_application_access_point(
+        &self,
+        req: Request<DeleteApplicationAccessPointRequest>,
+    ) -> Reply<DeleteApplicationAccessPointResponse> {
+        reply((|| {
+            operator(&req, "DeleteApplicationAccessPoint")?;
+            manage::delete_aap(self.store(), &req.get_ref().name)
+                .map(|_| DeleteApplicationAccessPointResponse {})
+        })())
+    }
+
+    async fn create_client_key(
+        &self,
+        req: Request<CreateClientKeyRequest>,
+    ) -> Reply<CreateClientKeyResponse> {
+        reply((|| {
+            operator(&req, "CreateClientKey")?;
+            let r = req.into_inner();
+            manage::create_client_key(self.store(), &r.aap_name, r.certificate).map(|k| {
+                CreateClientKeyResponse {
+                    client_key: Some(summary(&k, clientkey::now_unix())),
+                }
+            })
+        })())
+    }
+
+    async fn list_client_keys(
+        &self,
+        req: Request<ListClientKeysRequest>,
+    ) -> Reply<ListClientKeysResponse> {
+        reply((|| {
+            operator(&req, "ListClientKeys")?;
+            let aap = &req.get_ref().aap_name;
+            if !aap.is_empty() {
+                manage::get::<ApplicationAccessPoint>(self.store(), aap)?;
+            }
+            let now = clientkey::now_unix();
+            let client_keys: Vec<ClientKeySummary> = manage::client_keys(self.store(), aap)?
+                .iter()
+                .map(|k| summary(k, now))
+                .collect();
+            for k in &client_keys {
+                if k.state == "ExpiringSoon" || k.state == "Expired" {
+                    tracing::warn!(client_key = %k.client_key_id, aap = %k.aap_name, days_left = k.days_left, state = %k.state, "ClientKey needs changing");
+                }
+            }
+            Ok(ListClientKeysResponse { client_keys })
+        })())
+    }
+
+    async fn delete_client_key(
+        &self,
+        req: Request<DeleteClientKeyRequest>,
+    ) -> Reply<DeleteClientKeyResponse> {
+        reply((|| {
+            operator(&req, "DeleteClientKey")?;
+            manage::delete_client_key(self.store(), &req.get_ref().client_key_id)
+                .map(|_| DeleteClientKeyResponse {})
+        })())
+    }
+
+    async fn get_instance_owner(
+        &self,
+        req: Request<GetInstanceOwnerRequest>,
+    ) -> Reply<GetInstanceOwnerResponse> {
+        reply((|| {
+            operator(&req, "GetInstanceOwner")?;
+            Ok(GetInstanceOwnerResponse {
+                owner: self.0.store.instance_owner()?,
+            })
+        })())
+    }
+
+    async fn set_internet_access(
+        &self,
+        req: Request<SetInternetAccessRequest>,
+    ) -> Reply<SetInternetAccessResponse> {
+        reply((|| {
+            let c = caller(&req)?;
+            let enabled = req.get_ref().enabled;
+            crate::access::endpoint::set_internet(self.store_all(), &c, enabled)
+                .map(|enabled| SetInternetAccessResponse { enabled })
+        })())
+    }
+
+    async fn get_internet_access(
+        &self,
+        req: Request<GetInternetAccessRequest>,
+    ) -> Reply<GetInternetAccessResponse> {
+        reply((|| {
+            operator(&req, "GetInternetAccess")?;
+            crate::access::endpoint::internet_enabled(&*self.0.store)
+                .map(|enabled| GetInternetAccessResponse { enabled })
+        })())
+    }
+}
+
+/// Refuses everyone but operators (for administrative handlers).
+pub(super) fn operator_only<T>(req: &Request<T>, operation: &str) -> Result<(), tonic::Status> {
+    operator(req, operation).map_err(|e| {
+        tracing::info!(
+            code = e.code.as_str(),
+            operation,
+            "request refused: {}",
+            e.message
+        );
+        e.into()
+    })
+}
+
+/// Authorises a cryptographic operation on a key (id or alias) for the request's caller.
+pub(super) fn authorize_key<T>(
+    app: &Appliance,
+    req: &Request<T>,
+    operation: &str,
+    key_id: &str,
+) -> Result<(), tonic::Status> {
+    let resources = crate::access::operations::key_resources(key_id, key_id);
+    authorize(app, req, operation, resources)
+}
+
+/// Authorises an operation on the key a ciphertext names.
+pub(super) fn authorize_blob<T>(
+    app: &Appliance,
+    req: &Request<T>,
+    operation: &str,
+    blob: &[u8],
+) -> Result<(), tonic::Status> {
+    let key_id = crate::crypto::ciphertext::parse(blob)
+        .map(|p| p.header.key_id.to_string())
+        .map_err(|_| tonic::Status::from(KmsError::invalid_ciphertext()))?;
+    authorize_key(app, req, operation, &key_id)
+}
+
+/// Authorises an operation with `resources` (empty: the role alone decides).
+pub(super) fn authorize<T>(
+    app: &Appliance,
+    req: &Request<T>,
+    operation: &str,
+    resources: Vec<String>,
+) -> Result<(), tonic::Status> {
+    caller(req)
+        .and_then(|c| crate::access::authorize(&*app.store, &c, operation, resources))
+        .map_err(|e| {
+            tracing::info!(
+                code = e.code.as_str(),
+                operation,
+                "request refused: {}",
+                e.message
+            );
+            e.into()
+        })
+}
+
+/// Records the operator who initialised the instance as its owner.
+pub(super) fn record_owner(app: &Appliance, caller: Option<crate::authn::Caller>) {
+    if let Some(crate::authn::Caller::Operator { uid, gid }) = caller {
+        let owner = InstanceOwner {
+            uid,
+            gid,
+            recorded: crate::appliance::now_rfc3339(),
+        };
+        match app.store.record_instance_owner(&owner) {
+            Ok(()) => tracing::info!(uid, gid, "instance owner recorded"),
+            Err(e) => tracing::error!("cannot record the instance owner: {e}"),
+        }
+    }
+}

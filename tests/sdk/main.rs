@@ -1,0 +1,328 @@
+//! Interoperability with the official KMS instance SDK for Python
+//! (`alibabacloud-dkms-gcs==1.0.2`): a ClientKey file made by `hkms client-key create` loads
+//! in the SDK, and the requests the SDK signs verify in hkmsd.
+//!
+//! A minimal HTTP relay stands in for hkms-gateway: it hands every request, as received, to
+//! hkmsd's application service and returns hkmsd's answer. The SDK lives in its own virtual
+//! environment, installed by `scripts/install-sdk-test-deps.sh` (run here when missing).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::Daemon;
+use hkms::client::Client;
+use hkms::instance_api as api;
+use hkms::proto::{ApplicationCallRequest, HttpHeader};
+use prost::Message;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+type Captured = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+
+fn venv_dir() -> PathBuf {
+    std::env::var_os("HKMS_SDK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/hkms/sdk-venv")
+        })
+}
+
+/// The SDK's Python, installing it first when needed. `None` only when this host cannot
+/// create a Python virtual environment at all.
+fn sdk_python() -> Option<PathBuf> {
+    let venv = venv_dir();
+    let python = venv.join("bin/python");
+    let ready = |p: &PathBuf| {
+        Command::new(p)
+            .args(["-c", "import sdk.client, openapi.models"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready(&python) {
+        return Some(python);
+    }
+    let venv_ok = Command::new("python3")
+        .args(["-m", "venv", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !venv_ok {
+        eprintln!("SKIPPED: python3 with the venv module is not available, so the SDK cannot be installed");
+        return None;
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/install-sdk-test-deps.sh"
+    );
+    let out = Command::new(script).arg(&venv).output().unwrap();
+    assert!(
+        out.status.success(),
+        "installing the SDK failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ready(&python), "the SDK does not import after installation");
+    Some(python)
+}
+
+/// Reads one HTTP/1.1 request (headers and a Content-Length body).
+async fn read_request(
+    stream: &mut tokio::net::TcpStream,
+) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).ok()?;
+    let mut lines = head.split("\r\n");
+    let method = lines.next()?.split(' ').next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((method, headers, body))
+}
+
+/// Serves HTTP on a local port by relaying each request to hkmsd; keeps a copy of each.
+async fn start_relay(client: Client, captured: Captured) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, peer)) = listener.accept().await else {
+                return;
+            };
+            let mut client = client.clone();
+            let captured = captured.clone();
+            tokio::spawn(async move {
+                let Some((method, headers, body)) = read_request(&mut stream).await else {
+                    return;
+                };
+                captured
+                    .lock()
+                    .unwrap()
+                    .push((headers.clone(), body.clone()));
+                let r = client
+                    .application
+                    .call(ApplicationCallRequest {
+                        endpoint: "instance".into(),
+                        method,
+                        path: "/".into(),
+                        headers: headers
+                            .into_iter()
+                            .map(|(name, value)| HttpHeader { name, value })
+                            .collect(),
+                        body,
+                        source_address: peer.ip().to_string(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let mut out = format!(
+                    "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                    r.http_status,
+                    r.body.len()
+                );
+                for h in &r.headers {
+                    out.push_str(&format!("{}: {}\r\n", h.name, h.value));
+                }
+                out.push_str("\r\n");
+                let mut bytes = out.into_bytes();
+                bytes.extend_from_slice(&r.body);
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+async fn replay(d: &Daemon, headers: Vec<(String, String)>, body: Vec<u8>) -> (u32, String) {
+    let r = d
+        .client()
+        .await
+        .application
+        .call(ApplicationCallRequest {
+            endpoint: "instance".into(),
+            method: "POST".into(),
+            path: "/".into(),
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| HttpHeader { name, value })
+                .collect(),
+            body,
+            source_address: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (r.http_status, r.error_code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
+    let Some(python) = sdk_python() else {
+        return;
+    };
+    let d = Daemon::initialised(1);
+    let key = d.cli_json(&["key", "create"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let denied = d.cli_json(&["key", "create"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.cli_json(&[
+        "network-rule",
+        "create",
+        "--name",
+        "local",
+        "--source-ips",
+        "127.0.0.0/8,::1",
+    ]);
+    d.cli_json(&[
+        "policy",
+        "create",
+        "--name",
+        "one-key",
+        "--role",
+        "CryptoServiceKeyUser",
+        "--resources",
+        &format!("key/{key}"),
+        "--network-rules",
+        "local",
+    ]);
+    d.cli_json(&[
+        "aap",
+        "create",
+        "--name",
+        "sdk-app",
+        "--policies",
+        "one-key",
+    ]);
+    let dir = d.path("client-keys");
+    let ck = d.cli_json(&[
+        "client-key",
+        "create",
+        "--aap",
+        "sdk-app",
+        "--output-dir",
+        dir.to_str().unwrap(),
+    ])["ClientKey"]
+        .clone();
+
+    let captured: Captured = Arc::default();
+    let port = start_relay(d.client().await, captured.clone()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sdk_client.py");
+    let args: Vec<String> = vec![
+        script.into(),
+        "--endpoint".into(),
+        format!("127.0.0.1:{port}"),
+        "--client-key-file".into(),
+        ck["ClientKeyFile"].as_str().unwrap().into(),
+        "--password-file".into(),
+        ck["PasswordFile"].as_str().unwrap().into(),
+        "--key-id".into(),
+        key.clone(),
+        "--denied-key-id".into(),
+        denied.clone(),
+    ];
+    let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK client failed:\n{}\nhkmsd log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["encrypt_key_id"], key.as_str(), "{v}");
+    assert_eq!(v["decrypted"], "hello from the sdk");
+    assert_eq!(v["data_key_len"], 32);
+    assert_eq!(v["random_len"], 48);
+    assert_eq!(v["denied_code"], "Forbidden.NoPermission", "{v}");
+    assert!(!v["encrypt_request_id"].as_str().unwrap().is_empty());
+
+    // The SDK's own Encrypt request, replayed with one thing changed, is refused.
+    let (headers, body) = captured
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(h, _)| {
+            h.iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("x-kms-apiname") && v == "Encrypt")
+        })
+        .cloned()
+        .unwrap();
+    let ua = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+        .unwrap();
+    assert!(ua.1.contains("kms-gcs-python-sdk-version/1.0.2"), "{ua:?}");
+    assert_eq!(
+        replay(&d, headers.clone(), body.clone()).await,
+        (200, String::new())
+    );
+    let with = |name: &str, value: String| {
+        let mut h = headers.clone();
+        h.iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .unwrap()
+            .1 = value;
+        h
+    };
+    let date = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("date"))
+        .unwrap()
+        .1
+        .clone();
+    let when = httpdate::parse_http_date(&date).unwrap();
+    let skewed = httpdate::fmt_http_date(when + std::time::Duration::from_secs(16 * 60));
+    assert_eq!(
+        replay(&d, with("date", skewed), body.clone()).await,
+        (400, "RequestTimeTooSkewed".into())
+    );
+    let mut other = api::EncryptRequest::decode(body.as_slice()).unwrap();
+    other.plaintext = b"something else".to_vec();
+    assert_eq!(
+        replay(&d, headers.clone(), other.encode_to_vec()).await,
+        (400, "InvalidParam".into())
+    );
+    assert_eq!(
+        replay(
+            &d,
+            with("x-kms-apiname", "GenerateRandom".into()),
+            body.clone()
+        )
+        .await,
+        (401, "SignatureNotMatch".into())
+    );
+}

@@ -1,0 +1,344 @@
+//! Test harness for hkms-gateway: an initialised hkmsd (tests/common) with its instance CA,
+//! a gateway certificate for localhost/127.0.0.1, gateways on loopback ports, and a small
+//! HTTPS client that verifies the gateway with the exported CA bundle.
+#![allow(dead_code)]
+
+use crate::common::Daemon;
+use hkms::access::clientkey;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An instance with its CA and a gateway certificate.
+pub struct Instance {
+    pub d: Daemon,
+    pub ca_dir: PathBuf,
+    pub bundle: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+impl Instance {
+    pub fn new() -> Instance {
+        // Test instances run hkmsd as root.
+        std::env::set_var("HKMSD_ALLOW_ROOT", "1");
+        let d = Daemon::initialised(1);
+        let ca_dir = d.path("ca");
+        let offline = d.path("offline");
+        std::fs::create_dir_all(&offline).unwrap();
+        d.cli_json(&[
+            "ca",
+            "init",
+            "--dir",
+            ca_dir.to_str().unwrap(),
+            "--root-key-out",
+            offline.join("root.key").to_str().unwrap(),
+        ]);
+        let cert = d.path("gw/gateway.pem");
+        let key = d.path("gw/gateway.key");
+        let inst = Instance {
+            bundle: PathBuf::new(),
+            ca_dir,
+            cert,
+            key,
+            d,
+        };
+        inst.issue();
+        let out = inst.d.cli_json(&[
+            "ca",
+            "export",
+            "--dir",
+            inst.ca_dir.to_str().unwrap(),
+            "--output-dir",
+            inst.d.path("").to_str().unwrap(),
+        ]);
+        Instance {
+            bundle: PathBuf::from(s(&out["CaBundleFile"])),
+            ..inst
+        }
+    }
+
+    /// Issues (or renews) the gateway certificate; returns its serial (hex).
+    pub fn issue(&self) -> String {
+        let out = self.d.cli_json(&[
+            "ca",
+            "issue-gateway",
+            "--dir",
+            self.ca_dir.to_str().unwrap(),
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--cert-out",
+            self.cert.to_str().unwrap(),
+            "--key-out",
+            self.key.to_str().unwrap(),
+        ]);
+        s(&out["Serial"])
+    }
+
+    pub fn key_id(&self, out: &Value) -> String {
+        s(&out["KeyMetadata"]["KeyId"])
+    }
+
+    pub fn create_key(&self) -> String {
+        let out = self.d.cli_json(&["key", "create"]);
+        self.key_id(&out)
+    }
+
+    /// A ClientKey of `aap`: (id, file, password file).
+    pub fn client_key(&self, aap: &str) -> ClientKeyFiles {
+        let dir = self
+            .d
+            .path(&format!("keys-{aap}-{}", uuid::Uuid::new_v4().simple()));
+        let out = self.d.cli_json(&[
+            "client-key",
+            "create",
+            "--aap",
+            aap,
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ]);
+        let ck = &out["ClientKey"];
+        ClientKeyFiles {
+            id: s(&ck["ClientKeyId"]),
+            file: PathBuf::from(s(&ck["ClientKeyFile"])),
+            password_file: PathBuf::from(s(&ck["PasswordFile"])),
+        }
+    }
+
+    /// A policy on `resources` for a new AAP `aap`, with optional network rule sources.
+    pub fn app(&self, aap: &str, resources: &str, sources: Option<&str>) -> ClientKeyFiles {
+        let mut policy = vec![
+            "policy".to_owned(),
+            "create".into(),
+            "--name".into(),
+            format!("{aap}-policy"),
+            "--role".into(),
+            "CryptoServiceKeyUser".into(),
+            "--resources".into(),
+            resources.into(),
+        ];
+        if let Some(src) = sources {
+            let rule = format!("{aap}-net");
+            self.d.cli_json(&[
+                "network-rule",
+                "create",
+                "--name",
+                &rule,
+                "--source-ips",
+                src,
+            ]);
+            policy.extend(["--network-rules".into(), rule]);
+        }
+        let args: Vec<&str> = policy.iter().map(String::as_str).collect();
+        self.d.cli_json(&args);
+        self.d.cli_json(&[
+            "aap",
+            "create",
+            "--name",
+            aap,
+            "--policies",
+            &format!("{aap}-policy"),
+        ]);
+        self.client_key(aap)
+    }
+}
+
+/// The files of a ClientKey as `hkms client-key create` writes them.
+pub struct ClientKeyFiles {
+    pub id: String,
+    pub file: PathBuf,
+    pub password_file: PathBuf,
+}
+
+impl ClientKeyFiles {
+    /// The private key, loaded like an SDK does.
+    pub fn private_key(&self) -> PKey<Private> {
+        let json = std::fs::read_to_string(&self.file).unwrap();
+        let password = std::fs::read_to_string(&self.password_file).unwrap();
+        clientkey::load(&json, password.trim_end_matches(['\r', '\n']))
+            .unwrap()
+            .1
+    }
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running hkms-gateway.
+pub struct GatewayProc {
+    child: Option<Child>,
+    pub port: u16,
+    pub internet_port: u16,
+    pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+impl GatewayProc {
+    /// Starts a gateway named `name` for `inst`, with extra config (`[throttle]`...) and
+    /// `enable_tls13`; waits until it accepts connections.
+    pub fn start(inst: &Instance, name: &str, tls13: bool, extra: &str) -> GatewayProc {
+        let port = free_port();
+        let internet_port = free_port();
+        let config = inst.d.path(&format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[hkmsd]\nsocket = {:?}\n[tls]\ncertificate = {:?}\nprivate_key = {:?}\n\
+                 enable_tls13 = {tls13}\nreload_check_secs = 0\n[private]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [internet]\nlisten = \"127.0.0.1:{internet_port}\"\n{extra}",
+                inst.d.socket, inst.cert, inst.key
+            ),
+        )
+        .unwrap();
+        let log = inst.d.path(&format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_hkms-gateway"))
+            .arg("--config")
+            .arg(&config)
+            .env("HKMS_GATEWAY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut g = GatewayProc {
+            child: Some(child),
+            port,
+            internet_port,
+            log,
+            config,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = g.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hkms-gateway exited ({status}): {}", g.log_text());
+            }
+            assert!(Instant::now() < deadline, "hkms-gateway did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        g
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGHUP (reload the certificate).
+    pub fn hup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A TLS 1.2+ connection to the gateway, verified with the CA bundle and host name.
+pub fn connect(port: u16, bundle: &Path) -> SslStream<TcpStream> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(bundle).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    b.build().connect("localhost", tcp).unwrap()
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one HTTP/1.1 request on a kept-alive connection and reads the answer.
+pub fn post<S: Read + Write>(
+    stream: &mut S,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Answer {
+    let mut req = format!("POST {path} HTTP/1.1\r\nhost: localhost\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !headers.iter().any(|(n, _)| n == "content-length") {
+        req.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    stream.flush().unwrap();
+    read_answer(stream)
+}
+
+pub fn read_answer<S: Read>(stream: &mut S) -> Answer {
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':').unwrap();
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).unwrap();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
