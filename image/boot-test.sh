@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Boot test of the appliance image: boots it in qemu (on a throw-away overlay, no network),
-# waits for hkmsd to report ready on the serial console, lets the in-image self-test run
-# (create a key, encrypt, decrypt, `hkmsd --check-hardening`) and expects the machine to
-# power itself off. Prints PASS or FAIL with the reason; exit status 0 only on PASS.
+# waits for hkmsd and hkms-gateway to report ready on the serial console, lets the in-image
+# self-test run (create a key, encrypt, decrypt, `hkmsd --check-hardening`,
+# `hkms-gateway --check-hardening`, one HTTPS request to the gateway) and expects the
+# machine to power itself off. Prints PASS or FAIL with the reason; exit status 0 only on PASS.
 #
 #   image/boot-test.sh [IMAGE]     (default target/image/hkms-appliance.qcow2)
 #
@@ -41,11 +42,20 @@ qemu_pid=$!
 
 elapsed() { echo $(($(date +%s) - started)); }
 ready_at=
+gateway_at=
 result=
 while kill -0 "$qemu_pid" 2>/dev/null; do
+    # Both units are Type=notify: "Started" appears once the daemon sent READY=1.
     if [[ -z $ready_at ]] && grep -aq "Started.*hkmsd.service" "$console"; then
         ready_at=$(elapsed)
         echo "== hkmsd ready after ${ready_at}s"
+    fi
+    # The console shortens long unit names; the self-test reports the gateway's readiness
+    # (systemctl is-active, true only after its READY=1).
+    if [[ -z $gateway_at ]] && grep -aq -e "Started.*hkms-gateway.service" \
+        -e "HKMS-SELFTEST: gateway ready" "$console"; then
+        gateway_at=$(elapsed)
+        echo "== hkms-gateway ready after ${gateway_at}s"
     fi
     if [[ -z $result ]] && grep -aq "HKMS-SELFTEST: \(PASS\|FAIL\)" "$console"; then
         result=$(grep -a -m1 -o "HKMS-SELFTEST: \(PASS\|FAIL.*\)" "$console")
@@ -73,7 +83,7 @@ total=$(elapsed)
 [[ -n $result ]] || result=$(grep -a -m1 -o "HKMS-SELFTEST: \(PASS\|FAIL.*\)" "$console" || true)
 
 echo "== self-test output"
-grep -a -E "HKMS-SELFTEST|^hkmsd pid|^  (ok|warn|fail) |^result:" "$console" | tr -d '\r' | sed 's/^/   /' || true
+grep -a -E "HKMS-SELFTEST|^hkms(d|-gateway) pid|^  (ok|warn|fail) |^result:" "$console" | tr -d '\r' | sed 's/^/   /' || true
 if [[ -z $ready_at ]]; then
     grep -aq "Started.*hkmsd.service" "$console" || {
         tail -n 40 "$console" | tr -d '\r'
@@ -81,9 +91,15 @@ if [[ -z $ready_at ]]; then
         exit 1
     }
 fi
+grep -aq -e "Started.*hkms-gateway.service" -e "HKMS-SELFTEST: gateway ready" "$console" || {
+    grep -a "hkms-gateway" "$console" | tail -n 20 | tr -d '\r'
+    echo "FAIL: hkms-gateway never reported ready (console: $console)"
+    exit 1
+}
 case $result in
 "HKMS-SELFTEST: PASS")
-    echo "PASS: booted, hkmsd ready after ${ready_at:-?}s, self-test passed, powered off after ${total}s"
+    echo "PASS: booted, hkmsd ready after ${ready_at:-?}s, hkms-gateway after ${gateway_at:-?}s," \
+        "self-test passed, powered off after ${total}s"
     ;;
 "")
     tail -n 40 "$console" | tr -d '\r'

@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 
 # 1. The Debian base, cached by its package list.
-packages=systemd-sysv,udev,kmod,e2fsprogs,linux-image-amd64,initramfs-tools,softhsm2,libssl3,ca-certificates
+packages=systemd-sysv,udev,kmod,e2fsprogs,linux-image-amd64,initramfs-tools,softhsm2,libssl3,openssl,ca-certificates
 key=$(printf '%s %s %s' "$suite" "$packages" "$mirror" | sha256sum | cut -c1-16)
 base=$cache/rootfs-$suite-$key.tar
 if [[ ! -f $base ]]; then
@@ -73,14 +73,20 @@ rm "$rootfs/tmp/hkms.deb"
 
 files=$repo/image/files
 install -m 0640 -g "$(chroot "$rootfs" getent group hkms | cut -d: -f3)" \
-    "$files/hkmsd.toml" "$files/softhsm2.conf" "$rootfs/etc/hkms/"
+    "$files/hkmsd.toml" "$files/softhsm2.conf" "$files/gateway.toml" "$rootfs/etc/hkms/"
+# The gateway's user id, created by the package, may relay application requests.
+gateway_uid=$(chroot "$rootfs" id -u hkms-gateway)
+printf '\n[access]\n# hkms-gateway (user hkms-gateway) relays application requests.\ngateway_uids = [%s]\n' \
+    "$gateway_uid" >>"$rootfs/etc/hkms/hkmsd.toml"
 install -d -m 0755 "$rootfs/usr/lib/hkms"
-install -m 0755 "$files/firstboot-tokens.sh" "$files/selftest.sh" "$rootfs/usr/lib/hkms/"
+install -m 0755 "$files/firstboot-tokens.sh" "$files/firstboot-gateway.sh" \
+    "$files/selftest.sh" "$rootfs/usr/lib/hkms/"
 install -m 0644 "$files/hkms-firstboot.service" "$files/hkms-init.service" \
-    "$files/hkms-selftest.service" "$rootfs/etc/systemd/system/"
+    "$files/hkms-gateway-firstboot.service" "$files/hkms-selftest.service" \
+    "$rootfs/etc/systemd/system/"
 install -m 0644 "$files/99-hkms-selftest.rules" "$rootfs/etc/udev/rules.d/"
 chroot "$rootfs" systemctl enable hkmsd.service hkms-firstboot.service hkms-init.service \
-    >/dev/null 2>&1
+    hkms-gateway-firstboot.service hkms-gateway.socket hkms-gateway.service >/dev/null 2>&1
 
 echo hkms >"$rootfs/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 hkms\n' >"$rootfs/etc/hosts"

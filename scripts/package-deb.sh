@@ -41,10 +41,12 @@ install -m 0755 -s "$target/release/hkmsd" "$target/release/hkms" "$pkg/usr/bin/
 install -m 0644 systemd/hkmsd.service "$pkg/lib/systemd/system/"
 if [[ -x $target/release/hkms-gateway ]]; then
     install -m 0755 -s "$target/release/hkms-gateway" "$pkg/usr/bin/"
-    install -m 0644 systemd/hkms-gateway.service "$pkg/lib/systemd/system/"
+    install -m 0644 systemd/hkms-gateway.service systemd/hkms-gateway.socket \
+        "$pkg/lib/systemd/system/"
 else
     # No gateway binary yet: ship its unit as a reference only.
-    install -m 0644 systemd/hkms-gateway.service "$pkg/usr/share/hkms/systemd/"
+    install -m 0644 systemd/hkms-gateway.service systemd/hkms-gateway.socket \
+        "$pkg/usr/share/hkms/systemd/"
 fi
 install -m 0644 systemd/sysusers.d/hkms.conf "$pkg/usr/lib/sysusers.d/hkms.conf"
 install -m 0644 systemd/tmpfiles.d/hkms.conf "$pkg/usr/lib/tmpfiles.d/hkms.conf"

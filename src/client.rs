@@ -1,4 +1,6 @@
-//! A gRPC client for hkmsd's Unix socket (used by the CLI and the tests).
+//! A gRPC client for hkmsd's Unix socket (used by the CLI and the tests), and the mutual-TLS
+//! connector for hkmsd's TCP listener (used by gateways on other hosts, applications that
+//! call the gRPC API directly, and the tests).
 
 use crate::proto::access_service_client::AccessServiceClient;
 use crate::proto::admin_service_client::AdminServiceClient;
@@ -6,8 +8,116 @@ use crate::proto::application_service_client::ApplicationServiceClient;
 use crate::proto::crypto_service_client::CryptoServiceClient;
 use crate::proto::key_service_client::KeyServiceClient;
 use hyper_util::rt::TokioIo;
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVersion};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
+
+/// The files of a mutual-TLS client of hkmsd's TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsClientFiles {
+    /// PEM CA bundle that hkmsd's server certificate chains to (the instance CA bundle).
+    pub ca: PathBuf,
+    /// PEM client certificate (then its intermediates, if any).
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+}
+
+/// hkmsd's TCP address, from `https://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsTarget {
+    pub host: String,
+    pub port: u16,
+}
+
+impl TlsTarget {
+    /// Parses `https://host:port` (IPv6 literals in brackets); the port is required.
+    pub fn parse(endpoint: &str) -> Result<TlsTarget, String> {
+        let bad = || format!("{endpoint:?} is not https://host:port");
+        let uri: tonic::transport::Uri = endpoint.parse().map_err(|_| bad())?;
+        if uri.scheme_str() != Some("https") || !matches!(uri.path(), "" | "/") {
+            return Err(bad());
+        }
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+        let port = uri.port_u16().ok_or_else(bad)?;
+        Ok(TlsTarget {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+        })
+    }
+}
+
+fn file_err(what: &Path) -> impl Fn(openssl::error::ErrorStack) -> String + '_ {
+    move |err| format!("{}: {err}", what.display())
+}
+
+/// A TLS 1.2+ client (ECDHE with AEAD suites) presenting `files.cert` and verifying hkmsd's
+/// certificate against `files.ca` (host name included).
+pub fn tls_connector(files: &TlsClientFiles) -> Result<SslConnector, String> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(|e| e.to_string())?;
+    b.set_cipher_list(crate::gateway::tls::TLS12_CIPHERS)
+        .map_err(|e| e.to_string())?;
+    b.set_groups_list(crate::authn::tls::GROUPS)
+        .map_err(|e| e.to_string())?;
+    b.set_alpn_protos(b"\x02h2").map_err(|e| e.to_string())?;
+    b.set_ca_file(&files.ca).map_err(file_err(&files.ca))?;
+    b.set_certificate_chain_file(&files.cert)
+        .map_err(file_err(&files.cert))?;
+    b.set_private_key_file(&files.key, SslFiletype::PEM)
+        .map_err(file_err(&files.key))?;
+    b.check_private_key().map_err(file_err(&files.key))?;
+    Ok(b.build())
+}
+
+/// A lazily connected channel to hkmsd's TCP listener. The files are read again for every
+/// new connection, so renewed certificates are used without a restart.
+pub fn tls_channel(
+    target: &TlsTarget,
+    files: &TlsClientFiles,
+    connect_timeout: Duration,
+) -> Result<Channel, String> {
+    // Fail early on files that cannot be used.
+    tls_connector(files)?;
+    let host = if target.host.contains(':') {
+        format!("[{}]", target.host)
+    } else {
+        target.host.clone()
+    };
+    // The URI names the peer for HTTP/2; the connector below does the dialling and TLS.
+    let endpoint = Endpoint::try_from(format!("http://{host}:{}", target.port))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(connect_timeout);
+    let (target, files) = (target.clone(), files.clone());
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
+            let (target, files) = (target.clone(), files.clone());
+            async move {
+                let io = |e: String| std::io::Error::other(e);
+                let connector = tls_connector(&files).map_err(io)?;
+                let tcp =
+                    tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
+                let _ = tcp.set_nodelay(true);
+                let ssl = connector
+                    .configure()
+                    .and_then(|c| c.into_ssl(&target.host))
+                    .map_err(|e| io(e.to_string()))?;
+                let mut stream =
+                    tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| io(e.to_string()))?;
+                std::pin::Pin::new(&mut stream)
+                    .connect()
+                    .await
+                    .map_err(|e| io(format!("TLS handshake with hkmsd failed: {e}")))?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        })),
+    )
+}
 
 /// Clients of every hkmsd service over one connection.
 #[derive(Debug, Clone)]
@@ -21,6 +131,24 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to hkmsd's TCP listener (`https://host:port`) with mutual TLS. The
+    /// connection is opened at the first call.
+    pub fn connect_tls(endpoint: &str, files: &TlsClientFiles) -> Result<Client, String> {
+        let target = TlsTarget::parse(endpoint)?;
+        let channel = tls_channel(&target, files, Duration::from_secs(5))?;
+        Ok(Client::from_channel(channel))
+    }
+
+    fn from_channel(channel: Channel) -> Client {
+        Client {
+            keys: KeyServiceClient::new(channel.clone()),
+            crypto: CryptoServiceClient::new(channel.clone()),
+            admin: AdminServiceClient::new(channel.clone()),
+            access: AccessServiceClient::new(channel.clone()),
+            application: ApplicationServiceClient::new(channel),
+        }
+    }
+
     /// Connects to hkmsd's Unix socket.
     pub async fn connect(socket: &Path) -> Result<Client, String> {
         let path: PathBuf = socket.to_owned();
@@ -42,12 +170,31 @@ impl Client {
             }))
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
-        Ok(Client {
-            keys: KeyServiceClient::new(channel.clone()),
-            crypto: CryptoServiceClient::new(channel.clone()),
-            admin: AdminServiceClient::new(channel.clone()),
-            access: AccessServiceClient::new(channel.clone()),
-            application: ApplicationServiceClient::new(channel),
-        })
+        Ok(Client::from_channel(channel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_endpoints_are_https_with_host_and_port() {
+        assert_eq!(
+            TlsTarget::parse("https://kms.example:7443").unwrap(),
+            TlsTarget {
+                host: "kms.example".into(),
+                port: 7443
+            }
+        );
+        assert_eq!(TlsTarget::parse("https://[::1]:7443/").unwrap().host, "::1");
+        for bad in [
+            "http://kms.example:7443",
+            "https://kms.example",
+            "https://kms.example:7443/path",
+            "kms.example:7443",
+        ] {
+            assert!(TlsTarget::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -64,6 +64,21 @@ pub struct Listen {
     /// Permission bits of the socket file (octal in the file, e.g. 0o660).
     #[serde(default = "default_socket_mode")]
     pub socket_mode: u32,
+    /// Optional TCP listener ("address:port") for applications that call the gRPC API
+    /// directly with mutual TLS (their ClientKey certificate) and for gateways on other
+    /// hosts (a gateway client certificate of the instance CA). Absent: no TCP listener.
+    #[serde(default)]
+    pub tcp: Option<std::net::SocketAddr>,
+    /// PEM certificate chain hkmsd presents on the TCP listener.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle that gateway client certificates must chain to (the instance CA).
+    /// Absent: no gateway is accepted over TCP.
+    #[serde(default)]
+    pub gateway_ca: Option<PathBuf>,
 }
 
 fn default_socket_mode() -> u32 {
@@ -232,6 +247,19 @@ impl Config {
         if self.limits.max_plaintext_bytes == 0 {
             return Err("limits.max_plaintext_bytes must be positive".into());
         }
+        let l = &self.listen;
+        match (l.tcp, &l.tls_cert, &l.tls_key) {
+            (Some(_), Some(_), Some(_)) => {}
+            (Some(_), _, _) => {
+                return Err("listen.tcp needs listen.tls_cert and listen.tls_key".into())
+            }
+            (None, None, None) if l.gateway_ca.is_none() => {}
+            (None, ..) => {
+                return Err(
+                    "listen.tls_cert, tls_key and gateway_ca apply only with listen.tcp".into(),
+                )
+            }
+        }
         Ok(())
     }
 }
@@ -324,6 +352,26 @@ mod tests {
         assert_eq!(c.access.operator_uids, [1000]);
         assert_eq!(c.access.operator_gids, [990]);
         assert_eq!(c.access.gateway_uids, [991]);
+    }
+
+    #[test]
+    fn tcp_listener_is_off_by_default_and_needs_its_certificate() {
+        let m = "[[member]]\nname='a'\nmodule='/x.so'\npin_file='/p'\ntoken_label='a'\n";
+        let c = parse(&format!("{BASE}\n{m}")).unwrap();
+        assert!(c.listen.tcp.is_none());
+        let listen = "[listen]\nsocket = '/run/hkms/hkmsd.sock'\n";
+        let store = "[store]\npath = '/var/lib/hkms/store'\n";
+        let with = |extra: &str| parse(&format!("{listen}{extra}{store}{m}"));
+        let c = with("tcp = '0.0.0.0:7443'\ntls_cert = '/c.pem'\ntls_key = '/k.pem'\n").unwrap();
+        assert_eq!(c.listen.tcp.unwrap().port(), 7443);
+        assert!(c.listen.gateway_ca.is_none());
+        assert!(with("tcp = '0.0.0.0:7443'\ntls_cert = '/c.pem'\n")
+            .unwrap_err()
+            .contains("tls_key"));
+        assert!(with("gateway_ca = '/ca.pem'\n")
+            .unwrap_err()
+            .contains("only with listen.tcp"));
+        assert!(with("tcp = 'not an address'\n").is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! hkmsd start-up and serving.
 //!
 //! Order: load config, open the store, load PKCS#11 libraries and log in to every member,
-//! bind the socket, then serve until SIGTERM/SIGINT.
+//! bind the socket (and the optional TCP listener, with its TLS files loaded), then serve
+//! until SIGTERM/SIGINT.
 
 use crate::appliance::Appliance;
+use crate::authn::tls::RemoteAuth;
 use crate::config::{Config, MemberConfig};
 use crate::hsm::pool::PoolSettings;
 use crate::hsm::{Member, Pool};
@@ -91,8 +93,69 @@ pub fn bind(config: &Config) -> Result<tokio::net::UnixListener, String> {
     Ok(listener)
 }
 
-/// Serves gRPC on `listener` until a shutdown signal.
-pub async fn serve(app: Arc<Appliance>, listener: tokio::net::UnixListener) -> Result<(), String> {
+/// The TCP listener with mutual TLS, bound and ready before lock-down.
+#[derive(Debug)]
+pub struct TcpListening {
+    pub listener: std::net::TcpListener,
+    pub auth: Arc<RemoteAuth>,
+}
+
+/// Binds `[listen] tcp` and loads its certificate, key and gateway CA bundle; `None` when
+/// no TCP listener is configured.
+pub fn bind_tcp(config: &Config, app: &Appliance) -> Result<Option<TcpListening>, String> {
+    let l = &config.listen;
+    let (Some(addr), Some(cert), Some(key)) = (l.tcp, &l.tls_cert, &l.tls_key) else {
+        return Ok(None);
+    };
+    let auth = RemoteAuth::load(cert, key, l.gateway_ca.as_deref(), app.store.clone())
+        .map_err(|e| e.to_string())?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    Ok(Some(TcpListening {
+        listener,
+        auth: Arc::new(auth),
+    }))
+}
+
+/// Every service, behind the authentication layer.
+fn router(
+    app: &Arc<Appliance>,
+) -> tonic::transport::server::Router<
+    tower::layer::util::Stack<
+        tonic::service::InterceptorLayer<crate::authn::peer::PeerAuth>,
+        tower::layer::util::Identity,
+    >,
+> {
+    tonic::transport::Server::builder()
+        // Every call is authenticated first: peer credentials on the Unix socket, the
+        // handshake's certificate on the TCP listener.
+        .layer(tonic::service::InterceptorLayer::new(
+            crate::authn::peer::PeerAuth::new(app.access.clone(), app.store.clone()),
+        ))
+        .add_service(KeyServiceServer::new(KeyApi(app.clone())))
+        .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
+        .add_service(AdminServiceServer::new(AdminApi(app.clone())))
+        .add_service(
+            crate::proto::access_service_server::AccessServiceServer::new(
+                crate::service::access::AccessApi(app.clone()),
+            ),
+        )
+        .add_service(
+            crate::proto::application_service_server::ApplicationServiceServer::new(
+                crate::service::application::ApplicationApi(app.clone()),
+            ),
+        )
+}
+
+/// Serves gRPC on `listener` (and on the TCP listener, if any) until a shutdown signal.
+pub async fn serve(
+    app: Arc<Appliance>,
+    listener: tokio::net::UnixListener,
+    tcp: Option<TcpListening>,
+) -> Result<(), String> {
     let prober = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -106,43 +169,50 @@ pub async fn serve(app: Arc<Appliance>, listener: tokio::net::UnixListener) -> R
         })
     };
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            // Every call is authenticated by the peer's credentials first.
-            .layer(tonic::service::InterceptorLayer::new(
-                crate::authn::peer::PeerAuth::new(app.access.clone()),
-            ))
-            .add_service(KeyServiceServer::new(KeyApi(app.clone())))
-            .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
-            .add_service(AdminServiceServer::new(AdminApi(app.clone())))
-            .add_service(
-                crate::proto::access_service_server::AccessServiceServer::new(
-                    crate::service::access::AccessApi(app.clone()),
-                ),
-            )
-            .add_service(
-                crate::proto::application_service_server::ApplicationServiceServer::new(
-                    crate::service::application::ApplicationApi(app.clone()),
-                ),
-            )
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stop_rx.await;
-            }),
-    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut servers = vec![tokio::spawn(
+        router(&app).serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+    )];
+    if let Some(tcp) = tcp {
+        let addr = tcp.listener.local_addr().ok();
+        let listener = tokio::net::TcpListener::from_std(tcp.listener)
+            .map_err(|e| format!("cannot register the TCP listener: {e}"))?;
+        tracing::info!(tcp = ?addr, gateways = ?tcp.auth, "listening on TCP (mutual TLS)");
+        let incoming = crate::authn::tls::incoming(listener, tcp.auth);
+        servers.push(tokio::spawn(
+            router(&app).serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+        ));
+    }
     tracing::info!("hkmsd ready");
     shutdown_signal().await;
     tracing::info!("shutting down");
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     prober.abort();
     // Requests in flight may finish; idle client connections do not hold the daemon up.
-    let result = match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(r)) => r.map_err(|e| format!("gRPC server failed: {e}")),
-        Ok(Err(join)) => Err(format!("gRPC server failed: {join}")),
+    let all = futures_join(servers);
+    let result = match tokio::time::timeout(SHUTDOWN_GRACE, all).await {
+        Ok(results) => results.into_iter().try_for_each(|r| match r {
+            Ok(r) => r.map_err(|e| format!("gRPC server failed: {e}")),
+            Err(join) => Err(format!("gRPC server failed: {join}")),
+        }),
         Err(_) => Ok(()),
     };
     tracing::info!("hkmsd stopped");
     result
+}
+
+/// Waits for every task, in order.
+async fn futures_join<T>(
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await);
+    }
+    out
 }
 
 async fn shutdown_signal() {

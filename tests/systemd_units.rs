@@ -121,6 +121,7 @@ fn units_verify_without_any_warning() {
             &["usb-hsm.conf", "pcie-hsm.conf", "network-hsm.conf"],
         ),
         staged_unit(dir.path(), "hkms-gateway.service", &[]),
+        staged_unit(dir.path(), "hkms-gateway.socket", &[]),
     ];
     let (ok, stderr) = verify(&units);
     assert!(ok && stderr.trim().is_empty(), "verify: {stderr}");
@@ -144,6 +145,7 @@ fn appliance_image_units_verify_without_any_warning() {
     for name in [
         "hkms-firstboot.service",
         "hkms-init.service",
+        "hkms-gateway-firstboot.service",
         "hkms-selftest.service",
     ] {
         let text = std::fs::read_to_string(files.join(name)).unwrap();
@@ -152,6 +154,7 @@ fn appliance_image_units_verify_without_any_warning() {
         let text = text
             .replace("/usr/lib/hkms/firstboot-tokens.sh", "/bin/true")
             .replace("/usr/lib/hkms/selftest.sh", "/bin/true")
+            .replace("/usr/lib/hkms/firstboot-gateway.sh", "/bin/true")
             .replace("/usr/bin/hkms ", "/bin/true ");
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -192,6 +195,40 @@ fn daemon_unit_matches_the_daemon() {
     .unwrap();
     assert!(example.contains("socket = \"/run/hkms/hkmsd.sock\""));
     assert!(example.contains("path = \"/var/lib/hkms/store\""));
+}
+
+#[test]
+fn gateway_units_match_the_gateway() {
+    let unit = std::fs::read_to_string(systemd_dir().join("hkms-gateway.service")).unwrap();
+    let has = |line: &str| unit.lines().any(|l| l.trim() == line);
+    for line in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=hkms-gateway",
+        "StandardInput=socket",
+        "LimitCORE=0",
+        // No capability: systemd binds port 443 (hkms-gateway.socket).
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "NoNewPrivileges=yes",
+        "SystemCallFilter=@system-service seccomp",
+    ] {
+        assert!(has(line), "hkms-gateway.service lacks {line:?}");
+    }
+    assert!(unit.lines().any(|l| l.starts_with("WatchdogSec=")));
+    // The socket unit listens where the example configuration's private endpoint does.
+    let socket = std::fs::read_to_string(systemd_dir().join("hkms-gateway.socket")).unwrap();
+    let port = socket
+        .lines()
+        .find_map(|l| l.strip_prefix("ListenStream="))
+        .expect("ListenStream= set");
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hkms-gateway.example.toml"),
+    )
+    .unwrap();
+    let config = hkms::gateway::config::GatewayConfig::parse(&example).unwrap();
+    assert_eq!(port, config.private.listen.port().to_string());
 }
 
 fn passwd_entry(root: &Path, file: &str, name: &str) -> Vec<String> {

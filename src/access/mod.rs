@@ -58,7 +58,7 @@ pub fn authorize(
 ) -> Result<(), KmsError> {
     match caller {
         Caller::Operator { .. } => Ok(()),
-        Caller::Gateway { .. } => {
+        Caller::Gateway { .. } | Caller::RemoteGateway { .. } => {
             tracing::warn!(caller = %caller, operation, "denied: a gateway acts only for signed application requests");
             Err(forbidden())
         }
@@ -139,6 +139,10 @@ mod tests {
         .unwrap();
         let operator = Caller::Operator { uid: 0, gid: 0 };
         let gateway = Caller::Gateway { uid: 9, gid: 9 };
+        let remote_gateway = Caller::RemoteGateway {
+            subject: "CN=gw".into(),
+            address: "10.0.0.2".parse().unwrap(),
+        };
         let app = Caller::Application {
             aap: "app".into(),
             client_key_id: "KAAP.x".into(),
@@ -157,6 +161,7 @@ mod tests {
         authorize(&s, &app, "GenerateRandom", vec![]).unwrap();
         for (caller, op) in [
             (&gateway, "Encrypt"),
+            (&remote_gateway, "Encrypt"),
             (&app, "GetSecretValue"),
             (&app, "CreateKey"),
             (&ghost, "Encrypt"),
@@ -165,7 +170,7 @@ mod tests {
             assert_eq!(e.code, ErrorCode::Forbidden, "{caller} {op}");
             assert_eq!(e.message, FORBIDDEN_MESSAGE, "no detail for the caller");
         }
-        for caller in [&gateway, &app] {
+        for caller in [&gateway, &remote_gateway, &app] {
             assert_eq!(
                 require_operator(caller, "CreatePolicy").unwrap_err().code,
                 ErrorCode::Forbidden

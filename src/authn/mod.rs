@@ -1,12 +1,16 @@
 //! Authentication: who is calling, computed once per request and carried in the request's
 //! extensions as a [`Caller`].
 //!
-//! - [`peer`]: local peers on the Unix socket, by their credentials (SO_PEERCRED);
+//! - [`peer`]: local peers on the Unix socket, by their credentials (SO_PEERCRED), and
+//!   remote peers on the TCP listener, by the identity [`tls`] established;
 //! - [`signed`]: application requests of the KMS instance API, relayed by the gateway and
-//!   verified here with the ClientKey's certificate.
+//!   verified here with the ClientKey's certificate;
+//! - [`tls`]: the optional TCP listener with mutual TLS (ClientKey certificates of
+//!   applications, instance-CA certificates of gateways on other hosts).
 
 pub mod peer;
 pub mod signed;
+pub mod tls;
 
 use crate::error::{ErrorCode, KmsError};
 use std::net::IpAddr;
@@ -18,6 +22,9 @@ pub enum Caller {
     Operator { uid: u32, gid: u32 },
     /// A local hkms-gateway (`[access] gateway_uids`): may only relay signed requests.
     Gateway { uid: u32, gid: u32 },
+    /// An hkms-gateway on another host, connected over TCP with a gateway client
+    /// certificate of the instance CA: the same rights as a local gateway.
+    RemoteGateway { subject: String, address: IpAddr },
     /// An application, authenticated by one of its AAP's ClientKeys.
     Application {
         aap: String,
@@ -31,6 +38,9 @@ impl std::fmt::Display for Caller {
         match self {
             Caller::Operator { uid, gid } => write!(f, "operator uid={uid} gid={gid}"),
             Caller::Gateway { uid, gid } => write!(f, "gateway uid={uid} gid={gid}"),
+            Caller::RemoteGateway { subject, address } => {
+                write!(f, "gateway cert=\"{subject}\" address={address}")
+            }
             Caller::Application {
                 aap,
                 client_key_id,
@@ -38,6 +48,17 @@ impl std::fmt::Display for Caller {
             } => write!(f, "aap={aap} client_key={client_key_id} source={source}"),
         }
     }
+}
+
+/// Recorded (in the request's extensions) for peers that may relay signed application
+/// requests and assert their source address: a local gateway uid, or a remote gateway
+/// with an instance-CA gateway certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayAllowed;
+
+/// Whether the request's peer may relay application requests.
+pub fn may_relay<T>(req: &tonic::Request<T>) -> bool {
+    req.extensions().get::<RelayAllowed>().is_some()
 }
 
 /// The caller of a request, as the authentication layer recorded it.

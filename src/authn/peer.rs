@@ -1,9 +1,12 @@
-//! Local peers on the Unix socket, identified by the kernel (SO_PEERCRED), never by
-//! anything they send.
+//! The authentication layer of every gRPC call. Local peers on the Unix socket are
+//! identified by the kernel (SO_PEERCRED), never by anything they send; peers of the TCP
+//! listener by the certificate their TLS handshake proved ([`super::tls`]).
 
-use super::Caller;
+use super::tls::{remote_caller, RemoteConnectInfo};
+use super::{Caller, RelayAllowed};
 use crate::config::AccessConfig;
 use crate::error::{ErrorCode, KmsError};
+use crate::store::Store;
 use std::sync::Arc;
 use tonic::transport::server::UdsConnectInfo;
 
@@ -28,23 +31,36 @@ pub fn classify(config: &AccessConfig, uid: u32, gid: u32, pid: Option<i32>) -> 
     }
 }
 
-/// The authentication layer of the Unix socket: refuses peers the configuration does not
-/// name, and records the [`Caller`] (and the [`LocalPeer`]) of everyone else.
+/// The authentication layer: refuses peers the configuration does not name, and records the
+/// [`Caller`] of everyone else (with the [`LocalPeer`] of Unix socket peers, and
+/// [`RelayAllowed`] for gateways).
 #[derive(Debug, Clone)]
 pub struct PeerAuth {
     config: Arc<AccessConfig>,
+    /// ClientKeys of TCP peers are checked against the store on every call.
+    store: Arc<dyn Store>,
 }
 
 impl PeerAuth {
-    pub fn new(config: AccessConfig) -> PeerAuth {
+    pub fn new(config: AccessConfig, store: Arc<dyn Store>) -> PeerAuth {
         PeerAuth {
             config: Arc::new(config),
+            store,
         }
     }
 }
 
 impl tonic::service::Interceptor for PeerAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(info) = req.extensions().get::<RemoteConnectInfo>().cloned() {
+            let now = crate::access::clientkey::now_unix();
+            let (caller, relay) = remote_caller(&*self.store, &info, now)?;
+            if relay {
+                req.extensions_mut().insert(RelayAllowed);
+            }
+            req.extensions_mut().insert(caller);
+            return Ok(req);
+        }
         let cred = req
             .extensions()
             .get::<UdsConnectInfo>()
@@ -84,6 +100,9 @@ impl tonic::service::Interceptor for PeerAuth {
             )
             .into());
         };
+        if peer.gateway {
+            req.extensions_mut().insert(RelayAllowed);
+        }
         req.extensions_mut().insert(peer);
         req.extensions_mut().insert(caller);
         Ok(req)
@@ -116,7 +135,9 @@ mod tests {
     #[test]
     fn requests_without_credentials_or_from_strangers_are_refused() {
         use tonic::service::Interceptor;
-        let mut auth = PeerAuth::new(AccessConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let mut auth = PeerAuth::new(AccessConfig::default(), store);
         let err = auth.call(tonic::Request::new(())).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert_eq!(

@@ -6,6 +6,7 @@ use hkms::gateway::forward::Forwarder;
 use hkms::gateway::http::{self, Gateway};
 use hkms::gateway::throttle::{Endpoint, Throttle};
 use hkms::gateway::tls::{self, Certs};
+use hkms::hardening;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,6 +29,14 @@ use std::time::Duration;
 ///
 /// Certificate renewal: issue a new pair over the old files, then `kill -HUP <pid>` (or wait
 /// `tls.reload_check_secs`); new handshakes use the new certificate, open connections stay.
+///
+/// Start-up: read the configuration and the certificate; bind every listener; when started
+/// as root, switch to `[hardening] run_as` (or refuse, unless --allow-root); disable core
+/// dumps and ptrace, set no-new-privileges and drop every capability (CAP_NET_BIND_SERVICE
+/// is needed only for the bind); install the gateway's own seccomp allow-list on every
+/// thread and check that forbidden calls fail; then start the serving runtime. Under
+/// systemd (hkms-gateway.service) it reports readiness, reloads and stopping, and sends
+/// watchdog keep-alives. SIGTERM stops it.
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
@@ -48,6 +57,28 @@ struct Args {
     /// Check the configuration and the certificate pair, then exit.
     #[arg(long)]
     check: bool,
+    /// Report the hardening in force in the running gateway (found through the configured
+    /// private listener, or --pid): seccomp mode and filters, no-new-privileges and
+    /// capabilities of every thread, dumpable flag, core and memlock limits. Exits 0 when
+    /// hardened, 1 otherwise.
+    #[arg(long)]
+    check_hardening: bool,
+    /// With --check-hardening: inspect this process instead of the listener's owner.
+    #[arg(long, requires = "check_hardening")]
+    pid: Option<u32>,
+    /// With --check-hardening: print the report as JSON.
+    #[arg(long, requires = "check_hardening")]
+    json: bool,
+    /// Keep running as root (capabilities are still dropped). Only for disposable test
+    /// instances: in production start the gateway as its service user or set
+    /// [hardening] run_as.
+    #[arg(
+        long,
+        env = "HKMS_GATEWAY_ALLOW_ROOT",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    allow_root: bool,
 }
 
 fn main() -> ExitCode {
@@ -73,30 +104,84 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    // 1. Configuration and certificate.
+    if args.check_hardening {
+        return check_hardening(args);
+    }
+    // 1. Configuration and certificate (OpenSSL initialises and reads its configuration
+    //    here, before any file access is restricted).
     let config = GatewayConfig::load(&args.config).map_err(|e| e.to_string())?;
     let certs = Arc::new(Certs::load(&config.tls).map_err(|e| e.to_string())?);
     if args.check {
         println!("configuration and certificate are usable");
         return Ok(());
     }
+    let hardening_config = config.hardening.as_process();
+    // Over hkmsd's Unix socket no AF_INET/AF_INET6 socket is ever created; a TCP endpoint
+    // (mutual TLS) needs them.
+    let hkmsd_over_tcp = config.hkmsd.endpoint.is_some();
+    let filter = hardening::seccomp::compile(
+        &hardening::seccomp::gateway_list(hkmsd_over_tcp),
+        &[],
+        config.hardening.seccomp,
+    )?;
+    let notifier = Arc::new(hardening::notify::Notifier::from_env()?);
+
+    // 2. Every listener, while CAP_NET_BIND_SERVICE (or root) may still be held.
+    let bind = |addr: std::net::SocketAddr| {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        l.set_nonblocking(true)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        Ok::<_, String>(l)
+    };
+    let private = match systemd_socket(config.private.listen)? {
+        Some(l) => l,
+        None => bind(config.private.listen)?,
+    };
+    let internet = match &config.internet {
+        Some(i) => Some(bind(i.listen)?),
+        None => None,
+    };
+
+    // 3. Identity, then no core dumps, not dumpable, no new privileges, no capabilities,
+    //    and the seccomp allow-list on every thread: all before the runtime starts its
+    //    threads (capabilities are per thread).
+    let identity =
+        hardening::identity::settle(config.hardening.run_as.as_deref(), args.allow_root)?;
+    if identity == hardening::identity::Identity::RootAllowed {
+        tracing::warn!("running as root (--allow-root): for disposable test instances only");
+    }
+    tracing::info!(user = %identity, "identity settled");
+    let memory = hardening::restrict_process(&hardening_config)?;
+    let summary = hardening::confine(&hardening_config, &filter, memory)?;
+    tracing::info!(
+        seccomp = ?summary.seccomp_mode,
+        allowed_syscalls = summary.allowed_syscalls,
+        memory_locked = summary.memory_locked,
+        "hardening in force: no core dumps, not dumpable, no new privileges, no capabilities"
+    );
+    if summary.memory_locked {
+        tracing::info!("{}", summary.memory_note);
+    } else {
+        tracing::warn!("{}", summary.memory_note);
+    }
+    for p in &summary.probes {
+        tracing::info!(call = p.call, outcome = %p.outcome, blocked = p.blocked, "seccomp probe");
+    }
+
+    // 4. The serving runtime: its threads inherit all of the above.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name("hkms-gateway")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        // 2. Bind every listener.
-        let bind = |addr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    let result = runtime.block_on(async move {
+        let register = |l: std::net::TcpListener| {
+            tokio::net::TcpListener::from_std(l)
+                .map_err(|e| format!("cannot register a listener: {e}"))
         };
-        let private = bind(config.private.listen).await?;
-        let internet = match &config.internet {
-            Some(i) => Some(bind(i.listen).await?),
-            None => None,
-        };
-        // 3. Serve.
+        let private = register(private)?;
+        let internet = internet.map(register).transpose()?;
         let gw = Arc::new(Gateway {
             certs: certs.clone(),
             forwarder: Forwarder::new(&config.hkmsd)?,
@@ -105,7 +190,19 @@ fn run(args: &Args) -> Result<(), String> {
             handshake_timeout: Duration::from_secs(config.http.handshake_timeout_secs),
             max_connections: config.http.max_connections,
         });
-        tls::spawn_reloader(certs);
+        tls::spawn_reloader(certs, notifier.clone());
+        if let Some(every) = notifier.watchdog_interval() {
+            let n = notifier.clone();
+            // Keep-alives come from the serving runtime: a stuck runtime stops them and
+            // systemd restarts the gateway.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    n.notify("WATCHDOG=1");
+                }
+            });
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(http::serve(
             gw.clone(),
@@ -134,7 +231,10 @@ fn run(args: &Args) -> Result<(), String> {
                 "hkms-gateway listening (answers only while Internet access is enabled)"
             );
         }
+        notifier.notify("READY=1\nSTATUS=serving");
+        tracing::info!("hkms-gateway ready");
         shutdown_signal().await;
+        notifier.notify("STOPPING=1\nSTATUS=stopping");
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         for t in tasks {
@@ -144,7 +244,64 @@ fn run(args: &Args) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         tracing::info!("hkms-gateway stopped");
         Ok::<(), String>(())
-    })
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+/// The private listener passed by systemd as standard input (hkms-gateway.socket with
+/// `StandardInput=socket`), so that the gateway itself never needs CAP_NET_BIND_SERVICE for
+/// port 443. `None` when standard input is not a listening socket.
+fn systemd_socket(want: std::net::SocketAddr) -> Result<Option<std::net::TcpListener>, String> {
+    use nix::sys::socket::{getsockopt, sockopt};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    if !getsockopt(&stdin.as_fd(), sockopt::AcceptConn).unwrap_or(false) {
+        return Ok(None);
+    }
+    let fd = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("cannot take the socket from systemd: {e}"))?;
+    let listener = std::net::TcpListener::from(fd);
+    let got = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the address of the socket from systemd: {e}"))?;
+    if got.port() != want.port() {
+        return Err(format!(
+            "the socket passed by systemd listens on {got}, but private.listen is {want}: \
+             make ListenStream= of hkms-gateway.socket and private.listen agree"
+        ));
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot use the socket from systemd: {e}"))?;
+    tracing::info!(listen = %got, "private endpoint on the socket passed by systemd");
+    Ok(Some(listener))
+}
+
+fn check_hardening(args: &Args) -> Result<(), String> {
+    let pid = match args.pid {
+        Some(pid) => pid,
+        None => {
+            let config = GatewayConfig::load(&args.config).map_err(|e| e.to_string())?;
+            hardening::report::tcp_listener_owner(config.private.listen)?
+        }
+    };
+    let report = hardening::report::collect(pid)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err("hardening checks failed".into())
+    }
 }
 
 async fn shutdown_signal() {

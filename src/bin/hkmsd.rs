@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The hkms daemon: keeps keys inside HSMs and serves key management and cryptography
-/// over gRPC on a Unix socket.
+/// over gRPC on a Unix socket (and, when `[listen] tcp` is set, over TCP with mutual TLS).
 ///
 /// Start-up: read the configuration; when started as root, switch to `[hardening] run_as`
 /// (or refuse, unless --allow-root); disable core dumps and ptrace, lock memory when
 /// RLIMIT_MEMLOCK allows, set no-new-privileges and drop every capability; open the store,
-/// log in to every HSM member and bind the socket; install the seccomp allow-list on every
+/// log in to every HSM member, bind the socket and the optional TCP listener; install the seccomp allow-list on every
 /// thread and check that forbidden calls fail; serve. Under systemd (hkmsd.service) it
 /// reports readiness and sends watchdog keep-alives. SIGTERM stops it. SIGHUP reloads
 /// nothing (every setting is fixed at start-up): restart to apply changes.
@@ -121,10 +121,13 @@ fn run(args: &Args) -> Result<(), String> {
         let listener = hkms::daemon::bind(&config)?
             .into_std()
             .map_err(|e| format!("cannot detach the socket: {e}"))?;
-        Ok::<_, String>((app, listener))
+        // The TCP listener, if configured, is bound here too: after lock-down no socket
+        // can be created, only connections accepted on sockets bound before.
+        let tcp = hkms::daemon::bind_tcp(&config, &app)?;
+        Ok::<_, String>((app, listener, tcp))
     });
     startup.shutdown_timeout(std::time::Duration::from_secs(5));
-    let (app, listener) = prepared?;
+    let (app, listener, tcp) = prepared?;
 
     // 3. Seccomp on every thread, before the serving runtime starts its threads.
     let summary = hardening::confine(&config.hardening, &filter, memory)?;
@@ -168,7 +171,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         tokio::spawn(ignore_sighup());
         notifier.notify("READY=1\nSTATUS=serving");
-        let served = hkms::daemon::serve(app, listener).await;
+        let served = hkms::daemon::serve(app, listener, tcp).await;
         notifier.notify("STOPPING=1");
         served
     });

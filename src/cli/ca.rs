@@ -17,7 +17,11 @@
 //!   yields no CA key.
 //! - the **gateway's key** is the only CA-issued private key on the gateway host (mode
 //!   0600); it is renewed by issuing a new pair over the old files (the gateway reloads
-//!   them without a restart).
+//!   them without a restart). A gateway on another host than hkmsd also holds a **gateway
+//!   client key** (`issue-gateway-client`): its certificate is for TLS client use only and
+//!   carries the gateway marker that hkmsd's TCP listener requires
+//!   ([`crate::authn::tls::GATEWAY_CLIENT_OU`]); endpoint certificates never do, so a
+//!   stolen endpoint key cannot relay requests to hkmsd.
 
 use super::access::Printed;
 use crate::client::Client;
@@ -76,6 +80,9 @@ pub enum CaCommand {
     },
     /// Issue (or renew) the gateway's certificate for the endpoint's DNS names and IPs.
     ///
+    /// The same command issues hkmsd's own server certificate for its TCP listener
+    /// (`[listen] tls_cert` / `tls_key`), with hkmsd's host names.
+    ///
     /// Writes the key (mode 0600) and the certificate chain (gateway, then intermediate)
     /// by atomic replacement; a running gateway picks them up on SIGHUP or within its
     /// reload interval, without dropping connections.
@@ -92,6 +99,34 @@ pub enum CaCommand {
         #[arg(long, value_delimiter = ',')]
         ip: Vec<IpAddr>,
         /// Certificate chain output (PEM).
+        #[arg(long)]
+        cert_out: PathBuf,
+        /// Private key output (PEM, mode 0600).
+        #[arg(long)]
+        key_out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 397)]
+        days: u32,
+    },
+    /// Issue (or renew) a gateway *client* certificate, for a gateway that reaches hkmsd
+    /// over TCP from another host (hkms-gateway `[hkmsd] client_cert` / `client_key`).
+    ///
+    /// The certificate is for TLS client use only (extended key usage clientAuth) and is
+    /// marked as a gateway's (subject OU "hkms gateway client"); hkmsd accepts it when it
+    /// chains to its `[listen] gateway_ca` bundle, and then lets the peer relay signed
+    /// application requests, nothing else. It is kept apart from the endpoint (server)
+    /// certificate so that an endpoint certificate never works as a relay credential and
+    /// each can be renewed or withdrawn on its own.
+    ///
+    /// Example: hkms ca issue-gateway-client --name gw-1
+    ///   --cert-out /etc/hkms/gateway/hkmsd-client.pem --key-out /etc/hkms/gateway/hkmsd-client.key
+    IssueGatewayClient {
+        #[arg(long, default_value = "/etc/hkms/ca")]
+        dir: PathBuf,
+        /// Name of the gateway (the certificate's common name, shown in hkmsd's logs).
+        #[arg(long)]
+        name: String,
+        /// Certificate chain output (PEM: certificate, then intermediate).
         #[arg(long)]
         cert_out: PathBuf,
         /// Private key output (PEM, mode 0600).
@@ -169,8 +204,15 @@ fn rsa(bits: u32) -> Result<PKey<Private>, Status> {
 
 /// What a certificate is for.
 enum Profile<'a> {
-    Ca { path_len: Option<u32> },
-    Server { dns: &'a [String], ip: &'a [IpAddr] },
+    Ca {
+        path_len: Option<u32>,
+    },
+    Server {
+        dns: &'a [String],
+        ip: &'a [IpAddr],
+    },
+    /// A gateway's client certificate towards hkmsd's TCP listener.
+    GatewayClient,
 }
 
 fn certificate(
@@ -183,6 +225,10 @@ fn certificate(
     let e = ossl("certificate");
     let mut name = X509NameBuilder::new().map_err(&e)?;
     name.append_entry_by_text("O", "hkms").map_err(&e)?;
+    if let Profile::GatewayClient = profile {
+        name.append_entry_by_text("OU", crate::authn::tls::GATEWAY_CLIENT_OU)
+            .map_err(&e)?;
+    }
     name.append_entry_by_text("CN", subject_cn).map_err(&e)?;
     let name = name.build();
     let mut b = X509Builder::new().map_err(&e)?;
@@ -241,6 +287,20 @@ fn certificate(
             let ctx = b.x509v3_context(issuer.map(|(c, _)| &**c), None);
             let san = san.build(&ctx).map_err(&e)?;
             b.append_extension(san).map_err(&e)?;
+        }
+        Profile::GatewayClient => {
+            b.append_extension(BasicConstraints::new().critical().build().map_err(&e)?)
+                .map_err(&e)?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .digital_signature()
+                    .build()
+                    .map_err(&e)?,
+            )
+            .map_err(&e)?;
+            b.append_extension(ExtendedKeyUsage::new().client_auth().build().map_err(&e)?)
+                .map_err(&e)?;
         }
     }
     let ski = SubjectKeyIdentifier::new()
@@ -476,6 +536,51 @@ pub async fn ca(c: &mut Client, cmd: &CaCommand) -> Result<Printed, Status> {
                 json!({
                     "CertificateFile": cert_out, "KeyFile": key_out, "Serial": serial,
                     "DnsNames": dns, "IpAddresses": ip,
+                }),
+            ))
+        }
+        CaCommand::IssueGatewayClient {
+            dir,
+            name,
+            cert_out,
+            key_out,
+            days,
+        } => {
+            if name.trim().is_empty() || name.len() > 64 {
+                return Err(usage("--name must be 1..64 characters"));
+            }
+            let instance = instance_id(c).await?;
+            let int = read_cert(&dir.join(INTERMEDIATE_CERT))?;
+            let int_key = intermediate_key(c, dir, &instance).await?;
+            let key = rsa(2048)?;
+            let cert = certificate(
+                name,
+                &key,
+                Some((&int, &int_key)),
+                *days,
+                Profile::GatewayClient,
+            )?;
+            let mut chain = cert.to_pem().map_err(ossl("pem"))?;
+            chain.extend_from_slice(&int.to_pem().map_err(ossl("pem"))?);
+            let key_pem = Zeroizing::new(key.private_key_to_pem_pkcs8().map_err(ossl("pem"))?);
+            write_atomic(key_out, &key_pem, 0o600)?;
+            write_atomic(cert_out, &chain, 0o644)?;
+            let serial = cert
+                .serial_number()
+                .to_bn()
+                .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Ok((
+                format!(
+                    "Gateway client certificate {serial} for {name} written to {} (key {}).\n\
+                     hkmsd accepts it on its TCP listener when [listen] gateway_ca holds this \
+                     instance CA's bundle.",
+                    cert_out.display(),
+                    key_out.display()
+                ),
+                json!({
+                    "CertificateFile": cert_out, "KeyFile": key_out, "Serial": serial,
+                    "Name": name,
                 }),
             ))
         }

@@ -1,7 +1,8 @@
 //! hkms-gateway configuration: a TOML file (commented example: `scripts/hkms-gateway.example.toml`).
 //!
 //! The gateway holds no key and no access-control state: its configuration names hkmsd's
-//! socket, the TLS certificate and key files, the endpoints it listens on, and the QPS caps.
+//! socket (or TCP endpoint with the gateway's client certificate), the TLS certificate and
+//! key files, the endpoints it listens on, and the QPS caps.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -28,21 +29,84 @@ pub struct GatewayConfig {
     pub throttle: ThrottleConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// Process hardening: service user for a root start, seccomp and memory-lock modes.
+    #[serde(default)]
+    pub hardening: crate::hardening::GatewayHardeningConfig,
 }
 
-/// How to reach hkmsd.
+/// How to reach hkmsd: its Unix socket on the same host, or its TCP listener on another
+/// host with mutual TLS. Exactly one of `socket` and `endpoint`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HkmsdConfig {
     /// hkmsd's Unix socket (same host). hkmsd must list the gateway's uid in
     /// `[access] gateway_uids`.
-    pub socket: PathBuf,
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// hkmsd's TCP listener on another host, `https://host:port` (hkmsd `[listen] tcp`).
+    /// Needs `client_cert`, `client_key` and `ca`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// PEM gateway client certificate and its intermediate (`hkms ca issue-gateway-client`);
+    /// hkmsd accepts it when it chains to its `[listen] gateway_ca`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert` (mode 0600).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// PEM CA bundle that hkmsd's server certificate chains to (`hkms ca export`).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
     /// gRPC connections opened to hkmsd; requests are spread over them.
     #[serde(default = "default_connections")]
     pub connections: usize,
     /// Seconds a forwarded request may take before the caller gets 503.
     #[serde(default = "default_forward_timeout")]
     pub timeout_secs: u64,
+}
+
+/// Where the gateway reaches hkmsd, from [`HkmsdConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HkmsdTarget {
+    Socket(PathBuf),
+    Tls {
+        target: crate::client::TlsTarget,
+        files: crate::client::TlsClientFiles,
+    },
+}
+
+impl HkmsdConfig {
+    /// The checked target.
+    pub fn target(&self) -> Result<HkmsdTarget, String> {
+        let tls_files = [&self.client_cert, &self.client_key, &self.ca];
+        match (&self.socket, &self.endpoint) {
+            (Some(socket), None) => {
+                if tls_files.iter().any(|f| f.is_some()) {
+                    return Err(
+                        "hkmsd.client_cert, client_key and ca apply only with hkmsd.endpoint"
+                            .into(),
+                    );
+                }
+                Ok(HkmsdTarget::Socket(socket.clone()))
+            }
+            (None, Some(endpoint)) => {
+                let target = crate::client::TlsTarget::parse(endpoint)
+                    .map_err(|e| format!("hkmsd.endpoint: {e}"))?;
+                match (&self.client_cert, &self.client_key, &self.ca) {
+                    (Some(cert), Some(key), Some(ca)) => Ok(HkmsdTarget::Tls {
+                        target,
+                        files: crate::client::TlsClientFiles {
+                            ca: ca.clone(),
+                            cert: cert.clone(),
+                            key: key.clone(),
+                        },
+                    }),
+                    _ => Err("hkmsd.endpoint needs hkmsd.client_cert, client_key and ca".into()),
+                }
+            }
+            _ => Err("set exactly one of hkmsd.socket and hkmsd.endpoint".into()),
+        }
+    }
 }
 
 fn default_connections() -> usize {
@@ -222,6 +286,7 @@ impl GatewayConfig {
                 "throttle.secret_qps is at most {SHARED_SECRET_QPS_MAX}"
             ));
         }
+        self.hkmsd.target()?;
         if self.hkmsd.connections == 0 || self.hkmsd.connections > 64 {
             return Err("hkmsd.connections must be 1..64".into());
         }
@@ -272,6 +337,34 @@ mod tests {
         assert_eq!(c.throttle.tier_qps, 1000.0);
         assert!(!c.throttle.shared_gateway);
         assert_eq!(c.throttle.secret_qps, 450.0);
+    }
+
+    #[test]
+    fn hkmsd_is_reached_by_socket_or_by_mutual_tls() {
+        let tail =
+            "[tls]\ncertificate = '/c'\nprivate_key = '/k'\n[private]\nlisten = '127.0.0.1:8443'\n";
+        let parse = |hkmsd: &str| GatewayConfig::parse(&format!("[hkmsd]\n{hkmsd}{tail}"));
+        let c = parse("endpoint = 'https://hkmsd.internal:7443'\nclient_cert = '/gc.pem'\nclient_key = '/gc.key'\nca = '/ca.pem'\n").unwrap();
+        match c.hkmsd.target().unwrap() {
+            HkmsdTarget::Tls { target, files } => {
+                assert_eq!(
+                    (target.host.as_str(), target.port),
+                    ("hkmsd.internal", 7443)
+                );
+                assert_eq!(files.ca, PathBuf::from("/ca.pem"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "",
+            "socket = '/s'\nendpoint = 'https://h:1'\n",
+            "endpoint = 'https://h:1'\nclient_cert = '/c'\nclient_key = '/k'\n",
+            "endpoint = 'http://h:1'\nclient_cert = '/c'\nclient_key = '/k'\nca = '/ca'\n",
+            "socket = '/s'\nca = '/ca'\n",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(!e.0, "{bad}: {}", e.1);
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The gateway's client of hkmsd's `ApplicationService`, over hkmsd's Unix socket.
+//! The gateway's client of hkmsd's `ApplicationService`, over hkmsd's Unix socket on the
+//! same host, or over its TCP listener with mutual TLS (the gateway's client certificate of
+//! the instance CA; hkmsd's certificate checked against the instance CA bundle).
 //!
 //! Connections are opened lazily and re-opened by tonic when hkmsd restarts, so the gateway
 //! can start before hkmsd and survives its restarts. Requests are spread round-robin over a
 //! few HTTP/2 connections.
 
-use crate::gateway::config::HkmsdConfig;
+use crate::gateway::config::{HkmsdConfig, HkmsdTarget};
 use crate::proto::application_service_client::ApplicationServiceClient;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
 use hyper_util::rt::TokioIo;
@@ -34,20 +36,29 @@ pub struct Forwarder {
 impl Forwarder {
     /// Prepares the connections (opened at the first request).
     pub fn new(cfg: &HkmsdConfig) -> Result<Forwarder, String> {
+        let target = cfg.target()?;
         let mut clients = Vec::with_capacity(cfg.connections);
         for _ in 0..cfg.connections {
-            let path = cfg.socket.clone();
-            // The URI is required by the API but unused: the connector dials the socket.
-            let channel = Endpoint::try_from("http://hkmsd.local")
-                .map_err(|e| e.to_string())?
-                .connect_timeout(Duration::from_secs(5))
-                .connect_with_connector_lazy(tower::service_fn(move |_| {
+            let channel = match &target {
+                HkmsdTarget::Socket(path) => {
                     let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                }));
+                    // The URI is required by the API but unused: the connector dials the
+                    // socket.
+                    Endpoint::try_from("http://hkmsd.local")
+                        .map_err(|e| e.to_string())?
+                        .connect_timeout(Duration::from_secs(5))
+                        .connect_with_connector_lazy(tower::service_fn(move |_| {
+                            let path = path.clone();
+                            async move {
+                                let stream = tokio::net::UnixStream::connect(path).await?;
+                                Ok::<_, std::io::Error>(TokioIo::new(stream))
+                            }
+                        }))
+                }
+                HkmsdTarget::Tls { target, files } => {
+                    crate::client::tls_channel(target, files, Duration::from_secs(5))?
+                }
+            };
             clients.push(ApplicationServiceClient::new(channel));
         }
         Ok(Forwarder {

@@ -11,6 +11,7 @@
 //! written file, a key that does not match) is refused and the previous one stays in use.
 
 use crate::gateway::config::TlsConfig;
+use crate::hardening::notify::Notifier;
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslOptions, SslVersion};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -130,7 +131,9 @@ impl Certs {
 }
 
 /// Reloads the pair on SIGHUP and, every `tls.reload_check_secs`, when the files changed.
-pub fn spawn_reloader(certs: Arc<Certs>) {
+/// A SIGHUP reload is announced to systemd (`RELOADING=1`, then `READY=1`), so that
+/// `systemctl reload` returns once the new pair is in use (or refused).
+pub fn spawn_reloader(certs: Arc<Certs>, notifier: Arc<Notifier>) {
     let every = certs.cfg.reload_check_secs;
     let log = |r: Result<(), TlsError>, why: &str| match r {
         Ok(()) => tracing::info!(
@@ -151,7 +154,15 @@ pub fn spawn_reloader(certs: Arc<Certs>) {
                 return;
             };
             while hup.recv().await.is_some() {
-                log(certs.reload(), "SIGHUP");
+                notifier.notify("RELOADING=1\nSTATUS=reloading the TLS certificate");
+                let result = certs.reload();
+                let status = if result.is_ok() {
+                    "serving; certificate reloaded"
+                } else {
+                    "serving; certificate reload refused, previous pair in use"
+                };
+                log(result, "SIGHUP");
+                notifier.notify(&format!("READY=1\nSTATUS={status}"));
             }
         });
     }

@@ -1,10 +1,11 @@
-//! Which user hkmsd runs as.
+//! Which user hkmsd (and hkms-gateway) runs as.
 //!
 //! hkmsd never serves as root. Started as root, it switches to the configured service user
 //! (`[hardening] run_as`) before it opens the store or loads any PKCS#11 library, so vendor
 //! code never runs with root's identity and every file it creates belongs to the service
 //! user. `--allow-root` keeps uid 0 (all capabilities are still dropped) for disposable test
-//! instances only; it is logged as a warning and shown by `--check-hardening`.
+//! instances only; it is logged as a warning and shown by `--check-hardening`. The gateway
+//! applies the same policy right after binding its listeners.
 
 use nix::unistd::{self, Gid, Uid, User};
 
@@ -28,8 +29,8 @@ pub fn settle(run_as: Option<&str>, allow_root: bool) -> Result<Identity, String
             let user = lookup(name)?;
             if user.uid != euid {
                 return Err(format!(
-                    "hkmsd runs as uid {euid} but [hardening] run_as is {name:?} (uid {}); \
-                     start it as root to switch, or as {name:?}",
+                    "running as uid {euid} but [hardening] run_as is {name:?} (uid {}); \
+                     start as root to switch, or as {name:?}",
                     user.uid
                 ));
             }
@@ -40,9 +41,10 @@ pub fn settle(run_as: Option<&str>, allow_root: bool) -> Result<Identity, String
         Some(name) => switch_to(name),
         None if allow_root => Ok(Identity::RootAllowed),
         None => Err(
-            "refusing to run as root. Set [hardening] run_as = \"hkms\" in the \
-             configuration to switch to the service user at start, start it as that user \
-             (the systemd unit does), or pass --allow-root for a disposable test instance"
+            "refusing to run as root. Set [hardening] run_as in the configuration to the \
+             service user (\"hkms\" for hkmsd, \"hkms-gateway\" for the gateway) to switch \
+             at start, start as that user (the systemd units do), or pass --allow-root for \
+             a disposable test instance"
                 .into(),
         ),
     }

@@ -13,6 +13,11 @@
 //! 5. the serving runtime is built: its threads inherit all of the above.
 //!
 //! `hkmsd --check-hardening` ([`report`]) shows what is in force in the running daemon.
+//!
+//! hkms-gateway (`src/bin/hkms-gateway.rs`) uses the same steps in its own order: load the
+//! configuration and certificate, bind every listener (a root start may bind port 443),
+//! settle the identity, [`restrict_process`], [`confine`] with its own allow-list
+//! ([`seccomp::GATEWAY`]), then build the serving runtime.
 
 pub mod identity;
 pub mod notify;
@@ -54,6 +59,36 @@ impl Default for HardeningConfig {
             seccomp: SeccompMode::default(),
             memory_lock: MemoryLock::default(),
             profiles_dir: default_profiles_dir(),
+        }
+    }
+}
+
+/// The `[hardening]` table of the gateway's configuration. Every default is the secure
+/// choice. The gateway loads no PKCS#11 library, so it has no HSM profiles.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayHardeningConfig {
+    /// Service user to switch to when hkms-gateway is started as root (after its listeners
+    /// are bound, so a root start can listen on port 443). Without it the gateway refuses
+    /// to run as root (unless `--allow-root` is given for a disposable test instance).
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// `enforce` or `log`, as for hkmsd.
+    #[serde(default)]
+    pub seccomp: SeccompMode,
+    /// `auto`, `required` or `off`, as for hkmsd: the TLS private key stays out of swap.
+    #[serde(default)]
+    pub memory_lock: MemoryLock,
+}
+
+impl GatewayHardeningConfig {
+    /// The settings [`restrict_process`] and [`confine`] read.
+    pub fn as_process(&self) -> HardeningConfig {
+        HardeningConfig {
+            run_as: self.run_as.clone(),
+            seccomp: self.seccomp,
+            memory_lock: self.memory_lock,
+            ..HardeningConfig::default()
         }
     }
 }
@@ -120,7 +155,7 @@ pub fn confine(
         ));
     }
     seccomp::install(filter)?;
-    let probes = seccomp::probe();
+    let probes = seccomp::probe(filter);
     if config.seccomp == SeccompMode::Enforce {
         if let Some(p) = probes.iter().find(|p| !p.blocked) {
             return Err(format!(

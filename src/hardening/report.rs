@@ -47,6 +47,8 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub pid: u32,
+    /// The process name (`/proc/<pid>/comm`): hkmsd or hkms-gateway.
+    pub name: String,
     pub uid: u32,
     pub gid: u32,
     /// `Some(false)` when the process is not dumpable; `None` when it cannot be told.
@@ -67,7 +69,8 @@ impl Report {
     /// Text for operators.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "hkmsd pid {} (uid {}, gid {}), {} threads\n",
+            "{} pid {} (uid {}, gid {}), {} threads\n",
+            self.name,
             self.pid,
             self.uid,
             self.gid,
@@ -179,8 +182,12 @@ pub fn collect(pid: u32) -> Result<Report, String> {
             .ok()
             .map(|m| m.uid() == uid)
     };
+    let name = std::fs::read_to_string(format!("{base}/comm"))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_else(|_| "?".into());
     let mut report = Report {
         pid,
+        name,
         uid,
         gid,
         dumpable,
@@ -319,6 +326,103 @@ pub fn socket_owner(path: &std::path::Path) -> Result<u32, String> {
     u32::try_from(cred.pid()).map_err(|_| "the socket peer has no pid".into())
 }
 
+/// The pid of the process that holds the TCP listening socket bound to `addr` (found
+/// through `/proc/net/tcp*` and the file descriptors in `/proc/*/fd`).
+pub fn tcp_listener_owner(addr: std::net::SocketAddr) -> Result<u32, String> {
+    let inode = listening_inode(addr)?
+        .ok_or_else(|| format!("nothing listens on {addr} (or it is not visible here)"))?;
+    let target = format!("socket:[{inode}]");
+    let procs = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+    let mut systemd_holds = false;
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == &*target))
+        {
+            // systemd keeps the socket it passed to the gateway (hkms-gateway.socket).
+            if pid == 1 {
+                systemd_holds = true;
+                continue;
+            }
+            return Ok(pid);
+        }
+    }
+    if systemd_holds {
+        return Err(format!(
+            "only systemd holds the listener on {addr}: the gateway is not running"
+        ));
+    }
+    Err(format!(
+        "no process visible here holds the listener on {addr} (run as root or as its user)"
+    ))
+}
+
+/// `/proc/net/tcp*` notation of an address: the address in host byte order words, then
+/// the port, in hexadecimal.
+fn proc_net_address(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) => format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        ),
+        std::net::SocketAddr::V6(a) => {
+            let words: String = a
+                .ip()
+                .octets()
+                .chunks(4)
+                .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
+                .collect();
+            format!("{words}:{:04X}", a.port())
+        }
+    }
+}
+
+/// The inode of the listening socket on `addr`, from `/proc/net/tcp` or `/proc/net/tcp6`.
+/// A wildcard address also matches a dual-stack `[::]` socket on the same port (what
+/// systemd binds for `ListenStream=443`).
+fn listening_inode(addr: std::net::SocketAddr) -> Result<Option<u64>, String> {
+    let mut wanted = vec![addr];
+    if addr.ip().is_unspecified() {
+        wanted.push(std::net::SocketAddr::from((
+            std::net::Ipv6Addr::UNSPECIFIED,
+            addr.port(),
+        )));
+    }
+    for a in wanted {
+        let file = if a.is_ipv4() {
+            "/proc/net/tcp"
+        } else {
+            "/proc/net/tcp6"
+        };
+        // No IPv6 in the kernel: no tcp6 table.
+        let Ok(table) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        if let Some(inode) = parse_listener(&table, &proc_net_address(a)) {
+            return Ok(Some(inode));
+        }
+    }
+    read("/proc/net/tcp").map(|_| None)
+}
+
+/// The inode of the line of a `/proc/net/tcp*` table with local address `local` in state
+/// LISTEN (0A).
+fn parse_listener(table: &str, local: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 9 && f[1].eq_ignore_ascii_case(local) && f[3] == "0A")
+            .then(|| f[9].parse().ok())
+            .flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +438,30 @@ mod tests {
         let text = r.render();
         assert!(text.contains("fail  seccomp"), "{text}");
         assert!(text.contains("NOT hardened"));
+    }
+
+    #[test]
+    fn the_owner_of_a_tcp_listener_is_found() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        assert_eq!(tcp_listener_owner(addr).unwrap(), std::process::id());
+        drop(l);
+        assert!(tcp_listener_owner(addr).is_err());
+        // A wildcard IPv4 address is also served by a dual-stack [::] listener.
+        if let Ok(l6) = std::net::TcpListener::bind("[::]:0") {
+            let port = l6.local_addr().unwrap().port();
+            let any4 = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+            assert_eq!(tcp_listener_owner(any4).unwrap(), std::process::id());
+        }
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 0100007F:20FB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 4242 1\n\
+            1: 0100007F:20FC 0100007F:9C40 01 00000000:00000000 00:00000000 00000000   998        0 4243 1\n";
+        assert_eq!(parse_listener(table, "0100007F:20FB"), Some(4242));
+        assert_eq!(
+            parse_listener(table, "0100007F:20FC"),
+            None,
+            "not listening"
+        );
     }
 
     #[test]

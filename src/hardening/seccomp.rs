@@ -1,7 +1,7 @@
-//! The seccomp allow-list of hkmsd.
+//! The seccomp allow-lists of hkmsd and hkms-gateway.
 //!
-//! Every system call the daemon makes after lock-down is listed below with the reason it is
-//! needed. Anything else fails with EPERM (or, in log mode, is allowed and logged by the
+//! Every system call a binary makes after lock-down is listed below ([`HKMSD`], [`GATEWAY`])
+//! with the reason it is needed. Anything else fails with EPERM (or, in log mode, is allowed and logged by the
 //! kernel), so an attacker who gains code execution inside hkmsd cannot start programs, open
 //! network connections, trace processes or load kernel modules. HSM profiles add what their
 //! vendor library needs (`[seccomp] extra_syscalls`, see [`super::profile`]).
@@ -30,6 +30,11 @@ pub enum Args {
     ThreadOnly,
     /// Argument 0 (domain) must be AF_UNIX.
     UnixOnly,
+    /// Argument 0 (domain) must be one of these address families.
+    Domains(&'static [i32]),
+    /// `openat` for reading only: argument 2 (flags) has neither write access nor
+    /// O_CREAT, O_TRUNC or O_APPEND.
+    ReadOnly,
     /// Argument 0 must be one of these `prctl` options.
     PrctlOps(&'static [i32]),
 }
@@ -134,7 +139,8 @@ pub const HKMSD: &[Allowed] = &[
         Args::PrctlOps(PRCTL_OPS),
         "thread names and reading own flags",
     ),
-    // Event loop and sockets: gRPC over the Unix socket bound before lock-down.
+    // Event loop and sockets: gRPC over the Unix socket and the optional TCP listener,
+    // both bound before lock-down.
     allow("epoll_create1", "the runtime's event loop"),
     allow("epoll_ctl", "register sockets with the event loop"),
     allow("epoll_wait", "wait for events"),
@@ -146,7 +152,10 @@ pub const HKMSD: &[Allowed] = &[
         Args::UnixOnly,
         "signal delivery to the runtime (AF_UNIX only)",
     ),
-    allow("accept4", "accept gRPC connections"),
+    allow(
+        "accept4",
+        "accept gRPC connections on the Unix socket and the TCP listener",
+    ),
     allow("recvfrom", "read requests"),
     allow("recvmsg", "read requests"),
     allow(
@@ -167,6 +176,148 @@ pub const HKMSD: &[Allowed] = &[
     allow("getrandom", "random IVs, ids and OpenSSL seeding"),
     allow("uname", "C library and OpenSSL platform checks"),
 ];
+
+/// Flags that make an `openat` write or create (access mode bits included).
+const OPEN_WRITE_FLAGS: i32 = libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND;
+
+/// What hkms-gateway needs after lock-down, with the reason for each call. It holds no key
+/// store and loads no PKCS#11 library: it accepts TLS connections, reads its certificate
+/// files again on reload, and relays requests to hkmsd's Unix socket.
+pub const GATEWAY: &[Allowed] = &[
+    // Files: only the certificate and key, read again on SIGHUP or when they change.
+    allow("read", "read sockets, certificate files and wake-up fds"),
+    allow("write", "write log lines to stderr and wake-up fds"),
+    allow("readv", "vectored reads by the C library"),
+    allow("writev", "vectored writes (log lines, sockets)"),
+    allow_if(
+        "openat",
+        Args::ReadOnly,
+        "read the certificate and key on reload; never for writing",
+    ),
+    allow("close", "close files and finished connections"),
+    allow("newfstatat", "stat files (C library)"),
+    allow("fstat", "stat open files (OpenSSL reads of PEM files)"),
+    allow("statx", "modification times of the certificate files"),
+    allow("lseek", "positioned reads of PEM files by the C library"),
+    allow("fcntl", "file descriptor flags"),
+    // Memory.
+    allow("brk", "heap growth"),
+    allow_if(
+        "mmap",
+        Args::NoExec,
+        "allocations and thread stacks; never executable",
+    ),
+    allow_if("mprotect", Args::NoExec, "guard pages; never executable"),
+    allow("munmap", "free allocations"),
+    allow("mremap", "grow large allocations"),
+    allow("madvise", "return freed memory to the kernel"),
+    // Threads and synchronisation (tokio workers and its blocking pool).
+    allow_if(
+        "clone",
+        Args::ThreadOnly,
+        "start threads; processes are refused",
+    ),
+    allow("futex", "locks and condition variables"),
+    allow("set_robust_list", "new threads register robust futexes"),
+    allow("rseq", "new threads register restartable sequences"),
+    allow("sched_yield", "spin-lock back-off"),
+    allow("sched_getaffinity", "size the worker pool"),
+    allow("sigaltstack", "per-thread stack for stack-overflow reports"),
+    allow("rt_sigprocmask", "thread start and exit mask signals"),
+    allow(
+        "rt_sigaction",
+        "install SIGTERM, SIGINT and SIGHUP handlers",
+    ),
+    allow("rt_sigreturn", "return from a signal handler"),
+    allow("gettid", "thread ids in the C library"),
+    allow("getpid", "process id (logs, C library)"),
+    allow("tgkill", "abort() on a fatal error raises SIGABRT"),
+    allow("exit", "a thread ends"),
+    allow("exit_group", "the process ends"),
+    allow_if(
+        "prctl",
+        Args::PrctlOps(PRCTL_OPS),
+        "thread names and reading own flags",
+    ),
+    // Event loop.
+    allow("epoll_create1", "the runtime's event loop"),
+    allow("epoll_ctl", "register sockets with the event loop"),
+    allow("epoll_wait", "wait for events"),
+    allow("epoll_pwait", "wait for events (C library variant)"),
+    allow("eventfd2", "wake the event loop from other threads"),
+    allow("pipe2", "signal delivery to the runtime"),
+    allow_if(
+        "socketpair",
+        Args::UnixOnly,
+        "signal delivery to the runtime (AF_UNIX only)",
+    ),
+    // HTTPS clients on the listeners bound before lock-down.
+    allow("accept4", "accept HTTPS connections"),
+    allow("recvfrom", "read requests and TLS records"),
+    allow("recvmsg", "read requests and hkmsd's answers"),
+    allow(
+        "sendto",
+        "write responses; readiness notifications to systemd",
+    ),
+    allow("sendmsg", "write responses and relayed requests"),
+    allow("shutdown", "close connections"),
+    allow("getsockopt", "socket errors, connect results"),
+    allow("setsockopt", "TCP_NODELAY on accepted connections"),
+    allow("getsockname", "addresses of accepted connections"),
+    allow("getpeername", "client addresses relayed to hkmsd"),
+    allow("ioctl", "FIONBIO on sockets"),
+    // hkmsd: connections are opened lazily and again after hkmsd restarts.
+    allow_if(
+        "socket",
+        Args::Domains(&[libc::AF_UNIX]),
+        "connect to hkmsd's Unix socket (AF_UNIX only)",
+    ),
+    allow("connect", "connect to hkmsd's socket"),
+    // Time and randomness.
+    allow("clock_gettime", "timestamps when the vDSO is not used"),
+    allow("clock_nanosleep", "timers and sleeps"),
+    allow("nanosleep", "sleeps (C library)"),
+    allow("getrandom", "TLS randoms, request ids and OpenSSL seeding"),
+];
+
+/// Replaces the gateway's `socket` entry when it reaches hkmsd over TCP (mutual TLS):
+/// AF_INET and AF_INET6 sockets are then needed as well.
+pub const GATEWAY_HKMSD_TCP: Allowed = allow_if(
+    "socket",
+    Args::Domains(&[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6]),
+    "connect to hkmsd over its Unix socket or TCP (mutual TLS)",
+);
+
+/// Added to the gateway's list when it reaches hkmsd over TCP: resolving hkmsd's host name
+/// (the C library's resolver reads /etc/hosts and asks the DNS servers over UDP).
+const GATEWAY_RESOLVER: &[Allowed] = &[
+    allow("ppoll", "the C library's resolver waits for DNS answers"),
+    allow(
+        "sendmmsg",
+        "the C library's resolver sends A and AAAA queries",
+    ),
+    #[cfg(target_arch = "x86_64")]
+    allow("poll", "the C library's resolver waits for DNS answers"),
+];
+
+/// The gateway's allow-list: [`GATEWAY`]; when `hkmsd_over_tcp`, with
+/// [`GATEWAY_HKMSD_TCP`] in place of its `socket` entry and the resolver's calls.
+pub fn gateway_list(hkmsd_over_tcp: bool) -> Vec<Allowed> {
+    let mut list: Vec<Allowed> = GATEWAY
+        .iter()
+        .map(|a| {
+            if hkmsd_over_tcp && a.name == GATEWAY_HKMSD_TCP.name {
+                GATEWAY_HKMSD_TCP
+            } else {
+                *a
+            }
+        })
+        .collect();
+    if hkmsd_over_tcp {
+        list.extend_from_slice(GATEWAY_RESOLVER);
+    }
+    list
+}
 
 /// The syscall names hkms knows, for allow-lists and HSM profiles.
 macro_rules! syscalls {
@@ -505,6 +656,10 @@ pub struct CompiledFilter {
     pub mode: SeccompMode,
     /// Syscall names allowed (the binary's list plus profile additions).
     pub allowed: Vec<String>,
+    /// Whether AF_INET sockets may be created (decides which calls [`probe`] tries).
+    pub inet_sockets: bool,
+    /// Whether files may be opened for writing.
+    pub open_for_writing: bool,
     program: BpfProgram,
 }
 
@@ -539,6 +694,15 @@ fn rules_for(args: Args) -> Result<Vec<SeccompRule>, String> {
             SeccompCmpOp::Eq,
             libc::AF_UNIX as u64,
         )?])?],
+        Args::Domains(families) => families
+            .iter()
+            .map(|f| rule(vec![cond(0, SeccompCmpOp::Eq, *f as u64)?]))
+            .collect::<Result<_, _>>()?,
+        Args::ReadOnly => vec![rule(vec![cond(
+            2,
+            SeccompCmpOp::MaskedEq(OPEN_WRITE_FLAGS as u64),
+            0,
+        )?])?],
         Args::PrctlOps(ops) => ops
             .iter()
             .map(|op| rule(vec![cond(0, SeccompCmpOp::Eq, *op as u64)?]))
@@ -555,6 +719,20 @@ pub fn compile(
     let arch = target_arch()?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let mut allowed = Vec::new();
+    let widened = |name: &str| extra.iter().any(|e| e == name);
+    let inet_sockets = widened("socket")
+        || base.iter().any(|a| {
+            a.name == "socket"
+                && match a.args {
+                    Args::Any => true,
+                    Args::Domains(f) => f.contains(&libc::AF_INET),
+                    _ => false,
+                }
+        });
+    let open_for_writing = widened("openat")
+        || base
+            .iter()
+            .any(|a| a.name == "openat" && a.args != Args::ReadOnly);
     for a in base {
         let nr = syscall_number(a.name)
             .ok_or_else(|| format!("seccomp: unknown system call {:?}", a.name))?;
@@ -585,6 +763,8 @@ pub fn compile(
     Ok(CompiledFilter {
         mode,
         allowed,
+        inet_sockets,
+        open_for_writing,
         program,
     })
 }
@@ -636,7 +816,7 @@ pub struct ProbeResult {
 const NO_SUCH_PROGRAM: &str = "/proc/self/hkmsd-seccomp-probe/none";
 
 /// Tries calls the allow-list forbids; each must fail with EPERM.
-pub fn probe() -> Vec<ProbeResult> {
+pub fn probe(filter: &CompiledFilter) -> Vec<ProbeResult> {
     use nix::errno::Errno;
     let judge = |call, r: Result<(), Errno>| match r {
         Err(Errno::EPERM) => ProbeResult {
@@ -664,20 +844,42 @@ pub fn probe() -> Vec<ProbeResult> {
         }
         Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
     };
-    let inet = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Inet,
-        nix::sys::socket::SockType::Stream,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map(drop);
+    let socket = |family, kind| {
+        nix::sys::socket::socket(family, kind, nix::sys::socket::SockFlag::SOCK_CLOEXEC, None)
+            .map(drop)
+    };
     let trace = nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(i32::MAX));
-    vec![
+    let mut results = vec![
         judge("execve", exec),
         judge("fork (clone without CLONE_THREAD)", spawn),
-        judge("socket(AF_INET)", inet),
-        judge("ptrace(PTRACE_ATTACH)", trace),
-    ]
+    ];
+    if filter.inet_sockets {
+        // AF_INET is allowed (a client of a TCP service); other families must still fail.
+        // Netlink sockets need no privilege, so only the filter can refuse one.
+        let netlink = socket(
+            nix::sys::socket::AddressFamily::Netlink,
+            nix::sys::socket::SockType::Raw,
+        );
+        results.push(judge("socket(AF_NETLINK)", netlink));
+    } else {
+        let inet = socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+        );
+        results.push(judge("socket(AF_INET)", inet));
+    }
+    results.push(judge("ptrace(PTRACE_ATTACH)", trace));
+    if !filter.open_for_writing {
+        // A path that cannot be created, should the call get through.
+        let open = nix::fcntl::open(
+            NO_SUCH_PROGRAM,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::S_IRUSR,
+        )
+        .map(drop);
+        results.push(judge("openat(O_WRONLY|O_CREAT)", open));
+    }
+    results
 }
 
 #[cfg(test)]
@@ -723,6 +925,61 @@ mod tests {
                 "{name} must stay forbidden"
             );
         }
+    }
+
+    #[test]
+    fn the_gateway_list_is_its_own_and_narrower() {
+        for a in GATEWAY {
+            assert!(syscall_number(a.name).is_some(), "unknown {}", a.name);
+            assert!(a.reason.len() > 8, "{} needs a reason", a.name);
+        }
+        let mut names: Vec<_> = GATEWAY.iter().map(|a| a.name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len(), "a syscall is listed twice");
+        // No store, no PKCS#11 library: nothing that writes, renames or removes files.
+        for name in [
+            "execve",
+            "execveat",
+            "ptrace",
+            "clone3",
+            "fork",
+            "vfork",
+            "setuid",
+            "capset",
+            "mount",
+            "bpf",
+            "seccomp",
+            "kill",
+            "unlinkat",
+            "renameat",
+            "renameat2",
+            "ftruncate",
+            "fallocate",
+            "pwrite64",
+            "fsync",
+            "bind",
+            "listen",
+            "chmod",
+        ] {
+            assert!(
+                GATEWAY.iter().all(|a| a.name != name),
+                "{name} must stay forbidden in the gateway"
+            );
+        }
+        let open = GATEWAY.iter().find(|a| a.name == "openat").unwrap();
+        assert_eq!(open.args, Args::ReadOnly);
+
+        let unix = compile(&gateway_list(false), &[], SeccompMode::Enforce).unwrap();
+        assert!(!unix.inet_sockets && !unix.open_for_writing);
+        let tcp = compile(&gateway_list(true), &[], SeccompMode::Enforce).unwrap();
+        assert!(tcp.inet_sockets && !tcp.open_for_writing);
+        assert!(unix.allowed.iter().all(|n| tcp.allowed.contains(n)));
+        assert!(tcp.allowed.iter().any(|n| n == "ppoll"));
+        assert!(!unix.allowed.iter().any(|n| n == "ppoll"));
+        let daemon = compile(HKMSD, &[], SeccompMode::Enforce).unwrap();
+        assert!(!daemon.inet_sockets && daemon.open_for_writing);
     }
 
     #[test]

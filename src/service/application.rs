@@ -18,7 +18,6 @@ use super::Reply;
 use crate::access::endpoint::{self, EndpointKind};
 use crate::access::{self, clientkey, operations};
 use crate::appliance::Appliance;
-use crate::authn::peer::LocalPeer;
 use crate::authn::signed::{self, ApiError, Headers};
 use crate::authn::Caller;
 use crate::crypto::instance::{self, Algorithm};
@@ -394,12 +393,12 @@ fn unsupported() -> ApiError {
 #[tonic::async_trait]
 impl ApplicationService for ApplicationApi {
     async fn call(&self, req: Request<ApplicationCallRequest>) -> Reply<ApplicationCallResponse> {
-        let peer = req.extensions().get::<LocalPeer>().copied();
-        if !peer.is_some_and(|p| p.gateway) {
-            tracing::warn!(peer = ?peer, "refused a relayed request from a peer that is not a gateway");
+        if !crate::authn::may_relay(&req) {
+            let caller = req.extensions().get::<Caller>();
+            tracing::warn!(caller = ?caller, "refused a relayed request from a peer that is not a gateway");
             return Err(KmsError::new(
                 ErrorCode::Forbidden,
-                "only a gateway ([access] gateway_uids) may relay application requests",
+                "only a gateway ([access] gateway_uids, or a gateway certificate of the instance CA over TCP) may relay application requests",
             )
             .into());
         }

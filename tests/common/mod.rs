@@ -76,6 +76,8 @@ pub struct Daemon {
     pub extra_env: Vec<(String, String)>,
     /// Extra lines for the `[limits]` table.
     pub limits: String,
+    /// Extra lines for the `[listen]` table (the TCP listener).
+    pub listen: String,
     child: Option<Child>,
 }
 
@@ -113,6 +115,7 @@ impl Daemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             limits: limits.to_owned(),
+            listen: String::new(),
             tokens,
             dir,
             child: None,
@@ -129,10 +132,11 @@ impl Daemon {
     /// Rewrites the config with these members (takes effect at the next start).
     pub fn write_config(&self, members: &[MemberSpec]) {
         let mut text = format!(
-            "[listen]\nsocket = {:?}\n[store]\npath = {:?}\n\
+            "[listen]\nsocket = {:?}\n{}\n[store]\npath = {:?}\n\
              [access]\noperator_uids = [0]\ngateway_uids = [0]\n\
              [limits]\nsession_wait_secs = 5\n{}\n",
             self.socket,
+            self.listen,
             self.dir.path().join("store"),
             self.limits
         );

@@ -8,6 +8,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod venv;
 
 use common::Daemon;
 use hkms::client::Client;
@@ -15,58 +16,11 @@ use hkms::instance_api as api;
 use hkms::proto::{ApplicationCallRequest, HttpHeader};
 use prost::Message;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Captured = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
-
-fn venv_dir() -> PathBuf {
-    std::env::var_os("HKMS_SDK_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/hkms/sdk-venv")
-        })
-}
-
-/// The SDK's Python, installing it first when needed. `None` only when this host cannot
-/// create a Python virtual environment at all.
-fn sdk_python() -> Option<PathBuf> {
-    let venv = venv_dir();
-    let python = venv.join("bin/python");
-    let ready = |p: &PathBuf| {
-        Command::new(p)
-            .args(["-c", "import sdk.client, openapi.models"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ready(&python) {
-        return Some(python);
-    }
-    let venv_ok = Command::new("python3")
-        .args(["-m", "venv", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !venv_ok {
-        eprintln!("SKIPPED: python3 with the venv module is not available, so the SDK cannot be installed");
-        return None;
-    }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/install-sdk-test-deps.sh"
-    );
-    let out = Command::new(script).arg(&venv).output().unwrap();
-    assert!(
-        out.status.success(),
-        "installing the SDK failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(ready(&python), "the SDK does not import after installation");
-    Some(python)
-}
 
 /// Reads one HTTP/1.1 request (headers and a Content-Length body).
 async fn read_request(
@@ -185,7 +139,7 @@ async fn replay(d: &Daemon, headers: Vec<(String, String)>, body: Vec<u8>) -> (u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
-    let Some(python) = sdk_python() else {
+    let Some(python) = venv::sdk_python() else {
         return;
     };
     let d = Daemon::initialised(1);

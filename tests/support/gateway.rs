@@ -194,16 +194,29 @@ impl GatewayProc {
     /// Starts a gateway named `name` for `inst`, with extra config (`[throttle]`...) and
     /// `enable_tls13`; waits until it accepts connections.
     pub fn start(inst: &Instance, name: &str, tls13: bool, extra: &str) -> GatewayProc {
+        let hkmsd = format!("socket = {:?}\n", inst.d.socket);
+        GatewayProc::start_to(inst, name, &hkmsd, tls13, extra)
+    }
+
+    /// Like [`GatewayProc::start`], with these lines in the `[hkmsd]` table (how the
+    /// gateway reaches hkmsd).
+    pub fn start_to(
+        inst: &Instance,
+        name: &str,
+        hkmsd: &str,
+        tls13: bool,
+        extra: &str,
+    ) -> GatewayProc {
         let port = free_port();
         let internet_port = free_port();
         let config = inst.d.path(&format!("{name}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[hkmsd]\nsocket = {:?}\n[tls]\ncertificate = {:?}\nprivate_key = {:?}\n\
+                "[hkmsd]\n{hkmsd}[tls]\ncertificate = {:?}\nprivate_key = {:?}\n\
                  enable_tls13 = {tls13}\nreload_check_secs = 0\n[private]\nlisten = \"127.0.0.1:{port}\"\n\
                  [internet]\nlisten = \"127.0.0.1:{internet_port}\"\n{extra}",
-                inst.d.socket, inst.cert, inst.key
+                inst.cert, inst.key
             ),
         )
         .unwrap();
@@ -211,6 +224,8 @@ impl GatewayProc {
         let child = Command::new(env!("CARGO_BIN_EXE_hkms-gateway"))
             .arg("--config")
             .arg(&config)
+            // Tests run as root.
+            .arg("--allow-root")
             .env("HKMS_GATEWAY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

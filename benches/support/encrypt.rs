@@ -1,0 +1,132 @@
+//! Measurements shared by the Encrypt benchmarks: raw SoftHSM2 AES-GCM through cryptoki,
+//! and Encrypt through hkmsd's gRPC API.
+#![allow(dead_code)]
+
+use crate::common;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use hkms::proto::EncryptRequest;
+use std::time::{Duration, Instant};
+
+pub const MESSAGE: usize = 256;
+
+pub fn secs() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("HKMS_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4.0),
+    )
+}
+
+/// AES-256-GCM encryptions per second straight through cryptoki, one session per thread.
+pub fn raw_softhsm(conf: &std::path::Path, label: &str, threads: usize) -> f64 {
+    std::env::set_var("SOFTHSM2_CONF", conf);
+    static CTX: std::sync::OnceLock<Pkcs11> = std::sync::OnceLock::new();
+    let ctx = CTX
+        .get_or_init(|| {
+            let c = Pkcs11::new(common::SOFTHSM_MODULE).unwrap();
+            c.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+                .unwrap();
+            c
+        })
+        .clone();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap();
+    let login = ctx.open_rw_session(slot).unwrap();
+    let _ = login.login(
+        UserType::User,
+        Some(&AuthPin::from(common::USER_PIN.to_owned())),
+    );
+    let key = login
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Sensitive(true),
+            ],
+        )
+        .unwrap();
+    let run = secs();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                let s = ctx.open_rw_session(slot).unwrap();
+                let data = [7u8; MESSAGE];
+                let start = Instant::now();
+                let mut n = 0u64;
+                while start.elapsed() < run {
+                    let mut iv = [n as u8; 12];
+                    let params = GcmParams::new(&mut iv, b"", 128.into()).unwrap();
+                    s.encrypt(&Mechanism::AesGcm(params), key, &data).unwrap();
+                    n += 1;
+                }
+                n as f64 / start.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+pub struct Figures {
+    pub ops: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+pub fn figures(mut all: Vec<Duration>, elapsed: f64) -> Figures {
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Figures {
+        ops: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+pub async fn grpc_encrypt(d: &common::Daemon, key: &str, concurrency: usize) -> Figures {
+    let client = d.client().await;
+    let run = secs();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let mut c = client.crypto.clone();
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < run {
+                    let t = Instant::now();
+                    c.encrypt(EncryptRequest {
+                        key_id: key.clone(),
+                        plaintext: vec![7u8; MESSAGE],
+                        aad: vec![],
+                    })
+                    .await
+                    .unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    figures(all, start.elapsed().as_secs_f64())
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
