@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod hardening;
 pub mod hsm;
 pub mod keys;
+pub mod logging;
 pub mod service;
 pub mod store;
 

@@ -63,18 +63,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: the journal and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if args.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    hkms::logging::init(&args.log, args.log_json);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
