@@ -145,7 +145,7 @@ fn router(
         )
         .add_service(
             crate::proto::application_service_server::ApplicationServiceServer::new(
-                crate::service::application::ApplicationApi(app.clone()),
+                crate::service::application::ApplicationApi::new(app.clone()),
             ),
         )
 }

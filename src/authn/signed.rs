@@ -11,8 +11,11 @@ use crate::proto::ClientKey;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Public};
 use openssl::sign::Verifier;
 use openssl::x509::X509;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// The only API version of the instance API.
 pub const API_VERSION: &str = "dkms-gcs-0.2";
@@ -141,6 +144,7 @@ pub fn verify(
     body: &[u8],
     now: i64,
     lookup: &dyn Fn(&str) -> Result<Option<ClientKey>, ApiError>,
+    keys: &PublicKeys,
 ) -> Result<Verified, ApiError> {
     if !method.eq_ignore_ascii_case("POST") {
         return Err(ApiError::new(
@@ -225,7 +229,7 @@ pub fn verify(
     }
     let key = lookup(key_id)?.ok_or_else(unknown)?;
     let to_sign = string_to_sign(headers)?;
-    if !signature_valid(&key.certificate, to_sign.as_bytes(), &signature) {
+    if !keys.signature_valid(&key, to_sign.as_bytes(), &signature) {
         return Err(ApiError::new(
             401,
             "SignatureNotMatch",
@@ -251,15 +255,68 @@ pub fn verify(
     }
 }
 
-fn signature_valid(cert_der: &[u8], data: &[u8], signature: &[u8]) -> bool {
-    let check = || -> Result<bool, openssl::error::ErrorStack> {
-        let key = X509::from_der(cert_der)?.public_key()?;
-        let mut v = Verifier::new(MessageDigest::sha256(), &key)?;
-        v.set_rsa_padding(openssl::rsa::Padding::PKCS1)?;
-        v.update(data)?;
-        v.verify(signature)
-    };
-    check().unwrap_or(false)
+/// How many ClientKey public keys [`PublicKeys`] keeps before it starts over.
+const MAX_CACHED_KEYS: usize = 4096;
+
+/// The public keys of ClientKey certificates, decoded once rather than on every request
+/// (decoding a certificate costs several times the RSA verification itself).
+///
+/// The record is still read from the store on every request, so a deleted ClientKey is
+/// refused at once; an entry is used only while the stored certificate is byte for byte
+/// the one it was decoded from. Public keys only: nothing here is secret.
+#[derive(Default)]
+pub struct PublicKeys {
+    by_id: Mutex<HashMap<String, Decoded>>,
+}
+
+/// A certificate (DER) and the public key decoded from it.
+type Decoded = (Vec<u8>, PKey<Public>);
+
+impl std::fmt::Debug for PublicKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.by_id.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("PublicKeys").field("cached", &n).finish()
+    }
+}
+
+impl PublicKeys {
+    /// The public key of `key`'s certificate; `None` if the certificate does not decode.
+    fn get(&self, key: &ClientKey) -> Option<PKey<Public>> {
+        let map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cert, pkey)) = map.get(&key.client_key_id) {
+            if *cert == key.certificate {
+                return Some(pkey.clone());
+            }
+        }
+        // Decode outside the lock: other requests keep being served meanwhile.
+        drop(map);
+        let pkey = X509::from_der(&key.certificate)
+            .and_then(|c| c.public_key())
+            .ok()?;
+        let mut map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED_KEYS {
+            map.clear();
+        }
+        map.insert(
+            key.client_key_id.clone(),
+            (key.certificate.clone(), pkey.clone()),
+        );
+        Some(pkey)
+    }
+
+    /// Whether `signature` is `key`'s RSASSA-PKCS1-v1_5 SHA-256 signature of `data`.
+    fn signature_valid(&self, key: &ClientKey, data: &[u8], signature: &[u8]) -> bool {
+        let Some(pkey) = self.get(key) else {
+            return false;
+        };
+        let check = || -> Result<bool, openssl::error::ErrorStack> {
+            let mut v = Verifier::new(MessageDigest::sha256(), &pkey)?;
+            v.set_rsa_padding(openssl::rsa::Padding::PKCS1)?;
+            v.update(data)?;
+            v.verify(signature)
+        };
+        check().unwrap_or(false)
+    }
 }
 
 /// Signs a request the way the official SDKs do (for tests and tools): returns the headers
@@ -348,9 +405,14 @@ mod tests {
 
     fn run(f: &Fixture, headers: Vec<(String, String)>, body: &[u8]) -> Result<Verified, ApiError> {
         let key = f.key.clone();
-        verify("POST", &Headers::new(headers), body, f.now, &move |id| {
-            Ok((id == key.client_key_id).then(|| key.clone()))
-        })
+        verify(
+            "POST",
+            &Headers::new(headers),
+            body,
+            f.now,
+            &move |id| Ok((id == key.client_key_id).then(|| key.clone())),
+            &PublicKeys::default(),
+        )
     }
 
     fn signed(f: &Fixture, body: &[u8], date_offset: i64) -> Vec<(String, String)> {
@@ -476,12 +538,15 @@ mod tests {
         let mut h = ok.clone();
         h.push(("date".into(), http_date(f.now)));
         assert_eq!(code(h, b"body").code, "InvalidParameter");
-        assert!(
-            verify("GET", &Headers::new(ok.clone()), b"body", f.now, &|_| Ok(
-                None
-            ))
-            .is_err()
-        );
+        assert!(verify(
+            "GET",
+            &Headers::new(ok.clone()),
+            b"body",
+            f.now,
+            &|_| Ok(None),
+            &PublicKeys::default()
+        )
+        .is_err());
     }
 
     #[test]
@@ -505,5 +570,51 @@ mod tests {
         let early = fixture(3600, 86_400);
         let e = run(&early, signed(&early, b"x", 0), b"x").unwrap_err();
         assert_eq!(e.code, "ClientKeyNotYetValid");
+    }
+
+    #[test]
+    fn a_replaced_certificate_is_never_verified_with_the_cached_key() {
+        let f = fixture(-60, 86_400);
+        let other = fixture(-60, 86_400);
+        let keys = PublicKeys::default();
+        let verify_with = |record: &ClientKey, signer: &Fixture| {
+            let record = record.clone();
+            verify(
+                "POST",
+                &Headers::new(signed(signer, b"x", 0)),
+                b"x",
+                f.now,
+                &move |_| Ok(Some(record.clone())),
+                &keys,
+            )
+        };
+        verify_with(&f.key, &f).unwrap();
+        verify_with(&f.key, &f).unwrap();
+        // The same id now holds another certificate: the old key no longer verifies...
+        let replaced = ClientKey {
+            certificate: other.key.certificate.clone(),
+            ..f.key.clone()
+        };
+        let e = verify_with(&replaced, &f).unwrap_err();
+        assert_eq!(e.code, "SignatureNotMatch");
+        // ...and the new one does, under the same id.
+        let resigned = sign_request(
+            &other.private,
+            &f.key.client_key_id,
+            "Encrypt",
+            b"x",
+            &http_date(f.now),
+        )
+        .unwrap();
+        let record = replaced.clone();
+        verify(
+            "POST",
+            &Headers::new(resigned),
+            b"x",
+            f.now,
+            &move |_| Ok(Some(record.clone())),
+            &keys,
+        )
+        .unwrap();
     }
 }

@@ -49,7 +49,13 @@ pub const SUPPORTED: [&str; 7] = [
 ];
 
 #[derive(Debug, Clone)]
-pub struct ApplicationApi(pub Arc<Appliance>);
+pub struct ApplicationApi(pub Arc<Appliance>, Arc<signed::PublicKeys>);
+
+impl ApplicationApi {
+    pub fn new(app: Arc<Appliance>) -> ApplicationApi {
+        ApplicationApi(app, Arc::default())
+    }
+}
 
 /// When each ClientKey's coming expiry was last logged (once a day per key is enough).
 static EXPIRY_WARNED: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
@@ -431,7 +437,7 @@ impl ApplicationService for ApplicationApi {
                 "Internet access to this instance is not enabled.",
             ))
         } else {
-            signed::verify(&r.method, &headers, &r.body, now, &lookup)
+            signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1)
         };
         let mut version_header = None;
         let outcome = match verified {
