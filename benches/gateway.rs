@@ -25,7 +25,7 @@ use prost::Message;
 use std::pin::Pin;
 use std::time::Instant;
 
-use measure::{figures, grpc_encrypt, ms, raw_softhsm, secs, Figures, MESSAGE};
+use measure::{figures, grpc_encrypt, ms, raw_softhsm, secs, with_cpu, Figures, MESSAGE};
 
 /// A signed Encrypt request, as HTTP parts.
 fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> (Vec<(String, String)>, Bytes) {
@@ -112,7 +112,10 @@ fn main() {
         false,
         "[throttle]\ntier_qps = 1000000000\n",
     );
+    // The load generator keeps two workers even when TOKIO_WORKER_THREADS is set to try
+    // other thread counts in hkmsd and the gateway (they inherit the environment).
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
@@ -131,27 +134,38 @@ fn main() {
     let raw2 = raw_softhsm(&inst.d.tokens.conf, "m0", 2);
     println!("raw SoftHSM2 (cryptoki, in-process)  1 thread : {raw1:>9.0} ops/s");
     println!("raw SoftHSM2 (cryptoki, in-process)  2 threads: {raw2:>9.0} ops/s");
+    let hkmsd = inst.d.pid().unwrap();
+    let gateway = gw.pid();
+    println!("server CPU: CPU time per request of hkmsd (gRPC), of hkmsd + hkms-gateway (gateway)");
     for concurrency in [1usize, 16, 64] {
-        let g = rt.block_on(grpc_encrypt(&inst.d, &key, concurrency));
-        let h = rt.block_on(gateway_encrypt(
-            gw.port,
-            &inst.bundle,
-            &request,
-            concurrency,
-        ));
+        let (g, g_cpu) = with_cpu(&[hkmsd], || {
+            rt.block_on(grpc_encrypt(&inst.d, &key, concurrency))
+        });
+        let (h, h_cpu) = with_cpu(&[hkmsd, gateway], || {
+            rt.block_on(gateway_encrypt(
+                gw.port,
+                &inst.bundle,
+                &request,
+                concurrency,
+            ))
+        });
         let raw = if concurrency == 1 { raw1 } else { raw2 };
         println!(
-            "concurrency {concurrency:>2}  gRPC   : {:>8.0} ops/s  p50 {}  p99 {}  gRPC/raw {:.3}",
+            "concurrency {concurrency:>2}  gRPC   : {:>8.0} ops/s  p50 {}  p99 {}  server CPU {:>4.0} us  gRPC/raw {:.3}",
             g.ops,
             ms(g.p50),
             ms(g.p99),
+            g_cpu[0],
             g.ops / raw
         );
         println!(
-            "concurrency {concurrency:>2}  gateway: {:>8.0} ops/s  p50 {}  p99 {}  gateway/raw {:.3}  gateway/gRPC {:.3}",
+            "concurrency {concurrency:>2}  gateway: {:>8.0} ops/s  p50 {}  p99 {}  server CPU {:>4.0} us ({:.0} + {:.0})  gateway/raw {:.3}  gateway/gRPC {:.3}",
             h.ops,
             ms(h.p50),
             ms(h.p99),
+            h_cpu[0] + h_cpu[1],
+            h_cpu[0],
+            h_cpu[1],
             h.ops / raw,
             h.ops / g.ops
         );

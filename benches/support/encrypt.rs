@@ -80,6 +80,8 @@ pub fn raw_softhsm(conf: &std::path::Path, label: &str, threads: usize) -> f64 {
 }
 
 pub struct Figures {
+    /// Requests completed.
+    pub count: usize,
     pub ops: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -89,6 +91,7 @@ pub fn figures(mut all: Vec<Duration>, elapsed: f64) -> Figures {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Figures {
+        count: all.len(),
         ops: all.len() as f64 / elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
@@ -125,6 +128,37 @@ pub async fn grpc_encrypt(d: &common::Daemon, key: &str, concurrency: usize) -> 
         all.extend(t.await.unwrap());
     }
     figures(all, start.elapsed().as_secs_f64())
+}
+
+/// CPU time (user + system, all threads) the processes `pids` have used so far, in seconds.
+pub fn cpu_secs(pids: &[u32]) -> f64 {
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            // Fields after the command name (which may hold spaces): utime is the 12th,
+            // stime the 13th.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick
+        })
+        .sum()
+}
+
+/// Runs `run` and returns its figures with the CPU each process of `pids` used per request,
+/// in microseconds.
+pub fn with_cpu<F: FnOnce() -> Figures>(pids: &[u32], run: F) -> (Figures, Vec<f64>) {
+    let before: Vec<f64> = pids.iter().map(|p| cpu_secs(&[*p])).collect();
+    let f = run();
+    let per_request = pids
+        .iter()
+        .zip(before)
+        .map(|(p, b)| (cpu_secs(&[*p]) - b) * 1e6 / f.count.max(1) as f64)
+        .collect();
+    (f, per_request)
 }
 
 pub fn ms(d: Duration) -> String {

@@ -50,6 +50,9 @@ impl SledStore {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            // Every write is flushed before it returns, so the background flusher would
+            // only wake up to find nothing to do.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
         let store = SledStore {

@@ -210,6 +210,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// hkmsd's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(&self.socket).await.unwrap()
     }
