@@ -549,19 +549,24 @@ mod tests {
         .is_err());
     }
 
+    /// A request signed with `signer`'s private key under ClientKey id `key_id`.
+    fn signed_by(signer: &Fixture, key_id: &str) -> Vec<(String, String)> {
+        sign_request(
+            &signer.private,
+            key_id,
+            "Encrypt",
+            b"x",
+            &http_date(signer.now),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn signatures_of_another_key_and_invalid_validity_are_refused() {
         let f = fixture(-60, 86_400);
         let other = fixture(-60, 86_400);
         // Signed by another private key under this key id.
-        let h = sign_request(
-            &other.private,
-            &f.key.client_key_id,
-            "Encrypt",
-            b"x",
-            &http_date(f.now),
-        )
-        .unwrap();
+        let h = signed_by(&other, &f.key.client_key_id);
         assert_eq!(run(&f, h, b"x").unwrap_err().code, "SignatureNotMatch");
 
         let expired = fixture(-86_400, -60);
@@ -577,44 +582,28 @@ mod tests {
         let f = fixture(-60, 86_400);
         let other = fixture(-60, 86_400);
         let keys = PublicKeys::default();
-        let verify_with = |record: &ClientKey, signer: &Fixture| {
+        let verify_with = |record: &ClientKey, headers: Vec<(String, String)>| {
             let record = record.clone();
             verify(
                 "POST",
-                &Headers::new(signed(signer, b"x", 0)),
+                &Headers::new(headers),
                 b"x",
                 f.now,
                 &move |_| Ok(Some(record.clone())),
                 &keys,
             )
         };
-        verify_with(&f.key, &f).unwrap();
-        verify_with(&f.key, &f).unwrap();
+        let id = f.key.client_key_id.as_str();
+        verify_with(&f.key, signed_by(&f, id)).unwrap();
+        verify_with(&f.key, signed_by(&f, id)).unwrap();
         // The same id now holds another certificate: the old key no longer verifies...
         let replaced = ClientKey {
             certificate: other.key.certificate.clone(),
             ..f.key.clone()
         };
-        let e = verify_with(&replaced, &f).unwrap_err();
+        let e = verify_with(&replaced, signed_by(&f, id)).unwrap_err();
         assert_eq!(e.code, "SignatureNotMatch");
         // ...and the new one does, under the same id.
-        let resigned = sign_request(
-            &other.private,
-            &f.key.client_key_id,
-            "Encrypt",
-            b"x",
-            &http_date(f.now),
-        )
-        .unwrap();
-        let record = replaced.clone();
-        verify(
-            "POST",
-            &Headers::new(resigned),
-            b"x",
-            f.now,
-            &move |_| Ok(Some(record.clone())),
-            &keys,
-        )
-        .unwrap();
+        verify_with(&replaced, signed_by(&other, id)).unwrap();
     }
 }
