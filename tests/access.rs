@@ -63,12 +63,23 @@ struct Relayed {
 }
 
 async fn relay(d: &Daemon, headers: Vec<(String, String)>, body: Vec<u8>, source: &str) -> Relayed {
+    relay_on(d, "instance", headers, body, source).await
+}
+
+/// Relays a request as a gateway does that received it on `endpoint`.
+async fn relay_on(
+    d: &Daemon,
+    endpoint: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    source: &str,
+) -> Relayed {
     let r = d
         .client()
         .await
         .application
         .call(ApplicationCallRequest {
-            endpoint: "instance".into(),
+            endpoint: endpoint.into(),
             method: "POST".into(),
             path: "/".into(),
             headers: headers
@@ -672,4 +683,87 @@ async fn signed_requests_are_authenticated_then_authorised() {
     d.cli_json(&["aap", "update", "app", "--policies", "secrets"]);
     let r = call(&d, &other, "Encrypt", body, "10.0.0.1").await;
     assert_eq!(r.code, "Forbidden.NoPermission");
+}
+
+#[tokio::test]
+async fn network_rule_types_decide_which_endpoint_they_admit() {
+    let d = Daemon::initialised(1);
+    let key = create_key(&d);
+    d.cli_json(&["instance", "internet", "enable"]);
+    // Rules of each type over the same addresses; `both` names a Private and a Public rule.
+    for (rule, network_type) in [("lan", "Private"), ("vpc", "VPC"), ("wan", "Public")] {
+        d.cli_json(&[
+            "network-rule",
+            "create",
+            "--name",
+            rule,
+            "--network-type",
+            network_type,
+            "--source-ips",
+            "198.51.100.0/24",
+        ]);
+    }
+    let described = d.cli_json(&["network-rule", "describe", "wan"]);
+    assert_eq!(
+        described["NetworkRule"]["NetworkType"], "Public",
+        "{described}"
+    );
+    for (aap, rules) in [
+        ("lan-app", "lan"),
+        ("vpc-app", "vpc"),
+        ("wan-app", "wan"),
+        ("both-app", "lan,wan"),
+    ] {
+        d.cli_json(&[
+            "policy",
+            "create",
+            "--name",
+            aap,
+            "--role",
+            "CryptoServiceKeyUser",
+            "--resources",
+            "key/*",
+            "--network-rules",
+            rules,
+        ]);
+        d.cli_json(&["aap", "create", "--name", aap, "--policies", aap]);
+    }
+    let body = encrypt_body(&key, b"x");
+    for (aap, private_ok, internet_ok) in [
+        ("lan-app", true, false),
+        ("vpc-app", true, false),
+        ("wan-app", false, true),
+        ("both-app", true, true),
+    ] {
+        let k = client_key(&d, aap);
+        for (endpoint, want) in [("private", private_ok), ("internet", internet_ok)] {
+            let h = signed(&k, "Encrypt", &body, 0);
+            let r = relay_on(&d, endpoint, h, body.clone(), "198.51.100.7").await;
+            let got = (r.status, r.code.as_str());
+            if want {
+                assert_eq!(got, (200, ""), "{aap} over {endpoint}");
+            } else {
+                assert_eq!(
+                    got,
+                    (403, "Forbidden.NoPermission"),
+                    "{aap} over {endpoint}"
+                );
+            }
+            // The addresses still count on the rule's own endpoint.
+            let h = signed(&k, "Encrypt", &body, 0);
+            let r = relay_on(&d, endpoint, h, body.clone(), "203.0.113.7").await;
+            assert_eq!(r.code, "Forbidden.NoPermission", "{aap} over {endpoint}");
+        }
+    }
+    let log = d.log_text();
+    assert!(
+        log.contains("from 198.51.100.7 over the internet endpoint"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "policy vpc-app has no network rule for the internet endpoint among [vpc (VPC)]"
+        ),
+        "{log}"
+    );
 }

@@ -8,7 +8,7 @@ mod support;
 #[path = "sdk/venv.rs"]
 mod venv;
 
-use hkms::authn::signed::{http_date, sign_request};
+use hkms::authn::signed::{http_date, sign_request, string_to_sign, Headers};
 use hkms::instance_api as api;
 use prost::Message;
 use serde_json::Value;
@@ -128,6 +128,34 @@ fn official_sdk_runs_every_operation_over_https() {
         v["advance_decrypt_version"],
         v["advance_encrypt"]["key_version_id"]
     );
+    let acbc = &v["advance_cbc_pkcs7"];
+    assert_eq!(acbc["algorithm"], "AES_CBC", "{v}");
+    assert_eq!(acbc["padding"], "PKCS7_PADDING");
+    assert_eq!(acbc["iv_len"], 16);
+    assert_eq!(
+        acbc["blob_len"],
+        52 + 16,
+        "header and one padded block: {v}"
+    );
+    assert_eq!(
+        acbc["key_version_id"],
+        v["advance_encrypt"]["key_version_id"]
+    );
+    assert_eq!(acbc["plaintext"], "advance cbc");
+    assert_eq!(acbc["decrypted_algorithm"], "AES_CBC");
+    assert_eq!(acbc["decrypted_padding"], "PKCS7_PADDING");
+    assert_eq!(acbc["decrypt_plaintext"], "advance cbc");
+    assert_eq!(v["advance_cbc_nopad"]["padding"], "NO_PADDING");
+    assert_eq!(v["advance_cbc_nopad"]["blob_len"], 52 + 32);
+    assert_eq!(
+        v["advance_cbc_nopad"]["plaintext"],
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(v["advance_cbc_nopad_partial_block"], "InvalidParameter");
+    assert_eq!(v["advance_cbc_with_aad"], "InvalidParameter");
+    assert_eq!(v["advance_decrypt_cbc_with_aad"], "InvalidParameter");
+    assert_eq!(v["migration_decrypt"]["key_id"], key.as_str(), "{v}");
+    assert_eq!(v["migration_decrypt"]["plaintext"], "gcm secret");
     assert_eq!(v["data_key"]["len"], 32);
     assert_eq!(v["data_key"]["round_trip"], true);
     assert_eq!(v["advance_data_key"]["len"], 16);
@@ -579,4 +607,264 @@ fn throttling_and_the_internet_endpoint() {
     assert_eq!(code(&v), "Forbidden.InternetAccessDisabled", "{v}");
     let status = inst.d.cli_json(&["instance", "internet", "status"]);
     assert_eq!(status["InternetAccess"], false);
+}
+
+/// Signed request headers with `extra` headers added before signing (the SDKs sign every
+/// `x-kms-*` header they send, such as the transfer SDK's `x-kms-migrationkeyversionid`).
+fn signed_with(
+    ck: &ClientKeyFiles,
+    api_name: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    use base64::Engine;
+    let mut headers = signed(ck, api_name, body);
+    headers.retain(|(n, _)| n != "authorization");
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    let to_sign = string_to_sign(&Headers::new(headers.clone())).unwrap();
+    let key = ck.private_key();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    signer
+        .set_rsa_padding(openssl::rsa::Padding::PKCS1)
+        .unwrap();
+    signer.update(to_sign.as_bytes()).unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.encode(signer.sign_to_vec().unwrap());
+    headers.push(("authorization".into(), format!("Bearer {signature}")));
+    headers
+}
+
+/// The protocol error of a failed answer: (HTTP status, error code).
+fn failure(a: &support::Answer) -> (u16, String) {
+    let e = api::Error::decode(a.body.as_slice()).unwrap();
+    assert_eq!(e.status_code, i32::from(a.status), "{e:?}");
+    (a.status, e.error_code)
+}
+
+#[test]
+fn decrypt_finds_the_key_from_the_migration_key_version_header() {
+    const HEADER: &str = "x-kms-migrationkeyversionid";
+    let inst = Instance::new();
+    let key = inst.create_key();
+    let other = inst.create_key();
+    inst.d.cli_json(&[
+        "alias",
+        "create",
+        "--alias-name",
+        "alias/migrated",
+        "--key-id",
+        &key,
+    ]);
+    let one = inst.app("one-key", &format!("key/{key}"), None);
+    let every = inst.app("every-key", "key/*", None);
+    let gw = GatewayProc::start(&inst, "gw", false, "");
+    let mut conn = connect(gw.port, &inst.bundle);
+    let aad = b"sha256 of the encryption context".to_vec();
+
+    // Encrypt reports the key version it used; the transfer SDK keeps it beside Iv and
+    // ciphertext, and sends it back instead of the KeyId.
+    let encrypt = |conn: &mut _, ck: &ClientKeyFiles, key_id: &str| {
+        let body = api::EncryptRequest {
+            key_id: key_id.into(),
+            plaintext: b"classic secret".to_vec(),
+            aad: aad.clone(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let a = post(conn, "/", &signed(ck, "Encrypt", &body), &body);
+        assert_eq!(a.status, 200, "{:?}", failure(&a));
+        let version = a.header(HEADER).unwrap().to_owned();
+        (
+            api::EncryptResponse::decode(a.body.as_slice()).unwrap(),
+            version,
+        )
+    };
+    let (enc, version) = encrypt(&mut conn, &one, &key);
+    assert_eq!(version.len(), 36);
+    let (other_enc, other_version) = encrypt(&mut conn, &every, &other);
+    let decrypt_body = |enc: &api::EncryptResponse, key_id: &str, aad: &[u8]| {
+        api::DecryptRequest {
+            ciphertext_blob: enc.ciphertext_blob.clone(),
+            key_id: key_id.into(),
+            iv: enc.iv.clone(),
+            aad: aad.to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let mut decrypt = |ck: &ClientKeyFiles, api_name: &str, body: &[u8], version: &str| {
+        post(
+            &mut conn,
+            "/",
+            &signed_with(ck, api_name, body, &[(HEADER, version)]),
+            body,
+        )
+    };
+
+    // No KeyId: the version names the key and the version to decrypt with.
+    let body = decrypt_body(&enc, "", &aad);
+    let a = decrypt(&one, "Decrypt", &body, &version);
+    assert_eq!(a.status, 200, "{:?}\n{}", failure(&a), inst.d.log_text());
+    let dec = api::DecryptResponse::decode(a.body.as_slice()).unwrap();
+    assert_eq!(dec.plaintext, b"classic secret");
+    assert_eq!(dec.key_id, key);
+    assert_eq!(dec.algorithm, "AES_GCM");
+    // The version id in another spelling (upper case) is the same version.
+    let a = decrypt(&one, "Decrypt", &body, &version.to_ascii_uppercase());
+    assert_eq!(a.status, 200, "{:?}", failure(&a));
+    // AdvanceDecrypt takes the header the same way, and reports the version.
+    let a = decrypt(&one, "AdvanceDecrypt", &body, &version);
+    assert_eq!(a.status, 200, "{:?}", failure(&a));
+    let adec = api::AdvanceDecryptResponse::decode(a.body.as_slice()).unwrap();
+    assert_eq!(adec.plaintext, b"classic secret");
+    assert_eq!(adec.key_version_id, version);
+    // A KeyId sent as well must name the version's key (by id or alias).
+    for key_ref in [key.as_str(), "alias/migrated"] {
+        let a = decrypt(
+            &one,
+            "Decrypt",
+            &decrypt_body(&enc, key_ref, &aad),
+            &version,
+        );
+        assert_eq!(a.status, 200, "{key_ref}: {:?}", failure(&a));
+    }
+    let a = decrypt(
+        &every,
+        "Decrypt",
+        &decrypt_body(&enc, &other, &aad),
+        &version,
+    );
+    assert_eq!(failure(&a), (404, "Forbidden.KeyNotFound".into()));
+    // The AAD is still checked.
+    let a = decrypt(&one, "Decrypt", &decrypt_body(&enc, "", b"other"), &version);
+    assert_eq!(failure(&a), (400, "InvalidParameter".into()));
+
+    // The version's key is authorised like any key: a version of a key the caller may not
+    // use is forbidden, and so is one that does not exist, unless the caller may use every
+    // key (then it learns the key is not found).
+    let a = decrypt(
+        &one,
+        "Decrypt",
+        &decrypt_body(&other_enc, "", &aad),
+        &other_version,
+    );
+    assert_eq!(failure(&a), (403, "Forbidden.NoPermission".into()));
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for ghost in [unknown.as_str(), "not-a-version"] {
+        let a = decrypt(&one, "Decrypt", &body, ghost);
+        assert_eq!(
+            failure(&a),
+            (403, "Forbidden.NoPermission".into()),
+            "{ghost}"
+        );
+        let a = decrypt(&every, "Decrypt", &body, ghost);
+        assert_eq!(
+            failure(&a),
+            (404, "Forbidden.KeyNotFound".into()),
+            "{ghost}"
+        );
+    }
+    let a = decrypt(
+        &every,
+        "Decrypt",
+        &decrypt_body(&other_enc, "", &aad),
+        &other_version,
+    );
+    assert_eq!(a.status, 200, "{:?}", failure(&a));
+
+    // The header is signed: added after signing, it breaks the signature.
+    let mut unsigned = signed(&one, "Decrypt", &body);
+    unsigned.push((HEADER.into(), version.clone()));
+    let a = post(&mut connect(gw.port, &inst.bundle), "/", &unsigned, &body);
+    assert_eq!(failure(&a), (401, "SignatureNotMatch".into()));
+
+    // A disabled key refuses, as with a KeyId.
+    inst.d.cli_json(&["key", "disable", &key]);
+    let a = decrypt(&one, "Decrypt", &body, &version);
+    assert_eq!(failure(&a), (400, "Forbidden.KeyNotEnabled".into()));
+}
+
+#[test]
+fn network_rules_admit_requests_only_on_the_endpoint_of_their_type() {
+    let inst = Instance::new();
+    let key = inst.create_key();
+    inst.d.cli_json(&["instance", "internet", "enable"]);
+    // The same addresses in a rule of each network type, each in its own AAP.
+    let client_keys: Vec<_> = [
+        ("lan-app", "Private"),
+        ("vpc-app", "VPC"),
+        ("wan-app", "Public"),
+    ]
+    .into_iter()
+    .map(|(aap, network_type)| inst.app_on(aap, "key/*", Some(("127.0.0.0/8,::1", network_type))))
+    .collect();
+    let gw = GatewayProc::start(&inst, "gw", false, "");
+    let body = api::EncryptRequest {
+        key_id: key.clone(),
+        plaintext: b"x".to_vec(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    for ((aap, private_ok, internet_ok), ck) in [
+        ("lan-app", true, false),
+        ("vpc-app", true, false),
+        ("wan-app", false, true),
+    ]
+    .into_iter()
+    .zip(&client_keys)
+    {
+        for (port, want) in [(gw.port, private_ok), (gw.internet_port, internet_ok)] {
+            let mut conn = connect(port, &inst.bundle);
+            let a = post(&mut conn, "/", &signed(ck, "Encrypt", &body), &body);
+            if want {
+                assert_eq!(a.status, 200, "{aap} on port {port}: {:?}", failure(&a));
+            } else {
+                assert_eq!(
+                    failure(&a),
+                    (403, "Forbidden.NoPermission".into()),
+                    "{aap} on port {port}"
+                );
+            }
+        }
+    }
+    let log = inst.d.log_text();
+    assert!(
+        log.contains("from 127.0.0.1 over the internet endpoint"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "policy lan-app-policy has no network rule for the internet endpoint among [lan-app-net (Private)]"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "policy wan-app-policy has no network rule for the private endpoint among [wan-app-net (Public)]"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn help_teaches_both_ways_to_reach_hkmsd() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hkms-gateway"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for taught in [
+        "socket = \"/run/hkms/hkmsd.sock\"",
+        "[access] gateway_uids",
+        "endpoint = \"https://",
+        "mutual TLS",
+        "client_cert",
+        "client_key",
+        "[listen] gateway_ca",
+        "hkms ca issue-gateway-client",
+        "[listen] tcp",
+    ] {
+        assert!(help.contains(taught), "--help lacks {taught:?}:\n{help}");
+    }
 }

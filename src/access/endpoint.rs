@@ -28,6 +28,20 @@ impl EndpointKind {
             _ => None,
         }
     }
+
+    /// The name a gateway relays (and logs show).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Private => "private",
+            EndpointKind::Internet => "internet",
+        }
+    }
+}
+
+impl std::fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Whether the Internet endpoint is enabled (off until the owner enables it).
@@ -106,5 +120,8 @@ mod tests {
             Some(EndpointKind::Internet)
         );
         assert_eq!(EndpointKind::parse("elsewhere"), None);
+        for e in [EndpointKind::Private, EndpointKind::Internet] {
+            assert_eq!(EndpointKind::parse(e.as_str()), Some(e));
+        }
     }
 }

@@ -62,11 +62,17 @@ pub fn authorize(
             tracing::warn!(caller = %caller, operation, "denied: a gateway acts only for signed application requests");
             Err(forbidden())
         }
-        Caller::Application { aap, source, .. } => {
+        Caller::Application {
+            aap,
+            source,
+            endpoint,
+            ..
+        } => {
             let req = AccessRequest {
                 operation: operation.to_owned(),
                 resources,
                 source: *source,
+                endpoint: *endpoint,
             };
             match decide(store, aap, &req)? {
                 Decision::Allow { policy } => {
@@ -147,11 +153,13 @@ mod tests {
             aap: "app".into(),
             client_key_id: "KAAP.x".into(),
             source: "10.0.0.1".parse().unwrap(),
+            endpoint: endpoint::EndpointKind::Private,
         };
         let ghost = Caller::Application {
             aap: "deleted".into(),
             client_key_id: "KAAP.y".into(),
             source: "10.0.0.1".parse().unwrap(),
+            endpoint: endpoint::EndpointKind::Private,
         };
         let key = || vec!["key/k1".to_owned()];
 

@@ -1,10 +1,25 @@
-//! Network access rules: source addresses and CIDR blocks, IPv4 and IPv6.
+//! Network access rules: source addresses and CIDR blocks, IPv4 and IPv6, and the
+//! endpoint each rule is for (its network type).
 
+use super::endpoint::EndpointKind;
 use std::net::IpAddr;
 
-/// Network types a rule may have. hkmsd checks only source addresses; the type records
-/// which endpoint the rule is meant for.
+/// Network types a rule may have. The type decides which gateway endpoint's requests the
+/// rule may admit ([`admits_endpoint`]); the sources decide which addresses.
 pub const NETWORK_TYPES: [&str; 3] = ["Private", "VPC", "Public"];
+
+/// Whether a rule of `network_type` may admit requests that arrived on `endpoint`:
+/// `Private` and `VPC` rules only on the private endpoint, `Public` rules only on the
+/// Internet endpoint. One address can reach both endpoints (behind NAT, or through a proxy
+/// in front of the Internet endpoint), so the sources alone do not say which network a
+/// request came through, and a rule written for one endpoint must never open the other.
+/// Unknown types admit nothing.
+pub fn admits_endpoint(network_type: &str, endpoint: EndpointKind) -> bool {
+    match endpoint {
+        EndpointKind::Private => matches!(network_type, "Private" | "VPC"),
+        EndpointKind::Internet => network_type == "Public",
+    }
+}
 
 /// Most addresses/blocks in one rule.
 pub const MAX_SOURCES: usize = 100;
@@ -189,6 +204,38 @@ mod tests {
         assert!(validate("Private", &[]).is_err());
         assert!(validate("Internet", &["10.0.0.0/8".into()]).is_err());
         validate("VPC", &["10.0.0.0/8".into(), "fd00::/8".into()]).unwrap();
+    }
+
+    #[test]
+    fn network_types_admit_their_own_endpoint_only() {
+        use EndpointKind::{Internet, Private};
+        for (network_type, private, internet) in [
+            ("Private", true, false),
+            ("VPC", true, false),
+            ("Public", false, true),
+            ("private", false, false),
+            ("Internet", false, false),
+            ("", false, false),
+        ] {
+            assert_eq!(
+                admits_endpoint(network_type, Private),
+                private,
+                "{network_type:?} on the private endpoint"
+            );
+            assert_eq!(
+                admits_endpoint(network_type, Internet),
+                internet,
+                "{network_type:?} on the Internet endpoint"
+            );
+        }
+        // Every type a rule may be created with admits exactly one endpoint.
+        for t in NETWORK_TYPES {
+            assert_ne!(
+                admits_endpoint(t, Private),
+                admits_endpoint(t, Internet),
+                "{t}"
+            );
+        }
     }
 
     proptest! {

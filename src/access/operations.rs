@@ -53,6 +53,12 @@ pub fn key_resources(requested: &str, resolved_key_id: &str) -> Vec<String> {
     out
 }
 
+/// The resource of a key that could not be identified (a key version id that names no
+/// stored version). No policy can name it (a resource needs a name after `key/`), so only a
+/// pattern that covers every key (`key/*`) matches it: only callers who may use any key
+/// learn that such a key does not exist.
+pub const ANY_KEY: &str = "key/";
+
 /// The resource name of a secret.
 pub fn secret_resource(name: &str) -> String {
     format!("secret/{name}")
@@ -78,6 +84,20 @@ mod tests {
         assert!(roles_for("GetSecretValue")
             .unwrap()
             .contains(&Role::SharedSecretUser));
+    }
+
+    #[test]
+    fn an_unidentified_key_is_covered_only_by_every_key() {
+        use super::super::pattern;
+        assert!(pattern::matches("key/*", ANY_KEY));
+        assert!(pattern::matches("*", ANY_KEY));
+        for narrower in ["key/k1", "key/k*", "key/*-1", "alias/*"] {
+            assert!(!pattern::matches(narrower, ANY_KEY), "{narrower}");
+        }
+        assert!(
+            pattern::validate_resource(ANY_KEY).is_err(),
+            "no policy names it"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! RBAC policies: a role on resource patterns, optionally only from some networks, and the
 //! decision for one request of an application access point.
 
+use super::endpoint::EndpointKind;
 use super::{network, pattern};
 use crate::proto::{ApplicationAccessPoint, NetworkRule, Policy};
 use std::net::IpAddr;
@@ -53,6 +54,9 @@ pub struct AccessRequest {
     /// match one. Empty for operations without a target (GenerateRandom): the role suffices.
     pub resources: Vec<String>,
     pub source: IpAddr,
+    /// The gateway endpoint the request arrived on: only network rules of a type meant for
+    /// it may admit the request ([`network::admits_endpoint`]).
+    pub endpoint: EndpointKind,
 }
 
 /// The outcome of [`evaluate`].
@@ -69,7 +73,7 @@ pub enum Decision {
 
 /// Decides a request of `aap`: allowed only when one of its policies has a role that grants
 /// the operation, a resource pattern matching the target, and (when it names network rules)
-/// a rule that contains the source address. Deny by default.
+/// a rule for the request's endpoint that contains the source address. Deny by default.
 pub fn evaluate(
     aap: &ApplicationAccessPoint,
     policies: &[Policy],
@@ -110,17 +114,35 @@ pub fn evaluate(
             continue;
         }
         if !policy.network_rules.is_empty() {
-            let inside = policy.network_rules.iter().any(|rule_name| {
-                rules
-                    .iter()
-                    .find(|r| &r.name == rule_name)
-                    .is_some_and(|r| network::allows(&r.source_private_ips, req.source))
-            });
+            let named: Vec<&NetworkRule> = policy
+                .network_rules
+                .iter()
+                .filter_map(|rule_name| rules.iter().find(|r| &r.name == rule_name))
+                .collect();
+            let for_endpoint: Vec<&&NetworkRule> = named
+                .iter()
+                .filter(|r| network::admits_endpoint(&r.network_type, req.endpoint))
+                .collect();
+            let inside = for_endpoint
+                .iter()
+                .any(|r| network::allows(&r.source_private_ips, req.source));
             if !inside {
-                why.push(format!(
-                    "policy {name} allows only network rules [{}]",
-                    policy.network_rules.join(", ")
-                ));
+                if for_endpoint.is_empty() && !named.is_empty() {
+                    let typed: Vec<String> = named
+                        .iter()
+                        .map(|r| format!("{} ({})", r.name, r.network_type))
+                        .collect();
+                    why.push(format!(
+                        "policy {name} has no network rule for the {} endpoint among [{}]",
+                        req.endpoint,
+                        typed.join(", ")
+                    ));
+                } else {
+                    why.push(format!(
+                        "policy {name} allows only network rules [{}]",
+                        policy.network_rules.join(", ")
+                    ));
+                }
                 continue;
             }
         }
@@ -133,10 +155,11 @@ pub fn evaluate(
     }
     Decision::Deny {
         reason: format!(
-            "AAP {} has no grant of {} on {target} from {} for {}: {}",
+            "AAP {} has no grant of {} on {target} from {} over the {} endpoint for {}: {}",
             aap.name,
             wanted.join("/"),
             req.source,
+            req.endpoint,
             req.operation,
             why.join("; ")
         ),
@@ -206,6 +229,10 @@ mod tests {
             (K,  &["alias/app"],    &[],       "192.0.2.1", "Encrypt",        &["key/k1", "alias/app"],  true),
             (K,  &["alias/app"],    &[],       "192.0.2.1", "Encrypt",        &["key/k1"],               false),
             (K,  &["secret/*"],     &[],       "192.0.2.1", "Encrypt",        &["key/k1"],               false),
+            // A key that could not be identified (operations::ANY_KEY): every key, or nothing.
+            (K,  &["key/*"],        &[],       "192.0.2.1", "Decrypt",        &["key/"],                 true),
+            (K,  &["key/k1"],       &[],       "192.0.2.1", "Decrypt",        &["key/"],                 false),
+            (K,  &["alias/app"],    &[],       "192.0.2.1", "Decrypt",        &["key/"],                 false),
             (K,  &["key/*"],        &[],       "192.0.2.1", "GetSecretValue", &["secret/db"],            false),
             (S,  &["key/*"],        &[],       "192.0.2.1", "Encrypt",        &["key/k1"],               false),
             (S,  &["key/*"],        &[],       "192.0.2.1", "GenerateRandom", &[],                       false),
@@ -231,6 +258,7 @@ mod tests {
                 operation: op.to_string(),
                 resources: target.iter().map(|s| s.to_string()).collect(),
                 source: source.parse().unwrap(),
+                endpoint: EndpointKind::Private,
             };
             let got = evaluate(&aap(&["p"]), &policies, &rules, &req);
             assert_eq!(
@@ -259,6 +287,7 @@ mod tests {
             operation: "Encrypt".into(),
             resources: vec![format!("key/{key}")],
             source: src.parse().unwrap(),
+            endpoint: EndpointKind::Private,
         };
         assert_eq!(
             evaluate(&a, &policies, &rules, &req("k1", "10.0.0.1")),
@@ -294,12 +323,103 @@ mod tests {
         );
     }
 
+    /// network type x endpoint x source => allowed? A rule admits requests only on the
+    /// endpoint its type is for, whatever addresses it lists.
+    #[test]
+    fn network_rules_admit_only_requests_on_their_endpoint() {
+        use EndpointKind::{Internet, Private};
+        let typed = |name: &str, network_type: &str, sources: &[&str]| NetworkRule {
+            network_type: network_type.into(),
+            ..rule(name, sources)
+        };
+        let everywhere = ["0.0.0.0/0", "::/0"];
+        let req = |src: &str, endpoint| AccessRequest {
+            operation: "Decrypt".into(),
+            resources: vec!["key/k1".into()],
+            source: src.parse().unwrap(),
+            endpoint,
+        };
+        #[rustfmt::skip]
+        let table: &[(&str, &[&str], &str, EndpointKind, bool)] = &[
+            // network type, sources, source, endpoint, allowed
+            ("Private", &everywhere,      "10.1.2.3",    Private,  true),
+            ("Private", &everywhere,      "10.1.2.3",    Internet, false),
+            ("VPC",     &everywhere,      "10.1.2.3",    Private,  true),
+            ("VPC",     &everywhere,      "fd00::1",     Internet, false),
+            ("Public",  &everywhere,      "203.0.113.9", Internet, true),
+            ("Public",  &everywhere,      "203.0.113.9", Private,  false),
+            ("Public",  &["192.0.2.0/24"], "203.0.113.9", Internet, false),
+            ("Public",  &["192.0.2.0/24"], "192.0.2.77", Internet, true),
+            ("Private", &["10.0.0.0/8"],   "192.0.2.77", Private,  false),
+        ];
+        for (i, (network_type, sources, source, endpoint, want)) in table.iter().enumerate() {
+            let rules = vec![typed("net", network_type, sources)];
+            let policies = vec![policy("p", "CryptoServiceKeyUser", &["key/*"], &["net"])];
+            let got = evaluate(&aap(&["p"]), &policies, &rules, &req(source, *endpoint));
+            assert_eq!(
+                matches!(got, Decision::Allow { .. }),
+                *want,
+                "row {i}: {network_type} {sources:?} {source} {endpoint} -> {got:?}"
+            );
+        }
+
+        // A policy may name one rule per endpoint; each admits its own endpoint's requests.
+        let rules = vec![
+            typed("office", "Private", &["10.0.0.0/8"]),
+            typed("partners", "Public", &["198.51.100.0/24"]),
+        ];
+        let policies = vec![policy(
+            "p",
+            "CryptoServiceKeyUser",
+            &["key/*"],
+            &["office", "partners"],
+        )];
+        let a = aap(&["p"]);
+        let allowed = |src, endpoint| {
+            matches!(
+                evaluate(&a, &policies, &rules, &req(src, endpoint)),
+                Decision::Allow { .. }
+            )
+        };
+        assert!(allowed("10.0.0.5", Private));
+        assert!(allowed("198.51.100.5", Internet));
+        assert!(!allowed("10.0.0.5", Internet));
+        assert!(!allowed("198.51.100.5", Private));
+
+        // Denials say which endpoint the request came through and why no rule applied.
+        let only_private = vec![policy("p", "CryptoServiceKeyUser", &["key/*"], &["office"])];
+        let Decision::Deny { reason } =
+            evaluate(&a, &only_private, &rules, &req("10.0.0.5", Internet))
+        else {
+            panic!("a Private rule must not admit an Internet request")
+        };
+        assert!(
+            reason.contains("from 10.0.0.5 over the internet endpoint"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(
+                "policy p has no network rule for the internet endpoint among [office (Private)]"
+            ),
+            "{reason}"
+        );
+        // A policy without network rules is not limited to an endpoint.
+        let open = vec![policy("p", "CryptoServiceKeyUser", &["key/*"], &[])];
+        for endpoint in [Private, Internet] {
+            assert!(matches!(
+                evaluate(&a, &open, &[], &req("203.0.113.9", endpoint)),
+                Decision::Allow { .. }
+            ));
+        }
+    }
+
     #[test]
     fn missing_policies_and_rules_grant_nothing() {
         let req = AccessRequest {
             operation: "Encrypt".into(),
             resources: vec!["key/k1".into()],
             source: "10.0.0.1".parse().unwrap(),
+            endpoint: EndpointKind::Private,
         };
         assert!(matches!(
             evaluate(&aap(&[]), &[], &[], &req),

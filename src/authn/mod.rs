@@ -12,6 +12,7 @@ pub mod peer;
 pub mod signed;
 pub mod tls;
 
+use crate::access::endpoint::EndpointKind;
 use crate::error::{ErrorCode, KmsError};
 use std::net::IpAddr;
 
@@ -25,11 +26,15 @@ pub enum Caller {
     /// An hkms-gateway on another host, connected over TCP with a gateway client
     /// certificate of the instance CA: the same rights as a local gateway.
     RemoteGateway { subject: String, address: IpAddr },
-    /// An application, authenticated by one of its AAP's ClientKeys.
+    /// An application, authenticated by one of its AAP's ClientKeys. `source` and
+    /// `endpoint` say where the request came from, for the AAP's network rules: the
+    /// gateway endpoint it arrived on, or [`EndpointKind::Private`] for a call to hkmsd's
+    /// own TCP listener (a private network between hosts).
     Application {
         aap: String,
         client_key_id: String,
         source: IpAddr,
+        endpoint: EndpointKind,
     },
 }
 
@@ -45,7 +50,11 @@ impl std::fmt::Display for Caller {
                 aap,
                 client_key_id,
                 source,
-            } => write!(f, "aap={aap} client_key={client_key_id} source={source}"),
+                endpoint,
+            } => write!(
+                f,
+                "aap={aap} client_key={client_key_id} source={source} endpoint={endpoint}"
+            ),
         }
     }
 }

@@ -23,6 +23,7 @@
 
 use super::Caller;
 use crate::access::clientkey;
+use crate::access::endpoint::EndpointKind;
 use crate::error::{ErrorCode, KmsError};
 use crate::gateway::tls::TLS12_CIPHERS;
 use crate::proto::ClientKey;
@@ -397,6 +398,9 @@ pub fn remote_caller(
                         aap: key.aap_name,
                         client_key_id: key.client_key_id,
                         source: info.remote.ip(),
+                        // hkmsd's TCP listener serves hosts of the private network; it is
+                        // not the gateway's Internet endpoint.
+                        endpoint: EndpointKind::Private,
                     },
                     false,
                 )),
@@ -446,6 +450,7 @@ mod tests {
                 aap: "app".into(),
                 client_key_id: "KAAP.1".into(),
                 source: "10.1.2.3".parse().unwrap(),
+                endpoint: EndpointKind::Private,
             }
         );
         put(now + 100, now + 1000, cert.clone());

@@ -16,16 +16,30 @@ use std::time::Duration;
 /// the official instance SDKs use, and relays every request to hkmsd.
 ///
 /// The gateway terminates TLS (1.2 by default; ECDHE with AEAD suites only), applies the QPS
-/// caps and forwards each request, as received and with the client's address, to hkmsd over
-/// its Unix socket. hkmsd verifies the ClientKey signature, decides access and runs the
-/// operation: the gateway holds no key and decides nothing.
+/// caps and forwards each request, as received and with the client's address and endpoint,
+/// to hkmsd. hkmsd verifies the ClientKey signature, decides access and runs the operation:
+/// the gateway holds no key and decides nothing.
+///
+/// How it reaches hkmsd (the `[hkmsd]` table, exactly one of the two):
+///   socket = "/run/hkms/hkmsd.sock"           hkmsd on the same host, over its Unix socket;
+///       hkmsd must list the gateway's uid in its `[access] gateway_uids`.
+///   endpoint = "https://hkmsd.example.internal:7443"
+///       hkmsd on another host, over TCP with mutual TLS (hkmsd's `[listen] tcp`); also set
+///       client_cert and client_key (the gateway's client certificate, which hkmsd accepts
+///       when it chains to its `[listen] gateway_ca`) and ca (the instance CA bundle that
+///       hkmsd's server certificate must chain to; its host name is checked).
 ///
 /// Set-up, once per instance (as an operator):
 ///   hkms ca init --dir /etc/hkms/ca --root-key-out /media/offline/hkms-root.key
 ///   hkms ca issue-gateway --dir /etc/hkms/ca --dns kms.example.internal --ip 10.0.0.5
 ///       --cert-out /etc/hkms/gateway/gateway.pem --key-out /etc/hkms/gateway/gateway.key
 ///   hkms ca export --dir /etc/hkms/ca --output-dir .     (PrivateKmsCA_<instance>.pem for clients)
-/// and list the gateway's uid in hkmsd's `[access] gateway_uids`.
+/// then, with `socket`: list the gateway's uid in hkmsd's `[access] gateway_uids`;
+/// with `endpoint`: give the gateway its client certificate for hkmsd,
+///   hkms ca issue-gateway-client --dir /etc/hkms/ca --name gw-1
+///       --cert-out /etc/hkms/gateway/hkmsd-client.pem --key-out /etc/hkms/gateway/hkmsd-client.key
+/// and give hkmsd its TCP listener (`[listen] tcp`, `tls_cert` and `tls_key` from
+/// `hkms ca issue-gateway --dns <hkmsd host>`, `gateway_ca` = the instance CA bundle).
 ///
 /// Certificate renewal: issue a new pair over the old files, then `kill -HUP <pid>` (or wait
 /// `tls.reload_check_secs`); new handshakes use the new certificate, open connections stay.

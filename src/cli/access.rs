@@ -32,7 +32,9 @@ pub enum NetworkRuleCommand {
         /// Rule name: 1 to 64 letters, digits, '_', '-', '.', '/'.
         #[arg(long)]
         name: String,
-        /// Private (addresses in your private networks), VPC, or Public.
+        /// Private or VPC (the rule admits requests on the gateway's private endpoint), or
+        /// Public (requests on its Internet endpoint). A policy that serves both endpoints
+        /// names a rule of each type.
         #[arg(long, default_value = "Private")]
         network_type: String,
         /// Allowed source IP addresses and CIDR blocks, IPv4 or IPv6, comma separated.

@@ -1,46 +1,110 @@
-//! The self-describing ciphertext format.
+//! The self-describing ciphertext format (AdvanceEncrypt, AdvanceGenerateDataKey, and
+//! hkmsd's own Encrypt).
 //!
 //! ```text
 //! offset  len  field
 //!      0    2  magic "hk"
 //!      2    1  format version (1)
-//!      3    1  algorithm (1 = AES-GCM, 128-bit tag)
+//!      3    1  algorithm: 1 = AES-GCM (128-bit tag), 2 = AES-CBC with PKCS#7 padding,
+//!              3 = AES-CBC without padding
 //!      4   16  key id (UUID)
 //!     20   16  key version id (UUID)
-//!     36   12  IV
-//!     48    n  ciphertext
-//!   48+n   16  GCM tag
+//!     36    v  IV: 12 bytes for AES-GCM, 16 for AES-CBC
+//!   36+v    n  body: AES-GCM ciphertext then its 16-byte tag; AES-CBC ciphertext (whole
+//!              16-byte blocks, at least one)
 //! ```
-//! The whole 48-byte header is authenticated: the GCM AAD is `header || caller AAD` (the
-//! header has a fixed length, so the concatenation is unambiguous). Changing any header
-//! byte, the body, the tag or the caller's AAD makes decryption fail.
+//! The algorithm byte fixes the IV length, so every algorithm shares format version 1 and
+//! an AES-GCM blob is byte for byte what earlier builds wrote (they refuse the AES-CBC
+//! algorithms as unknown).
+//!
+//! AES-GCM authenticates the whole header: its AAD is `header || caller AAD` (the header
+//! has a fixed length per algorithm, so the concatenation is unambiguous). Changing any
+//! header byte, the body, the tag or the caller's AAD makes decryption fail.
+//!
+//! AES-CBC authenticates nothing, neither the header nor the body, and takes no AAD: a
+//! changed blob decrypts to other bytes or fails the padding check. It exists for
+//! applications that need the instance API's AES_CBC; AES-GCM is the default.
 
-use crate::hsm::crypto::{GCM_IV_LEN, GCM_TAG_LEN};
+use super::instance::Algorithm;
+use crate::hsm::crypto::{CBC_IV_LEN, GCM_IV_LEN, GCM_TAG_LEN};
 use uuid::Uuid;
 
 pub const MAGIC: [u8; 2] = *b"hk";
 pub const FORMAT_VERSION: u8 = 1;
 pub const ALG_AES_GCM: u8 = 1;
-pub const HEADER_LEN: usize = 48;
+pub const ALG_AES_CBC_PKCS7: u8 = 2;
+pub const ALG_AES_CBC_NO_PADDING: u8 = 3;
+/// Bytes before the IV.
+const FIXED_LEN: usize = 36;
+/// Header length of an AES-GCM ciphertext.
+pub const GCM_HEADER_LEN: usize = FIXED_LEN + GCM_IV_LEN;
+/// Header length of an AES-CBC ciphertext.
+pub const CBC_HEADER_LEN: usize = FIXED_LEN + CBC_IV_LEN;
+/// AES block length: AES-CBC bodies are whole blocks.
+const BLOCK_LEN: usize = 16;
+
+/// How the body is encrypted, with its IV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    /// AES-GCM with a 128-bit tag; authenticates the header and the caller's AAD.
+    Gcm { iv: [u8; GCM_IV_LEN] },
+    /// AES-CBC with PKCS#7 padding or none; authenticates nothing.
+    Cbc { pkcs7: bool, iv: [u8; CBC_IV_LEN] },
+}
+
+impl Cipher {
+    /// The instance API's name for it (Algorithm and PaddingMode).
+    pub fn algorithm(&self) -> Algorithm {
+        match *self {
+            Cipher::Gcm { .. } => Algorithm::Gcm,
+            Cipher::Cbc { pkcs7, .. } => Algorithm::Cbc { pkcs7 },
+        }
+    }
+
+    pub fn iv(&self) -> &[u8] {
+        match self {
+            Cipher::Gcm { iv } => iv,
+            Cipher::Cbc { iv, .. } => iv,
+        }
+    }
+
+    fn code(&self) -> u8 {
+        match self {
+            Cipher::Gcm { .. } => ALG_AES_GCM,
+            Cipher::Cbc { pkcs7: true, .. } => ALG_AES_CBC_PKCS7,
+            Cipher::Cbc { pkcs7: false, .. } => ALG_AES_CBC_NO_PADDING,
+        }
+    }
+}
 
 /// Parsed header of a ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub key_id: Uuid,
     pub key_version_id: Uuid,
-    pub iv: [u8; GCM_IV_LEN],
+    pub cipher: Cipher,
 }
 
 impl Header {
-    pub fn encode(&self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
-        out[0..2].copy_from_slice(&MAGIC);
-        out[2] = FORMAT_VERSION;
-        out[3] = ALG_AES_GCM;
-        out[4..20].copy_from_slice(self.key_id.as_bytes());
-        out[20..36].copy_from_slice(self.key_version_id.as_bytes());
-        out[36..48].copy_from_slice(&self.iv);
+    /// Length of the encoded header.
+    pub fn encoded_len(&self) -> usize {
+        FIXED_LEN + self.cipher.iv().len()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.push(FORMAT_VERSION);
+        out.push(self.cipher.code());
+        out.extend_from_slice(self.key_id.as_bytes());
+        out.extend_from_slice(self.key_version_id.as_bytes());
+        out.extend_from_slice(self.cipher.iv());
         out
+    }
+
+    /// The IV (12 bytes for AES-GCM, 16 for AES-CBC).
+    pub fn iv(&self) -> &[u8] {
+        self.cipher.iv()
     }
 }
 
@@ -51,6 +115,8 @@ pub enum ParseError {
     BadMagic,
     UnknownVersion,
     UnknownAlgorithm,
+    /// An AES-CBC body that is not a whole number of blocks.
+    PartialBlock,
 }
 
 /// A ciphertext split into its parts.
@@ -58,13 +124,13 @@ pub enum ParseError {
 pub struct Parsed<'a> {
     pub header: Header,
     pub header_bytes: &'a [u8],
-    /// Ciphertext followed by the tag.
+    /// AES-GCM: ciphertext followed by the tag. AES-CBC: the ciphertext blocks.
     pub body: &'a [u8],
 }
 
 /// Splits a blob; never panics on any input.
 pub fn parse(blob: &[u8]) -> Result<Parsed<'_>, ParseError> {
-    if blob.len() < HEADER_LEN + GCM_TAG_LEN {
+    if blob.len() < 4 {
         return Err(ParseError::TooShort);
     }
     if blob[0..2] != MAGIC {
@@ -73,24 +139,44 @@ pub fn parse(blob: &[u8]) -> Result<Parsed<'_>, ParseError> {
     if blob[2] != FORMAT_VERSION {
         return Err(ParseError::UnknownVersion);
     }
-    if blob[3] != ALG_AES_GCM {
-        return Err(ParseError::UnknownAlgorithm);
+    // Header length and the shortest body of each algorithm (a tag; one block).
+    let (header_len, min_body) = match blob[3] {
+        ALG_AES_GCM => (GCM_HEADER_LEN, GCM_TAG_LEN),
+        ALG_AES_CBC_PKCS7 | ALG_AES_CBC_NO_PADDING => (CBC_HEADER_LEN, BLOCK_LEN),
+        _ => return Err(ParseError::UnknownAlgorithm),
+    };
+    if blob.len() < header_len + min_body {
+        return Err(ParseError::TooShort);
     }
+    let body = &blob[header_len..];
+    let iv = &blob[FIXED_LEN..header_len];
+    let cipher = match blob[3] {
+        ALG_AES_GCM => Cipher::Gcm {
+            iv: iv.try_into().expect("length checked"),
+        },
+        code => {
+            if !body.len().is_multiple_of(BLOCK_LEN) {
+                return Err(ParseError::PartialBlock);
+            }
+            Cipher::Cbc {
+                pkcs7: code == ALG_AES_CBC_PKCS7,
+                iv: iv.try_into().expect("length checked"),
+            }
+        }
+    };
     let uuid_at = |at: usize| {
         let mut b = [0u8; 16];
         b.copy_from_slice(&blob[at..at + 16]);
         Uuid::from_bytes(b)
     };
-    let mut iv = [0u8; GCM_IV_LEN];
-    iv.copy_from_slice(&blob[36..48]);
     Ok(Parsed {
         header: Header {
             key_id: uuid_at(4),
             key_version_id: uuid_at(20),
-            iv,
+            cipher,
         },
-        header_bytes: &blob[..HEADER_LEN],
-        body: &blob[HEADER_LEN..],
+        header_bytes: &blob[..header_len],
+        body,
     })
 }
 
@@ -111,26 +197,87 @@ mod tests {
         Header {
             key_id: Uuid::new_v4(),
             key_version_id: Uuid::new_v4(),
-            iv: [7; 12],
+            cipher: Cipher::Gcm { iv: [7; 12] },
+        }
+    }
+
+    fn cbc_header(pkcs7: bool) -> Header {
+        Header {
+            cipher: Cipher::Cbc { pkcs7, iv: [9; 16] },
+            ..header()
         }
     }
 
     #[test]
     fn header_round_trips() {
         let h = header();
-        let mut blob = h.encode().to_vec();
+        let mut blob = h.encode();
+        assert_eq!(blob.len(), GCM_HEADER_LEN);
         blob.extend_from_slice(&[0u8; 20]);
         let p = parse(&blob).unwrap();
         assert_eq!(p.header, h);
         assert_eq!(p.body.len(), 20);
         assert_eq!(p.header_bytes, &h.encode()[..]);
+        assert_eq!(p.header.cipher.algorithm(), Algorithm::Gcm);
+    }
+
+    /// A GCM blob as earlier builds wrote it (fixed bytes, not this module's encoder) still
+    /// parses to the same fields.
+    #[test]
+    fn earlier_gcm_blobs_still_parse() {
+        let key = Uuid::from_bytes([1; 16]);
+        let version = Uuid::from_bytes([2; 16]);
+        let mut blob = b"hk\x01\x01".to_vec();
+        blob.extend_from_slice(&[1; 16]);
+        blob.extend_from_slice(&[2; 16]);
+        blob.extend_from_slice(&[3; 12]);
+        blob.extend_from_slice(&[4; 26]);
+        let p = parse(&blob).unwrap();
+        assert_eq!(p.header.key_id, key);
+        assert_eq!(p.header.key_version_id, version);
+        assert_eq!(p.header.cipher, Cipher::Gcm { iv: [3; 12] });
+        assert_eq!(p.header_bytes.len(), 48);
+        assert_eq!(p.body, &[4; 26]);
+        assert_eq!(p.header.encode(), &blob[..48]);
+    }
+
+    #[test]
+    fn cbc_headers_round_trip() {
+        for pkcs7 in [true, false] {
+            let h = cbc_header(pkcs7);
+            let mut blob = h.encode();
+            assert_eq!(blob.len(), CBC_HEADER_LEN);
+            assert_eq!(
+                blob[3],
+                if pkcs7 {
+                    ALG_AES_CBC_PKCS7
+                } else {
+                    ALG_AES_CBC_NO_PADDING
+                }
+            );
+            blob.extend_from_slice(&[0u8; 32]);
+            let p = parse(&blob).unwrap();
+            assert_eq!(p.header, h);
+            assert_eq!(p.header.iv(), &[9; 16]);
+            assert_eq!(p.body.len(), 32);
+            assert_eq!(p.header.cipher.algorithm(), Algorithm::Cbc { pkcs7 });
+            assert_eq!(
+                parse(&blob[..CBC_HEADER_LEN + 20]).unwrap_err(),
+                ParseError::PartialBlock
+            );
+            assert_eq!(
+                parse(&blob[..CBC_HEADER_LEN + 8]).unwrap_err(),
+                ParseError::TooShort
+            );
+        }
     }
 
     #[test]
     fn malformed_blobs_are_refused() {
-        let mut blob = header().encode().to_vec();
+        let mut blob = header().encode();
         blob.extend_from_slice(&[0u8; 16]);
         assert_eq!(parse(&blob[..60]).unwrap_err(), ParseError::TooShort);
+        assert_eq!(parse(b"hk").unwrap_err(), ParseError::TooShort);
         let mut bad = blob.clone();
         bad[0] = b'x';
         assert_eq!(parse(&bad).unwrap_err(), ParseError::BadMagic);
@@ -149,11 +296,21 @@ mod tests {
         }
 
         #[test]
+        fn parse_never_panics_past_a_valid_prefix(
+            alg in 0u8..5,
+            rest in proptest::collection::vec(any::<u8>(), 0..120),
+        ) {
+            let mut blob = vec![b'h', b'k', FORMAT_VERSION, alg];
+            blob.extend_from_slice(&rest);
+            let _ = parse(&blob);
+        }
+
+        #[test]
         fn aad_keeps_header_prefix(aad in proptest::collection::vec(any::<u8>(), 0..64)) {
             let h = header().encode();
             let joined = gcm_aad(&h, &aad);
-            prop_assert_eq!(&joined[..HEADER_LEN], &h[..]);
-            prop_assert_eq!(&joined[HEADER_LEN..], &aad[..]);
+            prop_assert_eq!(&joined[..GCM_HEADER_LEN], &h[..]);
+            prop_assert_eq!(&joined[GCM_HEADER_LEN..], &aad[..]);
         }
     }
 }

@@ -2,8 +2,10 @@
 //! GenerateDataKey): the ciphertext is bare (AES-GCM ciphertext || tag, or AES-CBC
 //! ciphertext), the IV travels beside it, and the key's *initial* version is used, so the
 //! caller keeps KeyId, Iv, Algorithm, PaddingMode and Aad and sends them back to decrypt.
-//! AES-GCM authenticates the caller's AAD only. The self-describing form (AdvanceEncrypt)
-//! is [`super::encrypt`].
+//! AES-GCM authenticates the caller's AAD only. A Decrypt of the transfer SDK names the key
+//! version instead of the key ([`decrypt`]), since its ciphertexts carry the version
+//! that Encrypt reported. The self-describing form (AdvanceEncrypt) is
+//! [`super::encrypt_with`].
 
 use super::{check_aad, Opened};
 use crate::appliance::Appliance;
@@ -72,7 +74,8 @@ impl Algorithm {
         }
     }
 
-    fn check_aad(self, aad: &[u8]) -> Result<(), KmsError> {
+    /// Refuses AAD for AES-CBC, which cannot authenticate it.
+    pub(crate) fn check_aad(self, aad: &[u8]) -> Result<(), KmsError> {
         if matches!(self, Algorithm::Cbc { .. }) && !aad.is_empty() {
             return Err(KmsError::invalid(
                 "Aad is authenticated only by AES_GCM; AES_CBC cannot take it",
@@ -171,15 +174,35 @@ pub async fn encrypt(
     })
 }
 
-/// Decrypts a bare ciphertext of the key's initial version.
+/// Decrypts a bare ciphertext of `version`, or of the key's initial version when `None`
+/// (the instance API's convention). The transfer SDK's Decrypt names the version (in
+/// `x-kms-migrationkeyversionid`) that its Encrypt reported.
+#[allow(clippy::too_many_arguments)]
 pub async fn decrypt(
     app: &Appliance,
     key_id: &str,
+    version: Option<&str>,
     alg: Algorithm,
     iv: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Opened, KmsError> {
+    check_bare(app, alg, iv, aad, ciphertext)?;
+    let (key, tok) = match version {
+        None => initial_token(app, key_id)?,
+        Some(v) => keys::usable_token(app, key_id, Some(v))?,
+    };
+    open_bare(app, key, tok, alg, iv, aad, ciphertext).await
+}
+
+/// The checks of a bare ciphertext's parameters that need no key.
+fn check_bare(
+    app: &Appliance,
+    alg: Algorithm,
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<(), KmsError> {
     check_aad(app, aad)?;
     alg.check_aad(aad)?;
     if iv.len() != alg.iv_len() {
@@ -196,7 +219,19 @@ pub async fn decrypt(
     if !well_formed {
         return Err(KmsError::invalid_ciphertext());
     }
-    let (key, tok) = initial_token(app, key_id)?;
+    Ok(())
+}
+
+/// Decrypts with `tok` (parameters checked by [`check_bare`]).
+async fn open_bare(
+    app: &Appliance,
+    key: KeyRecord,
+    tok: KeyTokenRecord,
+    alg: Algorithm,
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Opened, KmsError> {
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
     let (aad, iv, body) = (aad.to_vec(), iv.to_vec(), ciphertext.to_vec());

@@ -7,10 +7,11 @@ pub mod instance;
 
 use crate::appliance::Appliance;
 use crate::error::KmsError;
-use crate::hsm::crypto::{self as hsm_crypto, GCM_IV_LEN};
+use crate::hsm::crypto as hsm_crypto;
 use crate::keys;
 use crate::keys::token;
-use ciphertext::Header;
+use ciphertext::{Cipher, Header};
+use instance::Algorithm;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -43,19 +44,32 @@ fn check_aad(app: &Appliance, aad: &[u8]) -> Result<(), KmsError> {
     Ok(())
 }
 
-fn fresh_iv() -> Result<[u8; GCM_IV_LEN], KmsError> {
-    // 96-bit random IVs from the host CSPRNG: one fewer HSM round trip per request; the
-    // collision bound holds well past the number of messages one key version should seal.
-    let mut iv = [0u8; GCM_IV_LEN];
+fn fresh_iv<const N: usize>() -> Result<[u8; N], KmsError> {
+    // Random IVs from the host CSPRNG: one fewer HSM round trip per request. For AES-GCM
+    // (96 bits) the collision bound holds well past the number of messages one key version
+    // should seal; AES-CBC needs an unpredictable IV, which this is.
+    let mut iv = [0u8; N];
     openssl::rand::rand_bytes(&mut iv)
         .map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e.to_string()))?;
     Ok(iv)
 }
 
-/// Encrypts with the key's primary version.
+/// Encrypts with the key's primary version (AES-GCM).
 pub async fn encrypt(
     app: &Appliance,
     key_id: &str,
+    plaintext: Zeroizing<Vec<u8>>,
+    aad: &[u8],
+) -> Result<Sealed, KmsError> {
+    encrypt_with(app, key_id, Algorithm::Gcm, plaintext, aad).await
+}
+
+/// Encrypts with the key's primary version and `alg` (AdvanceEncrypt). AES-CBC takes no
+/// AAD; without padding the plaintext must be whole 16-byte blocks (at least one).
+pub async fn encrypt_with(
+    app: &Appliance,
+    key_id: &str,
+    alg: Algorithm,
     plaintext: Zeroizing<Vec<u8>>,
     aad: &[u8],
 ) -> Result<Sealed, KmsError> {
@@ -66,14 +80,23 @@ pub async fn encrypt(
         )));
     }
     check_aad(app, aad)?;
+    alg.check_aad(aad)?;
+    if alg == (Algorithm::Cbc { pkcs7: false })
+        && (plaintext.is_empty() || !plaintext.len().is_multiple_of(16))
+    {
+        return Err(KmsError::invalid(
+            "with NO_PADDING the plaintext must be a non-empty multiple of 16 bytes",
+        ));
+    }
     let (key, tok) = keys::usable_token(app, key_id, None)?;
-    seal(app, key.key_id, tok, Arc::new(plaintext), aad).await
+    seal(app, key.key_id, tok, alg, Arc::new(plaintext), aad).await
 }
 
 async fn seal(
     app: &Appliance,
     key_id: String,
     tok: crate::store::records::KeyTokenRecord,
+    alg: Algorithm,
     plaintext: Arc<Zeroizing<Vec<u8>>>,
     aad: &[u8],
 ) -> Result<Sealed, KmsError> {
@@ -81,22 +104,32 @@ async fn seal(
     let header = Header {
         key_id: uuid::Uuid::try_parse(&key_id).map_err(bad_id)?,
         key_version_id: uuid::Uuid::try_parse(&tok.key_version_id).map_err(bad_id)?,
-        iv: fresh_iv()?,
-    }
-    .encode();
-    let full_aad = ciphertext::gcm_aad(&header, aad);
-    let iv: [u8; GCM_IV_LEN] = header[36..48].try_into().expect("fixed layout");
+        cipher: match alg {
+            Algorithm::Gcm => Cipher::Gcm { iv: fresh_iv()? },
+            Algorithm::Cbc { pkcs7 } => Cipher::Cbc {
+                pkcs7,
+                iv: fresh_iv()?,
+            },
+        },
+    };
+    let encoded = header.encode();
+    // Used by AES-GCM only (AES-CBC has no AAD: checked above).
+    let full_aad = ciphertext::gcm_aad(&encoded, aad);
+    let cipher = header.cipher;
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
     let body = app
         .pool
         .run(move |m, s| {
             let h = token::handle(m, &tok)?;
-            hsm_crypto::gcm_encrypt(s, h, &iv, &full_aad, &plaintext).map_err(|e| m.err(e))
+            match cipher {
+                Cipher::Gcm { iv } => hsm_crypto::gcm_encrypt(s, h, &iv, &full_aad, &plaintext),
+                Cipher::Cbc { pkcs7, iv } => hsm_crypto::cbc_encrypt(s, h, &iv, pkcs7, &plaintext),
+            }
+            .map_err(|e| m.err(e))
         })
         .await?;
-    let mut blob = Vec::with_capacity(header.len() + body.len());
-    blob.extend_from_slice(&header);
+    let mut blob = encoded;
     blob.extend_from_slice(&body);
     Ok(Sealed {
         key_id,
@@ -105,26 +138,30 @@ async fn seal(
     })
 }
 
-/// Decrypts a ciphertext made by [`encrypt`] (any version of the key).
+/// Decrypts a ciphertext made by [`encrypt`] or [`encrypt_with`] (any version of the key).
 pub async fn decrypt(app: &Appliance, blob: &[u8], aad: &[u8]) -> Result<Opened, KmsError> {
     check_aad(app, aad)?;
     let parsed = ciphertext::parse(blob).map_err(|e| {
         tracing::debug!(reason = ?e, "ciphertext refused");
         KmsError::invalid_ciphertext()
     })?;
+    let cipher = parsed.header.cipher;
+    cipher.algorithm().check_aad(aad)?;
     let key_id = parsed.header.key_id.to_string();
     let version_id = parsed.header.key_version_id.to_string();
     let (_, tok) = keys::usable_token(app, &key_id, Some(&version_id))?;
     let full_aad = ciphertext::gcm_aad(parsed.header_bytes, aad);
-    let iv = parsed.header.iv;
     let body = parsed.body.to_vec();
     let tok = Arc::new(tok);
     let plaintext = app
         .pool
         .run(move |m, s| {
             let h = token::handle(m, &tok)?;
-            hsm_crypto::gcm_decrypt(s, h, &iv, &full_aad, &body)
-                .map_err(|e| m.err(e).data_rejected_if_bad_input())
+            match cipher {
+                Cipher::Gcm { iv } => hsm_crypto::gcm_decrypt(s, h, &iv, &full_aad, &body),
+                Cipher::Cbc { pkcs7, iv } => hsm_crypto::cbc_decrypt(s, h, &iv, pkcs7, &body),
+            }
+            .map_err(|e| m.err(e).data_rejected_if_bad_input())
         })
         .await
         .map_err(|e| match e {
@@ -168,7 +205,7 @@ pub async fn generate_data_key(
     let (key, tok) = keys::usable_token(app, key_id, None)?;
     let data_key = random(app, len).await?;
     let shared = Arc::new(data_key);
-    let sealed = seal(app, key.key_id, tok, shared.clone(), aad).await?;
+    let sealed = seal(app, key.key_id, tok, Algorithm::Gcm, shared.clone(), aad).await?;
     let data_key = Arc::try_unwrap(shared).unwrap_or_else(|a| Zeroizing::new(a.to_vec()));
     Ok((sealed, data_key))
 }
@@ -187,7 +224,15 @@ pub async fn re_encrypt(
     let (dest, dest_tok) = keys::usable_token(app, destination_key_id, None)?;
     let mut opened = decrypt(app, blob, source_aad).await?;
     let plaintext = Arc::new(std::mem::take(&mut opened.plaintext));
-    let sealed = seal(app, dest.key_id, dest_tok, plaintext, destination_aad).await?;
+    let sealed = seal(
+        app,
+        dest.key_id,
+        dest_tok,
+        Algorithm::Gcm,
+        plaintext,
+        destination_aad,
+    )
+    .await?;
     Ok((opened, sealed))
 }
 

@@ -115,6 +115,32 @@ pub fn set_enabled(app: &Appliance, key_id: &str, enabled: bool) -> Result<KeyRe
     Ok(record)
 }
 
+/// A key version found by its id alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRef {
+    pub key_id: String,
+    /// The version id in its canonical form (lowercase, hyphenated).
+    pub key_version_id: String,
+}
+
+/// The key a version id belongs to; `None` when no stored version has that id (a malformed
+/// id included, so callers treat both alike). The transfer SDK's Decrypt names only the
+/// version (`x-kms-migrationkeyversionid`).
+pub fn find_version(app: &Appliance, key_version_id: &str) -> Result<Option<VersionRef>, KmsError> {
+    app.instance()?;
+    let Ok(id) = uuid::Uuid::try_parse(key_version_id.trim()) else {
+        return Ok(None);
+    };
+    let key_version_id = id.to_string();
+    Ok(app
+        .store
+        .key_of_version(&key_version_id)?
+        .map(|key_id| VersionRef {
+            key_id,
+            key_version_id,
+        }))
+}
+
 /// A key that may be used for cryptography now, with the token of the requested version
 /// (the primary version when `key_version_id` is `None`).
 pub fn usable_token(

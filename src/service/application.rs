@@ -7,12 +7,19 @@
 //! was refused (not a gateway, malformed source address).
 //!
 //! Requests that arrive on the gateway's Internet endpoint are refused before
-//! authentication while Internet access is off ([`crate::access::endpoint`]). Keys may be
-//! named by alias; aliases resolve before authorisation. Encrypt, Decrypt and
-//! GenerateDataKey follow the instance API's plain conventions (bare ciphertext and Iv,
-//! the key's initial version: [`crate::crypto::instance`]); the Advance operations use
-//! hkmsd's self-describing ciphertext ([`crate::crypto::ciphertext`]), and AdvanceDecrypt
-//! (like Decrypt) takes either form.
+//! authentication while Internet access is off ([`crate::access::endpoint`]); the endpoint
+//! also decides which of the AAP's network rules may admit a request. Keys may be named by
+//! alias; aliases resolve before authorisation. Encrypt, Decrypt and GenerateDataKey follow
+//! the instance API's plain conventions (bare ciphertext and Iv, the key's initial version:
+//! [`crate::crypto::instance`]); the Advance operations use hkmsd's self-describing
+//! ciphertext ([`crate::crypto::ciphertext`], AES-GCM or AES-CBC), and AdvanceDecrypt (like
+//! Decrypt) takes either form.
+//!
+//! The transfer SDK (classic KMS code moved onto an instance) keeps the key version that
+//! Encrypt reports in the `x-kms-migrationkeyversionid` response header inside its own
+//! ciphertext, and its Decrypt sends that version in the same request header instead of a
+//! KeyId: the version then names both the key (authorised like any other) and the version
+//! to decrypt with.
 
 use super::Reply;
 use crate::access::endpoint::{self, EndpointKind};
@@ -24,7 +31,7 @@ use crate::crypto::instance::{self, Algorithm};
 use crate::crypto::{self, ciphertext};
 use crate::error::{ErrorCode, KmsError};
 use crate::instance_api as api;
-use crate::keys::alias;
+use crate::keys::{self, alias};
 use crate::proto::application_service_server::ApplicationService;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse, ClientKey, HttpHeader};
 use crate::store::access as records;
@@ -56,6 +63,10 @@ impl ApplicationApi {
         ApplicationApi(app, Arc::default())
     }
 }
+
+/// Names a key version: sent by hkmsd with every ciphertext it makes for Encrypt-like
+/// operations, and by the transfer SDK's Decrypt in place of the KeyId.
+pub const MIGRATION_HEADER: &str = "x-kms-migrationkeyversionid";
 
 /// When each ClientKey's coming expiry was last logged (once a day per key is enough).
 static EXPIRY_WARNED: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
@@ -157,6 +168,42 @@ impl ApplicationApi {
         }
     }
 
+    /// Finds the key version the transfer SDK names (`x-kms-migrationkeyversionid`) and
+    /// authorises `operation` on its key. A KeyId sent as well must name that key. A
+    /// version that does not exist is reported as a missing key only to callers that may
+    /// use every key ([`operations::ANY_KEY`]); others cannot tell it from a version of a
+    /// key they may not use, as with aliases in [`Self::authorized_key`].
+    fn authorized_version(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        requested_key: &str,
+        version: &str,
+    ) -> Result<keys::VersionRef, ApiError> {
+        let found = keys::find_version(&self.0, version).map_err(api_error)?;
+        if !requested_key.is_empty() {
+            let key_id = self.authorized_key(caller, operation, requested_key)?;
+            return match found {
+                Some(v) if v.key_id == key_id => Ok(v),
+                _ => Err(api_error(KmsError::key_not_found(version))),
+            };
+        }
+        match found {
+            Some(v) => {
+                self.authorize(
+                    caller,
+                    operation,
+                    operations::key_resources(&v.key_id, &v.key_id),
+                )?;
+                Ok(v)
+            }
+            None => {
+                self.authorize(caller, operation, vec![operations::ANY_KEY.to_owned()])?;
+                Err(api_error(KmsError::key_not_found(version)))
+            }
+        }
+    }
+
     /// The self-describing ciphertext in `blob`, when the request's KeyId and Iv (if any)
     /// agree with it.
     fn self_describing<'a>(
@@ -169,19 +216,37 @@ impl ApplicationApi {
         let key_ok = requested_key.is_empty()
             || alias::resolve(&self.0, requested_key)
                 .is_ok_and(|k| k == parsed.header.key_id.to_string());
-        let iv_ok = iv.is_empty() || iv == parsed.header.iv;
+        let iv_ok = iv.is_empty() || iv == parsed.header.iv();
         (key_ok && iv_ok).then_some(parsed)
     }
 
-    /// Decrypts for Decrypt and AdvanceDecrypt: a self-describing ciphertext, or a bare one
-    /// with KeyId and Iv (the key's initial version).
+    /// Decrypts for Decrypt and AdvanceDecrypt: a bare ciphertext of the key version named
+    /// by `version` (`x-kms-migrationkeyversionid`), a self-describing ciphertext, or a bare
+    /// one with KeyId and Iv (the key's initial version).
     async fn open(
         &self,
         caller: &Caller,
         api_name: &str,
         r: &api::DecryptRequest,
+        version: Option<&str>,
     ) -> Result<(crypto::Opened, Algorithm), ApiError> {
         let app = &self.0;
+        if let Some(version) = version {
+            let v = self.authorized_version(caller, api_name, &r.key_id, version)?;
+            let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
+            let o = instance::decrypt(
+                app,
+                &v.key_id,
+                Some(&v.key_version_id),
+                alg,
+                &r.iv,
+                &r.aad,
+                &r.ciphertext_blob,
+            )
+            .await
+            .map_err(api_error)?;
+            return Ok((o, alg));
+        }
         if let Some(parsed) = self.self_describing(&r.ciphertext_blob, &r.key_id, &r.iv) {
             let key_id = parsed.header.key_id.to_string();
             let requested = if r.key_id.is_empty() {
@@ -194,13 +259,19 @@ impl ApplicationApi {
                 api_name,
                 operations::key_resources(requested, &key_id),
             )?;
-            if !matches!(r.algorithm.as_str(), "" | "AES_GCM") {
+            // Algorithm and PaddingMode are optional; given, they must be the blob's.
+            let alg = parsed.header.cipher.algorithm();
+            let other_algorithm = !r.algorithm.is_empty() && r.algorithm != alg.name();
+            let other_padding = matches!(alg, Algorithm::Cbc { .. })
+                && !r.padding_mode.is_empty()
+                && r.padding_mode != alg.padding_name();
+            if other_algorithm || other_padding {
                 return Err(api_error(KmsError::invalid_ciphertext()));
             }
             let o = crypto::decrypt(app, &r.ciphertext_blob, &r.aad)
                 .await
                 .map_err(api_error)?;
-            return Ok((o, Algorithm::Gcm));
+            return Ok((o, alg));
         }
         if r.key_id.is_empty() {
             return Err(ApiError::new(
@@ -211,7 +282,7 @@ impl ApplicationApi {
         }
         let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
         let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
-        let o = instance::decrypt(app, &key_id, alg, &r.iv, &r.aad, &r.ciphertext_blob)
+        let o = instance::decrypt(app, &key_id, None, alg, &r.iv, &r.aad, &r.ciphertext_blob)
             .await
             .map_err(api_error)?;
         Ok((o, alg))
@@ -230,6 +301,7 @@ impl ApplicationApi {
         &self,
         caller: &Caller,
         api_name: &str,
+        headers: &Headers,
         body: &[u8],
         request_id: &str,
     ) -> Result<(Vec<u8>, Option<String>), ApiError> {
@@ -257,7 +329,11 @@ impl ApplicationApi {
             }
             "Decrypt" | "AdvanceDecrypt" => {
                 let r: api::DecryptRequest = decode(body)?;
-                let (mut o, alg) = self.open(caller, api_name, &r).await?;
+                let version = headers
+                    .one(MIGRATION_HEADER)?
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty());
+                let (mut o, alg) = self.open(caller, api_name, &r, version).await?;
                 let plaintext = std::mem::take(&mut *o.plaintext);
                 let body = if api_name == "Decrypt" {
                     let mut resp = api::DecryptResponse {
@@ -285,19 +361,12 @@ impl ApplicationApi {
                 };
                 Ok((body, None))
             }
-            // The self-describing ciphertext (src/crypto/ciphertext.rs), primary version.
+            // The self-describing ciphertext (src/crypto/ciphertext.rs), primary version;
+            // AES_GCM, or AES_CBC with PKCS7_PADDING or NO_PADDING.
             "AdvanceEncrypt" => {
                 let mut r: api::AdvanceEncryptRequest = decode(body)?;
                 let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
-                if Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?
-                    != Algorithm::Gcm
-                {
-                    return Err(ApiError::new(
-                        400,
-                        "InvalidParameter",
-                        "AdvanceEncrypt supports AES_GCM only; use Encrypt for AES_CBC.",
-                    ));
-                }
+                let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
                 if !r.iv.is_empty() {
                     return Err(ApiError::new(
                         400,
@@ -306,7 +375,7 @@ impl ApplicationApi {
                     ));
                 }
                 let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
-                let s = crypto::encrypt(app, &key_id, plaintext, &r.aad)
+                let s = crypto::encrypt_with(app, &key_id, alg, plaintext, &r.aad)
                     .await
                     .map_err(api_error)?;
                 let body = api::AdvanceEncryptResponse {
@@ -314,8 +383,8 @@ impl ApplicationApi {
                     iv: header_iv(&s.blob),
                     ciphertext_blob: s.blob,
                     request_id: request_id.into(),
-                    algorithm: "AES_GCM".into(),
-                    padding_mode: String::new(),
+                    algorithm: alg.name().into(),
+                    padding_mode: alg.padding_name().into(),
                     key_version_id: s.key_version_id.clone(),
                 }
                 .encode_to_vec();
@@ -388,7 +457,7 @@ impl ApplicationApi {
 /// The IV inside a self-describing ciphertext's header.
 fn header_iv(blob: &[u8]) -> Vec<u8> {
     ciphertext::parse(blob)
-        .map(|p| p.header.iv.to_vec())
+        .map(|p| p.header.iv().to_vec())
         .unwrap_or_default()
 }
 
@@ -451,6 +520,7 @@ impl ApplicationService for ApplicationApi {
                     aap: v.client_key.aap_name.clone(),
                     client_key_id: v.client_key.client_key_id.clone(),
                     source,
+                    endpoint,
                 };
                 if operations::roles_for(&v.api_name).is_none() {
                     Err(ApiError::new(
@@ -462,7 +532,7 @@ impl ApplicationService for ApplicationApi {
                     Err(unsupported())
                 } else {
                     let result = self
-                        .dispatch(&caller, &v.api_name, &r.body, &request_id)
+                        .dispatch(&caller, &v.api_name, &headers, &r.body, &request_id)
                         .await
                         .map(|(body, version)| {
                             version_header = version;
@@ -490,7 +560,7 @@ impl ApplicationService for ApplicationApi {
         });
         if let Some(v) = version_header {
             headers.push(HttpHeader {
-                name: "x-kms-migrationkeyversionid".into(),
+                name: MIGRATION_HEADER.into(),
                 value: v,
             });
         }

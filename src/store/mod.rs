@@ -59,6 +59,9 @@ pub trait Store: AccessStore + NamedStore + Send + Sync + std::fmt::Debug {
         key_id: &str,
         key_version_id: &str,
     ) -> Result<Option<KeyTokenRecord>, StoreError>;
+    /// The key a key version belongs to. Kept by an index written in the same transaction
+    /// as the version, so a version that exists is always found.
+    fn key_of_version(&self, key_version_id: &str) -> Result<Option<String>, StoreError>;
 
     /// HSM members added or removed at run time.
     fn member_records(&self) -> Result<Vec<MemberRecord>, StoreError>;

@@ -12,8 +12,13 @@ const META: &str = "meta";
 const KEYS: &str = "keys";
 const TOKENS: &str = "key_tokens";
 const MEMBERS: &str = "members";
+/// Key version id -> key id: finds a version's key without the key id (the transfer SDK's
+/// Decrypt names only the version).
+const VERSIONS: &str = "key_versions";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const INSTANCE_KEY: &[u8] = b"instance";
+/// Present once every stored key version is in the `key_versions` index.
+const VERSION_INDEX_KEY: &[u8] = b"key_version_index";
 
 /// sled-backed [`Store`].
 #[derive(Debug, Clone)]
@@ -23,6 +28,7 @@ pub struct SledStore {
     keys: sled::Tree,
     tokens: sled::Tree,
     members: sled::Tree,
+    versions: sled::Tree,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -60,6 +66,7 @@ impl SledStore {
             keys: db.open_tree(KEYS).map_err(io)?,
             tokens: db.open_tree(TOKENS).map_err(io)?,
             members: db.open_tree(MEMBERS).map_err(io)?,
+            versions: db.open_tree(VERSIONS).map_err(io)?,
             db,
         };
         match store.meta.get(SCHEMA_KEY).map_err(io)? {
@@ -79,7 +86,37 @@ impl SledStore {
                 }
             }
         }
+        store.index_key_versions()?;
         Ok(store)
+    }
+
+    /// Fills the key version index from the key tokens, once, for a store written before
+    /// the index existed (the schema is unchanged: the index can always be rebuilt from the
+    /// tokens). The entries and the marker that says the index is complete are written in
+    /// one transaction, so an interrupted start simply indexes again.
+    fn index_key_versions(&self) -> Result<(), StoreError> {
+        if self.meta.get(VERSION_INDEX_KEY).map_err(io)?.is_some() {
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        for v in self.tokens.iter().values() {
+            let token: KeyTokenRecord = decode("key token", &v.map_err(io)?)?;
+            entries.push((token.key_version_id, token.key_id));
+        }
+        (&self.versions, &self.meta)
+            .transaction(|(versions, meta)| {
+                for (version, key) in &entries {
+                    versions.insert(version.as_bytes(), key.as_bytes())?;
+                }
+                meta.insert(VERSION_INDEX_KEY, &[1u8][..])?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.flush()?;
+        if !entries.is_empty() {
+            tracing::info!(versions = entries.len(), "indexed the stored key versions");
+        }
+        Ok(())
     }
 
     /// Makes every write so far durable (fsync).
@@ -121,15 +158,21 @@ impl Store for SledStore {
         let key_bytes = key.encode_to_vec();
         let token_bytes = token.encode_to_vec();
         let tk = token_key(&token.key_id, &token.key_version_id);
-        (&self.keys, &self.tokens)
-            .transaction(|(keys, tokens)| {
+        (&self.keys, &self.tokens, &self.versions)
+            .transaction(|(keys, tokens, versions)| {
                 if keys.get(key.key_id.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Exists(
                         format!("key {}", key.key_id),
                     )));
                 }
+                if versions.get(token.key_version_id.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Exists(
+                        format!("key version {}", token.key_version_id),
+                    )));
+                }
                 keys.insert(key.key_id.as_bytes(), key_bytes.as_slice())?;
                 tokens.insert(tk.as_slice(), token_bytes.as_slice())?;
+                versions.insert(token.key_version_id.as_bytes(), token.key_id.as_bytes())?;
                 Ok(())
             })
             .map_err(tx_err)?;
@@ -190,6 +233,17 @@ impl Store for SledStore {
             .transpose()
     }
 
+    fn key_of_version(&self, key_version_id: &str) -> Result<Option<String>, StoreError> {
+        self.versions
+            .get(key_version_id.as_bytes())
+            .map_err(io)?
+            .map(|v| {
+                String::from_utf8(v.to_vec())
+                    .map_err(|_| StoreError::Corrupt(format!("key version {key_version_id}")))
+            })
+            .transpose()
+    }
+
     fn member_records(&self) -> Result<Vec<MemberRecord>, StoreError> {
         self.members
             .iter()
@@ -214,8 +268,8 @@ mod tests {
         KeyRecord {
             key_id: id.into(),
             key_state: "Enabled".into(),
-            primary_key_version: "v1".into(),
-            key_versions: vec!["v1".into()],
+            primary_key_version: format!("{id}-v1"),
+            key_versions: vec![format!("{id}-v1")],
             ..Default::default()
         }
     }
@@ -223,7 +277,7 @@ mod tests {
     fn token(id: &str) -> KeyTokenRecord {
         KeyTokenRecord {
             key_id: id.into(),
-            key_version_id: "v1".into(),
+            key_version_id: format!("{id}-v1"),
             wrapped_key: vec![1, 2, 3],
             ..Default::default()
         }
@@ -247,7 +301,7 @@ mod tests {
         assert_eq!(s.instance().unwrap().unwrap().instance_id, "i");
         assert_eq!(s.key("k1").unwrap().unwrap().key_state, "Disabled");
         assert_eq!(
-            s.key_token("k1", "v1").unwrap().unwrap().wrapped_key,
+            s.key_token("k1", "k1-v1").unwrap().unwrap().wrapped_key,
             [1, 2, 3]
         );
     }
@@ -290,6 +344,42 @@ mod tests {
         assert_eq!(seen.len(), 25);
         seen.dedup();
         assert_eq!(seen.len(), 25);
+    }
+
+    #[test]
+    fn versions_are_found_by_id_and_indexed_for_older_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.create_key(&key("k1"), &token("k1")).unwrap();
+            s.create_key(&key("k2"), &token("k2")).unwrap();
+            assert_eq!(s.key_of_version("k1-v1").unwrap().as_deref(), Some("k1"));
+            assert_eq!(s.key_of_version("k2-v1").unwrap().as_deref(), Some("k2"));
+            assert_eq!(s.key_of_version("k3-v1").unwrap(), None);
+            // A version id is never reused, even by another key.
+            let mut stolen = token("k3");
+            stolen.key_version_id = "k1-v1".into();
+            assert!(matches!(
+                s.create_key(&key("k3"), &stolen),
+                Err(StoreError::Exists(_))
+            ));
+            assert_eq!(s.key("k3").unwrap(), None, "nothing of k3 was written");
+            assert_eq!(s.key_of_version("k1-v1").unwrap().as_deref(), Some("k1"));
+        }
+        // A store written before the index existed: no index tree, no marker.
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.drop_tree(VERSIONS).unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .remove(VERSION_INDEX_KEY)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.key_of_version("k1-v1").unwrap().as_deref(), Some("k1"));
+        assert_eq!(s.key_of_version("k2-v1").unwrap().as_deref(), Some("k2"));
+        assert!(s.meta.get(VERSION_INDEX_KEY).unwrap().is_some());
     }
 
     #[test]

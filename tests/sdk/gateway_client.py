@@ -130,6 +130,71 @@ def ops(c, key, alias, denied):
         models.AdvanceDecryptRequest(ciphertext_blob=aenc.ciphertext_blob, aad=aad)
     ).key_version_id
 
+    # AdvanceEncrypt with AES_CBC: the self-describing blob carries algorithm, padding and
+    # Iv, so AdvanceDecrypt (and Decrypt) take it alone. CBC authenticates no AAD.
+    acbc = c.advance_encrypt(
+        models.AdvanceEncryptRequest(key_id=key, plaintext=b"advance cbc", algorithm="AES_CBC")
+    )
+    acbc_dec = c.advance_decrypt(models.AdvanceDecryptRequest(ciphertext_blob=acbc.ciphertext_blob))
+    out["advance_cbc_pkcs7"] = {
+        "algorithm": acbc.algorithm,
+        "padding": acbc.padding_mode,
+        "iv_len": len(acbc.iv),
+        "blob_len": len(acbc.ciphertext_blob),
+        "key_version_id": acbc.key_version_id,
+        "plaintext": acbc_dec.plaintext.decode(),
+        "decrypted_algorithm": acbc_dec.algorithm,
+        "decrypted_padding": acbc_dec.padding_mode,
+        "decrypt_plaintext": c.decrypt(
+            models.DecryptRequest(ciphertext_blob=acbc.ciphertext_blob)
+        ).plaintext.decode(),
+    }
+    anop = c.advance_encrypt(
+        models.AdvanceEncryptRequest(
+            key_id=key, plaintext=block, algorithm="AES_CBC", padding_mode="NO_PADDING"
+        )
+    )
+    out["advance_cbc_nopad"] = {
+        "padding": anop.padding_mode,
+        "blob_len": len(anop.ciphertext_blob),
+        "plaintext": c.advance_decrypt(
+            models.AdvanceDecryptRequest(ciphertext_blob=anop.ciphertext_blob)
+        ).plaintext.decode(),
+    }
+    out["advance_cbc_nopad_partial_block"] = code_of(
+        lambda: c.advance_encrypt(
+            models.AdvanceEncryptRequest(
+                key_id=key, plaintext=b"short", algorithm="AES_CBC", padding_mode="NO_PADDING"
+            )
+        )
+    )
+    out["advance_cbc_with_aad"] = code_of(
+        lambda: c.advance_encrypt(
+            models.AdvanceEncryptRequest(
+                key_id=key, plaintext=b"x", algorithm="AES_CBC", aad=aad
+            )
+        )
+    )
+    out["advance_decrypt_cbc_with_aad"] = code_of(
+        lambda: c.advance_decrypt(
+            models.AdvanceDecryptRequest(ciphertext_blob=acbc.ciphertext_blob, aad=aad)
+        )
+    )
+
+    # The transfer SDK's Decrypt: it keeps versionId || Iv || CiphertextBlob from Encrypt and
+    # sends them back with the version in x-kms-migrationkeyversionid instead of a KeyId.
+    version = out["encrypt"]["header_version"]
+    classic = version.encode() + enc.iv + enc.ciphertext_blob
+    mig = c.decrypt(
+        models.DecryptRequest(
+            ciphertext_blob=classic[36 + 12:],
+            iv=classic[36:36 + 12],
+            aad=aad,
+            request_headers={"x-kms-migrationkeyversionid": classic[:36].decode()},
+        )
+    )
+    out["migration_decrypt"] = {"key_id": mig.key_id, "plaintext": mig.plaintext.decode()}
+
     dk = c.generate_data_key(
         models.GenerateDataKeyRequest(key_id=key, number_of_bytes=32, aad=aad)
     )

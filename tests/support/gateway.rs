@@ -118,6 +118,12 @@ impl Instance {
 
     /// A policy on `resources` for a new AAP `aap`, with optional network rule sources.
     pub fn app(&self, aap: &str, resources: &str, sources: Option<&str>) -> ClientKeyFiles {
+        self.app_on(aap, resources, sources.map(|s| (s, "Private")))
+    }
+
+    /// Like [`Instance::app`], with the network rule's addresses and network type
+    /// (`Private`, `VPC` or `Public`).
+    pub fn app_on(&self, aap: &str, resources: &str, rule: Option<(&str, &str)>) -> ClientKeyFiles {
         let mut policy = vec![
             "policy".to_owned(),
             "create".into(),
@@ -128,13 +134,15 @@ impl Instance {
             "--resources".into(),
             resources.into(),
         ];
-        if let Some(src) = sources {
+        if let Some((src, network_type)) = rule {
             let rule = format!("{aap}-net");
             self.d.cli_json(&[
                 "network-rule",
                 "create",
                 "--name",
                 &rule,
+                "--network-type",
+                network_type,
                 "--source-ips",
                 src,
             ]);
