@@ -112,8 +112,8 @@ fn main() {
         false,
         "[throttle]\ntier_qps = 1000000000\n",
     );
-    // The load generator keeps two workers even when TOKIO_WORKER_THREADS is set to try
-    // other thread counts in hkmsd and the gateway (they inherit the environment).
+    // The load generator has two workers, like a client with the host to itself; hkmsd and
+    // the gateway take their `[runtime]` default (half of the CPUs each).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -22,6 +22,9 @@ pub struct Config {
     /// Who may administer the appliance and who may relay application requests.
     #[serde(default)]
     pub access: AccessConfig,
+    /// Async worker threads (`[runtime]`).
+    #[serde(default)]
+    pub runtime: crate::runtime::RuntimeConfig,
 }
 
 /// Local identities allowed on the Unix socket, checked with the peer's credentials

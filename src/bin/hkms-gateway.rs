@@ -174,11 +174,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     // 4. The serving runtime: its threads inherit all of the above.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("hkms-gateway")
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = config.runtime.build("hkms-gateway")?;
     let result = runtime.block_on(async move {
         let register = |l: std::net::TcpListener| {
             tokio::net::TcpListener::from_std(l)

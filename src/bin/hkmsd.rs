@@ -136,11 +136,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     // 4. The serving runtime.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("hkmsd")
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = config.runtime.build("hkmsd")?;
     let result = runtime.block_on(async {
         let listener = tokio::net::UnixListener::from_std(listener)
             .map_err(|e| format!("cannot register the socket: {e}"))?;

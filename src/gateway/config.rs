@@ -32,6 +32,9 @@ pub struct GatewayConfig {
     /// Process hardening: service user for a root start, seccomp and memory-lock modes.
     #[serde(default)]
     pub hardening: crate::hardening::GatewayHardeningConfig,
+    /// Async worker threads (`[runtime]`).
+    #[serde(default)]
+    pub runtime: crate::runtime::RuntimeConfig,
 }
 
 /// How to reach hkmsd: its Unix socket on the same host, or its TCP listener on another
