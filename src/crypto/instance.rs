@@ -74,6 +74,18 @@ impl Algorithm {
         }
     }
 
+    /// Refuses, for NO_PADDING, a plaintext that is not whole 16-byte blocks (at least one).
+    pub(crate) fn check_plaintext(self, plaintext: &[u8]) -> Result<(), KmsError> {
+        if self == (Algorithm::Cbc { pkcs7: false })
+            && (plaintext.is_empty() || !plaintext.len().is_multiple_of(16))
+        {
+            return Err(KmsError::invalid(
+                "with NO_PADDING the plaintext must be a non-empty multiple of 16 bytes",
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses AAD for AES-CBC, which cannot authenticate it.
     pub(crate) fn check_aad(self, aad: &[u8]) -> Result<(), KmsError> {
         if matches!(self, Algorithm::Cbc { .. }) && !aad.is_empty() {
@@ -139,11 +151,7 @@ pub async fn encrypt(
     }
     check_aad(app, aad)?;
     alg.check_aad(aad)?;
-    if alg == (Algorithm::Cbc { pkcs7: false }) && !plaintext.len().is_multiple_of(16) {
-        return Err(KmsError::invalid(
-            "with NO_PADDING the plaintext must be a multiple of 16 bytes",
-        ));
-    }
+    alg.check_plaintext(&plaintext)?;
     let iv = iv_for(alg, iv)?;
     let (key, tok) = initial_token(app, key_id)?;
     let key_version_id = tok.key_version_id.clone();
@@ -298,5 +306,22 @@ mod tests {
         assert!(nopad.check_aad(b"x").is_err());
         assert!(iv_for(Algorithm::Gcm, &[1; 16]).is_err());
         assert_eq!(iv_for(nopad, &[]).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn only_no_padding_needs_whole_blocks() {
+        let nopad = Algorithm::Cbc { pkcs7: false };
+        for bad in [0usize, 1, 15, 17] {
+            let e = nopad.check_plaintext(&vec![0; bad]).unwrap_err();
+            assert_eq!(e.code, crate::error::ErrorCode::InvalidParameter, "{bad}");
+        }
+        for good in [16usize, 32, 4096] {
+            nopad.check_plaintext(&vec![0; good]).unwrap();
+        }
+        for alg in [Algorithm::Gcm, Algorithm::Cbc { pkcs7: true }] {
+            for len in [0usize, 1, 17] {
+                alg.check_plaintext(&vec![0; len]).unwrap();
+            }
+        }
     }
 }

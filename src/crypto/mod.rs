@@ -81,13 +81,7 @@ pub async fn encrypt_with(
     }
     check_aad(app, aad)?;
     alg.check_aad(aad)?;
-    if alg == (Algorithm::Cbc { pkcs7: false })
-        && (plaintext.is_empty() || !plaintext.len().is_multiple_of(16))
-    {
-        return Err(KmsError::invalid(
-            "with NO_PADDING the plaintext must be a non-empty multiple of 16 bytes",
-        ));
-    }
+    alg.check_plaintext(&plaintext)?;
     let (key, tok) = keys::usable_token(app, key_id, None)?;
     seal(app, key.key_id, tok, alg, Arc::new(plaintext), aad).await
 }
