@@ -67,14 +67,7 @@ fn official_sdk_runs_every_operation_over_https() {
     let inst = Instance::new();
     let key = inst.create_key();
     let denied = inst.create_key();
-    inst.d.cli_json(&[
-        "alias",
-        "create",
-        "--alias-name",
-        "alias/orders",
-        "--key-id",
-        &key,
-    ]);
+    inst.create_alias("alias/orders", &key);
     let listed = inst.d.cli_json(&["alias", "list", "--key-id", &key]);
     assert_eq!(listed["Aliases"][0]["AliasName"], "alias/orders");
     let ck = inst.app("sdk-app", &format!("key/{key}"), Some("127.0.0.0/8"));
@@ -647,14 +640,7 @@ fn decrypt_finds_the_key_from_the_migration_key_version_header() {
     let inst = Instance::new();
     let key = inst.create_key();
     let other = inst.create_key();
-    inst.d.cli_json(&[
-        "alias",
-        "create",
-        "--alias-name",
-        "alias/migrated",
-        "--key-id",
-        &key,
-    ]);
+    inst.create_alias("alias/migrated", &key);
     let one = inst.app("one-key", &format!("key/{key}"), None);
     let every = inst.app("every-key", "key/*", None);
     let gw = GatewayProc::start(&inst, "gw", false, "");

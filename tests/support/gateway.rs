@@ -95,6 +95,12 @@ impl Instance {
         self.key_id(&out)
     }
 
+    /// Names `key_id` `alias` (`alias/<name>`) with `hkms alias create`.
+    pub fn create_alias(&self, alias: &str, key_id: &str) {
+        self.d
+            .cli_json(&["alias", "create", "--alias-name", alias, "--key-id", key_id]);
+    }
+
     /// A ClientKey of `aap`: (id, file, password file).
     pub fn client_key(&self, aap: &str) -> ClientKeyFiles {
         let dir = self
