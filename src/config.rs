@@ -118,6 +118,12 @@ pub struct Limits {
     /// Transient failures in a row after which a member is taken out of rotation.
     #[serde(default = "default_breaker_failures")]
     pub breaker_failures: u32,
+    /// Accept an Iv chosen by the caller for AES_GCM (instance API Encrypt). Off: hkms
+    /// makes a fresh random IV for every encryption. On only for old clients that send
+    /// their own: a caller that repeats an IV under a key exposes the XOR of the two
+    /// plaintexts and can forge AES-GCM tags under that key.
+    #[serde(default)]
+    pub allow_caller_gcm_iv: bool,
 }
 
 fn default_hsm_call_timeout() -> u64 {
@@ -149,6 +155,7 @@ impl Default for Limits {
             hsm_call_timeout_ms: default_hsm_call_timeout(),
             probe_interval_ms: default_probe_interval(),
             breaker_failures: default_breaker_failures(),
+            allow_caller_gcm_iv: false,
         }
     }
 }

@@ -63,10 +63,18 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
         Some(i) => tracing::info!(instance = %i.instance_id, "instance loaded"),
         None => tracing::warn!("instance not initialised yet; run `hkms init`"),
     }
-    Ok(Arc::new(
+    let app = Arc::new(
         Appliance::new(Arc::new(store), pool, config.limits.clone(), instance)
             .with_access(config.access.clone()),
-    ))
+    );
+    if app.instance().is_ok() {
+        match crate::keys::migrate_tokens(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "key tokens migrated to the current version"),
+            Err(e) => tracing::warn!("key token migration not run: {}", e.message),
+        }
+    }
+    Ok(app)
 }
 
 /// Binds the Unix socket (replacing a stale one) with the configured permissions.

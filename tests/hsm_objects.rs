@@ -1,6 +1,8 @@
 //! What lands on the tokens, checked through PKCS#11 directly: the domain key and unwrapped
-//! key versions are sensitive and cannot be read or exported, and key tokens are bound to
-//! their key.
+//! key versions are sensitive and cannot be read or exported, each version's AES-GCM and
+//! AES-CBC keys are distinct keys, key tokens are bound to the key they are stored under, and
+//! the domain key's unwrap template is enforced by the HSM (on the member that made it and
+//! on the one that received it).
 //!
 //! One test per process: a PKCS#11 library is initialised once per process with the token
 //! directory of that moment.
@@ -134,53 +136,91 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let s_b = b.open_session().unwrap();
-    let h = token::unwrap(&b, &s_b, b.domain_key().unwrap(), &rec).unwrap();
-    let attrs = bools(
-        &s_b,
-        h,
-        &[
-            AttributeType::Sensitive,
-            AttributeType::Extractable,
-            AttributeType::Token,
-            AttributeType::KeyType,
-        ],
-    );
-    for want in [
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Token(false),
-        Attribute::KeyType(KeyType::AES),
-    ] {
-        assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
+    let dk_b = b.domain_key().unwrap();
+    let keys = token::unwrap(&b, &s_b, dk_b, &rec, key_id, version).unwrap();
+    assert_eq!(keys.legacy, None);
+    assert_ne!(keys.gcm, keys.cbc);
+    for h in [keys.gcm, keys.cbc] {
+        let attrs = bools(
+            &s_b,
+            h,
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Token,
+                AttributeType::KeyType,
+                AttributeType::Derive,
+            ],
+        );
+        for want in [
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Token(false),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Derive(false),
+        ] {
+            assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
+        }
+        assert_secret_unreadable(&s_b, h);
+        let err = s_b
+            .wrap_key(&Mechanism::AesKeyWrapPad, dk_b, h)
+            .unwrap_err();
+        assert!(
+            matches!(
+                rv(err),
+                RvError::KeyUnextractable | RvError::KeyNotWrappable
+            ),
+            "a mode key must not be exportable"
+        );
+        // Extractability cannot be turned back on.
+        assert!(s_b
+            .update_attributes(h, &[Attribute::Extractable(true)])
+            .is_err());
     }
-    assert_secret_unreadable(&s_b, h);
+    // One AES block under each mode key: the AES-GCM and AES-CBC keys of one version are
+    // different keys, so a raw block from the CBC key says nothing of the GCM key.
+    let block = |h| {
+        s_b.encrypt(&Mechanism::AesCbc([0; 16]), h, &[0u8; 16])
+            .unwrap()
+    };
+    assert_ne!(block(keys.gcm), block(keys.cbc));
+    // The material itself never encrypts: unwrapped, it can only derive.
+    let material = hkms::hsm::crypto::unwrap_key_version(&s_b, dk_b, &rec.wrapped_key).unwrap();
     let err = s_b
-        .wrap_key(&Mechanism::AesKeyWrapPad, b.domain_key().unwrap(), h)
+        .encrypt(&Mechanism::AesCbc([0; 16]), material, &[0u8; 16])
         .unwrap_err();
-    assert!(
-        matches!(
-            rv(err),
-            RvError::KeyUnextractable | RvError::KeyNotWrappable
-        ),
-        "an unwrapped key version must not be exportable"
-    );
-    // Extractability cannot be turned back on.
-    assert!(s_b
-        .update_attributes(h, &[Attribute::Extractable(true)])
-        .is_err());
+    assert_eq!(rv(err), RvError::KeyFunctionNotPermitted);
+    s_b.destroy_object(material).unwrap();
 
-    // A token moved to another key's record is refused.
-    let mut moved = rec.clone();
-    moved.key_id = "33333333-3333-4333-8333-333333333333".into();
-    let err = token::unwrap(&b, &s_b, b.domain_key().unwrap(), &moved).unwrap_err();
-    assert!(matches!(err, HsmError::TokenBinding { .. }), "{err}");
-    let mut other_version = rec.clone();
-    other_version.key_version_id = "44444444-4444-4444-8444-444444444444".into();
-    assert!(token::unwrap(&b, &s_b, b.domain_key().unwrap(), &other_version).is_err());
+    // A token is checked against the ids it is looked up by, not those written in it: a
+    // record copied whole from this key to another key's place is refused.
+    let other_key = "33333333-3333-4333-8333-333333333333";
+    let other_version = "44444444-4444-4444-8444-444444444444";
+    for (k, v) in [
+        (other_key, version),
+        (key_id, other_version),
+        (other_key, other_version),
+    ] {
+        let err = token::unwrap(&b, &s_b, dk_b, &rec, k, v).unwrap_err();
+        assert!(matches!(err, HsmError::TokenBinding { .. }), "{err}");
+        // ... also when the record's own fields are rewritten to match its new place.
+        let mut moved = rec.clone();
+        moved.key_id = k.into();
+        moved.key_version_id = v.into();
+        let err = token::unwrap(&b, &s_b, dk_b, &moved, k, v).unwrap_err();
+        assert!(matches!(err, HsmError::TokenBinding { .. }), "{err}");
+    }
     // A corrupted token does not unwrap.
     let mut corrupt = rec.clone();
     corrupt.wrapped_key[5] ^= 1;
-    assert!(token::unwrap(&b, &s_b, b.domain_key().unwrap(), &corrupt).is_err());
+    assert!(token::unwrap(&b, &s_b, dk_b, &corrupt, key_id, version).is_err());
+    let mut rebound = rec.clone();
+    rebound.binding[0] ^= 1;
+    let err = token::unwrap(&b, &s_b, dk_b, &rebound, key_id, version).unwrap_err();
+    assert!(matches!(err, HsmError::TokenBinding { .. }), "{err}");
+
+    unwrap_template_is_enforced_by_the_hsm(&a, &s_a, &rec.wrapped_key);
+    unwrap_template_is_enforced_by_the_hsm(&b, &s_b, &rec.wrapped_key);
 
     // No secret key on either token is readable or exportable in plaintext.
     for m in [&a, &b] {
@@ -195,4 +235,76 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
             assert_secret_unreadable(&s, h);
         }
     }
+}
+
+/// The domain key's `CKA_UNWRAP_TEMPLATE`, enforced by SoftHSM2 itself: with the hkms user's
+/// PIN, a stored token cannot be unwrapped into a readable key, nor into one that can be
+/// exported under a key the user made.
+fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8]) {
+    let dk = m.domain_key().unwrap();
+    assert!(
+        hkms::hsm::crypto::domain_key_enforces_unwrap_template(m.module_path(), s, dk).unwrap(),
+        "{}: the domain key carries its unwrap template",
+        m.name
+    );
+    let base = || {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Derive(true),
+        ]
+    };
+    let unwrap = |extra: &[Attribute]| {
+        let mut t = base();
+        t.extend_from_slice(extra);
+        s.unwrap_key(&Mechanism::AesKeyWrapPad, dk, wrapped, &t)
+    };
+    // Not sensitive: its value would be readable.
+    let err = unwrap(&[
+        Attribute::Sensitive(false),
+        Attribute::WrapWithTrusted(true),
+    ])
+    .unwrap_err();
+    assert_eq!(rv(err), RvError::TemplateInconsistent);
+    // Extractable without wrap-with-trusted: it could be wrapped under any key.
+    let err = unwrap(&[
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::WrapWithTrusted(false),
+    ])
+    .unwrap_err();
+    assert_eq!(rv(err), RvError::TemplateInconsistent);
+    // Leaving the attributes out does not help either.
+    let err = unwrap(&[Attribute::Extractable(true)]).unwrap_err();
+    assert_eq!(rv(err), RvError::TemplateInconsistent);
+    // What the template allows: sensitive, extractable only under a trusted key (as a
+    // future domain-key rotation needs). A key the hkms user makes is not trusted, so it
+    // cannot wrap the result.
+    let h = unwrap(&[
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::WrapWithTrusted(true),
+    ])
+    .unwrap();
+    assert_secret_unreadable(s, h);
+    let mine = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+            ],
+        )
+        .unwrap();
+    let err = s.wrap_key(&Mechanism::AesKeyWrapPad, mine, h).unwrap_err();
+    assert_eq!(rv(err), RvError::KeyNotWrappable);
+    // Nor can the user mark its own key trusted (that needs the SO).
+    let err = s
+        .update_attributes(mine, &[Attribute::Trusted(true)])
+        .unwrap_err();
+    assert_eq!(rv(err), RvError::AttributeReadOnly);
+    s.destroy_object(mine).unwrap();
+    s.destroy_object(h).unwrap();
 }

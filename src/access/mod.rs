@@ -68,6 +68,10 @@ pub fn authorize(
             endpoint,
             ..
         } => {
+            if let Some(key) = internal_key(store, &resources)? {
+                tracing::warn!(caller = %caller, operation, key, "denied: an internal key is never an application's");
+                return Err(forbidden());
+            }
             let req = AccessRequest {
                 operation: operation.to_owned(),
                 resources,
@@ -86,6 +90,23 @@ pub fn authorize(
             }
         }
     }
+}
+
+/// The first `key/<id>` resource that names an internal key: hkmsd's own keys are refused
+/// to every application before any policy is read, so no grant (`key/*` included) reaches
+/// them.
+fn internal_key<'a>(
+    store: &dyn AccessStore,
+    resources: &'a [String],
+) -> Result<Option<&'a str>, KmsError> {
+    for r in resources {
+        if let Some(id) = r.strip_prefix(operations::ANY_KEY) {
+            if store.is_internal_key(id)? {
+                return Ok(Some(id));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Evaluates a request of AAP `aap` against its current policies and rules.

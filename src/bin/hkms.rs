@@ -73,7 +73,7 @@ enum Command {
     Ca(hkms::cli::ca::CaCommand),
     /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
     Encrypt {
-        /// Key to encrypt with.
+        /// Key to encrypt with: its id or an alias (`alias/<name>`).
         #[arg(long)]
         key_id: String,
         #[command(flatten)]
@@ -106,7 +106,7 @@ enum Command {
         /// AAD the source ciphertext was made with (text).
         #[arg(long, default_value = "")]
         source_aad: String,
-        /// Key to encrypt with.
+        /// Key to encrypt with: its id or an alias (`alias/<name>`).
         #[arg(long)]
         destination_key_id: String,
         /// AAD for the new ciphertext (text).
@@ -137,7 +137,7 @@ enum KeyCommand {
     },
     /// Show a key's metadata.
     Describe {
-        /// Key id.
+        /// Key id or alias (`alias/<name>`).
         key_id: String,
     },
     /// List key ids, a page at a time.
@@ -151,12 +151,12 @@ enum KeyCommand {
     },
     /// Allow a key to be used again.
     Enable {
-        /// Key id.
+        /// Key id or alias (`alias/<name>`).
         key_id: String,
     },
     /// Refuse every cryptographic operation with a key until it is enabled again.
     Disable {
-        /// Key id.
+        /// Key id or alias (`alias/<name>`).
         key_id: String,
     },
 }
@@ -287,7 +287,7 @@ struct Aad {
 
 #[derive(Debug, ClapArgs)]
 struct DataKeyArgs {
-    /// Key that encrypts the data key.
+    /// Key that encrypts the data key: its id or an alias (`alias/<name>`).
     #[arg(long)]
     key_id: String,
     /// AES_256 (default) or AES_128.
@@ -398,6 +398,7 @@ fn metadata_json(m: &KeyMetadata) -> Value {
         "ProtectionLevel": m.protection_level,
         "PrimaryKeyVersion": m.primary_key_version,
         "Origin": m.origin,
+        "Internal": m.internal,
     })
 }
 
@@ -411,9 +412,10 @@ enum Output {
 
 fn key_text(m: &KeyMetadata) -> String {
     format!(
-        "KeyId:             {}\nKeyState:          {}\nKeySpec:           {}\nKeyUsage:          {}\nProtectionLevel:   {}\nPrimaryKeyVersion: {}\nCreationDate:      {}\nDescription:       {}",
+        "KeyId:             {}\nKeyState:          {}\nKeySpec:           {}\nKeyUsage:          {}\nProtectionLevel:   {}\nPrimaryKeyVersion: {}\nCreationDate:      {}\nDescription:       {}{}",
         m.key_id, m.key_state, m.key_spec, m.key_usage, m.protection_level,
-        m.primary_key_version, m.creation_date, m.description
+        m.primary_key_version, m.creation_date, m.description,
+        if m.internal { "\nInternal:          yes (hkmsd's own; no application may use it)" } else { "" }
     )
 }
 
@@ -574,6 +576,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                         key_spec: key_spec.clone(),
                         key_usage: key_usage.clone(),
                         description: description.clone(),
+                        internal: false,
                     })
                     .await?
                     .into_inner()

@@ -338,6 +338,30 @@ fn read_cert(path: &Path) -> Result<X509, Status> {
     X509::from_pem(&pem).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
+/// Makes sure the key sealing the intermediate key is internal (no application can use it).
+/// A CA made by an earlier release sealed it under an ordinary key: that key is marked
+/// internal now, once.
+async fn ensure_internal(c: &mut Client, key_id: &str) -> Result<(), Status> {
+    let meta = c
+        .keys
+        .describe_key(DescribeKeyRequest {
+            key_id: key_id.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .key_metadata
+        .unwrap_or_default();
+    if !meta.internal {
+        c.keys
+            .mark_key_internal(MarkKeyInternalRequest {
+                key_id: key_id.to_owned(),
+            })
+            .await?;
+        eprintln!("note: key {key_id}, which seals the CA's intermediate key, is now internal: no application can use it");
+    }
+    Ok(())
+}
+
 /// The intermediate key, decrypted by hkmsd (operators only).
 async fn intermediate_key(
     c: &mut Client,
@@ -352,6 +376,9 @@ async fn intermediate_key(
         .as_str()
         .and_then(|b| B64.decode(b).ok())
         .ok_or_else(|| usage(format!("{} has no CiphertextBlob", path.display())))?;
+    if let Some(key_id) = v["KeyId"].as_str() {
+        ensure_internal(c, key_id).await?;
+    }
     let der = Zeroizing::new(
         c.crypto
             .decrypt(DecryptRequest {
@@ -423,6 +450,7 @@ pub async fn ca(c: &mut Client, cmd: &CaCommand) -> Result<Printed, Status> {
                     key_spec: String::new(),
                     key_usage: String::new(),
                     description: format!("hkms instance CA: intermediate key of {instance}"),
+                    internal: true,
                 })
                 .await?
                 .into_inner()

@@ -4,7 +4,7 @@
 //! ```text
 //! offset  len  field
 //!      0    2  magic "hk"
-//!      2    1  format version (1)
+//!      2    1  format version: 2 (written now) or 1 (written before: see below)
 //!      3    1  algorithm: 1 = AES-GCM (128-bit tag), 2 = AES-CBC with PKCS#7 padding,
 //!              3 = AES-CBC without padding
 //!      4   16  key id (UUID)
@@ -13,9 +13,12 @@
 //!   36+v    n  body: AES-GCM ciphertext then its 16-byte tag; AES-CBC ciphertext (whole
 //!              16-byte blocks, at least one)
 //! ```
-//! The algorithm byte fixes the IV length, so every algorithm shares format version 1 and
-//! an AES-GCM blob is byte for byte what earlier builds wrote (they refuse the AES-CBC
-//! algorithms as unknown).
+//! The algorithm byte fixes the IV length. Format version 2 means the body was encrypted
+//! under the key version's mode key for its algorithm (AES-GCM and AES-CBC never share a
+//! key: see `crate::keys::token`). Format version 1 blobs were written before, under the
+//! version's material itself; they keep decrypting (AES-GCM ones under the version's legacy
+//! material only), and nothing writes them any more. Builds that know only version 1 refuse
+//! version 2 blobs as unknown.
 //!
 //! AES-GCM authenticates the whole header: its AAD is `header || caller AAD` (the header
 //! has a fixed length per algorithm, so the concatenation is unambiguous). Changing any
@@ -30,7 +33,10 @@ use crate::hsm::crypto::{CBC_IV_LEN, GCM_IV_LEN, GCM_TAG_LEN};
 use uuid::Uuid;
 
 pub const MAGIC: [u8; 2] = *b"hk";
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written.
+pub const FORMAT_VERSION: u8 = 2;
+/// The format version of blobs written before mode keys existed (still read).
+pub const LEGACY_FORMAT_VERSION: u8 = 1;
 pub const ALG_AES_GCM: u8 = 1;
 pub const ALG_AES_CBC_PKCS7: u8 = 2;
 pub const ALG_AES_CBC_NO_PADDING: u8 = 3;
@@ -80,6 +86,8 @@ impl Cipher {
 /// Parsed header of a ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// [`FORMAT_VERSION`] or [`LEGACY_FORMAT_VERSION`].
+    pub format_version: u8,
     pub key_id: Uuid,
     pub key_version_id: Uuid,
     pub cipher: Cipher,
@@ -94,7 +102,7 @@ impl Header {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(self.format_version);
         out.push(self.cipher.code());
         out.extend_from_slice(self.key_id.as_bytes());
         out.extend_from_slice(self.key_version_id.as_bytes());
@@ -136,7 +144,8 @@ pub fn parse(blob: &[u8]) -> Result<Parsed<'_>, ParseError> {
     if blob[0..2] != MAGIC {
         return Err(ParseError::BadMagic);
     }
-    if blob[2] != FORMAT_VERSION {
+    let format_version = blob[2];
+    if format_version != FORMAT_VERSION && format_version != LEGACY_FORMAT_VERSION {
         return Err(ParseError::UnknownVersion);
     }
     // Header length and the shortest body of each algorithm (a tag; one block).
@@ -171,6 +180,7 @@ pub fn parse(blob: &[u8]) -> Result<Parsed<'_>, ParseError> {
     };
     Ok(Parsed {
         header: Header {
+            format_version,
             key_id: uuid_at(4),
             key_version_id: uuid_at(20),
             cipher,
@@ -195,6 +205,7 @@ mod tests {
 
     fn header() -> Header {
         Header {
+            format_version: FORMAT_VERSION,
             key_id: Uuid::new_v4(),
             key_version_id: Uuid::new_v4(),
             cipher: Cipher::Gcm { iv: [7; 12] },
@@ -282,7 +293,7 @@ mod tests {
         bad[0] = b'x';
         assert_eq!(parse(&bad).unwrap_err(), ParseError::BadMagic);
         let mut bad = blob.clone();
-        bad[2] = 2;
+        bad[2] = 3;
         assert_eq!(parse(&bad).unwrap_err(), ParseError::UnknownVersion);
         let mut bad = blob;
         bad[3] = 9;

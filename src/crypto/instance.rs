@@ -107,17 +107,30 @@ pub struct Bare {
 }
 
 /// The key (id, or alias resolved beforehand) and the token of its initial version.
-fn initial_token(app: &Appliance, key_id: &str) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
+async fn initial_token(
+    app: &Appliance,
+    key_id: &str,
+) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
     let key = keys::describe(app, key_id)?;
     let initial = key
         .key_versions
         .first()
         .cloned()
         .unwrap_or_else(|| key.primary_key_version.clone());
-    keys::usable_token(app, key_id, Some(&initial))
+    keys::usable_token(app, key_id, Some(&initial)).await
 }
 
-fn iv_for(alg: Algorithm, given: &[u8]) -> Result<Vec<u8>, KmsError> {
+/// The IV to encrypt with: a fresh random one, or the caller's. A caller's AES-GCM IV is
+/// refused unless `allow_caller_gcm_iv` is set: a repeated GCM IV under one key reveals the
+/// XOR of two plaintexts and lets the repeater forge tags.
+fn iv_for(alg: Algorithm, given: &[u8], allow_caller_gcm_iv: bool) -> Result<Vec<u8>, KmsError> {
+    if !given.is_empty() && alg == Algorithm::Gcm && !allow_caller_gcm_iv {
+        return Err(KmsError::invalid(
+            "Iv cannot be chosen for AES_GCM: hkms generates a fresh one for every \
+             encryption and returns it (hkmsd's [limits] allow_caller_gcm_iv setting \
+             accepts it for old clients)",
+        ));
+    }
     if given.is_empty() {
         let mut iv = vec![0u8; alg.iv_len()];
         openssl::rand::rand_bytes(&mut iv)
@@ -152,23 +165,24 @@ pub async fn encrypt(
     check_aad(app, aad)?;
     alg.check_aad(aad)?;
     alg.check_plaintext(&plaintext)?;
-    let iv = iv_for(alg, iv)?;
-    let (key, tok) = initial_token(app, key_id)?;
+    let iv = iv_for(alg, iv, app.limits.allow_caller_gcm_iv)?;
+    let (key, tok) = initial_token(app, key_id).await?;
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
+    let stored_under = (key.key_id.clone(), key_version_id.clone());
     let (aad, iv_in) = (aad.to_vec(), iv.clone());
     let ciphertext = app
         .pool
         .run(move |m, s| {
-            let h = token::handle(m, &tok)?;
+            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
             match alg {
                 Algorithm::Gcm => {
                     let iv: [u8; GCM_IV_LEN] = iv_in.as_slice().try_into().expect("checked");
-                    hsm_crypto::gcm_encrypt(s, h, &iv, &aad, &plaintext)
+                    hsm_crypto::gcm_encrypt(s, keys.gcm, &iv, &aad, &plaintext)
                 }
                 Algorithm::Cbc { pkcs7 } => {
                     let iv: [u8; CBC_IV_LEN] = iv_in.as_slice().try_into().expect("checked");
-                    hsm_crypto::cbc_encrypt(s, h, &iv, pkcs7, &plaintext)
+                    hsm_crypto::cbc_encrypt(s, keys.cbc, &iv, pkcs7, &plaintext)
                 }
             }
             .map_err(|e| m.err(e))
@@ -197,8 +211,8 @@ pub async fn decrypt(
 ) -> Result<Opened, KmsError> {
     check_bare(app, alg, iv, aad, ciphertext)?;
     let (key, tok) = match version {
-        None => initial_token(app, key_id)?,
-        Some(v) => keys::usable_token(app, key_id, Some(v))?,
+        None => initial_token(app, key_id).await?,
+        Some(v) => keys::usable_token(app, key_id, Some(v)).await?,
     };
     open_bare(app, key, tok, alg, iv, aad, ciphertext).await
 }
@@ -242,22 +256,33 @@ async fn open_bare(
 ) -> Result<Opened, KmsError> {
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
+    let stored_under = (key.key_id.clone(), key_version_id.clone());
     let (aad, iv, body) = (aad.to_vec(), iv.to_vec(), ciphertext.to_vec());
     let plaintext = app
         .pool
         .run(move |m, s| {
-            let h = token::handle(m, &tok)?;
+            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
+            let rejected = |e| m.err(e).data_rejected_if_bad_input();
             match alg {
                 Algorithm::Gcm => {
                     let iv: [u8; GCM_IV_LEN] = iv.as_slice().try_into().expect("checked");
-                    hsm_crypto::gcm_decrypt(s, h, &iv, &aad, &body)
+                    match hsm_crypto::gcm_decrypt(s, keys.gcm, &iv, &aad, &body).map_err(rejected) {
+                        // A bare ciphertext does not say which key wrote it: one written
+                        // before mode keys existed fails the GCM key's tag check and is tried
+                        // under the version's legacy material. The tag decides, so the wrong
+                        // key never yields a plaintext.
+                        Err(HsmError::DataRejected { .. }) if keys.legacy.is_some() => {
+                            let legacy = keys.legacy.expect("checked");
+                            hsm_crypto::gcm_decrypt(s, legacy, &iv, &aad, &body).map_err(rejected)
+                        }
+                        other => other,
+                    }
                 }
                 Algorithm::Cbc { pkcs7 } => {
                     let iv: [u8; CBC_IV_LEN] = iv.as_slice().try_into().expect("checked");
-                    hsm_crypto::cbc_decrypt(s, h, &iv, pkcs7, &body)
+                    hsm_crypto::cbc_decrypt(s, keys.cbc, &iv, pkcs7, &body).map_err(rejected)
                 }
             }
-            .map_err(|e| m.err(e).data_rejected_if_bad_input())
         })
         .await
         .map_err(|e| match e {
@@ -280,7 +305,7 @@ pub async fn generate_data_key(
     aad: &[u8],
 ) -> Result<(Bare, Zeroizing<Vec<u8>>), KmsError> {
     check_aad(app, aad)?;
-    initial_token(app, key_id)?;
+    initial_token(app, key_id).await?;
     let data_key = Arc::new(super::random(app, len).await?);
     let bare = encrypt(app, key_id, Algorithm::Gcm, &[], aad, data_key.clone()).await?;
     let data_key = Arc::try_unwrap(data_key).unwrap_or_else(|a| Zeroizing::new(a.to_vec()));
@@ -304,8 +329,17 @@ mod tests {
         assert!(Algorithm::parse("AES_GCM", "PKCS7_PADDING").is_err());
         assert!(Algorithm::parse("AES_CBC", "ZERO").is_err());
         assert!(nopad.check_aad(b"x").is_err());
-        assert!(iv_for(Algorithm::Gcm, &[1; 16]).is_err());
-        assert_eq!(iv_for(nopad, &[]).unwrap().len(), 16);
+        assert!(iv_for(Algorithm::Gcm, &[1; 16], true).is_err());
+        assert_eq!(iv_for(nopad, &[], false).unwrap().len(), 16);
+        assert_eq!(iv_for(nopad, &[3; 16], false).unwrap(), [3; 16]);
+    }
+
+    #[test]
+    fn caller_gcm_ivs_are_refused_unless_allowed() {
+        let e = iv_for(Algorithm::Gcm, &[1; 12], false).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidParameter);
+        assert_eq!(iv_for(Algorithm::Gcm, &[1; 12], true).unwrap(), [1; 12]);
+        assert_eq!(iv_for(Algorithm::Gcm, &[], false).unwrap().len(), 12);
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub async fn encrypt_with(
     check_aad(app, aad)?;
     alg.check_aad(aad)?;
     alg.check_plaintext(&plaintext)?;
-    let (key, tok) = keys::usable_token(app, key_id, None)?;
+    let (key, tok) = keys::usable_token(app, key_id, None).await?;
     seal(app, key.key_id, tok, alg, Arc::new(plaintext), aad).await
 }
 
@@ -96,6 +96,7 @@ async fn seal(
 ) -> Result<Sealed, KmsError> {
     let bad_id = |_| KmsError::new(crate::error::ErrorCode::Internal, "stored id is not a UUID");
     let header = Header {
+        format_version: ciphertext::FORMAT_VERSION,
         key_id: uuid::Uuid::try_parse(&key_id).map_err(bad_id)?,
         key_version_id: uuid::Uuid::try_parse(&tok.key_version_id).map_err(bad_id)?,
         cipher: match alg {
@@ -112,13 +113,18 @@ async fn seal(
     let cipher = header.cipher;
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
+    let stored_under = (key_id.clone(), key_version_id.clone());
     let body = app
         .pool
         .run(move |m, s| {
-            let h = token::handle(m, &tok)?;
+            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
             match cipher {
-                Cipher::Gcm { iv } => hsm_crypto::gcm_encrypt(s, h, &iv, &full_aad, &plaintext),
-                Cipher::Cbc { pkcs7, iv } => hsm_crypto::cbc_encrypt(s, h, &iv, pkcs7, &plaintext),
+                Cipher::Gcm { iv } => {
+                    hsm_crypto::gcm_encrypt(s, keys.gcm, &iv, &full_aad, &plaintext)
+                }
+                Cipher::Cbc { pkcs7, iv } => {
+                    hsm_crypto::cbc_encrypt(s, keys.cbc, &iv, pkcs7, &plaintext)
+                }
             }
             .map_err(|e| m.err(e))
         })
@@ -143,17 +149,32 @@ pub async fn decrypt(app: &Appliance, blob: &[u8], aad: &[u8]) -> Result<Opened,
     cipher.algorithm().check_aad(aad)?;
     let key_id = parsed.header.key_id.to_string();
     let version_id = parsed.header.key_version_id.to_string();
-    let (_, tok) = keys::usable_token(app, &key_id, Some(&version_id))?;
+    let (_, tok) = keys::usable_token(app, &key_id, Some(&version_id)).await?;
     let full_aad = ciphertext::gcm_aad(parsed.header_bytes, aad);
     let body = parsed.body.to_vec();
+    let legacy_format = parsed.header.format_version == ciphertext::LEGACY_FORMAT_VERSION;
+    if legacy_format && cipher.algorithm() == Algorithm::Gcm && tok.legacy_wrapped_key.is_empty() {
+        // Format-1 AES-GCM blobs were written under a version's material itself, which only
+        // versions created before mode keys have.
+        return Err(KmsError::invalid_ciphertext());
+    }
     let tok = Arc::new(tok);
+    let stored_under = (key_id.clone(), version_id.clone());
     let plaintext = app
         .pool
         .run(move |m, s| {
-            let h = token::handle(m, &tok)?;
+            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
             match cipher {
-                Cipher::Gcm { iv } => hsm_crypto::gcm_decrypt(s, h, &iv, &full_aad, &body),
-                Cipher::Cbc { pkcs7, iv } => hsm_crypto::cbc_decrypt(s, h, &iv, pkcs7, &body),
+                Cipher::Gcm { iv } => {
+                    let key = match keys.legacy {
+                        Some(legacy) if legacy_format => legacy,
+                        _ => keys.gcm,
+                    };
+                    hsm_crypto::gcm_decrypt(s, key, &iv, &full_aad, &body)
+                }
+                Cipher::Cbc { pkcs7, iv } => {
+                    hsm_crypto::cbc_decrypt(s, keys.cbc, &iv, pkcs7, &body)
+                }
             }
             .map_err(|e| m.err(e).data_rejected_if_bad_input())
         })
@@ -196,7 +217,7 @@ pub async fn generate_data_key(
     aad: &[u8],
 ) -> Result<(Sealed, Zeroizing<Vec<u8>>), KmsError> {
     check_aad(app, aad)?;
-    let (key, tok) = keys::usable_token(app, key_id, None)?;
+    let (key, tok) = keys::usable_token(app, key_id, None).await?;
     let data_key = random(app, len).await?;
     let shared = Arc::new(data_key);
     let sealed = seal(app, key.key_id, tok, Algorithm::Gcm, shared.clone(), aad).await?;
@@ -215,7 +236,7 @@ pub async fn re_encrypt(
 ) -> Result<(Opened, Sealed), KmsError> {
     check_aad(app, destination_aad)?;
     // Check the destination first so a refused request does no decryption.
-    let (dest, dest_tok) = keys::usable_token(app, destination_key_id, None)?;
+    let (dest, dest_tok) = keys::usable_token(app, destination_key_id, None).await?;
     let mut opened = decrypt(app, blob, source_aad).await?;
     let plaintext = Arc::new(std::mem::take(&mut opened.plaintext));
     let sealed = seal(

@@ -7,15 +7,27 @@
 //! - the domain key: AES-256 token object, private, sensitive, usable only to wrap and unwrap,
 //!   extractable only under a key the security officer marked trusted (`CKA_WRAP_WITH_TRUSTED`),
 //!   which is how it moves HSM to HSM;
-//! - a key version: AES session object. Generated sensitive and extractable (so the domain key
-//!   can wrap it, then destroyed); unwrapped sensitive and *not* extractable for use.
+//!   It carries `CKA_UNWRAP_TEMPLATE` (whatever it unwraps is sensitive and can leave the
+//!   HSM only under a key the security officer marked trusted) and `CKA_WRAP_TEMPLATE` (it
+//!   wraps only sensitive keys), enforced by the HSM;
+//! - a key version (token version 2): AES material that can only *derive*. Generated
+//!   sensitive and extractable (so the domain key can wrap it, then destroyed); unwrapped
+//!   sensitive, not extractable. Each mode family gets its own key derived from it inside
+//!   the HSM ([`derive_mode_key`]): AES-GCM, AES-CBC, and the binding key hkms uses for
+//!   itself. The material itself never encrypts, so no customer operation reaches the keys
+//!   of another family (a raw AES block under the CBC key says nothing of the GCM key);
+//! - a legacy key version (written before token version 2): AES material unwrapped for
+//!   AES-CBC and for decrypting the AES-GCM ciphertexts it wrote ([`unwrap_legacy_version`]).
 
+use super::ffi;
 use cryptoki::error::Result;
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// `CKM_AES_KEY_WRAP_PAD` (RFC 5649), the mechanism of every stored key token.
@@ -29,6 +41,17 @@ const TRANSPORT_KEY_BITS: u64 = 3072;
 
 fn domain_key_label(domain_key_id: &str) -> Vec<u8> {
     format!("hkms-domain-key-{domain_key_id}").into_bytes()
+}
+
+/// What the domain key may unwrap: only sensitive keys that can leave the HSM at most
+/// under a trusted key. Every unwrap template hkms passes names both.
+fn unwrap_template() -> [Attribute; 2] {
+    [Attribute::Sensitive(true), Attribute::WrapWithTrusted(true)]
+}
+
+/// What the domain key may wrap: only sensitive keys.
+fn wrap_template() -> [Attribute; 1] {
+    [Attribute::Sensitive(true)]
 }
 
 /// Attributes shared by every copy of the domain key.
@@ -53,11 +76,45 @@ fn domain_key_template(domain_key_id: &str) -> Vec<Attribute> {
     ]
 }
 
-/// Generates the domain key as a token object (the first member, at `hkms init`).
-pub fn generate_domain_key(session: &Session, domain_key_id: &str) -> Result<ObjectHandle> {
+/// Generates the domain key as a token object (the first member, at `hkms init`), with its
+/// wrap and unwrap templates. `module` is the member's PKCS#11 library.
+pub fn generate_domain_key(
+    module: &Path,
+    session: &Session,
+    domain_key_id: &str,
+) -> Result<ObjectHandle> {
     let mut template = domain_key_template(domain_key_id);
     template.push(Attribute::ValueLen(32.into()));
-    session.generate_key(&Mechanism::AesKeyGen, &template)
+    let (wrap, unwrap) = (wrap_template(), unwrap_template());
+    ffi::generate_key(
+        module,
+        session,
+        &Mechanism::AesKeyGen,
+        &template,
+        ffi::KeyTemplates {
+            wrap: &wrap,
+            unwrap: &unwrap,
+        },
+    )
+}
+
+/// Whether the domain key carries the unwrap template hkms sets (`Sensitive` and
+/// `WrapWithTrusted` both true), read back from the HSM. Domain keys made before the
+/// template existed, and devices that drop it, answer false.
+pub fn domain_key_enforces_unwrap_template(
+    module: &Path,
+    session: &Session,
+    domain_key: ObjectHandle,
+) -> Result<bool> {
+    let Some(found) = ffi::unwrap_template(module, session, domain_key)? else {
+        return Ok(false);
+    };
+    let is_true = |kind| {
+        found
+            .iter()
+            .any(|(t, v)| *t == kind && v.first().copied() == Some(1))
+    };
+    Ok(is_true(cryptoki_sys::CKA_SENSITIVE) && is_true(cryptoki_sys::CKA_WRAP_WITH_TRUSTED))
 }
 
 /// Finds the domain key on the session's token.
@@ -168,23 +225,32 @@ pub fn wrap_domain_key(
     session.wrap_key(&oaep(), transport_public, domain_key)
 }
 
-/// Unwraps a transported domain key into a token object (on the receiving member).
+/// Unwraps a transported domain key into a token object (on the receiving member), with
+/// the same wrap and unwrap templates as the original.
 pub fn unwrap_domain_key(
+    module: &Path,
     session: &Session,
     transport_private: ObjectHandle,
     wrapped: &[u8],
     domain_key_id: &str,
 ) -> Result<ObjectHandle> {
-    session.unwrap_key(
+    let (wrap, unwrap) = (wrap_template(), unwrap_template());
+    ffi::unwrap_key(
+        module,
+        session,
         &oaep(),
         transport_private,
         wrapped,
         &domain_key_template(domain_key_id),
+        ffi::KeyTemplates {
+            wrap: &wrap,
+            unwrap: &unwrap,
+        },
     )
 }
 
 /// Generates the material of a new key version as a session object that the domain key can
-/// wrap. The caller wraps it and destroys it.
+/// wrap and that can only derive. The caller wraps it and destroys it.
 pub fn generate_key_version(session: &Session, bits: u32) -> Result<ObjectHandle> {
     session.generate_key(
         &Mechanism::AesKeyGen,
@@ -196,11 +262,11 @@ pub fn generate_key_version(session: &Session, bits: u32) -> Result<ObjectHandle
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
+            Attribute::Derive(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
             Attribute::Wrap(false),
             Attribute::Unwrap(false),
-            Attribute::Derive(false),
         ],
     )
 }
@@ -214,8 +280,26 @@ pub fn wrap_key_version(
     session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, key)
 }
 
-/// Unwraps a key token into a session object that can encrypt and decrypt but never leave
-/// the HSM again.
+/// The template of every unwrapped key version: sensitive, never extractable again (the
+/// domain key's unwrap template would only let it leave under a trusted key anyway).
+fn unwrapped_version_template(derive: bool) -> Vec<Attribute> {
+    let mut t = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(!derive),
+        Attribute::Decrypt(!derive),
+        Attribute::Derive(derive),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+    ];
+    t.extend(unwrap_template());
+    t
+}
+
+/// Unwraps a key token (token version 2) into a session object that can only derive.
 pub fn unwrap_key_version(
     session: &Session,
     domain_key: ObjectHandle,
@@ -225,25 +309,84 @@ pub fn unwrap_key_version(
         &Mechanism::AesKeyWrapPad,
         domain_key,
         wrapped,
+        &unwrapped_version_template(true),
+    )
+}
+
+/// Unwraps the material of a version written before token version 2 into a session object
+/// that encrypts and decrypts (AES-CBC, and AES-GCM decryption of what it wrote).
+pub fn unwrap_legacy_version(
+    session: &Session,
+    domain_key: ObjectHandle,
+    wrapped: &[u8],
+) -> Result<ObjectHandle> {
+    session.unwrap_key(
+        &Mechanism::AesKeyWrapPad,
+        domain_key,
+        wrapped,
+        &unwrapped_version_template(false),
+    )
+}
+
+/// The mode families a key version's material serves, each with its own derived key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeFamily {
+    /// AES-GCM ciphertexts (Encrypt, AdvanceEncrypt, data keys).
+    Gcm,
+    /// AES-CBC ciphertexts, with or without padding.
+    Cbc,
+    /// Values hkms computes for itself: the token binding.
+    Binding,
+}
+
+impl ModeFamily {
+    fn label(self) -> &'static [u8] {
+        match self {
+            ModeFamily::Gcm => b"hkms mode key v2\0AES-GCM",
+            ModeFamily::Cbc => b"hkms mode key v2\0AES-CBC",
+            ModeFamily::Binding => b"hkms mode key v2\0token binding",
+        }
+    }
+}
+
+/// Derives the key of one mode family from a key version's material inside the HSM
+/// (`CKM_AES_CBC_ENCRYPT_DATA` with a zero IV over a digest of the family's label: the
+/// material used as a pseudorandom function). The derived key is a non-extractable session
+/// object; the binding key can only encrypt, to compute binding values.
+pub fn derive_mode_key(
+    session: &Session,
+    material: ObjectHandle,
+    bits: u32,
+    family: ModeFamily,
+) -> Result<ObjectHandle> {
+    let len = (bits / 8) as usize;
+    let digest = openssl::sha::sha512(family.label());
+    let data = &digest[..len.min(digest.len())];
+    let params = AesCbcDeriveParams::new([0u8; 16], data);
+    let binding = family == ModeFamily::Binding;
+    session.derive_key(
+        &Mechanism::AesCbcEncryptData(params),
+        material,
         &[
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen((len as u64).into()),
             Attribute::Token(false),
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
+            Attribute::Decrypt(!binding),
+            Attribute::Derive(false),
             Attribute::Wrap(false),
             Attribute::Unwrap(false),
-            Attribute::Derive(false),
         ],
     )
 }
 
-/// The binding value of a key version: one AES block, `AES-ECB(key, SHA-256(context)[..16])`
-/// where the context names the key id and version. Stored beside the token and checked after
-/// every unwrap, so a token moved to another key's record is refused.
+/// A binding value: one AES block, `AES-ECB(key, SHA-256(context)[..16])`, where the
+/// context names the key id and version. `key` is the binding key derived from the material
+/// (token version 2) or, for a token written before, the material itself.
 pub fn binding(session: &Session, key: ObjectHandle, context: &[u8]) -> Result<Vec<u8>> {
     let digest = openssl::sha::sha256(context);
     session.encrypt(&Mechanism::AesEcb, key, &digest[..16])

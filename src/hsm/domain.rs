@@ -19,7 +19,8 @@ use cryptoki::types::AuthPin;
 /// Creates the domain key on `source` (which must be connected and logged in).
 pub fn create(source: &Member, domain_key_id: &str) -> Result<(), HsmError> {
     let handle = source.with_login_session(|s| {
-        crypto::generate_domain_key(s, domain_key_id).map_err(|e| source.err(e))
+        crypto::generate_domain_key(source.module_path(), s, domain_key_id)
+            .map_err(|e| source.err(e))
     })?;
     source.set_domain_key(domain_key_id, handle)
 }
@@ -86,8 +87,14 @@ fn transfer_with(
     let wrapped = wrapped?;
 
     let handle = target.with_login_session(|s| {
-        crypto::unwrap_domain_key(s, transport.private, &wrapped, domain_key_id)
-            .map_err(|e| target.err(e))
+        crypto::unwrap_domain_key(
+            target.module_path(),
+            s,
+            transport.private,
+            &wrapped,
+            domain_key_id,
+        )
+        .map_err(|e| target.err(e))
     })?;
     target.set_domain_key(domain_key_id, handle)
 }

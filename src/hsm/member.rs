@@ -12,7 +12,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -62,8 +62,30 @@ struct Connection {
     login: Session,
     domain_key: Option<ObjectHandle>,
     domain_key_id: Option<String>,
-    /// Key version id -> handle of its unwrapped session object in `login`.
-    handles: HashMap<String, ObjectHandle>,
+    /// (key id, key version id) -> the mode keys of that version, session objects in
+    /// `login`. Keyed by both ids: a token is only ever served as the key it was checked for.
+    handles: HashMap<(String, String), ModeKeys>,
+}
+
+/// The session objects that serve one key version, each for one mode family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeKeys {
+    /// AES-GCM encryption and decryption.
+    pub gcm: ObjectHandle,
+    /// AES-CBC encryption and decryption.
+    pub cbc: ObjectHandle,
+    /// A version written before token version 2: its material, which decrypts the AES-GCM
+    /// ciphertexts it wrote (it is also `cbc`).
+    pub legacy: Option<ObjectHandle>,
+}
+
+impl ModeKeys {
+    /// Every distinct object behind these keys.
+    fn objects(&self) -> Vec<ObjectHandle> {
+        let mut v = vec![self.gcm, self.cbc];
+        v.extend(self.legacy.filter(|l| *l != self.cbc));
+        v
+    }
 }
 
 /// One configured HSM.
@@ -445,40 +467,50 @@ impl Member {
         Ok(())
     }
 
-    /// Handle of an unwrapped key version, unwrapping it on first use.
+    /// The mode keys of a key version, unwrapping (and checking) its token on first use.
     ///
     /// `unwrap` runs in the login session (session objects live as long as the session that
-    /// made them) and returns the handle after checking the token's binding.
+    /// made them) and returns the keys after checking the token's binding to `key_id` and
+    /// `key_version_id`, the ids the token was looked up by.
     pub fn key_handle(
         &self,
+        key_id: &str,
         key_version_id: &str,
-        unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ObjectHandle, HsmError>,
-    ) -> Result<ObjectHandle, HsmError> {
+        unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ModeKeys, HsmError>,
+    ) -> Result<ModeKeys, HsmError> {
         let mut conn = lock(&self.conn);
         let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
-        if let Some(h) = conn.handles.get(key_version_id) {
+        let cache_key = (key_id.to_owned(), key_version_id.to_owned());
+        if let Some(h) = conn.handles.get(&cache_key) {
             return Ok(*h);
         }
         let dk = conn.domain_key.ok_or_else(|| HsmError::Other {
             member: self.name.clone(),
             message: "the instance is not initialised".into(),
         })?;
-        let handle = unwrap(&conn.login, dk)?;
-        conn.handles.insert(key_version_id.to_owned(), handle);
+        let keys = unwrap(&conn.login, dk)?;
+        conn.handles.insert(cache_key, keys);
         self.cached
             .store(conn.handles.len() as u64, Ordering::Relaxed);
-        Ok(handle)
+        Ok(keys)
     }
 
     /// Forgets every cached key handle (destroying the session objects behind them).
     pub fn clear_handles(&self) {
         let mut conn = lock(&self.conn);
         if let Some(conn) = conn.as_mut() {
-            for (_, h) in conn.handles.drain() {
-                let _ = conn.login.destroy_object(h);
+            for (_, keys) in conn.handles.drain() {
+                for h in keys.objects() {
+                    let _ = conn.login.destroy_object(h);
+                }
             }
         }
         self.cached.store(0, Ordering::Relaxed);
+    }
+
+    /// The PKCS#11 library this member is reached through.
+    pub fn module_path(&self) -> &Path {
+        &self.module_path
     }
 
     /// Every session is busy and nothing has finished for much longer than an operation

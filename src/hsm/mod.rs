@@ -5,10 +5,11 @@
 pub mod crypto;
 pub mod domain;
 pub mod error;
+mod ffi;
 pub mod member;
 pub mod module;
 pub mod pool;
 
 pub use error::{Action, HsmError};
-pub use member::{Health, Member};
+pub use member::{Health, Member, ModeKeys};
 pub use pool::Pool;

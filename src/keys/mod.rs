@@ -27,11 +27,15 @@ pub fn parse_key_id(key_id: &str) -> Result<uuid::Uuid, KmsError> {
 
 /// Creates a key: its first version is generated inside an HSM member and stored only as a
 /// token wrapped under the domain key.
+///
+/// An `internal` key is one hkmsd keeps for its own use (the instance CA's intermediate
+/// key): operators manage it, but no application can name, list, use or be granted it.
 pub async fn create(
     app: &Appliance,
     key_spec: &str,
     key_usage: &str,
     description: &str,
+    internal: bool,
 ) -> Result<KeyRecord, KmsError> {
     let spec = KeySpec::parse(key_spec)?;
     let usage = spec::parse_usage(key_usage)?;
@@ -62,9 +66,10 @@ pub async fn create(
         creation_date: created,
         primary_key_version: version_id.clone(),
         key_versions: vec![version_id],
+        internal,
     };
     app.store.create_key(&record, &token)?;
-    tracing::info!(key_id = %key_id, spec = spec.as_str(), "key created");
+    tracing::info!(key_id = %key_id, spec = spec.as_str(), internal, "key created");
     Ok(record)
 }
 
@@ -141,9 +146,33 @@ pub fn find_version(app: &Appliance, key_version_id: &str) -> Result<Option<Vers
         }))
 }
 
+/// Marks a key internal (one-way): from then on no application can name, use or be granted
+/// it. For keys made for hkmsd's own use before internal keys existed.
+pub fn mark_internal(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
+    describe(app, key_id)?;
+    let record = app
+        .store
+        .update_key(key_id, &|k| k.internal = true)
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(_) => KmsError::key_not_found(key_id),
+            other => other.into(),
+        })?;
+    tracing::info!(key_id = %key_id, "key marked internal");
+    Ok(record)
+}
+
+/// Whether `key_id` names an internal key (false for ids that name no key).
+pub fn is_internal(app: &Appliance, key_id: &str) -> Result<bool, KmsError> {
+    if uuid::Uuid::try_parse(key_id).is_err() {
+        return Ok(false);
+    }
+    Ok(app.store.key(key_id)?.is_some_and(|k| k.internal))
+}
+
 /// A key that may be used for cryptography now, with the token of the requested version
-/// (the primary version when `key_version_id` is `None`).
-pub fn usable_token(
+/// (the primary version when `key_version_id` is `None`), migrated to the current token
+/// version if it was written before.
+pub async fn usable_token(
     app: &Appliance,
     key_id: &str,
     key_version_id: Option<&str>,
@@ -155,12 +184,76 @@ pub fn usable_token(
             format!("key {key_id} is {}", key.key_state),
         ));
     }
-    let version = key_version_id.unwrap_or(&key.primary_key_version);
-    let token = app.store.key_token(key_id, version)?.ok_or_else(|| {
+    let version = key_version_id
+        .unwrap_or(&key.primary_key_version)
+        .to_owned();
+    let token = app.store.key_token(key_id, &version)?.ok_or_else(|| {
         KmsError::new(
             ErrorCode::InvalidCiphertext,
             "the ciphertext names a key version that does not exist",
         )
     })?;
+    let token = current_token(app, &key.key_id, &version, token).await?;
     Ok((key, token))
+}
+
+/// `token`, stored under (`key_id`, `key_version_id`), in the current token version. A token
+/// written before is migrated inside an HSM and replaced in the store only if nobody
+/// replaced it meanwhile; otherwise the stored (already migrated) token is used, so every
+/// request uses the material that is stored.
+async fn current_token(
+    app: &Appliance,
+    key_id: &str,
+    key_version_id: &str,
+    token: KeyTokenRecord,
+) -> Result<KeyTokenRecord, KmsError> {
+    if token.token_version == token::TOKEN_VERSION {
+        return Ok(token);
+    }
+    let old = std::sync::Arc::new(token);
+    let migrated = {
+        let (old, key_id, version) = (old.clone(), key_id.to_owned(), key_version_id.to_owned());
+        app.pool
+            .run(move |m, s| token::migrate(m, s, &old, &key_id, &version))
+            .await?
+    };
+    if app
+        .store
+        .replace_key_token(key_id, key_version_id, &old, &migrated)?
+    {
+        tracing::info!(key_id, key_version_id, "key token migrated to version 2");
+        return Ok(migrated);
+    }
+    app.store
+        .key_token(key_id, key_version_id)?
+        .filter(|t| t.token_version == token::TOKEN_VERSION)
+        .ok_or_else(|| {
+            KmsError::new(
+                ErrorCode::Internal,
+                format!("key token {key_id}/{key_version_id} changed during its migration"),
+            )
+        })
+}
+
+/// Migrates every token written before the current token version (at start-up, so that
+/// first requests do not pay for it). A token that cannot be migrated now is logged and
+/// migrated on first use.
+pub async fn migrate_tokens(app: &Appliance) -> Result<usize, KmsError> {
+    let mut migrated = 0;
+    for (key_id, version, token) in app.store.key_tokens()? {
+        if token.token_version == token::TOKEN_VERSION {
+            continue;
+        }
+        match current_token(app, &key_id, &version, token).await {
+            Ok(_) => migrated += 1,
+            Err(e) => tracing::warn!(
+                key_id,
+                key_version_id = version,
+                code = e.code.as_str(),
+                "key token not migrated: {}",
+                e.message
+            ),
+        }
+    }
+    Ok(migrated)
 }

@@ -359,14 +359,27 @@ pub(super) fn operator_only<T>(req: &Request<T>, operation: &str) -> Result<(), 
 }
 
 /// Authorises a cryptographic operation on a key (id or alias) for the request's caller.
+///
+/// `key_ref` is a key id or `alias/<name>`; the key id it names is returned. A policy may
+/// grant the alias or the key. An alias that does not exist is reported as a missing key
+/// only to callers allowed to use that alias.
 pub(super) fn authorize_key<T>(
     app: &Appliance,
     req: &Request<T>,
     operation: &str,
-    key_id: &str,
-) -> Result<(), tonic::Status> {
-    let resources = crate::access::operations::key_resources(key_id, key_id);
-    authorize(app, req, operation, resources)
+    key_ref: &str,
+) -> Result<String, tonic::Status> {
+    match crate::keys::alias::resolve(app, key_ref) {
+        Ok(key_id) => {
+            let resources = crate::access::operations::key_resources(key_ref, &key_id);
+            authorize(app, req, operation, resources)?;
+            Ok(key_id)
+        }
+        Err(e) => {
+            authorize(app, req, operation, vec![key_ref.to_owned()])?;
+            Err(e.into())
+        }
+    }
 }
 
 /// Authorises an operation on the key a ciphertext names.
@@ -379,7 +392,7 @@ pub(super) fn authorize_blob<T>(
     let key_id = crate::crypto::ciphertext::parse(blob)
         .map(|p| p.header.key_id.to_string())
         .map_err(|_| tonic::Status::from(KmsError::invalid_ciphertext()))?;
-    authorize_key(app, req, operation, &key_id)
+    authorize_key(app, req, operation, &key_id).map(|_| ())
 }
 
 /// Authorises an operation with `resources` (empty: the role alone decides).

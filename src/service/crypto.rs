@@ -16,11 +16,11 @@ pub struct CryptoApi(pub Arc<Appliance>);
 #[tonic::async_trait]
 impl CryptoService for CryptoApi {
     async fn encrypt(&self, req: Request<EncryptRequest>) -> Reply<EncryptResponse> {
-        authorize_key(&self.0, &req, "Encrypt", &req.get_ref().key_id)?;
+        let key_id = authorize_key(&self.0, &req, "Encrypt", &req.get_ref().key_id)?;
         let mut r = req.into_inner();
         let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
         reply(
-            crypto::encrypt(&self.0, &r.key_id, plaintext, &r.aad)
+            crypto::encrypt(&self.0, &key_id, plaintext, &r.aad)
                 .await
                 .map(|s| EncryptResponse {
                     key_id: s.key_id,
@@ -49,11 +49,11 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateDataKeyRequest>,
     ) -> Reply<GenerateDataKeyResponse> {
-        authorize_key(&self.0, &req, "GenerateDataKey", &req.get_ref().key_id)?;
+        let key_id = authorize_key(&self.0, &req, "GenerateDataKey", &req.get_ref().key_id)?;
         let r = req.into_inner();
         let result = async {
             let len = crypto::data_key_len(&r.key_spec, r.number_of_bytes)?;
-            crypto::generate_data_key(&self.0, &r.key_id, len, &r.aad).await
+            crypto::generate_data_key(&self.0, &key_id, len, &r.aad).await
         }
         .await;
         reply(result.map(|(s, mut plaintext)| GenerateDataKeyResponse {
@@ -68,12 +68,12 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateDataKeyRequest>,
     ) -> Reply<GenerateDataKeyWithoutPlaintextResponse> {
-        let key_id = &req.get_ref().key_id;
-        authorize_key(&self.0, &req, "GenerateDataKeyWithoutPlaintext", key_id)?;
+        let key_ref = &req.get_ref().key_id;
+        let key_id = authorize_key(&self.0, &req, "GenerateDataKeyWithoutPlaintext", key_ref)?;
         let r = req.into_inner();
         let result = async {
             let len = crypto::data_key_len(&r.key_spec, r.number_of_bytes)?;
-            crypto::generate_data_key(&self.0, &r.key_id, len, &r.aad).await
+            crypto::generate_data_key(&self.0, &key_id, len, &r.aad).await
         }
         .await;
         reply(result.map(|(s, mut plaintext)| {
@@ -89,14 +89,14 @@ impl CryptoService for CryptoApi {
     async fn re_encrypt(&self, req: Request<ReEncryptRequest>) -> Reply<ReEncryptResponse> {
         let r = req.get_ref();
         authorize_blob(&self.0, &req, "ReEncrypt", &r.source_ciphertext_blob)?;
-        authorize_key(&self.0, &req, "ReEncrypt", &r.destination_key_id)?;
+        let destination = authorize_key(&self.0, &req, "ReEncrypt", &r.destination_key_id)?;
         let r = req.into_inner();
         reply(
             crypto::re_encrypt(
                 &self.0,
                 &r.source_ciphertext_blob,
                 &r.source_aad,
-                &r.destination_key_id,
+                &destination,
                 &r.destination_aad,
             )
             .await

@@ -3,6 +3,7 @@
 use super::access::operator_only;
 use super::{key_metadata, reply, Reply};
 use crate::appliance::Appliance;
+use crate::error::KmsError;
 use crate::keys;
 use crate::proto::key_service_server::KeyService;
 use crate::proto::*;
@@ -12,13 +13,26 @@ use tonic::Request;
 #[derive(Debug, Clone)]
 pub struct KeyApi(pub Arc<Appliance>);
 
+/// A key id, or the key an `alias/<name>` names.
+fn resolve(app: &Appliance, key_ref: &str) -> Result<String, KmsError> {
+    keys::alias::resolve(app, key_ref)
+}
+
+/// As [`resolve`], with an empty reference kept empty (an optional filter).
+fn resolve_optional(app: &Appliance, key_ref: &str) -> Result<String, KmsError> {
+    if key_ref.is_empty() {
+        return Ok(String::new());
+    }
+    resolve(app, key_ref)
+}
+
 #[tonic::async_trait]
 impl KeyService for KeyApi {
     async fn create_key(&self, req: Request<CreateKeyRequest>) -> Reply<CreateKeyResponse> {
         operator_only(&req, "CreateKey")?;
         let r = req.into_inner();
         reply(
-            keys::create(&self.0, &r.key_spec, &r.key_usage, &r.description)
+            keys::create(&self.0, &r.key_spec, &r.key_usage, &r.description, r.internal)
                 .await
                 .map(|k| CreateKeyResponse {
                     key_metadata: Some(key_metadata(k)),
@@ -29,7 +43,9 @@ impl KeyService for KeyApi {
     async fn describe_key(&self, req: Request<DescribeKeyRequest>) -> Reply<DescribeKeyResponse> {
         operator_only(&req, "DescribeKey")?;
         reply(
-            keys::describe(&self.0, &req.into_inner().key_id).map(|k| DescribeKeyResponse {
+            resolve(&self.0, &req.into_inner().key_id)
+                .and_then(|id| keys::describe(&self.0, &id))
+                .map(|k| DescribeKeyResponse {
                 key_metadata: Some(key_metadata(k)),
             }),
         )
@@ -56,7 +72,9 @@ impl KeyService for KeyApi {
     async fn enable_key(&self, req: Request<EnableKeyRequest>) -> Reply<EnableKeyResponse> {
         operator_only(&req, "EnableKey")?;
         reply(
-            keys::set_enabled(&self.0, &req.into_inner().key_id, true).map(|k| EnableKeyResponse {
+            resolve(&self.0, &req.into_inner().key_id)
+                .and_then(|id| keys::set_enabled(&self.0, &id, true))
+                .map(|k| EnableKeyResponse {
                 key_metadata: Some(key_metadata(k)),
             }),
         )
@@ -66,7 +84,8 @@ impl KeyService for KeyApi {
         operator_only(&req, "CreateAlias")?;
         let r = req.into_inner();
         reply(
-            keys::alias::create(&self.0, &r.alias_name, &r.key_id)
+            resolve(&self.0, &r.key_id)
+                .and_then(|id| keys::alias::create(&self.0, &r.alias_name, &id))
                 .map(|a| CreateAliasResponse { alias: Some(a) }),
         )
     }
@@ -82,15 +101,32 @@ impl KeyService for KeyApi {
     async fn list_aliases(&self, req: Request<ListAliasesRequest>) -> Reply<ListAliasesResponse> {
         operator_only(&req, "ListAliases")?;
         reply(
-            keys::alias::list(&self.0, &req.into_inner().key_id)
+            resolve_optional(&self.0, &req.into_inner().key_id)
+                .and_then(|id| keys::alias::list(&self.0, &id))
                 .map(|aliases| ListAliasesResponse { aliases }),
+        )
+    }
+
+    async fn mark_key_internal(
+        &self,
+        req: Request<MarkKeyInternalRequest>,
+    ) -> Reply<MarkKeyInternalResponse> {
+        operator_only(&req, "MarkKeyInternal")?;
+        reply(
+            resolve(&self.0, &req.into_inner().key_id)
+                .and_then(|id| keys::mark_internal(&self.0, &id))
+                .map(|k| MarkKeyInternalResponse {
+                    key_metadata: Some(key_metadata(k)),
+                }),
         )
     }
 
     async fn disable_key(&self, req: Request<DisableKeyRequest>) -> Reply<DisableKeyResponse> {
         operator_only(&req, "DisableKey")?;
         reply(
-            keys::set_enabled(&self.0, &req.into_inner().key_id, false).map(|k| {
+            resolve(&self.0, &req.into_inner().key_id)
+                .and_then(|id| keys::set_enabled(&self.0, &id, false))
+                .map(|k| {
                 DisableKeyResponse {
                     key_metadata: Some(key_metadata(k)),
                 }

@@ -35,5 +35,6 @@ pub fn key_metadata(k: KeyRecord) -> KeyMetadata {
         protection_level: "HSM".into(),
         primary_key_version: k.primary_key_version,
         origin: "Aliyun_KMS".into(),
+        internal: k.internal,
     }
 }

@@ -61,6 +61,9 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug {
     fn instance_owner(&self) -> Result<Option<InstanceOwner>, StoreError>;
     /// Records the owner once; later calls keep the first owner.
     fn record_instance_owner(&self, owner: &InstanceOwner) -> Result<(), StoreError>;
+    /// Whether `key_id` names an internal key (one no application may use); false for an
+    /// id that names no key.
+    fn is_internal_key(&self, key_id: &str) -> Result<bool, StoreError>;
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -68,6 +71,10 @@ fn io(e: sled::Error) -> StoreError {
 }
 
 impl AccessStore for SledStore {
+    fn is_internal_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        Ok(super::Store::key(self, key_id)?.is_some_and(|k| k.internal))
+    }
+
     fn put_access(
         &self,
         kind: Kind,

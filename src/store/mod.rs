@@ -59,6 +59,18 @@ pub trait Store: AccessStore + NamedStore + Send + Sync + std::fmt::Debug {
         key_id: &str,
         key_version_id: &str,
     ) -> Result<Option<KeyTokenRecord>, StoreError>;
+    /// Every stored key token with the key id and version id it is stored under (for
+    /// start-up migrations).
+    fn key_tokens(&self) -> Result<Vec<(String, String, KeyTokenRecord)>, StoreError>;
+    /// Replaces the token stored under (`key_id`, `key_version_id`) with `new` if it is
+    /// still exactly `old`; returns whether it was replaced.
+    fn replace_key_token(
+        &self,
+        key_id: &str,
+        key_version_id: &str,
+        old: &KeyTokenRecord,
+        new: &KeyTokenRecord,
+    ) -> Result<bool, StoreError>;
     /// The key a key version belongs to. Kept by an index written in the same transaction
     /// as the version, so a version that exists is always found.
     fn key_of_version(&self, key_version_id: &str) -> Result<Option<String>, StoreError>;

@@ -233,6 +233,43 @@ impl Store for SledStore {
             .transpose()
     }
 
+    fn key_tokens(&self) -> Result<Vec<(String, String, KeyTokenRecord)>, StoreError> {
+        self.tokens
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry.map_err(io)?;
+                let name = String::from_utf8_lossy(&k).into_owned();
+                let token = decode(&format!("key token {name}"), &v)?;
+                let (key_id, version) = name
+                    .split_once('/')
+                    .ok_or_else(|| StoreError::Corrupt(format!("key token {name}")))?;
+                Ok((key_id.to_owned(), version.to_owned(), token))
+            })
+            .collect()
+    }
+
+    fn replace_key_token(
+        &self,
+        key_id: &str,
+        key_version_id: &str,
+        old: &KeyTokenRecord,
+        new: &KeyTokenRecord,
+    ) -> Result<bool, StoreError> {
+        let swapped = self
+            .tokens
+            .compare_and_swap(
+                token_key(key_id, key_version_id),
+                Some(old.encode_to_vec()),
+                Some(new.encode_to_vec()),
+            )
+            .map_err(io)?
+            .is_ok();
+        if swapped {
+            self.flush()?;
+        }
+        Ok(swapped)
+    }
+
     fn key_of_version(&self, key_version_id: &str) -> Result<Option<String>, StoreError> {
         self.versions
             .get(key_version_id.as_bytes())
