@@ -35,6 +35,9 @@ pub enum ErrorCode {
     ResourceExists,
     /// The record is still referenced (a rule by a policy, a policy by an AAP...).
     ResourceInUse,
+    /// A stored key token is not the token of the key and version it is stored under (it
+    /// was moved or altered in the store): refused, never used.
+    TokenBinding,
 }
 
 impl ErrorCode {
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => "ResourceNotFound",
             ErrorCode::ResourceExists => "ResourceExists",
             ErrorCode::ResourceInUse => "ResourceInUse",
+            ErrorCode::TokenBinding => "TokenBinding",
         }
     }
 
@@ -78,6 +82,7 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => Code::NotFound,
             ErrorCode::ResourceExists => Code::AlreadyExists,
             ErrorCode::ResourceInUse => Code::FailedPrecondition,
+            ErrorCode::TokenBinding => Code::DataLoss,
         }
     }
 }
@@ -137,6 +142,7 @@ impl From<HsmError> for KmsError {
             HsmError::NoMemberAvailable { .. } | HsmError::SessionTimeout { .. } => {
                 KmsError::new(ErrorCode::HsmUnavailable, e.to_string())
             }
+            HsmError::TokenBinding { .. } => KmsError::new(ErrorCode::TokenBinding, e.to_string()),
             other => KmsError::new(ErrorCode::HsmError, other.to_string()),
         }
     }

@@ -225,21 +225,22 @@ fn member_json(m: &MemberStatus) -> Value {
         "SessionsInUse": m.sessions_in_use, "MaxSessions": m.max_sessions,
         "Operations": m.operations, "Errors": m.errors, "LastError": m.last_error,
         "MeanLatencyMicros": m.mean_latency_micros, "CachedKeys": m.cached_keys,
-        "Module": m.module,
+        "Module": m.module, "UnwrapTemplate": m.unwrap_template,
     })
 }
 
 fn members_text(members: &[MemberStatus]) -> String {
     let mut text = format!(
-        "{:<14} {:<16} {:<9} {:>8} {:>11} {:>7} {:>9}  LAST ERROR\n",
-        "MEMBER", "TOKEN", "STATE", "SESSIONS", "OPERATIONS", "ERRORS", "LATENCY"
+        "{:<14} {:<16} {:<9} {:<15} {:>8} {:>11} {:>7} {:>9}  LAST ERROR\n",
+        "MEMBER", "TOKEN", "STATE", "UNWRAP TEMPLATE", "SESSIONS", "OPERATIONS", "ERRORS", "LATENCY"
     );
     for m in members {
         text.push_str(&format!(
-            "{:<14} {:<16} {:<9} {:>8} {:>11} {:>7} {:>7}us  {}\n",
+            "{:<14} {:<16} {:<9} {:<15} {:>8} {:>11} {:>7} {:>7}us  {}\n",
             m.name,
             m.token_label,
             m.state,
+            m.unwrap_template,
             format!("{}/{}", m.sessions_in_use, m.max_sessions),
             m.operations,
             m.errors,
@@ -432,16 +433,9 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
     })?;
     Ok(match &cli.command {
         Command::Init { so_pin_file } => {
+            // The whole file, not just its first line, is wiped from memory after use.
             let pin = match so_pin_file {
-                Some(p) => Zeroizing::new(
-                    std::fs::read_to_string(p)
-                        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_owned(),
-                ),
+                Some(p) => read_secret_file(p)?,
                 None => Zeroizing::new(String::new()),
             };
             if !cli.json {

@@ -117,8 +117,32 @@ pub struct Member {
     /// Number of cached unwrapped key versions (readable without the connection lock,
     /// which a hung HSM call may hold).
     cached: AtomicU64,
+    /// Whether this member's domain key carries hkms's unwrap template ([`UnwrapTemplate`]).
+    unwrap_template: AtomicU8,
     last_error: Mutex<String>,
     config: MemberConfig,
+}
+
+/// Whether a member's HSM enforces the domain key's unwrap template: only then can the
+/// process holding the PIN not turn a stored token into a readable key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnwrapTemplate {
+    /// Not known yet (no domain key found on the member).
+    Unknown = 0,
+    /// The domain key carries it, read back from the HSM.
+    Enforced = 1,
+    /// The domain key has none: it was made before hkms set one, or the device drops it.
+    Absent = 2,
+}
+
+impl UnwrapTemplate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnwrapTemplate::Unknown => "Unknown",
+            UnwrapTemplate::Enforced => "Enforced",
+            UnwrapTemplate::Absent => "Absent",
+        }
+    }
 }
 
 /// A snapshot of a member for status output.
@@ -132,6 +156,7 @@ pub struct MemberStats {
     pub last_error: String,
     pub mean_latency_micros: u64,
     pub cached_keys: usize,
+    pub unwrap_template: UnwrapTemplate,
 }
 
 impl std::fmt::Debug for Member {
@@ -183,6 +208,7 @@ impl Member {
             errors: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             cached: AtomicU64::new(0),
+            unwrap_template: AtomicU8::new(UnwrapTemplate::Unknown as u8),
             last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
             config: cfg.clone(),
@@ -241,6 +267,11 @@ impl Member {
                 .checked_div(operations)
                 .unwrap_or(0),
             cached_keys: self.cached.load(Ordering::Relaxed) as usize,
+            unwrap_template: match self.unwrap_template.load(Ordering::Relaxed) {
+                1 => UnwrapTemplate::Enforced,
+                2 => UnwrapTemplate::Absent,
+                _ => UnwrapTemplate::Unknown,
+            },
         }
     }
 
@@ -350,6 +381,9 @@ impl Member {
             ),
             None => None,
         };
+        if let Some(dk) = domain_key {
+            self.note_unwrap_template(&login, dk);
+        }
         Ok(Connection {
             ctx,
             slot,
@@ -464,6 +498,7 @@ impl Member {
         let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
         conn.domain_key = Some(handle);
         conn.domain_key_id = Some(id.to_owned());
+        self.note_unwrap_template(&conn.login, handle);
         Ok(())
     }
 
@@ -506,6 +541,27 @@ impl Member {
             }
         }
         self.cached.store(0, Ordering::Relaxed);
+    }
+
+    /// Reads back whether the domain key carries its unwrap template, for status output.
+    fn note_unwrap_template(&self, session: &Session, domain_key: ObjectHandle) {
+        let state =
+            match crypto::domain_key_enforces_unwrap_template(&self.module_path, session, domain_key) {
+                Ok(true) => UnwrapTemplate::Enforced,
+                Ok(false) => UnwrapTemplate::Absent,
+                Err(e) => {
+                    tracing::warn!(member = %self.name, "cannot read the domain key's unwrap template: {e}");
+                    UnwrapTemplate::Unknown
+                }
+            };
+        if state == UnwrapTemplate::Absent {
+            tracing::warn!(
+                member = %self.name,
+                "the domain key has no unwrap template: this HSM does not stop the PIN holder \
+                 from unwrapping a key token into a readable key (see the member's profile)"
+            );
+        }
+        self.unwrap_template.store(state as u8, Ordering::Relaxed);
     }
 
     /// The PKCS#11 library this member is reached through.

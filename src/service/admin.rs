@@ -33,6 +33,7 @@ fn status(m: &Member) -> MemberStatus {
         mean_latency_micros: s.mean_latency_micros,
         cached_keys: s.cached_keys as u32,
         module: m.config().module.display().to_string(),
+        unwrap_template: s.unwrap_template.as_str().into(),
     }
 }
 
