@@ -33,6 +33,34 @@ const TABLE: &[(&str, &[Role])] = &[
     ),
 ];
 
+/// The operations the KMS instance API (`dkms-gcs-0.2`) defines: the fifteen every SDK
+/// exposes, and Hmac (the C# SDK). Over the instance API any other name, even one an
+/// application may call over gRPC (GenerateDataKeyWithoutPlaintext, ReEncrypt), is no
+/// operation at all and answers `InvalidApiName`.
+const INSTANCE_API: [&str; 16] = [
+    "Encrypt",
+    "Decrypt",
+    "Sign",
+    "Verify",
+    "GenerateRandom",
+    "GenerateDataKey",
+    "GetPublicKey",
+    "GetSecretValue",
+    "AdvanceEncrypt",
+    "AdvanceDecrypt",
+    "AdvanceGenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "AdvanceGenerateDataKeyPair",
+    "AdvanceGenerateDataKeyPairWithoutPlaintext",
+    "Hmac",
+];
+
+/// Whether the KMS instance API defines `api_name` (the `x-kms-apiname` header).
+pub fn in_instance_api(api_name: &str) -> bool {
+    INSTANCE_API.contains(&api_name)
+}
+
 /// The roles that grant `operation` to an application; `None` for administrative or
 /// unknown operations, which applications may never call.
 pub fn roles_for(operation: &str) -> Option<&'static [Role]> {
@@ -84,6 +112,22 @@ mod tests {
         assert!(roles_for("GetSecretValue")
             .unwrap()
             .contains(&Role::SharedSecretUser));
+    }
+
+    #[test]
+    fn the_instance_api_defines_its_own_operations_only() {
+        for op in INSTANCE_API {
+            assert!(in_instance_api(op), "{op}");
+            assert!(roles_for(op).is_some(), "{op} is grantable");
+        }
+        // Grantable over gRPC, yet no operation of the instance API.
+        for op in ["GenerateDataKeyWithoutPlaintext", "ReEncrypt"] {
+            assert!(roles_for(op).is_some(), "{op}");
+            assert!(!in_instance_api(op), "{op}");
+        }
+        for op in ["CreateKey", "encrypt", "", "Encrypt "] {
+            assert!(!in_instance_api(op), "{op:?}");
+        }
     }
 
     #[test]

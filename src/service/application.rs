@@ -43,8 +43,8 @@ use tonic::Request;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Operations this build runs for applications. The other operations of the instance API
-/// are answered with `UnsupportedOperation`; names that are no operation at all with
-/// `InvalidApiName`.
+/// are answered with `UnsupportedOperation`; names the instance API does not define
+/// ([`operations::in_instance_api`]) with `InvalidApiName`.
 pub const SUPPORTED: [&str; 7] = [
     "Encrypt",
     "Decrypt",
@@ -522,7 +522,7 @@ impl ApplicationService for ApplicationApi {
                     source,
                     endpoint,
                 };
-                if operations::roles_for(&v.api_name).is_none() {
+                if !operations::in_instance_api(&v.api_name) {
                     Err(ApiError::new(
                         400,
                         "InvalidApiName",
