@@ -72,8 +72,9 @@ pub enum Decision {
 }
 
 /// Decides a request of `aap`: allowed only when one of its policies has a role that grants
-/// the operation, a resource pattern matching the target, and (when it names network rules)
-/// a rule for the request's endpoint that contains the source address. Deny by default.
+/// the operation, a resource pattern matching the target, and a network rule for the
+/// request's endpoint that contains the source address. A policy without network rules
+/// admits any source, on the private endpoint only. Deny by default.
 pub fn evaluate(
     aap: &ApplicationAccessPoint,
     policies: &[Policy],
@@ -113,7 +114,16 @@ pub fn evaluate(
             ));
             continue;
         }
-        if !policy.network_rules.is_empty() {
+        if policy.network_rules.is_empty() {
+            // Without network rules a policy serves the private endpoint only: the Internet
+            // endpoint admits a request only through a `Public` rule the policy names.
+            if req.endpoint == EndpointKind::Internet {
+                why.push(format!(
+                    "policy {name} names no network rule, so it serves the private endpoint only (name a Public rule to serve the Internet endpoint)"
+                ));
+                continue;
+            }
+        } else {
             let named: Vec<&NetworkRule> = policy
                 .network_rules
                 .iter()
@@ -403,14 +413,22 @@ mod tests {
             ),
             "{reason}"
         );
-        // A policy without network rules is not limited to an endpoint.
+        // A policy without network rules admits any source on the private endpoint and
+        // nothing on the Internet endpoint.
         let open = vec![policy("p", "CryptoServiceKeyUser", &["key/*"], &[])];
-        for endpoint in [Private, Internet] {
-            assert!(matches!(
-                evaluate(&a, &open, &[], &req("203.0.113.9", endpoint)),
-                Decision::Allow { .. }
-            ));
-        }
+        assert!(matches!(
+            evaluate(&a, &open, &[], &req("203.0.113.9", Private)),
+            Decision::Allow { .. }
+        ));
+        let Decision::Deny { reason } = evaluate(&a, &open, &[], &req("203.0.113.9", Internet))
+        else {
+            panic!("a policy without network rules must not admit an Internet request")
+        };
+        assert!(
+            reason
+                .contains("policy p names no network rule, so it serves the private endpoint only"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -78,8 +78,9 @@ pub enum PolicyCommand {
         /// secret/*, secret/<name prefix>*. '*' matches any run of characters.
         #[arg(long, value_delimiter = ',', required = true)]
         resources: Vec<String>,
-        /// Network rules; requests must come from an address one of them allows.
-        /// Without any, the policy applies from every address.
+        /// Network rules; requests must come from an address one of them allows, through
+        /// the endpoint its type is for. Without any, the policy applies from every address
+        /// on the private endpoint only (the Internet endpoint needs a Public rule).
         #[arg(long, value_delimiter = ',')]
         network_rules: Vec<String>,
         #[arg(long, default_value = "")]
@@ -100,7 +101,8 @@ pub enum PolicyCommand {
         /// Replace the network rules.
         #[arg(long, value_delimiter = ',', conflicts_with = "clear_network_rules")]
         network_rules: Vec<String>,
-        /// Remove every network rule (the policy then applies from every address).
+        /// Remove every network rule (the policy then applies from every address on the
+        /// private endpoint only).
         #[arg(long)]
         clear_network_rules: bool,
         #[arg(long)]
@@ -217,7 +219,7 @@ fn policy_text(p: &Policy) -> String {
         p.rbac_role,
         p.resources.join(", "),
         if p.network_rules.is_empty() {
-            "(any source address)".to_owned()
+            "(any source address, private endpoint only)".to_owned()
         } else {
             p.network_rules.join(", ")
         },
