@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, GATEWAY_UID};
 use hkms::access::clientkey;
 use hkms::authn::signed::{http_date, sign_request};
 use hkms::instance_api as api;
@@ -15,16 +15,6 @@ use serde_json::Value;
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
-}
-
-/// Replaces the `[access]` table of the daemon's config and restarts it.
-fn reconfigure_access(d: &mut Daemon, access: &str) {
-    let text = std::fs::read_to_string(&d.config).unwrap();
-    let start = text.find("[access]").unwrap();
-    let end = text[start..].find("[[member]]").unwrap() + start;
-    let new = format!("{}[access]\n{access}\n{}", &text[..start], &text[end..]);
-    std::fs::write(&d.config, new).unwrap();
-    d.restart();
 }
 
 fn create_key(d: &Daemon) -> String {
@@ -66,7 +56,8 @@ async fn relay(d: &Daemon, headers: Vec<(String, String)>, body: Vec<u8>, source
     relay_on(d, "instance", headers, body, source).await
 }
 
-/// Relays a request as a gateway does that received it on `endpoint`.
+/// Relays a request as the test gateway (uid [`GATEWAY_UID`]) does that received it on
+/// `endpoint`.
 async fn relay_on(
     d: &Daemon,
     endpoint: &str,
@@ -74,8 +65,20 @@ async fn relay_on(
     body: Vec<u8>,
     source: &str,
 ) -> Relayed {
+    relay_as(d, GATEWAY_UID, endpoint, headers, body, source).await
+}
+
+/// Relays a request from a peer with uid `uid`.
+async fn relay_as(
+    d: &Daemon,
+    uid: u32,
+    endpoint: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    source: &str,
+) -> Relayed {
     let r = d
-        .client()
+        .client_as(uid)
         .await
         .application
         .call(ApplicationCallRequest {
@@ -152,23 +155,23 @@ async fn only_configured_peers_may_use_the_socket_and_gateways_may_not_administe
     );
 
     // Root is neither an operator nor a gateway: everything is refused.
-    reconfigure_access(&mut d, "operator_uids = [4242]\ngateway_uids = [4343]");
+    d.set_access("operator_uids = [4242]\ngateway_uids = [4343]");
     assert_eq!(d.cli_error(&["status"]), "Forbidden");
     assert_eq!(d.cli_error(&["key", "list"]), "Forbidden");
     assert_eq!(d.cli_error(&["aap", "list"]), "Forbidden");
     assert!(d.log_text().contains("refused a local peer"));
 
     // Root as a gateway only: may relay, may not administer or use crypto directly.
-    reconfigure_access(&mut d, "operator_uids = [4242]\ngateway_uids = [0]");
+    d.set_access("operator_uids = [4242]\ngateway_uids = [0]");
     assert_eq!(d.cli_error(&["status"]), "Forbidden");
     assert_eq!(d.cli_error(&["key", "create"]), "Forbidden");
     assert_eq!(d.cli_error(&["generate-random"]), "Forbidden");
     assert_eq!(d.cli_error(&["network-rule", "list"]), "Forbidden");
-    let r = relay(&d, vec![], vec![], "10.0.0.1").await;
+    let r = relay_as(&d, 0, "instance", vec![], vec![], "10.0.0.1").await;
     assert_eq!((r.status, r.code.as_str()), (400, "InvalidApiVersion"));
 
     // Root by group only is an operator too.
-    reconfigure_access(&mut d, "operator_uids = []\noperator_gids = [0]");
+    d.set_access("operator_uids = []\noperator_gids = [0]");
     d.cli_json(&["status"]);
     // An operator that is not a gateway may not relay.
     let err = d

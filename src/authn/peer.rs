@@ -20,15 +20,64 @@ pub struct LocalPeer {
     pub gateway: bool,
 }
 
-/// Classifies a peer by the `[access]` configuration.
+/// Classifies a peer by the `[access]` configuration. A gateway uid is a gateway and
+/// nothing else: never an operator, even when its group is in `operator_gids` (or its uid
+/// in `operator_uids`, which [`AccessConfig::validate`] refuses at start-up). So a gateway
+/// started as root, with uid 0 in `gateway_uids`, may relay and cannot administer.
 pub fn classify(config: &AccessConfig, uid: u32, gid: u32, pid: Option<i32>) -> LocalPeer {
+    let gateway = config.gateway_uids.contains(&uid);
     LocalPeer {
         uid,
         gid,
         pid,
-        operator: config.operator_uids.contains(&uid) || config.operator_gids.contains(&gid),
-        gateway: config.gateway_uids.contains(&uid),
+        operator: !gateway
+            && (config.operator_uids.contains(&uid) || config.operator_gids.contains(&gid)),
+        gateway,
     }
+}
+
+/// A configuration that lists one uid as operator and as gateway, refused at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "[access]: uid {uids} is listed both in operator_uids and in gateway_uids (operator_uids \
+     defaults to [0]). A gateway may only relay application requests and is never an \
+     operator: run hkms-gateway as its own user (\"hkms-gateway\", [hardening] run_as) and \
+     list that uid in gateway_uids only, or name other operators in operator_uids"
+)]
+pub struct RoleConflict {
+    /// The uids in both lists, comma separated.
+    pub uids: String,
+}
+
+impl RoleConflict {
+    /// The stable code of the refusal.
+    pub const CODE: &'static str = "OperatorIsGateway";
+}
+
+/// Refuses a uid that is both an operator and a gateway: a gateway faces the network, and
+/// a compromised one must not be able to administer the appliance. `operator_uids`
+/// defaults to `[0]`, so a gateway running as root (`gateway_uids = [0]`) needs the
+/// operators named. (A gateway uid whose group is in `operator_gids` is allowed: it is
+/// still only a gateway, see [`classify`].)
+pub fn check_roles(config: &AccessConfig) -> Result<(), RoleConflict> {
+    let mut both: Vec<u32> = config
+        .gateway_uids
+        .iter()
+        .copied()
+        .filter(|uid| config.operator_uids.contains(uid))
+        .collect();
+    both.sort_unstable();
+    both.dedup();
+    if both.is_empty() {
+        return Ok(());
+    }
+    Err(RoleConflict {
+        uids: both
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// The authentication layer: refuses peers the configuration does not name, and records the
@@ -74,13 +123,13 @@ impl tonic::service::Interceptor for PeerAuth {
             .into());
         };
         let peer = classify(&self.config, cred.uid(), cred.gid(), cred.pid());
-        let caller = if peer.operator {
-            Caller::Operator {
+        let caller = if peer.gateway {
+            Caller::Gateway {
                 uid: peer.uid,
                 gid: peer.gid,
             }
-        } else if peer.gateway {
-            Caller::Gateway {
+        } else if peer.operator {
+            Caller::Operator {
                 uid: peer.uid,
                 gid: peer.gid,
             }
@@ -118,18 +167,70 @@ mod tests {
         let c = AccessConfig {
             operator_uids: vec![0, 1000],
             operator_gids: vec![990],
-            gateway_uids: vec![991, 1000],
+            gateway_uids: vec![991],
         };
         let p = classify(&c, 0, 0, None);
         assert!(p.operator && !p.gateway);
         let p = classify(&c, 1000, 1000, None);
-        assert!(p.operator && p.gateway);
+        assert!(p.operator && !p.gateway);
         let p = classify(&c, 1234, 990, None);
         assert!(p.operator && !p.gateway);
         let p = classify(&c, 991, 991, None);
         assert!(!p.operator && p.gateway);
         let p = classify(&c, 4321, 4321, None);
         assert!(!p.operator && !p.gateway);
+    }
+
+    #[test]
+    fn a_gateway_is_never_an_operator() {
+        // Root as the gateway, with root's group among the operators' groups.
+        let c = AccessConfig {
+            operator_uids: vec![1000],
+            operator_gids: vec![0],
+            gateway_uids: vec![0],
+        };
+        let p = classify(&c, 0, 0, None);
+        assert!(p.gateway && !p.operator, "{p:?}");
+        // Even a configuration that was never validated does not make both of one uid.
+        let both = AccessConfig {
+            operator_uids: vec![0],
+            operator_gids: vec![],
+            gateway_uids: vec![0],
+        };
+        let p = classify(&both, 0, 0, None);
+        assert!(p.gateway && !p.operator, "{p:?}");
+        // A member of an operator group that is no gateway stays an operator.
+        assert!(classify(&c, 1234, 0, None).operator);
+    }
+
+    #[test]
+    fn a_uid_is_never_both_operator_and_gateway() {
+        let access = |operator_uids: Vec<u32>, operator_gids: Vec<u32>, gateway_uids| {
+            check_roles(&AccessConfig {
+                operator_uids,
+                operator_gids,
+                gateway_uids,
+            })
+        };
+        let e = access(vec![0], vec![], vec![0]).unwrap_err();
+        assert_eq!(e.uids, "0");
+        let text = e.to_string();
+        assert!(
+            text.contains("uid 0 is listed both in operator_uids and in gateway_uids"),
+            "{text}"
+        );
+        assert!(text.contains("run_as"), "the message names the fix: {text}");
+        let e = access(vec![1000, 991, 992], vec![], vec![992, 991, 991]).unwrap_err();
+        assert_eq!(e.uids, "991, 992");
+        assert!(access(vec![1000], vec![], vec![0]).is_ok());
+        assert!(access(vec![0], vec![], vec![991]).is_ok());
+        assert!(access(vec![], vec![0], vec![0]).is_ok());
+        // operator_uids defaults to root.
+        assert!(check_roles(&AccessConfig {
+            gateway_uids: vec![0],
+            ..AccessConfig::default()
+        })
+        .is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! hkmsd: the hkms daemon. Talks to the HSMs and the store; serves gRPC on a Unix socket.
 
 use clap::Parser;
+use hkms::authn::peer::RoleConflict;
 use hkms::config::Config;
 use hkms::hardening;
 use std::path::PathBuf;
@@ -61,29 +62,61 @@ struct Args {
     allow_root: bool,
 }
 
+/// Exit status of a configuration hkmsd refuses (EX_CONFIG of sysexits.h): systemd's
+/// `RestartPreventExitStatus` can tell it from a crash.
+const EXIT_CONFIG: u8 = 78;
+
+/// Why hkmsd stopped: a configuration it refuses (with a stable code), or anything else.
+enum Failure {
+    Config { code: &'static str, message: String },
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Other(e)
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     hkms::logging::init(&args.log, args.log_json);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Config { code, message }) => {
+            eprintln!("hkmsd: {message} [{code}]");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::Other(e)) => {
             eprintln!("hkmsd: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args) -> Result<(), String> {
+fn run(args: &Args) -> Result<(), Failure> {
     if args.check_hardening {
-        return check_hardening(args);
+        return Ok(check_hardening(args)?);
     }
     if args.seccomp_log_calls {
-        return seccomp_log_calls();
+        return Ok(seccomp_log_calls()?);
     }
-    // 1. Configuration, then identity: a root start switches to the service user before
-    //    any store file is opened or any PKCS#11 library is loaded. Then no core dumps, not
-    //    dumpable, no new privileges, no capabilities (before the store starts its threads).
-    let config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    let config = Config::load(&args.config).map_err(|e| Failure::Config {
+        code: "ConfigInvalid",
+        message: e.to_string(),
+    })?;
+    hkms::authn::peer::check_roles(&config.access).map_err(|e| Failure::Config {
+        code: RoleConflict::CODE,
+        message: format!("config file {}: {e}", args.config.display()),
+    })?;
+    Ok(serve(args, config)?)
+}
+
+fn serve(args: &Args, config: Config) -> Result<(), String> {
+    // 1. Configuration (loaded by the caller), then identity: a root start switches to the
+    //    service user before any store file is opened or any PKCS#11 library is loaded.
+    //    Then no core dumps, not dumpable, no new privileges, no capabilities (before the
+    //    store starts its threads).
     let identity =
         hardening::identity::settle(config.hardening.run_as.as_deref(), args.allow_root)?;
     if identity == hardening::identity::Identity::RootAllowed {

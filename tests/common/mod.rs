@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use hkms::client::Client;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +10,12 @@ use std::time::{Duration, Instant};
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const USER_PIN: &str = "87654321";
 pub const SO_PIN: &str = "12348765";
+
+/// The uid test gateways run as, and the only gateway uid of test instances: a gateway is
+/// never an operator, so it cannot share root's uid (the operator of tests) and hkmsd
+/// refuses a configuration that lists one uid as both. It needs no account; it reaches the
+/// socket through root's group (gid 0), which keeps the socket's default mode 0660.
+pub const GATEWAY_UID: u32 = 61043;
 
 /// A SoftHSM2 token directory with its configuration file.
 pub struct Tokens {
@@ -104,6 +111,8 @@ impl Daemon {
     /// Like [`Daemon::start_with`], with extra `[limits]` lines.
     pub fn start_custom(members: &[MemberSpec], env: &[(&str, &str)], limits: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
+        // Root's group may pass through to the socket (test gateways run with gid 0).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o710)).unwrap();
         let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
         let tokens = Tokens::create(dir.path(), &labels);
         let mut d = Daemon {
@@ -133,7 +142,7 @@ impl Daemon {
     pub fn write_config(&self, members: &[MemberSpec]) {
         let mut text = format!(
             "[listen]\nsocket = {:?}\n{}\n[store]\npath = {:?}\n\
-             [access]\noperator_uids = [0]\ngateway_uids = [0]\n\
+             [access]\noperator_uids = [0]\ngateway_uids = [{GATEWAY_UID}]\n\
              [limits]\nsession_wait_secs = 5\n{}\n",
             self.socket,
             self.listen,
@@ -206,6 +215,16 @@ impl Daemon {
         self.spawn().expect("hkmsd restarts");
     }
 
+    /// Replaces the `[access]` table of the config and restarts hkmsd.
+    pub fn set_access(&mut self, access: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let start = text.find("[access]").unwrap();
+        let end = text[start..].find("[limits]").unwrap() + start;
+        let new = format!("{}[access]\n{access}\n{}", &text[..start], &text[end..]);
+        std::fs::write(&self.config, new).unwrap();
+        self.restart();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -217,6 +236,38 @@ impl Daemon {
 
     pub async fn client(&self) -> Client {
         Client::connect(&self.socket).await.unwrap()
+    }
+
+    /// A client whose connection hkmsd sees as coming from `uid` (with gid 0): the peer
+    /// credentials the kernel records at connect time are those of the connecting thread.
+    /// `client_as(GATEWAY_UID)` is a local gateway.
+    pub async fn client_as(&self, uid: u32) -> Client {
+        let stream = connect_as(&self.socket, uid);
+        stream.set_nonblocking(true).unwrap();
+        let slot = std::sync::Mutex::new(Some(stream));
+        let channel = tonic::transport::Endpoint::from_static("http://hkmsd.local")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let stream = slot.lock().unwrap().take();
+                async move {
+                    let stream = stream.ok_or_else(|| {
+                        std::io::Error::other("client_as holds one connection; make another")
+                    })?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::from_std(stream)?,
+                    ))
+                }
+            }))
+            .await
+            .unwrap();
+        Client {
+            keys: hkms::proto::key_service_client::KeyServiceClient::new(channel.clone()),
+            crypto: hkms::proto::crypto_service_client::CryptoServiceClient::new(channel.clone()),
+            admin: hkms::proto::admin_service_client::AdminServiceClient::new(channel.clone()),
+            access: hkms::proto::access_service_client::AccessServiceClient::new(channel.clone()),
+            application: hkms::proto::application_service_client::ApplicationServiceClient::new(
+                channel,
+            ),
+        }
     }
 
     /// Runs the `hkms` CLI against this daemon.
@@ -278,6 +329,37 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop(true);
     }
+}
+
+/// Connects to `socket` from a thread that takes `uid` as its effective user first, so a
+/// test running as root can also be a peer of another uid. The thread ends once connected.
+#[allow(unsafe_code)]
+fn connect_as(socket: &Path, uid: u32) -> std::os::unix::net::UnixStream {
+    let socket = socket.to_owned();
+    std::thread::spawn(move || {
+        let unchanged: libc::c_long = -1;
+        // SAFETY: a plain system call with integer arguments. Made directly, setresuid(2)
+        // changes this thread's credentials only; the C library's wrapper would change
+        // every thread of the test process.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_setresuid,
+                unchanged,
+                libc::c_long::from(uid),
+                unchanged,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "setresuid(-1, {uid}, -1): {}",
+            std::io::Error::last_os_error()
+        );
+        std::os::unix::net::UnixStream::connect(&socket)
+            .unwrap_or_else(|e| panic!("connect to {} as uid {uid}: {e}", socket.display()))
+    })
+    .join()
+    .unwrap()
 }
 
 /// Creates an AES-256 key and returns its id.

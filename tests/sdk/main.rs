@@ -10,7 +10,7 @@
 mod common;
 mod venv;
 
-use common::Daemon;
+use common::{Daemon, GATEWAY_UID};
 use hkms::client::Client;
 use hkms::instance_api as api;
 use hkms::proto::{ApplicationCallRequest, HttpHeader};
@@ -117,7 +117,7 @@ async fn start_relay(client: Client, captured: Captured) -> u16 {
 
 async fn replay(d: &Daemon, headers: Vec<(String, String)>, body: Vec<u8>) -> (u32, String) {
     let r = d
-        .client()
+        .client_as(GATEWAY_UID)
         .await
         .application
         .call(ApplicationCallRequest {
@@ -191,7 +191,7 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
         .clone();
 
     let captured: Captured = Arc::default();
-    let port = start_relay(d.client().await, captured.clone()).await;
+    let port = start_relay(d.client_as(GATEWAY_UID).await, captured.clone()).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sdk_client.py");
     let args: Vec<String> = vec![
         script.into(),
