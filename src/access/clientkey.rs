@@ -250,9 +250,17 @@ pub struct Files {
 
 /// Writes `clientKey_<id>.json` (`{"KeyId", "PrivateKeyData"}`) and
 /// `clientKey_<id>_Password.txt` into `dir`, both mode 0600, refusing to overwrite.
+/// `id` must be a ClientKey id (`KAAP.<uuid>`, [`is_id`]) that can be part of a file name
+/// ([`crate::cli::filename::id_component`]): nothing is written otherwise.
 pub fn write_files(dir: &Path, id: &str, pkcs12: &[u8], password: &str) -> Result<Files, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let id = crate::cli::filename::id_component("ClientKey id", id).map_err(|e| e.message)?;
+    if !is_id(id) {
+        return Err(format!(
+            "hkmsd returned a ClientKey id {id:?} that is not of the form {ID_PREFIX}<uuid>; no file was written"
+        ));
+    }
     let files = Files {
         client_key: dir.join(format!("clientKey_{id}.json")),
         password: dir.join(format!("clientKey_{id}_Password.txt")),
@@ -383,6 +391,31 @@ mod tests {
         assert_eq!(cert.to_der().unwrap(), der);
         assert!(key.public_eq(&cert.public_key().unwrap()));
         assert!(load(&json, "wrong-pass1").is_err());
+    }
+
+    #[test]
+    fn ids_from_the_daemon_never_leave_the_output_directory() {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("out");
+        std::fs::create_dir(&dir).unwrap();
+        for id in [
+            "../escaped",
+            "KAAP./../../escaped",
+            "KAAP.x/y",
+            "/tmp/escaped",
+            "KAAP.not-a-uuid",
+            "KAAP.{0b5e4c1e-8d3a-4c4b-9d5e-1f2a3b4c5d6e}",
+            "",
+        ] {
+            let e = write_files(&dir, id, b"p12", "secret-123").unwrap_err();
+            assert!(e.contains("no file was written"), "{id:?}: {e}");
+        }
+        let written: Vec<_> = std::fs::read_dir(outer.path())
+            .unwrap()
+            .chain(std::fs::read_dir(&dir).unwrap())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(written, ["out"], "nothing but the output directory");
     }
 
     /// The PKCS#12 uses PBE-SHA1-3DES for key and certificate, a SHA-1 MAC, and puts the

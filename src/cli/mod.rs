@@ -3,4 +3,5 @@
 
 pub mod access;
 pub mod ca;
+pub mod filename;
 pub mod instance;
