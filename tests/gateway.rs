@@ -12,47 +12,20 @@ use hkms::authn::signed::{http_date, sign_request, string_to_sign, Headers};
 use hkms::instance_api as api;
 use prost::Message;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::{connect, post, ClientKeyFiles, GatewayProc, Instance};
 
-const SDK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/gateway_client.py");
-
 /// Runs the SDK script; returns its JSON output.
 fn sdk(
-    python: &PathBuf,
+    python: &std::path::Path,
     inst: &Instance,
     endpoint: &str,
     ck: &ClientKeyFiles,
     mode: &str,
     extra: &[&str],
 ) -> Value {
-    let out = Command::new(python)
-        .arg(SDK_SCRIPT)
-        .arg(mode)
-        .args(["--endpoint", endpoint])
-        .arg("--ca")
-        .arg(&inst.bundle)
-        .arg("--client-key-file")
-        .arg(&ck.file)
-        .arg("--password-file")
-        .arg(&ck.password_file)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    support::run_sdk(python, inst, endpoint, ck, mode, extra)
 }
 
 fn code(v: &Value) -> &str {

@@ -2,9 +2,8 @@
 
 use clap::Parser;
 use hkms::gateway::config::GatewayConfig;
-use hkms::gateway::forward::Forwarder;
 use hkms::gateway::http::{self, Gateway};
-use hkms::gateway::throttle::{Endpoint, Throttle};
+use hkms::gateway::throttle::Endpoint;
 use hkms::gateway::tls::{self, Certs};
 use hkms::hardening;
 use std::path::PathBuf;
@@ -182,14 +181,7 @@ fn run(args: &Args) -> Result<(), String> {
         };
         let private = register(private)?;
         let internet = internet.map(register).transpose()?;
-        let gw = Arc::new(Gateway {
-            certs: certs.clone(),
-            forwarder: Forwarder::new(&config.hkmsd)?,
-            throttle: Throttle::new(&config.throttle),
-            header_timeout: Duration::from_secs(config.http.header_timeout_secs),
-            handshake_timeout: Duration::from_secs(config.http.handshake_timeout_secs),
-            max_connections: config.http.max_connections,
-        });
+        let gw = Arc::new(Gateway::new(certs.clone(), &config)?);
         tls::spawn_reloader(certs, notifier.clone());
         if let Some(every) = notifier.watchdog_interval() {
             let n = notifier.clone();

@@ -2,7 +2,8 @@
 //!
 //! The gateway holds no key and no access-control state: its configuration names hkmsd's
 //! socket (or TCP endpoint with the gateway's client certificate), the TLS certificate and
-//! key files, the endpoints it listens on, and the QPS caps.
+//! key files, the endpoints it listens on, the QPS caps, and the deadlines and connection
+//! limits that keep slow or abusive clients from holding the gateway.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -165,6 +166,14 @@ pub struct ThrottleConfig {
     /// Secret reads per second in shared-gateway mode; at most 450.
     #[serde(default = "default_secret_qps")]
     pub secret_qps: f64,
+    /// Unauthenticated requests per second from one source address (an IPv4 address or an
+    /// IPv6 /64): requests without the signature headers, and signed-looking requests that
+    /// hkmsd refused as unauthenticated. They never spend the caps above.
+    #[serde(default = "default_unsigned_per_source")]
+    pub unsigned_qps_per_source: f64,
+    /// Requests per second without the signature headers, from all sources together.
+    #[serde(default = "default_unsigned_total")]
+    pub unsigned_qps_total: f64,
 }
 
 fn default_tier_qps() -> f64 {
@@ -176,6 +185,12 @@ fn default_internet_qps() -> f64 {
 fn default_secret_qps() -> f64 {
     SHARED_SECRET_QPS_MAX
 }
+fn default_unsigned_per_source() -> f64 {
+    5.0
+}
+fn default_unsigned_total() -> f64 {
+    100.0
+}
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
@@ -184,43 +199,129 @@ impl Default for ThrottleConfig {
             internet_crypto_qps: default_internet_qps(),
             shared_gateway: false,
             secret_qps: default_secret_qps(),
+            unsigned_qps_per_source: default_unsigned_per_source(),
+            unsigned_qps_total: default_unsigned_total(),
         }
     }
 }
 
-/// HTTP connection settings.
+/// HTTP connection settings: deadlines on what clients send and read, and connection limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Seconds a client may take to send a request's headers (also how long an idle
-    /// keep-alive connection stays open).
-    #[serde(default = "default_header_timeout")]
-    pub header_timeout_secs: u64,
     /// Seconds a TLS handshake may take.
     #[serde(default = "default_handshake_timeout")]
     pub handshake_timeout_secs: u64,
+    /// Milliseconds from the first byte of a request (for a new connection, from the end of
+    /// the handshake) to the end of its headers.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Milliseconds from the end of a request's headers to the end of its body; past it the
+    /// client gets 408 `RequestTimeout` and the connection is closed.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Milliseconds a write to a client may make no progress before the connection is
+    /// closed (a client that does not read its answer).
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
     /// Most connections open at once per endpoint; more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most connections open at once per endpoint from one source (an IPv4 address or an
+    /// IPv6 /64); more are closed as soon as they are accepted.
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// Lingering close after an answer given before the request body was read (413): most
+    /// bytes read and discarded while waiting for the client to finish sending.
+    #[serde(default = "default_linger_max_bytes")]
+    pub linger_max_bytes: u64,
+    /// Lingering close: most milliseconds spent waiting for the client to finish sending.
+    #[serde(default = "default_linger_timeout_ms")]
+    pub linger_timeout_ms: u64,
+    /// Replaced by `header_timeout_ms` and `idle_timeout_secs`; refused with a message.
+    #[serde(default)]
+    pub header_timeout_secs: Option<u64>,
 }
 
-fn default_header_timeout() -> u64 {
-    60
-}
 fn default_handshake_timeout() -> u64 {
     10
 }
+fn default_header_timeout_ms() -> u64 {
+    5_000
+}
+fn default_body_timeout_ms() -> u64 {
+    10_000
+}
+fn default_send_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
 fn default_max_connections() -> usize {
     4096
+}
+fn default_max_connections_per_source() -> usize {
+    128
+}
+fn default_linger_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_linger_timeout_ms() -> u64 {
+    5_000
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            header_timeout_secs: default_header_timeout(),
             handshake_timeout_secs: default_handshake_timeout(),
+            header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
+            send_timeout_ms: default_send_timeout_ms(),
+            idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_source: default_max_connections_per_source(),
+            linger_max_bytes: default_linger_max_bytes(),
+            linger_timeout_ms: default_linger_timeout_ms(),
+            header_timeout_secs: None,
         }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.header_timeout_secs.is_some() {
+            return Err(
+                "http.header_timeout_secs was replaced by http.header_timeout_ms \
+                 (time to send a request's headers) and http.idle_timeout_secs (idle \
+                 keep-alive connections)"
+                    .into(),
+            );
+        }
+        for (name, v) in [
+            ("handshake_timeout_secs", self.handshake_timeout_secs),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("send_timeout_ms", self.send_timeout_ms),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("linger_timeout_ms", self.linger_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(format!("http.{name} must be positive"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("http.max_connections must be positive".into());
+        }
+        if self.max_connections_per_source == 0
+            || self.max_connections_per_source > self.max_connections
+        {
+            return Err("http.max_connections_per_source must be 1..max_connections".into());
+        }
+        Ok(())
     }
 }
 
@@ -279,6 +380,8 @@ impl GatewayConfig {
         positive("tier_qps", t.tier_qps)?;
         positive("internet_crypto_qps", t.internet_crypto_qps)?;
         positive("secret_qps", t.secret_qps)?;
+        positive("unsigned_qps_per_source", t.unsigned_qps_per_source)?;
+        positive("unsigned_qps_total", t.unsigned_qps_total)?;
         if t.internet_crypto_qps > INTERNET_CRYPTO_QPS_MAX {
             return Err(format!(
                 "throttle.internet_crypto_qps is at most {INTERNET_CRYPTO_QPS_MAX}"
@@ -298,10 +401,7 @@ impl GatewayConfig {
                 return Err("internet.listen must differ from private.listen".into());
             }
         }
-        if self.http.max_connections == 0 {
-            return Err("http.max_connections must be positive".into());
-        }
-        Ok(())
+        self.http.validate()
     }
 }
 
@@ -340,6 +440,27 @@ mod tests {
         assert_eq!(c.throttle.tier_qps, 1000.0);
         assert!(!c.throttle.shared_gateway);
         assert_eq!(c.throttle.secret_qps, 450.0);
+        assert_eq!(c.throttle.unsigned_qps_per_source, 5.0);
+        assert_eq!(c.http.header_timeout_ms, 5_000);
+        assert_eq!(c.http.body_timeout_ms, 10_000);
+        assert_eq!(c.http.max_connections_per_source, 128);
+    }
+
+    #[test]
+    fn connection_limits_and_deadlines_are_checked() {
+        for extra in [
+            "[http]\nbody_timeout_ms = 0\n",
+            "[http]\nmax_connections = 8\nmax_connections_per_source = 9\n",
+            "[http]\nmax_connections_per_source = 0\n",
+            "[http]\nheader_timeout_secs = 60\n",
+            "[throttle]\nunsigned_qps_per_source = 0\n",
+        ] {
+            let e = GatewayConfig::parse(&format!("{BASE}{extra}")).unwrap_err();
+            assert!(!e.0, "{extra}: {}", e.1);
+        }
+        let e =
+            GatewayConfig::parse(&format!("{BASE}[http]\nheader_timeout_secs = 60\n")).unwrap_err();
+        assert!(e.1.contains("header_timeout_ms"), "{}", e.1);
     }
 
     #[test]

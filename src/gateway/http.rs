@@ -1,27 +1,36 @@
 //! HTTP/1.1 over TLS: accepts connections, frames KMS instance API requests and relays
 //! them to hkmsd.
 //!
+//! Per connection: at most `max_connections` per endpoint (more wait to be accepted) and
+//! `max_connections_per_source` per source (more are closed at once), the handshake, header,
+//! idle and send deadlines of [`crate::gateway::conn`].
+//!
 //! Per request, in order: body at most 3 MB (413, decided from `content-length` before
-//! reading when it is given), path `/` (404 otherwise), the QPS caps (429
-//! `Rejected.Throttling`), then the whole request goes to hkmsd with the endpoint it came
-//! in on and the client's address. Everything else (API version, signature, date, digest,
-//! ClientKey, authorisation, the operation) is hkmsd's. Every failure has a protobuf `Error`
-//! body, and every answer an `x-kms-requestid` header. Connections are kept alive.
+//! reading when it is given, then a lingering close), the body within `body_timeout` (408
+//! `RequestTimeout`, then the connection is closed), path `/` (404 otherwise), the QPS caps
+//! and the budgets of unauthenticated requests (429 `Rejected.Throttling`, see
+//! [`crate::gateway::throttle`]), then the whole request goes to hkmsd with the endpoint it
+//! came in on and the client's address. Everything else (API version, signature, date,
+//! digest, ClientKey, authorisation, the operation) is hkmsd's. Every failure has a protobuf
+//! `Error` body, and every answer an `x-kms-requestid` header. Connections are kept alive.
 
 use crate::authn::signed::MAX_BODY;
+use crate::gateway::config::GatewayConfig;
+use crate::gateway::conn::{source_of, ConnClock, Guarded, Linger, SourceConns};
 use crate::gateway::forward::{ForwardError, Forwarder};
-use crate::gateway::throttle::{Endpoint, Throttle};
+use crate::gateway::throttle::{self, Endpoint, Throttle, Throttled};
 use crate::gateway::tls::Certs;
 use crate::instance_api as api;
 use crate::proto::{ApplicationCallRequest, HttpHeader};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prost::Message;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,9 +44,45 @@ pub struct Gateway {
     pub certs: Arc<Certs>,
     pub forwarder: Forwarder,
     pub throttle: Throttle,
-    pub header_timeout: Duration,
+    pub limits: Limits,
+}
+
+/// Deadlines and connection limits (`[http]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
     pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub send_timeout: Duration,
+    pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    pub linger: Linger,
+}
+
+impl Gateway {
+    /// The gateway of a checked configuration.
+    pub fn new(certs: Arc<Certs>, config: &GatewayConfig) -> Result<Gateway, String> {
+        let h = &config.http;
+        Ok(Gateway {
+            certs,
+            forwarder: Forwarder::new(&config.hkmsd)?,
+            throttle: Throttle::new(&config.throttle),
+            limits: Limits {
+                handshake_timeout: Duration::from_secs(h.handshake_timeout_secs),
+                header_timeout: Duration::from_millis(h.header_timeout_ms),
+                body_timeout: Duration::from_millis(h.body_timeout_ms),
+                send_timeout: Duration::from_millis(h.send_timeout_ms),
+                idle_timeout: Duration::from_secs(h.idle_timeout_secs),
+                max_connections: h.max_connections,
+                max_connections_per_source: h.max_connections_per_source,
+                linger: Linger {
+                    max_bytes: h.linger_max_bytes,
+                    timeout: Duration::from_millis(h.linger_timeout_ms),
+                },
+            },
+        })
+    }
 }
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -62,12 +107,22 @@ pub fn error_response(status: u16, code: &str, message: &str) -> Response<Full<B
     r
 }
 
-fn too_large() -> Response<Full<Bytes>> {
-    error_response(
+/// A refusal after which the connection is closed.
+fn closing(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// 413, before the body is read: the connection is closed with a lingering close, so that
+/// a client that writes its whole body before reading gets this answer.
+fn too_large(clock: &ConnClock) -> Response<Full<Bytes>> {
+    clock.linger_on_close();
+    closing(error_response(
         413,
         "InvalidParameter",
         "The request body is larger than 3 MB.",
-    )
+    ))
 }
 
 /// IPv4-mapped IPv6 addresses are reported as IPv4.
@@ -80,40 +135,63 @@ pub async fn handle(
     gw: Arc<Gateway>,
     endpoint: Endpoint,
     peer: SocketAddr,
+    clock: Arc<ConnClock>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    clock.request_started();
+    let r = respond(&gw, endpoint, peer, &clock, req).await;
+    clock.request_done();
+    Ok(r)
+}
+
+async fn respond(
+    gw: &Gateway,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    clock: &ConnClock,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Ok(too_large());
+        return too_large(clock);
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    let read = Limited::new(body, MAX_BODY).collect();
+    let body = match tokio::time::timeout(gw.limits.body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return Ok(too_large());
+                return too_large(clock);
             }
             tracing::debug!("request body not read: {e}");
-            return Ok(error_response(
+            return closing(error_response(
                 400,
                 "InvalidParameter",
                 "The specified parameter is not valid.",
             ));
         }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "request body not received in time");
+            return closing(error_response(
+                408,
+                "RequestTimeout",
+                "The request body was not received in time.",
+            ));
+        }
     };
     // Refusals below come after the body is read, so the connection stays usable.
     if parts.uri.path() != "/" {
-        return Ok(error_response(
+        return error_response(
             404,
             "InvalidParameter",
             "The specified parameter is not valid.",
-        ));
+        );
     }
     let api_name = parts
         .headers
@@ -122,13 +200,12 @@ pub async fn handle(
         .unwrap_or("")
         .trim()
         .to_owned();
-    if !gw.throttle.admit(endpoint, &api_name) {
-        tracing::debug!(endpoint = endpoint.as_str(), api = %api_name, "throttled");
-        return Ok(error_response(
-            429,
-            "Rejected.Throttling",
-            "QPS Limit Exceeded",
-        ));
+    let source = source_of(peer.ip());
+    let signed = throttle::is_signed(&parts.headers);
+    if let Err(t) = gw.throttle.admit_from(endpoint, &api_name, source, signed) {
+        tracing::debug!(endpoint = endpoint.as_str(), api = %api_name, cap = t.cap(),
+            source = %source, "throttled");
+        return error_response(429, Throttled::CODE, t.message());
     }
     let headers = parts
         .headers
@@ -150,17 +227,24 @@ pub async fn handle(
         Ok(r) => r,
         Err(ForwardError::Unavailable(m)) => {
             tracing::warn!("hkmsd unavailable: {m}");
-            return Ok(error_response(
+            return error_response(
                 503,
                 "ServiceUnavailableTemporary",
                 "Service Unavailable Temporary.",
-            ));
+            );
         }
         Err(e @ ForwardError::Refused(_)) => {
             tracing::error!("{e}");
-            return Ok(error_response(500, "InternalFailure", "Internal Failure"));
+            return error_response(500, "InternalFailure", "Internal Failure");
         }
     };
+    if signed && r.http_status >= 400 {
+        let refused = api::Error::decode(r.body.as_slice())
+            .is_ok_and(|e| throttle::is_authentication_failure(&e.error_code));
+        if refused {
+            gw.throttle.authentication_failed(source);
+        }
+    }
     let status = u16::try_from(r.http_status)
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
@@ -178,8 +262,10 @@ pub async fn handle(
     }
     h.entry(CONTENT_TYPE)
         .or_insert(HeaderValue::from_static(PROTOBUF));
-    Ok(resp)
+    resp
 }
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
 
 /// Serves one endpoint until `stop` turns true; then lets open requests finish.
 pub async fn serve(
@@ -188,7 +274,8 @@ pub async fn serve(
     endpoint: Endpoint,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(gw.max_connections));
+    let slots = Arc::new(Semaphore::new(gw.limits.max_connections));
+    let sources = SourceConns::new(gw.limits.max_connections_per_source);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -205,10 +292,19 @@ pub async fn serve(
             },
             _ = stop.changed() => return,
         };
+        let source = source_of(peer.ip());
+        let Some(source_slot) = sources.try_open(source) else {
+            // Closed before the handshake: no TLS work for a source over its share.
+            tracing::debug!(peer = %peer, refusal = "ConnectionLimitPerSource",
+                "connection closed: its source holds max_connections_per_source");
+            drop(tcp);
+            continue;
+        };
         let gw = gw.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _source_slot = source_slot;
             let _ = tcp.set_nodelay(true);
             let acceptor = gw.certs.current();
             let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
@@ -217,7 +313,8 @@ pub async fn serve(
             let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, tcp) else {
                 return;
             };
-            match tokio::time::timeout(gw.handshake_timeout, Pin::new(&mut tls).accept()).await {
+            let handshake = Pin::new(&mut tls).accept();
+            match tokio::time::timeout(gw.limits.handshake_timeout, handshake).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %peer, "TLS handshake refused: {e}");
@@ -228,15 +325,20 @@ pub async fn serve(
                     return;
                 }
             }
+            let clock = ConnClock::new(gw.limits.header_timeout, gw.limits.idle_timeout);
+            let io = Guarded::new(tls, clock.clone(), gw.limits.send_timeout, gw.limits.linger);
             let service = {
                 let gw = gw.clone();
-                hyper::service::service_fn(move |req| handle(gw.clone(), endpoint, peer, req))
+                hyper::service::service_fn(move |req| -> Answer {
+                    Box::pin(handle(gw.clone(), endpoint, peer, clock.clone(), req))
+                })
             };
+            // The header and idle deadlines are the stream's (conn.rs), not hyper's.
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(gw.header_timeout)
+                .header_read_timeout(None)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), service);
+                .serve_connection(TokioIo::new(io), service);
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {

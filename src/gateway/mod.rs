@@ -1,8 +1,9 @@
 //! hkms-gateway: the HTTPS endpoint of the KMS instance API.
 //!
 //! The gateway is stateless and thin. It terminates TLS ([`tls`]), frames HTTP/1.1
-//! requests with keep-alive and the 3 MB body limit ([`http`]), applies the QPS caps
-//! ([`throttle`]), and forwards each request as received, with the endpoint it arrived on
+//! requests with keep-alive and the 3 MB body limit ([`http`]), bounds how long clients may
+//! take and how many connections one source may hold ([`conn`]), applies the QPS caps and
+//! the budgets of unauthenticated requests ([`throttle`]), and forwards each request as received, with the endpoint it arrived on
 //! and the client's address, to hkmsd's `ApplicationService` ([`forward`]). hkmsd
 //! authenticates, authorises and runs it; the gateway holds no key, talks to no HSM and
 //! makes no access decision.
@@ -11,6 +12,7 @@
 //! listener, then serve.
 
 pub mod config;
+pub mod conn;
 pub mod forward;
 pub mod http;
 pub mod throttle;

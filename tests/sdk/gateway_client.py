@@ -4,7 +4,9 @@ The client verifies the gateway's certificate with the exported CA bundle
 (PrivateKmsCA_<instance>.pem) and checks the host name. Modes:
 
   ops     every operation the appliance serves, with AAD, and the refusals of the others;
-  encrypt one Encrypt call; prints {"ok": true} or the error the SDK raised.
+  encrypt one Encrypt call; prints {"ok": true} or the error the SDK raised;
+  oversize one Encrypt call with a 4 MB plaintext (over the 3 MB body limit); prints the
+          error the SDK raised.
 
 Prints one JSON object. Run it with the interpreter of the SDK's virtual environment.
 """
@@ -230,7 +232,7 @@ def ops(c, key, alias, denied):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["ops", "encrypt"])
+    ap.add_argument("mode", choices=["ops", "encrypt", "oversize"])
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--client-key-file", required=True)
@@ -259,6 +261,10 @@ def main() -> int:
         )
         if args.mode == "ops":
             out = ops(client, args.key_id, args.alias, args.denied_key_id)
+        elif args.mode == "oversize":
+            big = b"\x01" * (4 * 1024 * 1024)
+            r = client.encrypt(models.EncryptRequest(key_id=args.key_id, plaintext=big))
+            out = {"ok": True, "key_id": r.key_id}
         else:
             r = client.encrypt(models.EncryptRequest(key_id=args.key_id, plaintext=b"x"))
             out = {"ok": True, "key_id": r.key_id}

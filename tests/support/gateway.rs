@@ -371,3 +371,73 @@ pub fn read_answer<S: Read>(stream: &mut S) -> Answer {
         body,
     }
 }
+
+/// A TCP connection to the gateway from the loopback address `local` (e.g. 127.0.0.2), so
+/// that the gateway sees another source address.
+pub fn tcp_from(local: std::net::Ipv4Addr, port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let tcp = rt
+        .block_on(async {
+            let s = tokio::net::TcpSocket::new_v4()?;
+            s.bind((local, 0).into())?;
+            s.connect(([127, 0, 0, 1], port).into()).await
+        })
+        .unwrap()
+        .into_std()
+        .unwrap();
+    tcp.set_nonblocking(false).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    tcp
+}
+
+/// Like [`connect`], from the loopback address `local`.
+pub fn connect_from(local: std::net::Ipv4Addr, port: u16, bundle: &Path) -> SslStream<TcpStream> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(bundle).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    b.build()
+        .connect("localhost", tcp_from(local, port))
+        .unwrap()
+}
+
+/// The official Python SDK's driver script.
+pub const SDK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/gateway_client.py");
+
+/// Runs the SDK script in `mode` with the interpreter `python`; returns its JSON output.
+pub fn run_sdk(
+    python: &Path,
+    inst: &Instance,
+    endpoint: &str,
+    ck: &ClientKeyFiles,
+    mode: &str,
+    extra: &[&str],
+) -> Value {
+    let out = Command::new(python)
+        .arg(SDK_SCRIPT)
+        .arg(mode)
+        .args(["--endpoint", endpoint])
+        .arg("--ca")
+        .arg(&inst.bundle)
+        .arg("--client-key-file")
+        .arg(&ck.file)
+        .arg("--password-file")
+        .arg(&ck.password_file)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
