@@ -7,10 +7,10 @@
 //! - a key token copied whole to another key's place in the store is refused.
 
 mod common;
-#[path = "support/gateway.rs"]
-mod support;
 #[path = "support/gcm_attack.rs"]
 mod gcm_attack;
+#[path = "support/gateway.rs"]
+mod support;
 
 use common::{code, Daemon};
 use hkms::instance_api as api;
@@ -321,7 +321,9 @@ async fn a_token_copied_whole_to_another_key_is_refused() {
         let store = hkms::store::SledStore::open(&d.path("store")).unwrap();
         let token_a = store.key_token(&a, &va).unwrap().unwrap();
         let token_b = store.key_token(&b, &vb).unwrap().unwrap();
-        assert!(store.replace_key_token(&b, &vb, &token_b, &token_a).unwrap());
+        assert!(store
+            .replace_key_token(&b, &vb, &token_b, &token_a)
+            .unwrap());
     }
     d.restart();
     let mut c = d.client().await;
@@ -330,7 +332,11 @@ async fn a_token_copied_whole_to_another_key_is_refused() {
         ciphertext_blob: blob,
         aad: Vec::new(),
     };
-    let opened = c.crypto.decrypt(dec(under_a.ciphertext_blob)).await.unwrap();
+    let opened = c
+        .crypto
+        .decrypt(dec(under_a.ciphertext_blob))
+        .await
+        .unwrap();
     assert_eq!(opened.into_inner().plaintext, b"payroll");
     let err = c.crypto.encrypt(enc(&b)).await.unwrap_err();
     assert_eq!(code(err), "TokenBinding");

@@ -232,7 +232,14 @@ fn member_json(m: &MemberStatus) -> Value {
 fn members_text(members: &[MemberStatus]) -> String {
     let mut text = format!(
         "{:<14} {:<16} {:<9} {:<15} {:>8} {:>11} {:>7} {:>9}  LAST ERROR\n",
-        "MEMBER", "TOKEN", "STATE", "UNWRAP TEMPLATE", "SESSIONS", "OPERATIONS", "ERRORS", "LATENCY"
+        "MEMBER",
+        "TOKEN",
+        "STATE",
+        "UNWRAP TEMPLATE",
+        "SESSIONS",
+        "OPERATIONS",
+        "ERRORS",
+        "LATENCY"
     );
     for m in members {
         text.push_str(&format!(

@@ -176,13 +176,16 @@ pub fn unwrap_key(
     Ok(unsafe { ObjectHandle::new_from_raw(handle) })
 }
 
+/// Attributes read back from a template attribute: each type with its raw value bytes.
+pub type RawAttributes = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
 /// The attribute types in `object`'s `CKA_UNWRAP_TEMPLATE` with their values (booleans and
 /// integers as raw bytes); `None` when the object has no unwrap template.
 pub fn unwrap_template(
     module: &Path,
     session: &Session,
     object: ObjectHandle,
-) -> Result<Option<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>>> {
+) -> Result<Option<RawAttributes>> {
     let f = functions(module)?;
     let get = unsafe { (*f.list).C_GetAttributeValue }.ok_or(Error::NullFunctionPointer)?;
     let mut outer = CK_ATTRIBUTE {

@@ -545,15 +545,18 @@ impl Member {
 
     /// Reads back whether the domain key carries its unwrap template, for status output.
     fn note_unwrap_template(&self, session: &Session, domain_key: ObjectHandle) {
-        let state =
-            match crypto::domain_key_enforces_unwrap_template(&self.module_path, session, domain_key) {
-                Ok(true) => UnwrapTemplate::Enforced,
-                Ok(false) => UnwrapTemplate::Absent,
-                Err(e) => {
-                    tracing::warn!(member = %self.name, "cannot read the domain key's unwrap template: {e}");
-                    UnwrapTemplate::Unknown
-                }
-            };
+        let state = match crypto::domain_key_enforces_unwrap_template(
+            &self.module_path,
+            session,
+            domain_key,
+        ) {
+            Ok(true) => UnwrapTemplate::Enforced,
+            Ok(false) => UnwrapTemplate::Absent,
+            Err(e) => {
+                tracing::warn!(member = %self.name, "cannot read the domain key's unwrap template: {e}");
+                UnwrapTemplate::Unknown
+            }
+        };
         if state == UnwrapTemplate::Absent {
             tracing::warn!(
                 member = %self.name,

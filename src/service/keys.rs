@@ -32,11 +32,17 @@ impl KeyService for KeyApi {
         operator_only(&req, "CreateKey")?;
         let r = req.into_inner();
         reply(
-            keys::create(&self.0, &r.key_spec, &r.key_usage, &r.description, r.internal)
-                .await
-                .map(|k| CreateKeyResponse {
-                    key_metadata: Some(key_metadata(k)),
-                }),
+            keys::create(
+                &self.0,
+                &r.key_spec,
+                &r.key_usage,
+                &r.description,
+                r.internal,
+            )
+            .await
+            .map(|k| CreateKeyResponse {
+                key_metadata: Some(key_metadata(k)),
+            }),
         )
     }
 
@@ -46,8 +52,8 @@ impl KeyService for KeyApi {
             resolve(&self.0, &req.into_inner().key_id)
                 .and_then(|id| keys::describe(&self.0, &id))
                 .map(|k| DescribeKeyResponse {
-                key_metadata: Some(key_metadata(k)),
-            }),
+                    key_metadata: Some(key_metadata(k)),
+                }),
         )
     }
 
@@ -75,8 +81,8 @@ impl KeyService for KeyApi {
             resolve(&self.0, &req.into_inner().key_id)
                 .and_then(|id| keys::set_enabled(&self.0, &id, true))
                 .map(|k| EnableKeyResponse {
-                key_metadata: Some(key_metadata(k)),
-            }),
+                    key_metadata: Some(key_metadata(k)),
+                }),
         )
     }
 
@@ -126,11 +132,9 @@ impl KeyService for KeyApi {
         reply(
             resolve(&self.0, &req.into_inner().key_id)
                 .and_then(|id| keys::set_enabled(&self.0, &id, false))
-                .map(|k| {
-                DisableKeyResponse {
+                .map(|k| DisableKeyResponse {
                     key_metadata: Some(key_metadata(k)),
-                }
-            }),
+                }),
         )
     }
 }
