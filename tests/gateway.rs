@@ -520,6 +520,8 @@ fn throttling_and_the_internet_endpoint() {
     let inst = Instance::new();
     let key = inst.create_key();
     let ck = inst.app("busy-app", "key/*", None);
+    // The Internet endpoint admits requests only through a Public network rule.
+    let wan = inst.app_on("busy-wan", "key/*", Some(("127.0.0.0/8,::1", "Public")));
     // One request every 2 s on the private endpoint, every 5 s over the Internet.
     let gw = GatewayProc::start(
         &inst,
@@ -530,14 +532,8 @@ fn throttling_and_the_internet_endpoint() {
     let private = gw.endpoint();
     let internet = format!("localhost:{}", gw.internet_port);
     let enc = |endpoint: &str| {
-        sdk(
-            &python,
-            &inst,
-            endpoint,
-            &ck,
-            "encrypt",
-            &["--key-id", &key],
-        )
+        let ck = if endpoint == internet { &wan } else { &ck };
+        sdk(&python, &inst, endpoint, ck, "encrypt", &["--key-id", &key])
     };
 
     let v = enc(&private);

@@ -3,13 +3,14 @@
 //! HTTPS client that verifies the gateway with the exported CA bundle.
 #![allow(dead_code)]
 
-use crate::common::Daemon;
+use crate::common::{Daemon, GATEWAY_UID};
 use hkms::access::clientkey;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,7 +84,25 @@ impl Instance {
             "--key-out",
             self.key.to_str().unwrap(),
         ]);
+        self.hand_to_gateway();
         s(&out["Serial"])
+    }
+
+    /// Gives the gateway user the files under `gw/` (its certificates and keys, created
+    /// mode 0600 by root's `hkms ca` commands), as a production install gives them to
+    /// hkms-gateway. Root's group keeps read access (mode 0640) for gateways started as
+    /// root, which drop the capabilities that would let them read any file.
+    pub fn hand_to_gateway(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.d.path("gw");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.is_file() {
+                continue;
+            }
+            std::os::unix::fs::chown(&path, Some(GATEWAY_UID), Some(0)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
     }
 
     pub fn key_id(&self, out: &Value) -> String {
@@ -184,6 +203,19 @@ impl ClientKeyFiles {
             .unwrap()
             .1
     }
+
+    /// Signed request headers for `api_name` with `body`, as the SDKs send them.
+    pub fn signed(&self, api_name: &str, body: &[u8]) -> Vec<(String, String)> {
+        let now = hkms::access::clientkey::now_unix();
+        hkms::authn::signed::sign_request(
+            &self.private_key(),
+            &self.id,
+            api_name,
+            body,
+            &hkms::authn::signed::http_date(now),
+        )
+        .unwrap()
+    }
 }
 
 /// A free loopback TCP port.
@@ -221,6 +253,23 @@ impl GatewayProc {
         tls13: bool,
         extra: &str,
     ) -> GatewayProc {
+        GatewayProc::spawn(inst, name, hkmsd, tls13, extra, false)
+    }
+
+    /// Like [`GatewayProc::start`], running as root (`--allow-root`): hkmsd sees uid 0.
+    pub fn start_as_root(inst: &Instance, name: &str) -> GatewayProc {
+        let hkmsd = format!("socket = {:?}\n", inst.d.socket);
+        GatewayProc::spawn(inst, name, &hkmsd, false, "", true)
+    }
+
+    fn spawn(
+        inst: &Instance,
+        name: &str,
+        hkmsd: &str,
+        tls13: bool,
+        extra: &str,
+        as_root: bool,
+    ) -> GatewayProc {
         let port = free_port();
         let internet_port = free_port();
         let config = inst.d.path(&format!("{name}.toml"));
@@ -235,11 +284,17 @@ impl GatewayProc {
         )
         .unwrap();
         let log = inst.d.path(&format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_hkms-gateway"))
+        inst.hand_to_gateway();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hkms-gateway"));
+        if as_root {
+            cmd.arg("--allow-root");
+        } else {
+            // Its own uid, as hkmsd requires: a gateway is never an operator.
+            cmd.uid(GATEWAY_UID).gid(0);
+        }
+        let child = cmd
             .arg("--config")
             .arg(&config)
-            // Tests run as root.
-            .arg("--allow-root")
             .env("HKMS_GATEWAY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -313,6 +368,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// A failed answer's HTTP status and the error code of its protobuf `Error` body,
+    /// which must repeat the status.
+    pub fn failure(&self) -> (u16, String) {
+        use prost::Message;
+        let e = hkms::instance_api::Error::decode(self.body.as_slice()).unwrap();
+        assert_eq!(e.status_code, i32::from(self.status), "{e:?}");
+        (self.status, e.error_code)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
