@@ -62,9 +62,10 @@ struct Connection {
     login: Session,
     domain_key: Option<ObjectHandle>,
     domain_key_id: Option<String>,
-    /// (key id, key version id) -> the mode keys of that version, session objects in
-    /// `login`. Keyed by both ids: a token is only ever served as the key it was checked for.
-    handles: HashMap<(String, String), ModeKeys>,
+    /// Key version id -> the key id it was checked for and the mode keys of that version,
+    /// session objects in `login`. A hit needs both ids to match: a token is only ever
+    /// served as the key it was checked for.
+    handles: HashMap<String, (String, ModeKeys)>,
 }
 
 /// The session objects that serve one key version, each for one mode family.
@@ -515,16 +516,24 @@ impl Member {
     ) -> Result<ModeKeys, HsmError> {
         let mut conn = lock(&self.conn);
         let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
-        let cache_key = (key_id.to_owned(), key_version_id.to_owned());
-        if let Some(h) = conn.handles.get(&cache_key) {
-            return Ok(*h);
+        match conn.handles.get(key_version_id) {
+            Some((checked_for, keys)) if checked_for == key_id => return Ok(*keys),
+            Some(_) => {
+                if let Some((_, stale)) = conn.handles.remove(key_version_id) {
+                    for h in stale.objects() {
+                        let _ = conn.login.destroy_object(h);
+                    }
+                }
+            }
+            None => {}
         }
         let dk = conn.domain_key.ok_or_else(|| HsmError::Other {
             member: self.name.clone(),
             message: "the instance is not initialised".into(),
         })?;
         let keys = unwrap(&conn.login, dk)?;
-        conn.handles.insert(cache_key, keys);
+        conn.handles
+            .insert(key_version_id.to_owned(), (key_id.to_owned(), keys));
         self.cached
             .store(conn.handles.len() as u64, Ordering::Relaxed);
         Ok(keys)
@@ -534,7 +543,7 @@ impl Member {
     pub fn clear_handles(&self) {
         let mut conn = lock(&self.conn);
         if let Some(conn) = conn.as_mut() {
-            for (_, keys) in conn.handles.drain() {
+            for (_, (_, keys)) in conn.handles.drain() {
                 for h in keys.objects() {
                     let _ = conn.login.destroy_object(h);
                 }
