@@ -17,8 +17,13 @@ if ((${#missing[@]})); then
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! command -v cargo >/dev/null; then
+# --no-cargo: prebuilt binaries will be used (run-appliance.sh with HKMS_BIN_DIR).
+if [[ ${1:-} != --no-cargo ]] && ! command -v cargo >/dev/null; then
     echo "error: cargo is not installed; install the Rust toolchain (https://rustup.rs)" >&2
     exit 1
 fi
-echo "Dependencies present: ${packages[*]}, cargo $(cargo --version | cut -d' ' -f2)"
+if command -v cargo >/dev/null; then
+    echo "Dependencies present: ${packages[*]}, cargo $(cargo --version | cut -d' ' -f2)"
+else
+    echo "Dependencies present: ${packages[*]}"
+fi

@@ -68,8 +68,12 @@ fn switch_to(name: &str) -> Result<Identity, String> {
     caps::clear(None, caps::CapSet::Bounding)
         .map_err(|e| format!("cannot clear the capability bounding set: {e}"))?;
     // Supplementary groups first (needs root), then the group, then the user: after
-    // setuid the process can no longer change its groups.
-    unistd::setgroups(&[gid]).map_err(|e| format!("setgroups([{gid}]) failed: {e}"))?;
+    // setuid the process can no longer change its groups. The user's groups from the group
+    // database, as systemd's User= gives them: hkms-gateway reaches hkmsd's socket through
+    // its membership of group hkms.
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| format!("[hardening] run_as = {name:?} is not a user name"))?;
+    unistd::initgroups(&cname, gid).map_err(|e| format!("initgroups({name}) failed: {e}"))?;
     unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid({gid}) failed: {e}"))?;
     unistd::setresuid(user.uid, user.uid, user.uid)
         .map_err(|e| format!("setresuid({}) failed: {e}", user.uid))?;
