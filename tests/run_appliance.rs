@@ -35,9 +35,9 @@ fn binaries(dir: &Path) -> PathBuf {
     bin
 }
 
-/// A fresh clone of this repository.
-fn fresh_clone(dir: &Path) -> PathBuf {
-    let clone = dir.join("clone");
+/// A fresh clone of this repository in `dir/name`.
+fn fresh_clone(dir: &Path, name: &str) -> PathBuf {
+    let clone = dir.join(name);
     let ok = Command::new("git")
         .args(["clone", "--quiet", env!("CARGO_MANIFEST_DIR")])
         .arg(&clone)
@@ -284,7 +284,7 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
     let bin = binaries(dir.path());
 
     // As root: service users, least privilege, and a second start over the same state.
-    let clone = fresh_clone(dir.path());
+    let clone = fresh_clone(dir.path(), "root");
     let home = dir.path().join("root-home");
     let port = free_port();
     let env = [
@@ -334,8 +334,7 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
     again.stop(&clone, &home);
 
     // As an ordinary user: the README's defaults (state in ./var).
-    let clone = dir.path().join("user");
-    std::fs::rename(fresh_clone(dir.path()), &clone).unwrap();
+    let clone = fresh_clone(dir.path(), "user");
     let chown = Command::new("chown")
         .args(["-R", "nobody"])
         .arg(&clone)
