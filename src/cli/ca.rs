@@ -618,7 +618,8 @@ pub async fn ca(c: &mut Client, cmd: &CaCommand) -> Result<Printed, Status> {
             let int = read_cert(&dir.join(INTERMEDIATE_CERT))?;
             let mut bundle = root.to_pem().map_err(ossl("pem"))?;
             bundle.extend_from_slice(&int.to_pem().map_err(ossl("pem"))?);
-            let path = output_dir.join(format!("PrivateKmsCA_{instance}.pem"));
+            let name = crate::cli::filename::id_component("instance id", &instance)?;
+            let path = output_dir.join(format!("PrivateKmsCA_{name}.pem"));
             write_atomic(&path, &bundle, 0o644)?;
             Ok((
                 format!("CA bundle written to {}", path.display()),
