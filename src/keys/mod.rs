@@ -161,14 +161,6 @@ pub fn mark_internal(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsErro
     Ok(record)
 }
 
-/// Whether `key_id` names an internal key (false for ids that name no key).
-pub fn is_internal(app: &Appliance, key_id: &str) -> Result<bool, KmsError> {
-    if uuid::Uuid::try_parse(key_id).is_err() {
-        return Ok(false);
-    }
-    Ok(app.store.key(key_id)?.is_some_and(|k| k.internal))
-}
-
 /// A key that may be used for cryptography now, with the token of the requested version
 /// (the primary version when `key_version_id` is `None`), migrated to the current token
 /// version if it was written before.

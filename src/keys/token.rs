@@ -146,34 +146,26 @@ fn check_record(
     Ok(())
 }
 
-/// Unwraps the material of a version-0 token and checks its binding (under the material).
-fn unwrap_legacy(
+/// Checks a version-0 token's binding (one AES block under its own material) against the
+/// ids it is stored under.
+fn check_legacy_binding(
     member: &Member,
     session: &Session,
     domain_key: ObjectHandle,
-    wrapped: &[u8],
+    token: &KeyTokenRecord,
     key_id: &str,
     key_version_id: &str,
-    binding: Option<&[u8]>,
-) -> Result<ObjectHandle, HsmError> {
-    let handle =
-        crypto::unwrap_legacy_version(session, domain_key, wrapped).map_err(|e| member.err(e))?;
-    let Some(expected) = binding else {
-        return Ok(handle);
-    };
-    let computed = crypto::binding(
-        session,
-        handle,
-        &legacy_binding_context(key_id, key_version_id),
-    );
-    match computed {
-        Ok(b) if b.len() == expected.len() && openssl::memcmp::eq(&b, expected) => Ok(handle),
-        other => {
-            let _ = session.destroy_object(handle);
-            other.map_err(|e| member.err(e))?;
-            Err(binding_mismatch(member, key_version_id))
+) -> Result<(), HsmError> {
+    let material = crypto::unwrap_legacy_version(session, domain_key, &token.wrapped_key)
+        .map_err(|e| member.err(e))?;
+    with_object(session, material, |material| {
+        let context = legacy_binding_context(key_id, key_version_id);
+        let b = crypto::binding(session, material, &context).map_err(|e| member.err(e))?;
+        if b.len() != token.binding.len() || !openssl::memcmp::eq(&b, &token.binding) {
+            return Err(binding_mismatch(member, key_version_id));
         }
-    }
+        Ok(())
+    })
 }
 
 /// Unwraps a version-2 token looked up under (`key_id`, `key_version_id`), checks its
@@ -246,16 +238,7 @@ pub fn migrate(
 ) -> Result<KeyTokenRecord, HsmError> {
     check_record(member, token, key_id, key_version_id)?;
     let dk = member.domain_key()?;
-    let old = unwrap_legacy(
-        member,
-        session,
-        dk,
-        &token.wrapped_key,
-        key_id,
-        key_version_id,
-        Some(&token.binding),
-    )?;
-    let _ = session.destroy_object(old);
+    check_legacy_binding(member, session, dk, token, key_id, key_version_id)?;
     let legacy = token.wrapped_key.clone();
     let (wrapped, binding) = fresh_material(
         member,
