@@ -98,24 +98,7 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
         }
         assert_secret_unreadable(&s, dk);
         // Nothing the user can create may export it: only SO-trusted keys can wrap it.
-        let mine = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Token(false),
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Wrap(true),
-                ],
-            )
-            .unwrap();
-        let err = s.wrap_key(&Mechanism::AesKeyWrapPad, mine, dk).unwrap_err();
-        assert_eq!(rv(err), RvError::KeyNotWrappable, "{}", m.name);
-        // Setting CKA_TRUSTED needs the SO.
-        let err = s
-            .update_attributes(mine, &[Attribute::Trusted(true)])
-            .unwrap_err();
-        assert_eq!(rv(err), RvError::AttributeReadOnly);
-        s.destroy_object(mine).unwrap();
+        assert_user_keys_cannot_wrap(&s, dk, &m.name);
     }
 
     // A key version: generated on a, stored only wrapped, usable on b.
@@ -288,6 +271,13 @@ fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8
     ])
     .unwrap();
     assert_secret_unreadable(s, h);
+    assert_user_keys_cannot_wrap(s, h, &m.name);
+    s.destroy_object(h).unwrap();
+}
+
+/// A wrapping key the hkms user makes cannot wrap `target` (only keys the SO marked
+/// trusted can), and the user cannot mark its own key trusted.
+fn assert_user_keys_cannot_wrap(s: &Session, target: ObjectHandle, who: &str) {
     let mine = s
         .generate_key(
             &Mechanism::AesKeyGen,
@@ -298,13 +288,13 @@ fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8
             ],
         )
         .unwrap();
-    let err = s.wrap_key(&Mechanism::AesKeyWrapPad, mine, h).unwrap_err();
-    assert_eq!(rv(err), RvError::KeyNotWrappable);
-    // Nor can the user mark its own key trusted (that needs the SO).
+    let err = s
+        .wrap_key(&Mechanism::AesKeyWrapPad, mine, target)
+        .unwrap_err();
+    assert_eq!(rv(err), RvError::KeyNotWrappable, "{who}");
     let err = s
         .update_attributes(mine, &[Attribute::Trusted(true)])
         .unwrap_err();
-    assert_eq!(rv(err), RvError::AttributeReadOnly);
+    assert_eq!(rv(err), RvError::AttributeReadOnly, "{who}");
     s.destroy_object(mine).unwrap();
-    s.destroy_object(h).unwrap();
 }

@@ -52,6 +52,20 @@ fn binding_mismatch(member: &Member, key_version_id: &str) -> HsmError {
     }
 }
 
+/// Compares a computed binding value with the stored one, in constant time.
+fn same_binding(
+    member: &Member,
+    computed: &[u8],
+    stored: &[u8],
+    key_version_id: &str,
+) -> Result<(), HsmError> {
+    if computed.len() == stored.len() && openssl::memcmp::eq(computed, stored) {
+        Ok(())
+    } else {
+        Err(binding_mismatch(member, key_version_id))
+    }
+}
+
 /// Runs `f` on a fresh material object, destroying the object afterwards whatever happens.
 fn with_object<T>(
     session: &Session,
@@ -161,10 +175,7 @@ fn check_legacy_binding(
     with_object(session, material, |material| {
         let context = legacy_binding_context(key_id, key_version_id);
         let b = crypto::binding(session, material, &context).map_err(|e| member.err(e))?;
-        if b.len() != token.binding.len() || !openssl::memcmp::eq(&b, &token.binding) {
-            return Err(binding_mismatch(member, key_version_id));
-        }
-        Ok(())
+        same_binding(member, &b, &token.binding, key_version_id)
     })
 }
 
@@ -194,9 +205,7 @@ pub fn unwrap(
     with_object(session, material, |material| {
         let context = binding_context(key_id, key_version_id, bits, &token.legacy_wrapped_key);
         let b = bind(member, session, material, bits, &context)?;
-        if b.len() != token.binding.len() || !openssl::memcmp::eq(&b, &token.binding) {
-            return Err(binding_mismatch(member, key_version_id));
-        }
+        same_binding(member, &b, &token.binding, key_version_id)?;
         let gcm = crypto::derive_mode_key(session, material, bits, ModeFamily::Gcm)
             .map_err(|e| member.err(e))?;
         let cbc = if token.legacy_wrapped_key.is_empty() {
