@@ -124,6 +124,15 @@ pub struct Limits {
     /// plaintexts and can forge AES-GCM tags under that key.
     #[serde(default)]
     pub allow_caller_gcm_iv: bool,
+    /// Decrypt AES-GCM ciphertexts made by key versions of earlier releases with their old
+    /// material (which also serves AES-CBC, so a caller allowed AES_CBC on such a key can
+    /// read and forge them). Turn off once they are re-encrypted.
+    #[serde(default = "default_true")]
+    pub legacy_gcm_decrypt: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_hsm_call_timeout() -> u64 {
@@ -156,6 +165,7 @@ impl Default for Limits {
             probe_interval_ms: default_probe_interval(),
             breaker_failures: default_breaker_failures(),
             allow_caller_gcm_iv: false,
+            legacy_gcm_decrypt: true,
         }
     }
 }

@@ -167,13 +167,21 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
             .unwrap()
     };
     assert_ne!(block(keys.gcm), block(keys.cbc));
-    // The material itself never encrypts: unwrapped, it can only derive.
-    let material = hkms::hsm::crypto::unwrap_key_version(&s_b, dk_b, &rec.wrapped_key).unwrap();
+    // The binding key only encrypts (it computes binding values), and is a third key.
+    let binding_key = hkms::hsm::crypto::unwrap_version_key(
+        &s_b,
+        dk_b,
+        &rec.wrapped_binding_key,
+        hkms::hsm::crypto::ModeFamily::Binding,
+    )
+    .unwrap();
     let err = s_b
-        .encrypt(&Mechanism::AesCbc([0; 16]), material, &[0u8; 16])
+        .decrypt(&Mechanism::AesCbc([0; 16]), binding_key, &[0u8; 16])
         .unwrap_err();
     assert_eq!(rv(err), RvError::KeyFunctionNotPermitted);
-    s_b.destroy_object(material).unwrap();
+    assert_ne!(block(binding_key), block(keys.gcm));
+    assert_ne!(block(binding_key), block(keys.cbc));
+    s_b.destroy_object(binding_key).unwrap();
 
     // A token is checked against the ids it is looked up by, not those written in it: a
     // record copied whole from this key to another key's place is refused.
@@ -235,7 +243,6 @@ fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
             Attribute::Token(false),
-            Attribute::Derive(true),
         ]
     };
     let unwrap = |extra: &[Attribute]| {
@@ -247,6 +254,7 @@ fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8
     let err = unwrap(&[
         Attribute::Sensitive(false),
         Attribute::WrapWithTrusted(true),
+        Attribute::Derive(false),
     ])
     .unwrap_err();
     assert_eq!(rv(err), RvError::TemplateInconsistent);
@@ -255,6 +263,15 @@ fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8
         Attribute::Sensitive(true),
         Attribute::Extractable(true),
         Attribute::WrapWithTrusted(false),
+        Attribute::Derive(false),
+    ])
+    .unwrap_err();
+    assert_eq!(rv(err), RvError::TemplateInconsistent);
+    // Able to derive: a key derived from it could be made non-sensitive and read.
+    let err = unwrap(&[
+        Attribute::Sensitive(true),
+        Attribute::WrapWithTrusted(true),
+        Attribute::Derive(true),
     ])
     .unwrap_err();
     assert_eq!(rv(err), RvError::TemplateInconsistent);
@@ -268,6 +285,7 @@ fn unwrap_template_is_enforced_by_the_hsm(m: &Member, s: &Session, wrapped: &[u8
         Attribute::Sensitive(true),
         Attribute::Extractable(true),
         Attribute::WrapWithTrusted(true),
+        Attribute::Derive(false),
     ])
     .unwrap();
     assert_secret_unreadable(s, h);

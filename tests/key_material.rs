@@ -342,10 +342,36 @@ async fn a_token_copied_whole_to_another_key_is_refused() {
     assert_eq!(code(err), "TokenBinding");
     let err = c
         .crypto
-        .decrypt(dec(under_b.ciphertext_blob))
+        .decrypt(dec(under_b.ciphertext_blob.clone()))
         .await
         .unwrap_err();
     assert_eq!(code(err), "TokenBinding");
     // A is unaffected.
     c.crypto.encrypt(enc(&a)).await.unwrap();
+    drop(c);
+
+    // The same copy with its own ids rewritten to B's: only the binding value, computed in
+    // the HSM under A's binding key for A's ids, tells it apart now.
+    d.stop(false);
+    {
+        let store = hkms::store::SledStore::open(&d.path("store")).unwrap();
+        let copied = store.key_token(&b, &vb).unwrap().unwrap();
+        let mut disguised = copied.clone();
+        disguised.key_id = b.clone();
+        disguised.key_version_id = vb.clone();
+        assert!(store
+            .replace_key_token(&b, &vb, &copied, &disguised)
+            .unwrap());
+    }
+    d.restart();
+    let mut c = d.client().await;
+    c.crypto.encrypt(enc(&a)).await.unwrap();
+    let err = c.crypto.encrypt(enc(&b)).await.unwrap_err();
+    assert_eq!(code(err), "TokenBinding");
+    let err = c
+        .crypto
+        .decrypt(dec(under_b.ciphertext_blob))
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "TokenBinding");
 }

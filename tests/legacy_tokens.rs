@@ -113,7 +113,7 @@ fn write_legacy(m: &Member, domain_key_id: &str) -> Legacy {
             binding,
             key_bits: 256,
             token_version: 0,
-            legacy_wrapped_key: Vec::new(),
+            ..Default::default()
         },
         gcm_blob: (blob, aad),
         cbc_blob,
@@ -283,13 +283,42 @@ async fn versions_and_ciphertexts_from_before_mode_keys_keep_working() {
     let recovered = gcm_attack::recover_with_block_oracle(&mut block, &[1u8; 12], &old[48..96]);
     assert_eq!(recovered, SECRET);
 
-    // The stored token is version 2 now, keeping the old material as legacy material.
+    // Once the old ciphertexts are re-encrypted, the operator turns their decryption off:
+    // the format-1 blob is refused, and what the new AES-GCM key sealed still opens.
     drop(conn);
     drop(gw);
+    let config = std::fs::read_to_string(&inst.d.config).unwrap();
+    let config = config.replace("[limits]\n", "[limits]\nlegacy_gcm_decrypt = false\n");
+    std::fs::write(&inst.d.config, config).unwrap();
+    inst.d.restart();
+    let mut c = inst.d.client().await;
+    let decrypt = |blob: &[u8], aad: &[u8]| hkms::proto::DecryptRequest {
+        ciphertext_blob: blob.to_vec(),
+        aad: aad.to_vec(),
+    };
+    let err = c
+        .crypto
+        .decrypt(decrypt(&legacy.gcm_blob.0, &legacy.gcm_blob.1))
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(err), "InvalidCiphertext");
+    let opened = c.crypto.decrypt(decrypt(&blob, b"new")).await.unwrap();
+    assert_eq!(opened.into_inner().plaintext, SECRET);
+    let opened = c
+        .crypto
+        .decrypt(decrypt(&legacy.cbc_blob, b""))
+        .await
+        .unwrap();
+    assert_eq!(opened.into_inner().plaintext, SECRET);
+    drop(c);
+
+    // The stored token is version 2 now, keeping the old material as its AES-CBC key.
     inst.d.stop(false);
     let store = hkms::store::SledStore::open(&inst.d.path("store")).unwrap();
     let token = store.key_token(KEY, VERSION).unwrap().unwrap();
     assert_eq!(token.token_version, 2);
-    assert_eq!(token.legacy_wrapped_key, legacy.token.wrapped_key);
+    assert!(token.legacy_cbc_key);
+    assert_eq!(token.wrapped_cbc_key, legacy.token.wrapped_key);
     assert_ne!(token.wrapped_key, legacy.token.wrapped_key);
+    assert_ne!(token.wrapped_binding_key, legacy.token.wrapped_key);
 }

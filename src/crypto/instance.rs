@@ -258,6 +258,7 @@ async fn open_bare(
     let tok = Arc::new(tok);
     let stored_under = (key.key_id.clone(), key_version_id.clone());
     let (aad, iv, body) = (aad.to_vec(), iv.to_vec(), ciphertext.to_vec());
+    let legacy_gcm_ok = app.limits.legacy_gcm_decrypt;
     let plaintext = app
         .pool
         .run(move |m, s| {
@@ -271,7 +272,9 @@ async fn open_bare(
                         // before mode keys existed fails the GCM key's tag check and is tried
                         // under the version's legacy material. The tag decides, so the wrong
                         // key never yields a plaintext.
-                        Err(HsmError::DataRejected { .. }) if keys.legacy.is_some() => {
+                        Err(HsmError::DataRejected { .. })
+                            if keys.legacy.is_some() && legacy_gcm_ok =>
+                        {
                             let legacy = keys.legacy.expect("checked");
                             hsm_crypto::gcm_decrypt(s, legacy, &iv, &aad, &body).map_err(rejected)
                         }

@@ -153,7 +153,8 @@ pub async fn decrypt(app: &Appliance, blob: &[u8], aad: &[u8]) -> Result<Opened,
     let full_aad = ciphertext::gcm_aad(parsed.header_bytes, aad);
     let body = parsed.body.to_vec();
     let legacy_format = parsed.header.format_version == ciphertext::LEGACY_FORMAT_VERSION;
-    if legacy_format && cipher.algorithm() == Algorithm::Gcm && tok.legacy_wrapped_key.is_empty() {
+    let legacy_gcm_ok = tok.legacy_cbc_key && app.limits.legacy_gcm_decrypt;
+    if legacy_format && cipher.algorithm() == Algorithm::Gcm && !legacy_gcm_ok {
         // Format-1 AES-GCM blobs were written under a version's material itself, which only
         // versions created before mode keys have.
         return Err(KmsError::invalid_ciphertext());

@@ -10,19 +10,17 @@
 //!   It carries `CKA_UNWRAP_TEMPLATE` (whatever it unwraps is sensitive and can leave the
 //!   HSM only under a key the security officer marked trusted) and `CKA_WRAP_TEMPLATE` (it
 //!   wraps only sensitive keys), enforced by the HSM;
-//! - a key version (token version 2): AES material that can only *derive*. Generated
-//!   sensitive and extractable (so the domain key can wrap it, then destroyed); unwrapped
-//!   sensitive, not extractable. Each mode family gets its own key derived from it inside
-//!   the HSM ([`derive_mode_key`]): AES-GCM, AES-CBC, and the binding key hkms uses for
-//!   itself. The material itself never encrypts, so no customer operation reaches the keys
-//!   of another family (a raw AES block under the CBC key says nothing of the GCM key);
-//! - a legacy key version (written before token version 2): AES material unwrapped for
-//!   AES-CBC and for decrypting the AES-GCM ciphertexts it wrote ([`unwrap_legacy_version`]).
+//! - a key version (token version 2): three independent AES keys generated inside the HSM,
+//!   one per mode family ([`ModeFamily`]): AES-GCM, AES-CBC, and the binding key hkms uses
+//!   for itself. Generated sensitive and extractable (so the domain key can wrap them, then
+//!   destroyed); unwrapped sensitive, not extractable, unable to derive. So a raw AES block
+//!   under the CBC key says nothing of the GCM key, and no key's value follows from another's;
+//! - a legacy key version (written before token version 2): its one material, unwrapped as
+//!   the version's AES-CBC key, which also decrypts the AES-GCM ciphertexts it wrote.
 
 use super::ffi;
 use cryptoki::error::Result;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
@@ -44,9 +42,14 @@ fn domain_key_label(domain_key_id: &str) -> Vec<u8> {
 }
 
 /// What the domain key may unwrap: only sensitive keys that can leave the HSM at most
-/// under a trusted key. Every unwrap template hkms passes names both.
-fn unwrap_template() -> [Attribute; 2] {
-    [Attribute::Sensitive(true), Attribute::WrapWithTrusted(true)]
+/// under a trusted key and cannot derive (a derived key's sensitivity is the caller's
+/// choice). Every unwrap template hkms passes names all three.
+fn unwrap_template() -> [Attribute; 3] {
+    [
+        Attribute::Sensitive(true),
+        Attribute::WrapWithTrusted(true),
+        Attribute::Derive(false),
+    ]
 }
 
 /// What the domain key may wrap: only sensitive keys.
@@ -99,7 +102,7 @@ pub fn generate_domain_key(
 }
 
 /// Whether the domain key carries the unwrap template hkms sets (`Sensitive` and
-/// `WrapWithTrusted` both true), read back from the HSM. Domain keys made before the
+/// `WrapWithTrusted` true, `Derive` false), read back from the HSM. Domain keys made before the
 /// template existed, and devices that drop it, answer false.
 pub fn domain_key_enforces_unwrap_template(
     module: &Path,
@@ -109,12 +112,14 @@ pub fn domain_key_enforces_unwrap_template(
     let Some(found) = ffi::unwrap_template(module, session, domain_key)? else {
         return Ok(false);
     };
-    let is_true = |kind| {
+    let holds = |kind, value: u8| {
         found
             .iter()
-            .any(|(t, v)| *t == kind && v.first().copied() == Some(1))
+            .any(|(t, v)| *t == kind && v.as_slice() == [value])
     };
-    Ok(is_true(cryptoki_sys::CKA_SENSITIVE) && is_true(cryptoki_sys::CKA_WRAP_WITH_TRUSTED))
+    Ok(holds(cryptoki_sys::CKA_SENSITIVE, 1)
+        && holds(cryptoki_sys::CKA_WRAP_WITH_TRUSTED, 1)
+        && holds(cryptoki_sys::CKA_DERIVE, 0))
 }
 
 /// Finds the domain key on the session's token.
@@ -249,9 +254,21 @@ pub fn unwrap_domain_key(
     )
 }
 
-/// Generates the material of a new key version as a session object that the domain key can
-/// wrap and that can only derive. The caller wraps it and destroys it.
-pub fn generate_key_version(session: &Session, bits: u32) -> Result<ObjectHandle> {
+/// The keys of a key version, one per mode family: no two families ever share an AES key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeFamily {
+    /// AES-GCM ciphertexts (Encrypt, AdvanceEncrypt, data keys).
+    Gcm,
+    /// AES-CBC ciphertexts, with or without padding (and, for a version written before
+    /// token version 2, its one material).
+    Cbc,
+    /// Values hkms computes for itself: the token binding. Encrypts only.
+    Binding,
+}
+
+/// Generates one key of a new key version as a session object that the domain key can
+/// wrap. The caller wraps it (and uses a binding key once) and destroys it.
+pub fn generate_version_key(session: &Session, bits: u32) -> Result<ObjectHandle> {
     session.generate_key(
         &Mechanism::AesKeyGen,
         &[
@@ -262,121 +279,8 @@ pub fn generate_key_version(session: &Session, bits: u32) -> Result<ObjectHandle
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(true),
-            Attribute::Derive(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-        ],
-    )
-}
-
-/// Wraps a key version under the domain key: the key token that is stored.
-pub fn wrap_key_version(
-    session: &Session,
-    domain_key: ObjectHandle,
-    key: ObjectHandle,
-) -> Result<Vec<u8>> {
-    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, key)
-}
-
-/// The template of every unwrapped key version: sensitive, never extractable again (the
-/// domain key's unwrap template would only let it leave under a trusted key anyway).
-fn unwrapped_version_template(derive: bool) -> Vec<Attribute> {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Token(false),
-        Attribute::Private(true),
-        Attribute::Extractable(false),
-        Attribute::Encrypt(!derive),
-        Attribute::Decrypt(!derive),
-        Attribute::Derive(derive),
-        Attribute::Wrap(false),
-        Attribute::Unwrap(false),
-    ];
-    t.extend(unwrap_template());
-    t
-}
-
-/// Unwraps a key token (token version 2) into a session object that can only derive.
-pub fn unwrap_key_version(
-    session: &Session,
-    domain_key: ObjectHandle,
-    wrapped: &[u8],
-) -> Result<ObjectHandle> {
-    session.unwrap_key(
-        &Mechanism::AesKeyWrapPad,
-        domain_key,
-        wrapped,
-        &unwrapped_version_template(true),
-    )
-}
-
-/// Unwraps the material of a version written before token version 2 into a session object
-/// that encrypts and decrypts (AES-CBC, and AES-GCM decryption of what it wrote).
-pub fn unwrap_legacy_version(
-    session: &Session,
-    domain_key: ObjectHandle,
-    wrapped: &[u8],
-) -> Result<ObjectHandle> {
-    session.unwrap_key(
-        &Mechanism::AesKeyWrapPad,
-        domain_key,
-        wrapped,
-        &unwrapped_version_template(false),
-    )
-}
-
-/// The mode families a key version's material serves, each with its own derived key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModeFamily {
-    /// AES-GCM ciphertexts (Encrypt, AdvanceEncrypt, data keys).
-    Gcm,
-    /// AES-CBC ciphertexts, with or without padding.
-    Cbc,
-    /// Values hkms computes for itself: the token binding.
-    Binding,
-}
-
-impl ModeFamily {
-    fn label(self) -> &'static [u8] {
-        match self {
-            ModeFamily::Gcm => b"hkms mode key v2\0AES-GCM",
-            ModeFamily::Cbc => b"hkms mode key v2\0AES-CBC",
-            ModeFamily::Binding => b"hkms mode key v2\0token binding",
-        }
-    }
-}
-
-/// Derives the key of one mode family from a key version's material inside the HSM
-/// (`CKM_AES_CBC_ENCRYPT_DATA` with a zero IV over a digest of the family's label: the
-/// material used as a pseudorandom function). The derived key is a non-extractable session
-/// object; the binding key can only encrypt, to compute binding values.
-pub fn derive_mode_key(
-    session: &Session,
-    material: ObjectHandle,
-    bits: u32,
-    family: ModeFamily,
-) -> Result<ObjectHandle> {
-    let len = (bits / 8) as usize;
-    let digest = openssl::sha::sha512(family.label());
-    let data = &digest[..len.min(digest.len())];
-    let params = AesCbcDeriveParams::new([0u8; 16], data);
-    let binding = family == ModeFamily::Binding;
-    session.derive_key(
-        &Mechanism::AesCbcEncryptData(params),
-        material,
-        &[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen((len as u64).into()),
-            Attribute::Token(false),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
             Attribute::Encrypt(true),
-            Attribute::Decrypt(!binding),
+            Attribute::Decrypt(false),
             Attribute::Derive(false),
             Attribute::Wrap(false),
             Attribute::Unwrap(false),
@@ -384,9 +288,42 @@ pub fn derive_mode_key(
     )
 }
 
+/// Wraps a key of a key version under the domain key: part of the key token that is stored.
+pub fn wrap_version_key(
+    session: &Session,
+    domain_key: ObjectHandle,
+    key: ObjectHandle,
+) -> Result<Vec<u8>> {
+    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, key)
+}
+
+/// Unwraps one key of a key token into a session object for its mode family: sensitive,
+/// never extractable again, unable to derive (the domain key's unwrap template would refuse
+/// anything else), and a binding key that can only encrypt.
+pub fn unwrap_version_key(
+    session: &Session,
+    domain_key: ObjectHandle,
+    wrapped: &[u8],
+    family: ModeFamily,
+) -> Result<ObjectHandle> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(family != ModeFamily::Binding),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+    ];
+    template.extend(unwrap_template());
+    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+}
+
 /// A binding value: one AES block, `AES-ECB(key, SHA-256(context)[..16])`, where the
-/// context names the key id and version. `key` is the binding key derived from the material
-/// (token version 2) or, for a token written before, the material itself.
+/// context names the key id and version. `key` is the version's binding key (token version
+/// 2) or, for a token written before, its one material.
 pub fn binding(session: &Session, key: ObjectHandle, context: &[u8]) -> Result<Vec<u8>> {
     let digest = openssl::sha::sha256(context);
     session.encrypt(&Mechanism::AesEcb, key, &digest[..16])

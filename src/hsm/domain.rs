@@ -104,14 +104,15 @@ fn transfer_with(
 fn verify_same_domain_key(a: &Member, b: &Member) -> Result<(), HsmError> {
     let dk_a = a.domain_key()?;
     let wrapped = a.with_login_session(|s| {
-        let probe = crypto::generate_key_version(s, 256).map_err(|e| a.err(e))?;
-        let wrapped = crypto::wrap_key_version(s, dk_a, probe).map_err(|e| a.err(e));
+        let probe = crypto::generate_version_key(s, 256).map_err(|e| a.err(e))?;
+        let wrapped = crypto::wrap_version_key(s, dk_a, probe).map_err(|e| a.err(e));
         let _ = s.destroy_object(probe);
         wrapped
     })?;
     let dk_b = b.domain_key()?;
     b.with_login_session(|s| {
-        let h = crypto::unwrap_key_version(s, dk_b, &wrapped).map_err(|e| b.err(e))?;
+        let h = crypto::unwrap_version_key(s, dk_b, &wrapped, crypto::ModeFamily::Gcm)
+            .map_err(|e| b.err(e))?;
         let _ = s.destroy_object(h);
         Ok(())
     })

@@ -185,6 +185,14 @@ pub async fn usable_token(
             "the ciphertext names a key version that does not exist",
         )
     })?;
+    // Callers address the HSM layer with the token's own ids from here on: they must be the
+    // ids it was found under (the HSM layer checks its binding against them again).
+    if token.key_id != key.key_id || token.key_version_id != version {
+        return Err(KmsError::new(
+            ErrorCode::TokenBinding,
+            format!("the key token stored for {key_id}/{version} names another key or version"),
+        ));
+    }
     let token = current_token(app, &key.key_id, &version, token).await?;
     Ok((key, token))
 }

@@ -1,20 +1,21 @@
-//! Key tokens: a key version's material wrapped under the domain key and bound to its key id
+//! Key tokens: a key version's keys wrapped under the domain key and bound to its key id
 //! and version.
 //!
-//! Token version 2 (every version created since it exists): `wrapped_key` is material that
-//! can only derive. Unwrapping it yields three keys derived inside the HSM, one per mode
-//! family ([`crypto::ModeFamily`]): AES-GCM, AES-CBC and the binding key. The binding value
-//! is one AES block under the binding key over a digest of the key id, the version id, the
-//! key length and the hash of any legacy material; it is checked after every unwrap against
-//! the ids the token was *looked up by*, never the ids written inside the record, so a
-//! record copied whole from one key to another is refused ([`HsmError::TokenBinding`]).
+//! Token version 2 (every version created since it exists) holds three independent AES keys
+//! generated inside an HSM, one per mode family ([`ModeFamily`]): `wrapped_key` (AES-GCM),
+//! `wrapped_cbc_key` (AES-CBC) and `wrapped_binding_key` (the binding key, which only hkms
+//! uses). The binding value is one AES block under the binding key over a digest of the key
+//! id, the version id, the key length and the two other wrapped keys; it is checked after
+//! every unwrap against the ids the token was *looked up by*, never the ids written inside
+//! the record, so a record copied whole from one key to another is refused
+//! ([`HsmError::TokenBinding`]).
 //!
-//! Tokens written before (token version 0) held material that served every mode, and a
-//! binding under that material. They are migrated ([`migrate`]): the old material moves to
-//! `legacy_wrapped_key`, where it keeps serving AES-CBC (a bare CBC ciphertext does not say
-//! which key wrote it) and decrypts the AES-GCM ciphertexts it wrote; fresh material is
-//! generated for everything else. New AES-GCM ciphertexts therefore never share a key with
-//! AES-CBC.
+//! Tokens written before (token version 0) held one material that served every mode, and a
+//! binding under that material. They are migrated ([`migrate`]): the old material becomes
+//! the AES-CBC key (`legacy_cbc_key`), where it keeps serving AES-CBC (a bare CBC
+//! ciphertext does not say which key wrote it) and decrypts the AES-GCM ciphertexts it
+//! wrote; a fresh AES-GCM key and binding key are generated. New AES-GCM ciphertexts
+//! therefore never share a key with AES-CBC.
 
 use crate::hsm::crypto::{self, ModeFamily};
 use crate::hsm::{HsmError, Member, ModeKeys};
@@ -30,15 +31,25 @@ fn legacy_binding_context(key_id: &str, key_version_id: &str) -> Vec<u8> {
     format!("hkms key token v1\0{key_id}\0{key_version_id}").into_bytes()
 }
 
-/// What a version-2 binding value commits to: the ids the token is stored under, its
-/// length, and the legacy material it carries (if any).
-fn binding_context(key_id: &str, key_version_id: &str, bits: u32, legacy: &[u8]) -> Vec<u8> {
-    let legacy_hash = if legacy.is_empty() {
-        String::new()
-    } else {
-        hex(&openssl::sha::sha256(legacy))
-    };
-    format!("hkms key token v2\0{key_id}\0{key_version_id}\0{bits}\0{legacy_hash}").into_bytes()
+/// The parts of a version-2 token the binding value commits to, beside the ids it is stored
+/// under (the binding key itself is committed to by computing the value under it).
+struct Bound<'a> {
+    bits: u32,
+    gcm: &'a [u8],
+    cbc: &'a [u8],
+    legacy_cbc: bool,
+}
+
+fn binding_context(key_id: &str, key_version_id: &str, t: &Bound) -> Vec<u8> {
+    let h = |b: &[u8]| hex(&openssl::sha::sha256(b));
+    format!(
+        "hkms key token v2\0{key_id}\0{key_version_id}\0{}\0{}\0{}\0{}",
+        t.bits,
+        h(t.gcm),
+        h(t.cbc),
+        u8::from(t.legacy_cbc)
+    )
+    .into_bytes()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -66,7 +77,7 @@ fn same_binding(
     }
 }
 
-/// Runs `f` on a fresh material object, destroying the object afterwards whatever happens.
+/// Runs `f` on a session object, destroying the object afterwards whatever happens.
 fn with_object<T>(
     session: &Session,
     object: ObjectHandle,
@@ -77,43 +88,66 @@ fn with_object<T>(
     result
 }
 
-/// The binding value of version-2 material for the given context.
-fn bind(
+/// Generates a key inside `member` and returns it wrapped under the domain key, after
+/// `use_it` has used it (the binding key computes the binding value before it goes).
+fn fresh_key<T>(
     member: &Member,
     session: &Session,
-    material: ObjectHandle,
     bits: u32,
-    context: &[u8],
-) -> Result<Vec<u8>, HsmError> {
-    let key = crypto::derive_mode_key(session, material, bits, ModeFamily::Binding)
-        .map_err(|e| member.err(e))?;
+    use_it: impl FnOnce(ObjectHandle) -> Result<T, HsmError>,
+) -> Result<(Vec<u8>, T), HsmError> {
+    let dk = member.domain_key()?;
+    let key = crypto::generate_version_key(session, bits).map_err(|e| member.err(e))?;
+    // The generated object is extractable; it never outlives this call.
     with_object(session, key, |key| {
-        crypto::binding(session, key, context).map_err(|e| member.err(e))
+        let wrapped = crypto::wrap_version_key(session, dk, key).map_err(|e| member.err(e))?;
+        Ok((wrapped, use_it(key)?))
     })
 }
 
-/// Generates fresh material inside `member`, wraps it, and binds it to the ids and `legacy`.
-fn fresh_material(
+/// The wrapped keys and binding value of a version-2 token.
+struct Fresh {
+    gcm: Vec<u8>,
+    cbc: Vec<u8>,
+    binding_key: Vec<u8>,
+    binding: Vec<u8>,
+}
+
+/// Generates the keys a version-2 token needs: an AES-GCM key, an AES-CBC key unless
+/// `legacy_cbc` brings the old material, and a binding key that binds them to the ids.
+fn fresh_keys(
     member: &Member,
     session: &Session,
     key_id: &str,
     key_version_id: &str,
     bits: u32,
-    legacy: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
-    let dk = member.domain_key()?;
-    let key = crypto::generate_key_version(session, bits).map_err(|e| member.err(e))?;
-    // The generated object is extractable; it never outlives this call.
-    with_object(session, key, |key| {
-        let wrapped = crypto::wrap_key_version(session, dk, key).map_err(|e| member.err(e))?;
-        let context = binding_context(key_id, key_version_id, bits, legacy);
-        let binding = bind(member, session, key, bits, &context)?;
-        Ok((wrapped, binding))
+    legacy_cbc: Option<&[u8]>,
+) -> Result<Fresh, HsmError> {
+    let (gcm, ()) = fresh_key(member, session, bits, |_| Ok(()))?;
+    let cbc = match legacy_cbc {
+        Some(old) => old.to_vec(),
+        None => fresh_key(member, session, bits, |_| Ok(()))?.0,
+    };
+    let bound = Bound {
+        bits,
+        gcm: &gcm,
+        cbc: &cbc,
+        legacy_cbc: legacy_cbc.is_some(),
+    };
+    let context = binding_context(key_id, key_version_id, &bound);
+    let (binding_key, binding) = fresh_key(member, session, bits, |key| {
+        crypto::binding(session, key, &context).map_err(|e| member.err(e))
+    })?;
+    Ok(Fresh {
+        gcm,
+        cbc,
+        binding_key,
+        binding,
     })
 }
 
-/// Generates a key version inside `member` and returns its token. The plaintext material
-/// exists only inside the HSM.
+/// Generates a key version inside `member` and returns its token. The plaintext keys exist
+/// only inside the HSM.
 pub fn generate(
     member: &Member,
     session: &Session,
@@ -123,18 +157,20 @@ pub fn generate(
     domain_key_id: &str,
     created: &str,
 ) -> Result<KeyTokenRecord, HsmError> {
-    let (wrapped, binding) = fresh_material(member, session, key_id, key_version_id, bits, &[])?;
+    let fresh = fresh_keys(member, session, key_id, key_version_id, bits, None)?;
     Ok(KeyTokenRecord {
         key_id: key_id.to_owned(),
         key_version_id: key_version_id.to_owned(),
         creation_date: created.to_owned(),
         domain_key_id: domain_key_id.to_owned(),
         wrap_mechanism: crypto::TOKEN_WRAP_MECHANISM,
-        wrapped_key: wrapped,
-        binding,
+        wrapped_key: fresh.gcm,
+        binding: fresh.binding,
         key_bits: bits,
         token_version: TOKEN_VERSION,
-        legacy_wrapped_key: Vec::new(),
+        wrapped_cbc_key: fresh.cbc,
+        wrapped_binding_key: fresh.binding_key,
+        legacy_cbc_key: false,
     })
 }
 
@@ -170,8 +206,9 @@ fn check_legacy_binding(
     key_id: &str,
     key_version_id: &str,
 ) -> Result<(), HsmError> {
-    let material = crypto::unwrap_legacy_version(session, domain_key, &token.wrapped_key)
-        .map_err(|e| member.err(e))?;
+    let material =
+        crypto::unwrap_version_key(session, domain_key, &token.wrapped_key, ModeFamily::Cbc)
+            .map_err(|e| member.err(e))?;
     with_object(session, material, |material| {
         let context = legacy_binding_context(key_id, key_version_id);
         let b = crypto::binding(session, material, &context).map_err(|e| member.err(e))?;
@@ -180,7 +217,7 @@ fn check_legacy_binding(
 }
 
 /// Unwraps a version-2 token looked up under (`key_id`, `key_version_id`), checks its
-/// binding, and derives its mode keys.
+/// binding, and returns its mode keys.
 pub fn unwrap(
     member: &Member,
     session: &Session,
@@ -199,27 +236,27 @@ pub fn unwrap(
             ),
         });
     }
-    let bits = token.key_bits;
-    let material = crypto::unwrap_key_version(session, domain_key, &token.wrapped_key)
-        .map_err(|e| member.err(e))?;
-    with_object(session, material, |material| {
-        let context = binding_context(key_id, key_version_id, bits, &token.legacy_wrapped_key);
-        let b = bind(member, session, material, bits, &context)?;
-        same_binding(member, &b, &token.binding, key_version_id)?;
-        let gcm = crypto::derive_mode_key(session, material, bits, ModeFamily::Gcm)
-            .map_err(|e| member.err(e))?;
-        let cbc = if token.legacy_wrapped_key.is_empty() {
-            crypto::derive_mode_key(session, material, bits, ModeFamily::Cbc)
-        } else {
-            crypto::unwrap_legacy_version(session, domain_key, &token.legacy_wrapped_key)
-        };
-        let cbc = cbc.map_err(|e| {
-            let _ = session.destroy_object(gcm);
-            member.err(e)
-        })?;
-        let legacy = (!token.legacy_wrapped_key.is_empty()).then_some(cbc);
-        Ok(ModeKeys { gcm, cbc, legacy })
-    })
+    let unwrap_one = |wrapped: &[u8], family| {
+        crypto::unwrap_version_key(session, domain_key, wrapped, family).map_err(|e| member.err(e))
+    };
+    let bound = Bound {
+        bits: token.key_bits,
+        gcm: &token.wrapped_key,
+        cbc: &token.wrapped_cbc_key,
+        legacy_cbc: token.legacy_cbc_key,
+    };
+    let binding_key = unwrap_one(&token.wrapped_binding_key, ModeFamily::Binding)?;
+    with_object(session, binding_key, |key| {
+        let context = binding_context(key_id, key_version_id, &bound);
+        let b = crypto::binding(session, key, &context).map_err(|e| member.err(e))?;
+        same_binding(member, &b, &token.binding, key_version_id)
+    })?;
+    let gcm = unwrap_one(&token.wrapped_key, ModeFamily::Gcm)?;
+    let cbc = unwrap_one(&token.wrapped_cbc_key, ModeFamily::Cbc).inspect_err(|_| {
+        let _ = session.destroy_object(gcm);
+    })?;
+    let legacy = token.legacy_cbc_key.then_some(cbc);
+    Ok(ModeKeys { gcm, cbc, legacy })
 }
 
 /// The mode keys of the token stored under (`key_id`, `key_version_id`) on `member`, from
@@ -236,8 +273,8 @@ pub fn handle(
 }
 
 /// Turns a version-0 token stored under (`key_id`, `key_version_id`) into a version-2
-/// token: its binding is checked, its material becomes the legacy material, and fresh
-/// material is generated and bound to both.
+/// token: its binding is checked, its material becomes the AES-CBC key, and a fresh AES-GCM
+/// key and binding key are generated.
 pub fn migrate(
     member: &Member,
     session: &Session,
@@ -248,20 +285,21 @@ pub fn migrate(
     check_record(member, token, key_id, key_version_id)?;
     let dk = member.domain_key()?;
     check_legacy_binding(member, session, dk, token, key_id, key_version_id)?;
-    let legacy = token.wrapped_key.clone();
-    let (wrapped, binding) = fresh_material(
+    let fresh = fresh_keys(
         member,
         session,
         key_id,
         key_version_id,
         token.key_bits,
-        &legacy,
+        Some(&token.wrapped_key),
     )?;
     Ok(KeyTokenRecord {
-        wrapped_key: wrapped,
-        binding,
+        wrapped_key: fresh.gcm,
+        binding: fresh.binding,
         token_version: TOKEN_VERSION,
-        legacy_wrapped_key: legacy,
+        wrapped_cbc_key: fresh.cbc,
+        wrapped_binding_key: fresh.binding_key,
+        legacy_cbc_key: true,
         ..token.clone()
     })
 }
@@ -272,11 +310,26 @@ mod tests {
 
     #[test]
     fn binding_contexts_differ_by_every_field() {
-        let base = binding_context("k", "v", 256, b"");
-        assert_ne!(base, binding_context("k2", "v", 256, b""));
-        assert_ne!(base, binding_context("k", "v2", 256, b""));
-        assert_ne!(base, binding_context("k", "v", 128, b""));
-        assert_ne!(base, binding_context("k", "v", 256, b"legacy"));
+        let t = Bound {
+            bits: 256,
+            gcm: b"g",
+            cbc: b"c",
+            legacy_cbc: false,
+        };
+        let base = binding_context("k", "v", &t);
+        assert_ne!(base, binding_context("k2", "v", &t));
+        assert_ne!(base, binding_context("k", "v2", &t));
+        for other in [
+            Bound { bits: 128, ..t },
+            Bound { gcm: b"x", ..t },
+            Bound { cbc: b"x", ..t },
+            Bound {
+                legacy_cbc: true,
+                ..t
+            },
+        ] {
+            assert_ne!(base, binding_context("k", "v", &other));
+        }
         assert_ne!(base, legacy_binding_context("k", "v"));
     }
 }
