@@ -39,6 +39,13 @@ else
 fi
 mkdir -p "$home"
 home=$(cd "$home" && pwd)
+config=$home/hkmsd.toml
+if [[ -f $config ]] && ! grep -q "^socket = \"$home/run/hkmsd.sock\"" "$config"; then
+    echo "error: $home holds an appliance set up by an earlier version of this script" \
+        "(its socket is not $home/run/hkmsd.sock). Delete $home to start over, or set" \
+        "HKMS_HOME to another directory." >&2
+    exit 1
+fi
 
 if [[ -n ${HKMS_BIN_DIR:-} ]]; then
     bash scripts/install-deps.sh --no-cargo
@@ -119,7 +126,6 @@ mkdir -p "$home/store" "$home/run"
 own hkms:hkms 0700 "$home/store"
 own hkms:hkms 0750 "$home/run"
 
-config=$home/hkmsd.toml
 if [[ ! -f $config ]]; then
     edits=(-e "s|^socket = .*|socket = \"$home/run/hkmsd.sock\"|"
         -e "s|^path = .*|path = \"$home/store\"|")
@@ -150,9 +156,11 @@ export HKMS_SOCKET=$home/run/hkmsd.sock
 daemon=
 gateway=
 stop_all() {
+    set +e
     [[ -n $gateway ]] && kill "$gateway" 2>/dev/null
     [[ -n $daemon ]] && kill "$daemon" 2>/dev/null
     wait 2>/dev/null
+    return 0
 }
 trap stop_all EXIT
 trap 'exit 130' INT
@@ -170,7 +178,7 @@ start_daemon() {
     exit 1
 }
 stop_daemon() {
-    kill "$daemon" 2>/dev/null
+    kill "$daemon" 2>/dev/null || true
     wait "$daemon" 2>/dev/null || true
     daemon=
 }

@@ -325,6 +325,32 @@ fn unauthenticated_floods_from_one_address_do_not_starve_signed_callers() {
         seen.forwarded
     );
     assert!(seen.throttled > seen.forwarded.len(), "{seen:?}");
+
+    // 3. Signed-looking requests that hkmsd refuses before it even checks the signature
+    //    (here a repeated header): not authenticated either, so charged the same way.
+    std::thread::sleep(Duration::from_secs(2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let body = api::GenerateRandomRequest { length: 8 }.encode_to_vec();
+    let mut headers = ck.signed("GenerateRandom", &body);
+    headers.push(("x-kms-apiversion".into(), "dkms-gcs-0.2".into()));
+    let flooders = flood(gw.port, &inst.bundle, 3, headers, body, stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let served = signed_caller(gw.port, &inst.bundle, &ck, phase);
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(flooders);
+    assert!(served >= 10, "{served}");
+    assert!(seen.sent as f64 > 3.0 * TIER, "{seen:?}");
+    assert!(
+        seen.forwarded.iter().all(|c| c == "InvalidParameter"),
+        "{:?}",
+        seen.forwarded
+    );
+    assert!(
+        !seen.forwarded.is_empty() && seen.forwarded.len() <= 15,
+        "{:?}",
+        seen.forwarded
+    );
+    assert!(seen.throttled > seen.forwarded.len(), "{seen:?}");
 }
 
 /// Sends a request with a body over 3 MB in one go, then reads the answer, like the SDKs.

@@ -332,6 +332,23 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
     assert!(!again.output().contains("initialising the instance"));
     encrypt_through_the_gateway(&bin, &home, None, port);
     again.stop(&clone, &home);
+    // A gateway that cannot start (its port is taken) takes hkmsd down with the script.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let status = Command::new("bash")
+        .arg("scripts/run-appliance.sh")
+        .current_dir(&clone)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the script reports the failed gateway");
+    assert!(
+        pids_of(&format!("--config {}", config.display())).is_empty(),
+        "hkmsd outlived a failed start"
+    );
+    drop(taken);
 
     // As an ordinary user: the README's defaults (state in ./var).
     let clone = fresh_clone(dir.path(), "user");

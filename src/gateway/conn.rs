@@ -79,7 +79,8 @@ impl SourceConns {
     }
 
     /// Connections open from `source`.
-    pub fn open_from(&self, source: IpAddr) -> usize {
+    #[cfg(test)]
+    fn open_from(&self, source: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.get(&source).copied().unwrap_or(0)
     }

@@ -238,12 +238,19 @@ async fn respond(
             return error_response(500, "InternalFailure", "Internal Failure");
         }
     };
-    if signed && r.http_status >= 400 {
-        let refused = api::Error::decode(r.body.as_slice())
-            .is_ok_and(|e| throttle::is_authentication_failure(&e.error_code));
-        if refused {
-            gw.throttle.authentication_failed(source);
+    // Unsigned requests were charged before they went out; a signed-looking one is charged
+    // when hkmsd could not verify it (earlier hkmsd releases do not say: their error code
+    // decides).
+    let unauthenticated = match r.authenticated {
+        Some(verified) => !verified,
+        None => {
+            r.http_status >= 400
+                && api::Error::decode(r.body.as_slice())
+                    .is_ok_and(|e| throttle::is_authentication_failure(&e.error_code))
         }
+    };
+    if signed && unauthenticated {
+        gw.throttle.authentication_failed(source);
     }
     let status = u16::try_from(r.http_status)
         .ok()

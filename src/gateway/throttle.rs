@@ -137,8 +137,8 @@ pub fn is_signed(headers: &hyper::HeaderMap) -> bool {
     bearer && key_id
 }
 
-/// hkmsd's error codes for a request it could not authenticate (checked before the
-/// signature verifies; nothing after it).
+/// hkmsd's error codes for a request it could not authenticate, for hkmsd releases that
+/// do not report `authenticated` in their answer.
 pub fn is_authentication_failure(error_code: &str) -> bool {
     matches!(
         error_code,

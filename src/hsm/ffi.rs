@@ -176,6 +176,11 @@ pub fn unwrap_key(
     Ok(unsafe { ObjectHandle::new_from_raw(handle) })
 }
 
+/// Most attributes accepted in a template read back from an HSM.
+const MAX_TEMPLATE_ATTRIBUTES: usize = 64;
+/// Largest attribute value accepted in a template read back from an HSM (bytes).
+const MAX_TEMPLATE_VALUE_LEN: CK_ULONG = 1024;
+
 /// Attributes read back from a template attribute: each type with its raw value bytes.
 pub type RawAttributes = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
 
@@ -187,6 +192,7 @@ pub fn unwrap_template(
     object: ObjectHandle,
 ) -> Result<Option<RawAttributes>> {
     let f = functions(module)?;
+    // SAFETY: `f.list` points at the library's function list, valid while `f` lives.
     let get = unsafe { (*f.list).C_GetAttributeValue }.ok_or(Error::NullFunctionPointer)?;
     let mut outer = CK_ATTRIBUTE {
         type_: cryptoki_sys::CKA_UNWRAP_TEMPLATE,
@@ -203,6 +209,12 @@ pub fn unwrap_template(
         return Ok(None);
     }
     let count = outer.ulValueLen as usize / std::mem::size_of::<CK_ATTRIBUTE>();
+    if count == 0 || count > MAX_TEMPLATE_ATTRIBUTES {
+        return Err(Error::Pkcs11(
+            cryptoki::error::RvError::AttributeValueInvalid,
+            cryptoki::context::Function::GetAttributeValue,
+        ));
+    }
     let mut inner = vec![
         CK_ATTRIBUTE {
             type_: 0,
@@ -212,10 +224,20 @@ pub fn unwrap_template(
         count
     ];
     outer.pValue = inner.as_mut_ptr() as *mut _;
+    outer.ulValueLen = std::mem::size_of_val(inner.as_slice()) as CK_ULONG;
     // SAFETY: second call of the array-attribute protocol: the library fills the types and
-    // lengths of `count` entries.
+    // lengths of at most the `count` entries `outer.ulValueLen` announces.
     let rv = unsafe { get(session.handle(), object.handle(), &mut outer, 1) };
     check(rv, cryptoki::context::Function::GetAttributeValue)?;
+    if inner
+        .iter()
+        .any(|a| a.ulValueLen == 0 || a.ulValueLen > MAX_TEMPLATE_VALUE_LEN)
+    {
+        return Err(Error::Pkcs11(
+            cryptoki::error::RvError::AttributeValueInvalid,
+            cryptoki::context::Function::GetAttributeValue,
+        ));
+    }
     let mut values: Vec<Vec<u8>> = inner
         .iter()
         .map(|a| vec![0u8; a.ulValueLen as usize])
@@ -223,7 +245,9 @@ pub fn unwrap_template(
     for (a, v) in inner.iter_mut().zip(values.iter_mut()) {
         a.pValue = v.as_mut_ptr() as *mut _;
     }
-    // SAFETY: third call: each entry points at a buffer of the length the library reported.
+    outer.ulValueLen = std::mem::size_of_val(inner.as_slice()) as CK_ULONG;
+    // SAFETY: third call: each entry points at a buffer of the length (checked above) the
+    // library reported for it.
     let rv = unsafe { get(session.handle(), object.handle(), &mut outer, 1) };
     check(rv, cryptoki::context::Function::GetAttributeValue)?;
     Ok(Some(inner.iter().map(|a| a.type_).zip(values).collect()))

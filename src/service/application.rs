@@ -509,6 +509,7 @@ impl ApplicationService for ApplicationApi {
             signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1)
         };
         let mut version_header = None;
+        let authenticated = Some(verified.is_ok());
         let outcome = match verified {
             Err(e) => {
                 tracing::info!(source = %source, code = e.code, "application request refused: {}", e.message);
@@ -571,6 +572,7 @@ impl ApplicationService for ApplicationApi {
                 body,
                 request_id,
                 error_code: String::new(),
+                authenticated,
             },
             Err(e) => ApplicationCallResponse {
                 http_status: e.http_status.into(),
@@ -584,6 +586,7 @@ impl ApplicationService for ApplicationApi {
                 .encode_to_vec(),
                 request_id,
                 error_code: e.code.into(),
+                authenticated,
             },
         }))
     }
