@@ -258,11 +258,16 @@ fi
 # The gateway's files: its user reads them, nobody else does.
 own root:hkms-gateway 0750 "$home/gateway"
 own root:hkms-gateway 0640 "$home/gateway"/*
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if port_open "$port"; then
+    echo "error: port $port is in use; set HKMS_GATEWAY_PORT to a free port" >&2
+    exit 1
+fi
 "$bin/hkms-gateway" --config "$gwconfig" &
 gateway=$!
 for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     kill -0 "$gateway" 2>/dev/null || { echo "hkms-gateway failed to start" >&2; exit 1; }
+    port_open "$port" && break
     sleep 0.1
 done
 whoami_of() { ps -o user= -p "$1" 2>/dev/null | tr -d ' '; }
@@ -279,4 +284,7 @@ In another shell, as $(id -un) (the operator):
 To call it from an application with an official SDK, see "Applications" in README.md.
 Press Ctrl-C to stop.
 MSG
-wait "$daemon"
+# Until Ctrl-C, or until either service stops: then the other is stopped too.
+wait -n "$daemon" "$gateway" || true
+echo "hkmsd or hkms-gateway stopped; stopping the other" >&2
+exit 1
