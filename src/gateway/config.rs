@@ -241,7 +241,9 @@ pub struct HttpConfig {
     /// Lingering close: most milliseconds spent waiting for the client to finish sending.
     #[serde(default = "default_linger_timeout_ms")]
     pub linger_timeout_ms: u64,
-    /// Replaced by `header_timeout_ms` and `idle_timeout_secs`; refused with a message.
+    /// The setting of earlier releases, which bounded both the time to send a request's
+    /// headers and idle keep-alive time: still read, as `header_timeout_ms` and
+    /// `idle_timeout_secs` of the same length, when those are left out.
     #[serde(default)]
     pub header_timeout_secs: Option<u64>,
 }
@@ -293,14 +295,6 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     fn validate(&self) -> Result<(), String> {
-        if self.header_timeout_secs.is_some() {
-            return Err(
-                "http.header_timeout_secs was replaced by http.header_timeout_ms \
-                 (time to send a request's headers) and http.idle_timeout_secs (idle \
-                 keep-alive connections)"
-                    .into(),
-            );
-        }
         for (name, v) in [
             ("handshake_timeout_secs", self.handshake_timeout_secs),
             ("header_timeout_ms", self.header_timeout_ms),
@@ -363,7 +357,19 @@ impl GatewayConfig {
 
     /// Parses and checks configuration text; the flag tells a syntax error from a bad value.
     pub fn parse(text: &str) -> Result<GatewayConfig, (bool, String)> {
-        let c: GatewayConfig = toml::from_str(text).map_err(|e| (true, e.to_string()))?;
+        let mut c: GatewayConfig = toml::from_str(text).map_err(|e| (true, e.to_string()))?;
+        if let Some(secs) = c.http.header_timeout_secs {
+            // An earlier release's configuration: its one timeout, unless the new settings
+            // are named too.
+            let raw: toml::Value = toml::from_str(text).map_err(|e| (true, e.to_string()))?;
+            let named = |key: &str| raw.get("http").and_then(|h| h.get(key)).is_some();
+            if !named("header_timeout_ms") {
+                c.http.header_timeout_ms = secs.saturating_mul(1000);
+            }
+            if !named("idle_timeout_secs") {
+                c.http.idle_timeout_secs = secs;
+            }
+        }
         c.validate().map_err(|m| (false, m))?;
         Ok(c)
     }
@@ -452,15 +458,24 @@ mod tests {
             "[http]\nbody_timeout_ms = 0\n",
             "[http]\nmax_connections = 8\nmax_connections_per_source = 9\n",
             "[http]\nmax_connections_per_source = 0\n",
-            "[http]\nheader_timeout_secs = 60\n",
             "[throttle]\nunsigned_qps_per_source = 0\n",
         ] {
             let e = GatewayConfig::parse(&format!("{BASE}{extra}")).unwrap_err();
             assert!(!e.0, "{extra}: {}", e.1);
         }
-        let e =
-            GatewayConfig::parse(&format!("{BASE}[http]\nheader_timeout_secs = 60\n")).unwrap_err();
-        assert!(e.1.contains("header_timeout_ms"), "{}", e.1);
+    }
+
+    #[test]
+    fn an_earlier_releases_header_timeout_still_loads() {
+        let c = GatewayConfig::parse(&format!("{BASE}[http]\nheader_timeout_secs = 60\n")).unwrap();
+        assert_eq!(c.http.header_timeout_ms, 60_000);
+        assert_eq!(c.http.idle_timeout_secs, 60);
+        let c = GatewayConfig::parse(&format!(
+            "{BASE}[http]\nheader_timeout_secs = 60\nheader_timeout_ms = 2000\n"
+        ))
+        .unwrap();
+        assert_eq!(c.http.header_timeout_ms, 2000);
+        assert_eq!(c.http.idle_timeout_secs, 60);
     }
 
     #[test]
