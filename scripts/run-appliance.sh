@@ -200,6 +200,7 @@ if [[ ! -f $home/ca/root.pem ]]; then
     "$bin/hkms" ca issue-gateway --dir "$home/ca" --dns "localhost,$(hostname)" --ip 127.0.0.1 \
         --cert-out "$home/gateway/gateway.pem" --key-out "$home/gateway/gateway.key"
 fi
+own root:root 0700 "$home/ca"
 bundle=$("$bin/hkms" --json ca export --dir "$home/ca" --output-dir "$home" |
     sed -n 's/.*"CaBundleFile": "\(.*\)".*/\1/p')
 own root:root 0644 "$bundle"
