@@ -162,9 +162,11 @@ stop_all() {
     wait 2>/dev/null
     return 0
 }
+# Ctrl-C or SIGTERM stops both services. Further signals are ignored from then on, so a
+# second one cannot cut the clean-up short.
 trap stop_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'trap "" INT TERM; exit 130' INT
+trap 'trap "" INT TERM; exit 143' TERM
 
 start_daemon() {
     "$bin/hkmsd" --config "$config" &
