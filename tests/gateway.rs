@@ -14,19 +14,7 @@ use prost::Message;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{connect, post, ClientKeyFiles, GatewayProc, Instance};
-
-/// Runs the SDK script; returns its JSON output.
-fn sdk(
-    python: &std::path::Path,
-    inst: &Instance,
-    endpoint: &str,
-    ck: &ClientKeyFiles,
-    mode: &str,
-    extra: &[&str],
-) -> Value {
-    support::run_sdk(python, inst, endpoint, ck, mode, extra)
-}
+use support::{connect, post, run_sdk, ClientKeyFiles, GatewayProc, Instance};
 
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
@@ -46,7 +34,7 @@ fn official_sdk_runs_every_operation_over_https() {
     let ck = inst.app("sdk-app", &format!("key/{key}"), Some("127.0.0.0/8"));
     let gw = GatewayProc::start(&inst, "gw", false, "");
 
-    let v = sdk(
+    let v = run_sdk(
         &python,
         &inst,
         &gw.endpoint(),
@@ -133,7 +121,7 @@ fn official_sdk_runs_every_operation_over_https() {
     assert_eq!(v["unknown_alias"], "Forbidden.NoPermission");
 
     // A wrong ClientKey password: the SDK cannot open its key, nothing is sent.
-    let v = sdk(
+    let v = run_sdk(
         &python,
         &inst,
         &gw.endpoint(),
@@ -147,7 +135,7 @@ fn official_sdk_runs_every_operation_over_https() {
     // A ClientKey hkmsd does not know (deleted).
     let gone = inst.client_key("sdk-app");
     inst.d.cli_json(&["client-key", "delete", &gone.id]);
-    let v = sdk(
+    let v = run_sdk(
         &python,
         &inst,
         &gw.endpoint(),
@@ -160,7 +148,7 @@ fn official_sdk_runs_every_operation_over_https() {
 
     // A source address outside the AAP's network rule.
     let far = inst.app("far-app", "key/*", Some("10.0.0.0/8"));
-    let v = sdk(
+    let v = run_sdk(
         &python,
         &inst,
         &gw.endpoint(),
@@ -176,7 +164,7 @@ fn official_sdk_runs_every_operation_over_https() {
     );
 
     // Hostname checks: the certificate names localhost and 127.0.0.1 only.
-    let v = sdk(
+    let v = run_sdk(
         &python,
         &inst,
         &format!("127.0.0.1:{}", gw.port),
@@ -533,7 +521,7 @@ fn throttling_and_the_internet_endpoint() {
     let internet = format!("localhost:{}", gw.internet_port);
     let enc = |endpoint: &str| {
         let ck = if endpoint == internet { &wan } else { &ck };
-        sdk(&python, &inst, endpoint, ck, "encrypt", &["--key-id", &key])
+        run_sdk(&python, &inst, endpoint, ck, "encrypt", &["--key-id", &key])
     };
 
     let v = enc(&private);
