@@ -4,6 +4,8 @@
 use super::crypto;
 use super::error::HsmError;
 use super::module;
+use super::objects::{ModeKeys, UnwrapTemplate};
+use super::session::SessionGuard;
 use crate::config::MemberConfig;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 /// How a token is found. Slot numbers are never used: they change when tokens are
 /// re-initialised.
@@ -68,27 +70,6 @@ struct Connection {
     handles: HashMap<String, (String, ModeKeys)>,
 }
 
-/// The session objects that serve one key version, each for one mode family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModeKeys {
-    /// AES-GCM encryption and decryption.
-    pub gcm: ObjectHandle,
-    /// AES-CBC encryption and decryption.
-    pub cbc: ObjectHandle,
-    /// A version written before token version 2: its material, which decrypts the AES-GCM
-    /// ciphertexts it wrote (it is also `cbc`).
-    pub legacy: Option<ObjectHandle>,
-}
-
-impl ModeKeys {
-    /// Every distinct object behind these keys.
-    fn objects(&self) -> Vec<ObjectHandle> {
-        let mut v = vec![self.gcm, self.cbc];
-        v.extend(self.legacy.filter(|l| *l != self.cbc));
-        v
-    }
-}
-
 /// One configured HSM.
 pub struct Member {
     pub name: String,
@@ -98,9 +79,9 @@ pub struct Member {
     permits: Arc<Semaphore>,
     conn: Mutex<Option<Connection>>,
     /// Sessions not in use; every one belongs to the current connection.
-    idle: Mutex<Vec<Session>>,
+    pub(super) idle: Mutex<Vec<Session>>,
     /// Bumped on every reconnect so sessions of an old connection are never reused.
-    generation: AtomicU64,
+    pub(super) generation: AtomicU64,
     health: AtomicU8,
     /// Set by an operator: no new requests, in-flight ones finish.
     draining: AtomicBool,
@@ -122,28 +103,6 @@ pub struct Member {
     unwrap_template: AtomicU8,
     last_error: Mutex<String>,
     config: MemberConfig,
-}
-
-/// Whether a member's HSM enforces the domain key's unwrap template: only then can the
-/// process holding the PIN not turn a stored token into a readable key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnwrapTemplate {
-    /// Not known yet (no domain key found on the member).
-    Unknown = 0,
-    /// The domain key carries it, read back from the HSM.
-    Enforced = 1,
-    /// The domain key has none: it was made before hkms set one, or the device drops it.
-    Absent = 2,
-}
-
-impl UnwrapTemplate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnwrapTemplate::Unknown => "Unknown",
-            UnwrapTemplate::Enforced => "Enforced",
-            UnwrapTemplate::Absent => "Absent",
-        }
-    }
 }
 
 /// A snapshot of a member for status output.
@@ -179,7 +138,7 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -630,70 +589,17 @@ impl Member {
                 }
             }
         };
-        Ok(SessionGuard {
-            member: self.clone(),
-            session: None,
-            generation: self.generation.load(Ordering::SeqCst),
-            discard: false,
-            _permit: permit,
-        })
+        Ok(SessionGuard::new(
+            self.clone(),
+            self.generation.load(Ordering::SeqCst),
+            permit,
+        ))
     }
 
-    fn take_idle_or_open(&self) -> Result<Session, HsmError> {
+    pub(super) fn take_idle_or_open(&self) -> Result<Session, HsmError> {
         if let Some(s) = lock(&self.idle).pop() {
             return Ok(s);
         }
         self.open_session()
-    }
-}
-
-/// An operation session lent by a member; returned to the member's idle list when dropped
-/// (unless it failed in a way that makes it unusable). `Send`, not shared: it moves into
-/// the blocking thread that uses it, and is dropped there, because closing a session is a
-/// PKCS#11 call that may block.
-pub struct SessionGuard {
-    member: Arc<Member>,
-    session: Option<Session>,
-    generation: u64,
-    discard: bool,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl std::fmt::Debug for SessionGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionGuard")
-            .field("member", &self.member.name)
-            .field("open", &self.session.is_some())
-            .finish()
-    }
-}
-
-impl SessionGuard {
-    pub fn member(&self) -> &Arc<Member> {
-        &self.member
-    }
-
-    /// The session, opened on first use. Blocking.
-    pub fn session(&mut self) -> Result<&Session, HsmError> {
-        if self.session.is_none() {
-            self.session = Some(self.member.take_idle_or_open()?);
-        }
-        Ok(self.session.as_ref().expect("just set"))
-    }
-
-    /// Closes the session instead of returning it to the pool.
-    pub fn discard(&mut self) {
-        self.discard = true;
-    }
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
-            let current = self.member.generation.load(Ordering::SeqCst) == self.generation;
-            if !self.discard && current {
-                lock(&self.member.idle).push(s);
-            }
-        }
     }
 }

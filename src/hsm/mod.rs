@@ -8,8 +8,11 @@ pub mod error;
 mod ffi;
 pub mod member;
 pub mod module;
+mod objects;
 pub mod pool;
+pub mod session;
 
 pub use error::{Action, HsmError};
-pub use member::{Health, Member, ModeKeys};
+pub use member::{Health, Member};
+pub use objects::{ModeKeys, UnwrapTemplate};
 pub use pool::Pool;

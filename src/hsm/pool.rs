@@ -3,7 +3,8 @@
 //! breaker, and a prober that brings members back.
 
 use super::error::{Action, HsmError};
-use super::member::{Health, Member, SessionGuard};
+use super::member::{Health, Member};
+use super::session::SessionGuard;
 use cryptoki::session::Session;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};

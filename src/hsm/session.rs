@@ -1,0 +1,74 @@
+//! Operation sessions lent by a member, as RAII guards.
+
+use super::error::HsmError;
+use super::member::{lock, Member};
+use cryptoki::session::Session;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// An operation session lent by a member; returned to the member's idle list when dropped
+/// (unless it failed in a way that makes it unusable). `Send`, not shared: it moves into
+/// the blocking thread that uses it, and is dropped there, because closing a session is a
+/// PKCS#11 call that may block.
+pub struct SessionGuard {
+    member: Arc<Member>,
+    session: Option<Session>,
+    generation: u64,
+    discard: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for SessionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGuard")
+            .field("member", &self.member.name)
+            .field("open", &self.session.is_some())
+            .finish()
+    }
+}
+
+impl SessionGuard {
+    /// A guard holding `permit` for a session of `member`'s connection `generation`.
+    pub(super) fn new(
+        member: Arc<Member>,
+        generation: u64,
+        permit: OwnedSemaphorePermit,
+    ) -> SessionGuard {
+        SessionGuard {
+            member,
+            session: None,
+            generation,
+            discard: false,
+            _permit: permit,
+        }
+    }
+
+    pub fn member(&self) -> &Arc<Member> {
+        &self.member
+    }
+
+    /// The session, opened on first use. Blocking.
+    pub fn session(&mut self) -> Result<&Session, HsmError> {
+        if self.session.is_none() {
+            self.session = Some(self.member.take_idle_or_open()?);
+        }
+        Ok(self.session.as_ref().expect("just set"))
+    }
+
+    /// Closes the session instead of returning it to the pool.
+    pub fn discard(&mut self) {
+        self.discard = true;
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let current = self.member.generation.load(Ordering::SeqCst) == self.generation;
+            if !self.discard && current {
+                lock(&self.member.idle).push(s);
+            }
+        }
+    }
+}
