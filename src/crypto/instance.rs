@@ -169,12 +169,11 @@ pub async fn encrypt(
     let (key, tok) = initial_token(app, key_id).await?;
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
-    let stored_under = (key.key_id.clone(), key_version_id.clone());
     let (aad, iv_in) = (aad.to_vec(), iv.clone());
     let ciphertext = app
         .pool
         .run(move |m, s| {
-            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
+            let keys = token::handle(m, &tok)?;
             match alg {
                 Algorithm::Gcm => {
                     let iv: [u8; GCM_IV_LEN] = iv_in.as_slice().try_into().expect("checked");
@@ -256,13 +255,12 @@ async fn open_bare(
 ) -> Result<Opened, KmsError> {
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
-    let stored_under = (key.key_id.clone(), key_version_id.clone());
     let (aad, iv, body) = (aad.to_vec(), iv.to_vec(), ciphertext.to_vec());
     let legacy_gcm_ok = app.limits.legacy_gcm_decrypt;
     let plaintext = app
         .pool
         .run(move |m, s| {
-            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
+            let keys = token::handle(m, &tok)?;
             let rejected = |e| m.err(e).data_rejected_if_bad_input();
             match alg {
                 Algorithm::Gcm => {

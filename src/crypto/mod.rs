@@ -113,11 +113,10 @@ async fn seal(
     let cipher = header.cipher;
     let key_version_id = tok.key_version_id.clone();
     let tok = Arc::new(tok);
-    let stored_under = (key_id.clone(), key_version_id.clone());
     let body = app
         .pool
         .run(move |m, s| {
-            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
+            let keys = token::handle(m, &tok)?;
             match cipher {
                 Cipher::Gcm { iv } => {
                     hsm_crypto::gcm_encrypt(s, keys.gcm, &iv, &full_aad, &plaintext)
@@ -160,11 +159,10 @@ pub async fn decrypt(app: &Appliance, blob: &[u8], aad: &[u8]) -> Result<Opened,
         return Err(KmsError::invalid_ciphertext());
     }
     let tok = Arc::new(tok);
-    let stored_under = (key_id.clone(), version_id.clone());
     let plaintext = app
         .pool
         .run(move |m, s| {
-            let keys = token::handle(m, &tok, &stored_under.0, &stored_under.1)?;
+            let keys = token::handle(m, &tok)?;
             match cipher {
                 Cipher::Gcm { iv } => {
                     let key = match keys.legacy {

@@ -259,14 +259,11 @@ pub fn unwrap(
     Ok(ModeKeys { gcm, cbc, legacy })
 }
 
-/// The mode keys of the token stored under (`key_id`, `key_version_id`) on `member`, from
-/// the member's cache or unwrapped now.
-pub fn handle(
-    member: &Member,
-    token: &KeyTokenRecord,
-    key_id: &str,
-    key_version_id: &str,
-) -> Result<ModeKeys, HsmError> {
+/// The mode keys of `token` on `member`, from the member's cache or unwrapped now. Only for
+/// tokens that [`crate::keys::usable_token`] returned: it has checked that the ids written
+/// in the token are those it was found under, so the binding is checked against them.
+pub fn handle(member: &Member, token: &KeyTokenRecord) -> Result<ModeKeys, HsmError> {
+    let (key_id, key_version_id) = (&token.key_id, &token.key_version_id);
     member.key_handle(key_id, key_version_id, |login, dk| {
         unwrap(member, login, dk, token, key_id, key_version_id)
     })
