@@ -17,6 +17,8 @@ pub struct Appliance {
     pub limits: Limits,
     /// Who may use the Unix socket (`[access]`).
     pub access: crate::config::AccessConfig,
+    /// Where HSM profiles are looked up first (`[hardening] profiles_dir`).
+    profiles_dir: std::path::PathBuf,
     instance: RwLock<Option<InstanceRecord>>,
     /// Serialises `init`.
     init_lock: tokio::sync::Mutex<()>,
@@ -56,6 +58,7 @@ impl Appliance {
             pool,
             limits,
             access: crate::config::AccessConfig::default(),
+            profiles_dir: crate::hardening::HardeningConfig::default().profiles_dir,
             instance: RwLock::new(instance),
             init_lock: tokio::sync::Mutex::new(()),
         }
@@ -64,6 +67,12 @@ impl Appliance {
     /// Sets who may use the Unix socket.
     pub fn with_access(mut self, access: crate::config::AccessConfig) -> Appliance {
         self.access = access;
+        self
+    }
+
+    /// Sets where HSM profiles are looked up first (members added at run time read theirs).
+    pub fn with_profiles_dir(mut self, dir: std::path::PathBuf) -> Appliance {
+        self.profiles_dir = dir;
         self
     }
 
@@ -198,7 +207,9 @@ impl Appliance {
                 format!("source member {} is not up", source.name),
             ));
         }
-        let target = Arc::new(Member::new(&cfg));
+        let target = Arc::new(
+            crate::hsm::profile::member(&self.profiles_dir, &cfg).map_err(KmsError::invalid)?,
+        );
         let was_draining = source.is_draining();
         source.set_draining(true);
         // Let requests already on the source finish before its user is logged out.
@@ -324,6 +335,7 @@ pub fn member_config(rec: &MemberRecord) -> MemberConfig {
         pin_file: rec.pin_file.clone().into(),
         profile: rec.profile.clone(),
         max_sessions: rec.max_sessions as usize,
+        inline_calls: None,
     }
 }
 

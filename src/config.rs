@@ -190,6 +190,10 @@ pub struct MemberConfig {
     /// Most sessions opened on this member at once.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Run this member's calls on the async workers instead of handing each to a blocking
+    /// thread. Unset: as the member's profile says (`[calls] inline`).
+    #[serde(default)]
+    pub inline_calls: Option<bool>,
 }
 
 fn default_profile() -> String {

@@ -8,7 +8,7 @@ use crate::appliance::Appliance;
 use crate::authn::tls::RemoteAuth;
 use crate::config::{Config, MemberConfig};
 use crate::hsm::pool::PoolSettings;
-use crate::hsm::{Member, Pool};
+use crate::hsm::Pool;
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::crypto_service_server::CryptoServiceServer;
 use crate::proto::key_service_server::KeyServiceServer;
@@ -38,7 +38,10 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
             member_configs.push(crate::appliance::member_config(r));
         }
     }
-    let members = member_configs.iter().map(Member::new).collect();
+    let members = member_configs
+        .iter()
+        .map(|m| crate::hsm::profile::member(&config.hardening.profiles_dir, m))
+        .collect::<Result<Vec<_>, _>>()?;
     let pool = Arc::new(Pool::new(
         members,
         PoolSettings {
@@ -65,7 +68,8 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
     }
     let app = Arc::new(
         Appliance::new(Arc::new(store), pool, config.limits.clone(), instance)
-            .with_access(config.access.clone()),
+            .with_access(config.access.clone())
+            .with_profiles_dir(config.hardening.profiles_dir.clone()),
     );
     if app.instance().is_ok() {
         match crate::keys::migrate_tokens(&app).await {

@@ -30,6 +30,7 @@ fn member(dir: &std::path::Path, name: &str, label: &str) -> Member {
         pin_file,
         profile: "softhsm2".into(),
         max_sessions: 2,
+        inline_calls: None,
     });
     m.connect(None).unwrap();
     m

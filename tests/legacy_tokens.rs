@@ -152,6 +152,7 @@ async fn versions_and_ciphertexts_from_before_mode_keys_keep_working() {
         pin_file: inst.d.path("pin-hsm-0"),
         profile: "softhsm2".into(),
         max_sessions: 2,
+        inline_calls: None,
     });
     m.connect(Some(&dk_id)).unwrap();
     let legacy = write_legacy(&m, &dk_id);

@@ -6,15 +6,11 @@
 //! statfs = "free-space check before writing a token object"
 //! ```
 //!
-//! Every entry needs a reason. A profile is looked up as `<profiles_dir>/<name>.toml` first;
-//! the profiles shipped in `hsm-profiles/` are built into the binary as a fallback.
+//! Every entry needs a reason. Profiles are found as [`crate::hsm::profile::text`] says.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Profiles shipped with hkms.
-const BUILT_IN: &[(&str, &str)] = &[("softhsm2", include_str!("../../hsm-profiles/softhsm2.toml"))];
 
 #[derive(Debug, Default, Deserialize)]
 struct ProfileFile {
@@ -32,25 +28,7 @@ struct SeccompSection {
 
 /// The extra system calls of one profile, with their reasons.
 pub fn extra_syscalls(profiles_dir: &Path, name: &str) -> Result<BTreeMap<String, String>, String> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return Err(format!("HSM profile name {name:?} is not valid"));
-    }
-    let path = profiles_dir.join(format!("{name}.toml"));
-    let (text, origin) = match std::fs::read_to_string(&path) {
-        Ok(t) => (t, path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match BUILT_IN.iter().find(|(n, _)| *n == name) {
-                Some((_, t)) => (t.to_string(), format!("built-in profile {name}")),
-                None => {
-                    return Err(format!(
-                        "HSM profile {name:?} not found: no {} and no built-in profile",
-                        path.display()
-                    ))
-                }
-            }
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
+    let (text, origin) = crate::hsm::profile::text(profiles_dir, name)?;
     let file: ProfileFile =
         toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
     for (call, reason) in &file.seccomp.allow {

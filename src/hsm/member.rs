@@ -553,6 +553,11 @@ impl Member {
     }
 
     /// Whether a session can be lent without waiting.
+    /// Whether calls run on the requesting async worker rather than a blocking thread.
+    pub fn inline_calls(&self) -> bool {
+        self.config.inline_calls == Some(true)
+    }
+
     pub fn has_free_session(&self) -> bool {
         self.permits.available_permits() > 0
     }

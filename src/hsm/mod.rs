@@ -10,6 +10,7 @@ pub mod member;
 pub mod module;
 mod objects;
 pub mod pool;
+pub mod profile;
 pub mod session;
 
 pub use error::{Action, HsmError};

@@ -180,37 +180,29 @@ impl Pool {
         let mut attempt = 0;
         loop {
             let guard = member.session(self.settings.session_wait).await?;
-            let op = op.clone();
             let started = Instant::now();
-            // The guard (and its session permit) moves into the blocking call and is dropped
-            // there: a call that hangs keeps its permit, so stuck threads per member never
-            // exceed max_sessions, and no session is ever closed on an async worker.
-            let call = tokio::task::spawn_blocking(move || {
-                let mut guard: SessionGuard = guard;
-                let result = match guard.session() {
-                    Ok(_) => {
-                        let m = guard.member().clone();
-                        let session = guard.session().expect("opened above");
-                        op(&m, session)
-                    }
-                    Err(e) => Err(e),
-                };
-                if matches!(&result, Err(e) if e.action() == Action::ReopenSession) {
-                    guard.discard();
-                }
-                drop(guard);
-                result
-            });
-            let result = match tokio::time::timeout(self.settings.call_timeout, call).await {
-                Ok(joined) => joined.map_err(|join| HsmError::Other {
-                    member: member.name.clone(),
-                    message: format!("HSM worker failed: {join}"),
-                })?,
-                Err(_) => {
-                    return Err(HsmError::Deadline {
+            let result = if member.inline_calls() {
+                // In-process software token: the call takes microseconds, less than handing
+                // it to another thread and back (see `inline_calls` in the member's profile).
+                call_in(guard, &*op)
+            } else {
+                let op = op.clone();
+                // The guard (and its session permit) moves into the blocking call and is
+                // dropped there: a call that hangs keeps its permit, so stuck threads per
+                // member never exceed max_sessions, and no session is ever closed on an
+                // async worker.
+                let call = tokio::task::spawn_blocking(move || call_in(guard, &*op));
+                match tokio::time::timeout(self.settings.call_timeout, call).await {
+                    Ok(joined) => joined.map_err(|join| HsmError::Other {
                         member: member.name.clone(),
-                        millis: self.settings.call_timeout.as_millis() as u64,
-                    })
+                        message: format!("HSM worker failed: {join}"),
+                    })?,
+                    Err(_) => {
+                        return Err(HsmError::Deadline {
+                            member: member.name.clone(),
+                            millis: self.settings.call_timeout.as_millis() as u64,
+                        })
+                    }
                 }
             };
             let e = match result {
@@ -294,4 +286,25 @@ impl Pool {
             });
         }
     }
+}
+
+/// Runs `op` in the guard's session (opened first if need be), then returns the session, or
+/// discards it when the failure means it is unusable.
+fn call_in<T>(
+    mut guard: SessionGuard,
+    op: &(dyn Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync),
+) -> Result<T, HsmError> {
+    let result = match guard.session() {
+        Ok(_) => {
+            let m = guard.member().clone();
+            let session = guard.session().expect("opened above");
+            op(&m, session)
+        }
+        Err(e) => Err(e),
+    };
+    if matches!(&result, Err(e) if e.action() == Action::ReopenSession) {
+        guard.discard();
+    }
+    drop(guard);
+    result
 }

@@ -101,6 +101,7 @@ impl AdminService for AdminApi {
             } else {
                 r.max_sessions as usize
             },
+            inline_calls: None,
         };
         let source = non_empty(r.source_member);
         reply(

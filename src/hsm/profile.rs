@@ -1,0 +1,91 @@
+//! HSM profiles (`hsm-profiles/<name>.toml`): what hkms knows about one PKCS#11
+//! implementation. A member names its profile (`profile = "softhsm2"`); the file is looked up
+//! as `<profiles_dir>/<name>.toml` first, and the profiles shipped in `hsm-profiles/` are
+//! built into the binary as a fallback.
+//!
+//! Sections read by the code: `[calls]` here (how the pool calls the member) and `[seccomp]`
+//! in [`crate::hardening::profile`]. The other sections document the device.
+
+use super::member::Member;
+use crate::config::MemberConfig;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Profiles shipped with hkms.
+const BUILT_IN: &[(&str, &str)] = &[("softhsm2", include_str!("../../hsm-profiles/softhsm2.toml"))];
+
+/// The text of profile `name` and where it came from (a path, or "built-in profile NAME").
+pub fn text(profiles_dir: &Path, name: &str) -> Result<(String, String), String> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(format!("HSM profile name {name:?} is not valid"));
+    }
+    let path = profiles_dir.join(format!("{name}.toml"));
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok((t, path.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match BUILT_IN.iter().find(|(n, _)| *n == name) {
+                Some((_, t)) => Ok((t.to_string(), format!("built-in profile {name}"))),
+                None => Err(format!(
+                    "HSM profile {name:?} not found: no {} and no built-in profile",
+                    path.display()
+                )),
+            }
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CallsOnly {
+    #[serde(default)]
+    calls: Calls,
+}
+
+/// `[calls]`: how the pool runs calls on members of this profile.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calls {
+    /// The library does its work in this process on the host's CPU and answers in
+    /// microseconds (a software token): calls run on the async worker that needs them,
+    /// without a hand-off to a blocking thread and back. Such calls have no deadline (a
+    /// call cannot be abandoned while it runs on the worker), so a library that talks to
+    /// a device or a network must leave this off.
+    #[serde(default)]
+    pub inline: bool,
+}
+
+/// The `[calls]` section of profile `name`.
+pub fn calls(profiles_dir: &Path, name: &str) -> Result<Calls, String> {
+    let (text, origin) = text(profiles_dir, name)?;
+    let file: CallsOnly =
+        toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
+    Ok(file.calls)
+}
+
+/// A member of `cfg`, with the settings its configuration leaves to its profile filled in
+/// (`inline_calls`).
+pub fn member(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
+    let mut cfg = cfg.clone();
+    if cfg.inline_calls.is_none() {
+        let calls =
+            calls(profiles_dir, &cfg.profile).map_err(|e| format!("member {}: {e}", cfg.name))?;
+        cfg.inline_calls = Some(calls.inline);
+    }
+    Ok(Member::new(&cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_softhsm2_runs_inline_and_a_vendor_file_overrides() {
+        assert!(calls(Path::new("/nonexistent"), "softhsm2").unwrap().inline);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("softhsm2.toml"), "name = \"softhsm2\"\n").unwrap();
+        assert!(!calls(dir.path(), "softhsm2").unwrap().inline);
+        std::fs::write(dir.path().join("bad.toml"), "[calls]\nfast = true\n").unwrap();
+        assert!(calls(dir.path(), "bad").unwrap_err().contains("fast"));
+        assert!(text(dir.path(), "../etc/passwd").is_err());
+    }
+}
