@@ -169,6 +169,49 @@ async fn only_configured_peers_may_use_the_socket_and_gateways_may_not_administe
     assert_eq!(d.cli_error(&["network-rule", "list"]), "Forbidden");
     let r = relay_as(&d, 0, "instance", vec![], vec![], "10.0.0.1").await;
     assert_eq!((r.status, r.code.as_str()), (400, "InvalidApiVersion"));
+    // Over a relay stream, each request is answered on its own and in order; a malformed
+    // relay message ends the stream with its error.
+    let request = |headers: &[(&str, &str)], endpoint: &str| ApplicationCallRequest {
+        endpoint: endpoint.into(),
+        method: "POST".into(),
+        path: "/".into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| HttpHeader {
+                name: (*n).into(),
+                value: (*v).into(),
+            })
+            .collect(),
+        body: vec![],
+        source_address: "10.0.0.1".into(),
+    };
+    let mut answers = d
+        .client_as(0)
+        .await
+        .application
+        .relay(tokio_stream::iter(vec![
+            request(&[], "instance"),
+            request(&[("x-kms-apiversion", "dkms-gcs-0.2")], "instance"),
+            request(&[], "instance"),
+            request(&[], "elsewhere"),
+            request(&[], "instance"),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut codes = Vec::new();
+    let end = loop {
+        match answers.message().await {
+            Ok(Some(a)) => codes.push(a.error_code),
+            Ok(None) => break None,
+            Err(s) => break Some(common::code(s)),
+        }
+    };
+    assert_eq!(
+        codes,
+        ["InvalidApiVersion", "InvalidApiName", "InvalidApiVersion"]
+    );
+    assert_eq!(end.as_deref(), Some("InvalidParameter"));
 
     // Root by group only is an operator too.
     d.set_access("operator_uids = []\noperator_gids = [0]");
@@ -179,6 +222,14 @@ async fn only_configured_peers_may_use_the_socket_and_gateways_may_not_administe
         .await
         .application
         .call(ApplicationCallRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(err), "Forbidden");
+    let err = d
+        .client()
+        .await
+        .application
+        .relay(tokio_stream::iter(vec![ApplicationCallRequest::default()]))
         .await
         .unwrap_err();
     assert_eq!(common::code(err), "Forbidden");

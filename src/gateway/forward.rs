@@ -3,16 +3,21 @@
 //! the instance CA; hkmsd's certificate checked against the instance CA bundle).
 //!
 //! Connections are opened lazily and re-opened by tonic when hkmsd restarts, so the gateway
-//! can start before hkmsd and survives its restarts. Requests are spread round-robin over a
-//! few HTTP/2 connections.
+//! can start before hkmsd and survives its restarts. Each client connection relays its
+//! requests over a `Relay` stream of its own ([`ConnRelay`]), opened at its first request
+//! and kept while the connection lives; the streams are spread round-robin over a few
+//! HTTP/2 connections. An hkmsd that predates `Relay` gets one `Call` per request.
 
 use crate::gateway::config::{HkmsdConfig, HkmsdTarget};
 use crate::proto::application_service_client::ApplicationServiceClient;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
+use tonic::Streaming;
 
 /// Why a request could not be forwarded.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,18 @@ pub struct Forwarder {
     clients: Vec<ApplicationServiceClient<Channel>>,
     next: AtomicUsize,
     timeout: Duration,
+    /// Cleared when hkmsd answers `Relay` with Unimplemented (an earlier release).
+    streams: AtomicBool,
+}
+
+/// The relay stream of one client connection (none until its first request).
+#[derive(Debug, Default)]
+pub struct ConnRelay(Option<OpenRelay>);
+
+#[derive(Debug)]
+struct OpenRelay {
+    requests: mpsc::Sender<ApplicationCallRequest>,
+    answers: Streaming<ApplicationCallResponse>,
 }
 
 impl Forwarder {
@@ -65,32 +82,95 @@ impl Forwarder {
             clients,
             next: AtomicUsize::new(0),
             timeout: Duration::from_secs(cfg.timeout_secs),
+            streams: AtomicBool::new(true),
         })
     }
 
-    /// Forwards one request and returns hkmsd's answer for the caller.
+    fn client(&self) -> ApplicationServiceClient<Channel> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[i].clone()
+    }
+
+    /// Forwards one request of a client connection over the connection's relay stream
+    /// (opened now if it has none, or if hkmsd closed it) and returns hkmsd's answer. After
+    /// a failure the stream is dropped; the connection's next request opens another.
+    pub async fn relay(
+        &self,
+        conn: &mut ConnRelay,
+        req: ApplicationCallRequest,
+    ) -> Result<ApplicationCallResponse, ForwardError> {
+        if !self.streams.load(Ordering::Relaxed) {
+            return self.call(req).await;
+        }
+        if conn.0.as_ref().is_none_or(|r| r.requests.is_closed()) {
+            conn.0 = None;
+            match tokio::time::timeout(self.timeout, self.open()).await {
+                Err(_) => return Err(ForwardError::Unavailable("no answer in time".into())),
+                Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => {
+                    tracing::info!("hkmsd does not offer relay streams: one call per request");
+                    self.streams.store(false, Ordering::Relaxed);
+                    return self.call(req).await;
+                }
+                Ok(Err(s)) => return Err(status_error(s)),
+                Ok(Ok(open)) => conn.0 = Some(open),
+            }
+        }
+        let open = conn.0.as_mut().expect("opened above");
+        let exchange = async {
+            open.requests
+                .send(req)
+                .await
+                .map_err(|_| ForwardError::Unavailable("relay stream closed".into()))?;
+            match open.answers.message().await {
+                Ok(Some(answer)) => Ok(answer),
+                Ok(None) => Err(ForwardError::Unavailable("relay stream ended".into())),
+                Err(s) => Err(status_error(s)),
+            }
+        };
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(ForwardError::Unavailable("no answer in time".into())),
+        };
+        if result.is_err() {
+            conn.0 = None;
+        }
+        result
+    }
+
+    /// Opens a relay stream.
+    async fn open(&self) -> Result<OpenRelay, tonic::Status> {
+        // One request in flight per stream: the connection sends its next request after
+        // the answer to this one.
+        let (requests, outbound) = mpsc::channel(1);
+        let answers = self
+            .client()
+            .relay(ReceiverStream::new(outbound))
+            .await?
+            .into_inner();
+        Ok(OpenRelay { requests, answers })
+    }
+
+    /// Forwards one request in a call of its own and returns hkmsd's answer.
     pub async fn call(
         &self,
         req: ApplicationCallRequest,
     ) -> Result<ApplicationCallResponse, ForwardError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        let mut client = self.clients[i].clone();
+        let mut client = self.client();
         match tokio::time::timeout(self.timeout, client.call(req)).await {
             Err(_) => Err(ForwardError::Unavailable("no answer in time".into())),
             Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(s)) => match s.code() {
-                tonic::Code::Unavailable
-                | tonic::Code::Unknown
-                | tonic::Code::Cancelled
-                | tonic::Code::DeadlineExceeded => {
-                    Err(ForwardError::Unavailable(s.message().to_owned()))
-                }
-                _ => Err(ForwardError::Refused(format!(
-                    "{:?}: {}",
-                    s.code(),
-                    s.message()
-                ))),
-            },
+            Ok(Err(s)) => Err(status_error(s)),
         }
+    }
+}
+
+/// A gRPC failure of the relay, as the gateway reports it.
+fn status_error(s: tonic::Status) -> ForwardError {
+    match s.code() {
+        tonic::Code::Unavailable
+        | tonic::Code::Unknown
+        | tonic::Code::Cancelled
+        | tonic::Code::DeadlineExceeded => ForwardError::Unavailable(s.message().to_owned()),
+        _ => ForwardError::Refused(format!("{:?}: {}", s.code(), s.message())),
     }
 }

@@ -17,7 +17,7 @@
 use crate::authn::signed::MAX_BODY;
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::conn::{source_of, ConnClock, Guarded, Linger, SourceConns};
-use crate::gateway::forward::{ForwardError, Forwarder};
+use crate::gateway::forward::{ConnRelay, ForwardError, Forwarder};
 use crate::gateway::throttle::{self, Endpoint, Throttle, Throttled};
 use crate::gateway::tls::Certs;
 use crate::instance_api as api;
@@ -130,16 +130,27 @@ fn client_ip(addr: SocketAddr) -> IpAddr {
     crate::access::network::canonical(addr.ip())
 }
 
-/// Handles one request.
-pub async fn handle(
-    gw: Arc<Gateway>,
+/// What one client connection keeps between its requests.
+#[derive(Debug)]
+pub struct ConnState {
     endpoint: Endpoint,
     peer: SocketAddr,
     clock: Arc<ConnClock>,
+    /// The connection's relay stream to hkmsd. HTTP/1.1 serves a connection's requests
+    /// one after the other, so this lock is never contended.
+    relay: tokio::sync::Mutex<ConnRelay>,
+}
+
+/// Handles one request.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let clock = &conn.clock;
     clock.request_started();
-    let r = respond(&gw, endpoint, peer, &clock, req).await;
+    let mut relay = conn.relay.lock().await;
+    let r = respond(&gw, conn.endpoint, conn.peer, clock, &mut relay, req).await;
     clock.request_done();
     Ok(r)
 }
@@ -149,6 +160,7 @@ async fn respond(
     endpoint: Endpoint,
     peer: SocketAddr,
     clock: &ConnClock,
+    relay: &mut ConnRelay,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let declared = req
@@ -223,7 +235,7 @@ async fn respond(
         body: body.to_vec(),
         source_address: client_ip(peer).to_string(),
     };
-    let r = match gw.forwarder.call(call).await {
+    let r = match gw.forwarder.relay(relay, call).await {
         Ok(r) => r,
         Err(ForwardError::Unavailable(m)) => {
             tracing::warn!("hkmsd unavailable: {m}");
@@ -334,10 +346,16 @@ pub async fn serve(
             }
             let clock = ConnClock::new(gw.limits.header_timeout, gw.limits.idle_timeout);
             let io = Guarded::new(tls, clock.clone(), gw.limits.send_timeout, gw.limits.linger);
+            let state = Arc::new(ConnState {
+                endpoint,
+                peer,
+                clock: clock.clone(),
+                relay: tokio::sync::Mutex::new(ConnRelay::default()),
+            });
             let service = {
                 let gw = gw.clone();
                 hyper::service::service_fn(move |req| -> Answer {
-                    Box::pin(handle(gw.clone(), endpoint, peer, clock.clone(), req))
+                    Box::pin(handle(gw.clone(), state.clone(), req))
                 })
             };
             // The header and idle deadlines are the stream's (conn.rs), not hyper's.

@@ -21,7 +21,6 @@
 //! KeyId: the version then names both the key (authorised like any other) and the version
 //! to decrypt with.
 
-use super::Reply;
 use crate::access::endpoint::{self, EndpointKind};
 use crate::access::{self, clientkey, operations};
 use crate::appliance::Appliance;
@@ -32,14 +31,12 @@ use crate::crypto::{self, ciphertext};
 use crate::error::{ErrorCode, KmsError};
 use crate::instance_api as api;
 use crate::keys::{self, alias};
-use crate::proto::application_service_server::ApplicationService;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse, ClientKey, HttpHeader};
 use crate::store::access as records;
 use prost::Message;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use tonic::Request;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Operations this build runs for applications. The other operations of the instance API
@@ -465,27 +462,25 @@ fn unsupported() -> ApiError {
     ApiError::new(400, "UnsupportedOperation", "Rejected.UnsupportedOperation")
 }
 
-#[tonic::async_trait]
-impl ApplicationService for ApplicationApi {
-    async fn call(&self, req: Request<ApplicationCallRequest>) -> Reply<ApplicationCallResponse> {
-        if !crate::authn::may_relay(&req) {
-            let caller = req.extensions().get::<Caller>();
-            tracing::warn!(caller = ?caller, "refused a relayed request from a peer that is not a gateway");
-            return Err(KmsError::new(
-                ErrorCode::Forbidden,
-                "only a gateway ([access] gateway_uids, or a gateway certificate of the instance CA over TCP) may relay application requests",
-            )
-            .into());
-        }
-        let r = req.into_inner();
+impl ApplicationApi {
+    /// Authenticates, authorises and runs one relayed request. Every outcome that belongs
+    /// to the external client is an answer (HTTP status and protobuf body); an error means
+    /// the relay message itself was malformed (unknown endpoint, bad source address).
+    pub async fn serve(
+        &self,
+        r: ApplicationCallRequest,
+    ) -> Result<ApplicationCallResponse, KmsError> {
         let Some(endpoint) = EndpointKind::parse(&r.endpoint) else {
-            return Err(KmsError::invalid(format!("unknown endpoint {:?}", r.endpoint)).into());
+            return Err(KmsError::invalid(format!(
+                "unknown endpoint {:?}",
+                r.endpoint
+            )));
         };
         let source: IpAddr = r.source_address.trim().parse().map_err(|_| {
-            tonic::Status::from(KmsError::invalid(format!(
+            KmsError::invalid(format!(
                 "source_address {:?} is not an IP address",
                 r.source_address
-            )))
+            ))
         })?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let headers = Headers::new(r.headers.iter().map(|h| (h.name.as_str(), h.value.clone())));
@@ -541,7 +536,7 @@ impl ApplicationService for ApplicationApi {
                         });
                     match &result {
                         Ok(_) => {
-                            tracing::info!(caller = %caller, api = %v.api_name, "application request served")
+                            tracing::debug!(caller = %caller, api = %v.api_name, "application request served")
                         }
                         Err(e) => {
                             tracing::info!(caller = %caller, api = %v.api_name, code = e.code, "application request refused: {}", e.message)
@@ -565,7 +560,7 @@ impl ApplicationService for ApplicationApi {
                 value: v,
             });
         }
-        Ok(tonic::Response::new(match outcome {
+        Ok(match outcome {
             Ok(body) => ApplicationCallResponse {
                 http_status: 200,
                 headers,
@@ -588,6 +583,6 @@ impl ApplicationService for ApplicationApi {
                 error_code: e.code.into(),
                 authenticated,
             },
-        }))
+        })
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod application;
 pub mod crypto;
 pub mod keys;
+pub mod relay;
 
 use crate::error::KmsError;
 use crate::proto::KeyMetadata;

@@ -1,0 +1,60 @@
+//! `hkms.v1.ApplicationService` over gRPC: the gateway relays KMS instance API requests one
+//! per `Call`, or many over one `Relay` stream per client connection. Both end in
+//! [`ApplicationApi::serve`]; only peers allowed to relay ([`crate::authn::may_relay`]) get
+//! that far.
+
+use super::application::ApplicationApi;
+use super::Reply;
+use crate::error::{ErrorCode, KmsError};
+use crate::proto::application_service_server::ApplicationService;
+use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
+use std::pin::Pin;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Status, Streaming};
+
+/// The answers of one relay stream, in the order of its requests.
+pub type Answers = Pin<Box<dyn Stream<Item = Result<ApplicationCallResponse, Status>> + Send>>;
+
+fn refuse_non_gateway<T>(req: &Request<T>) -> Result<(), Status> {
+    if crate::authn::may_relay(req) {
+        return Ok(());
+    }
+    let caller = req.extensions().get::<crate::authn::Caller>();
+    tracing::warn!(caller = ?caller, "refused a relayed request from a peer that is not a gateway");
+    Err(KmsError::new(
+        ErrorCode::Forbidden,
+        "only a gateway ([access] gateway_uids, or a gateway certificate of the instance CA over TCP) may relay application requests",
+    )
+    .into())
+}
+
+#[tonic::async_trait]
+impl ApplicationService for ApplicationApi {
+    async fn call(&self, req: Request<ApplicationCallRequest>) -> Reply<ApplicationCallResponse> {
+        refuse_non_gateway(&req)?;
+        Ok(tonic::Response::new(self.serve(req.into_inner()).await?))
+    }
+
+    type RelayStream = Answers;
+
+    async fn relay(
+        &self,
+        req: Request<Streaming<ApplicationCallRequest>>,
+    ) -> Reply<Self::RelayStream> {
+        refuse_non_gateway(&req)?;
+        let api = self.clone();
+        // Each request is served when the stream is polled for its answer, so requests of
+        // one stream run one after the other and their answers keep their order. A
+        // malformed relay message ends the stream with its error.
+        let answers = req.into_inner().then(move |next| {
+            let api = api.clone();
+            async move {
+                match next {
+                    Ok(r) => api.serve(r).await.map_err(Status::from),
+                    Err(s) => Err(s),
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(answers)))
+    }
+}
