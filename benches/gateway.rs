@@ -7,7 +7,8 @@
 //! measured.
 //!
 //! `cargo bench --bench gateway` (HKMS_BENCH_SECS sets the length of each run, default 4;
-//! HKMS_BENCH_LEVELS the concurrency levels, default `1,16,64`; HKMS_BENCH_PATHS which paths
+//! HKMS_BENCH_CLIENT_THREADS the load generator's threads, default 1; HKMS_BENCH_LEVELS the
+//! concurrency levels, default `1,16,64`; HKMS_BENCH_PATHS which paths
 //! to drive, default `grpc,gateway`: one level and one path make a steady load to profile).
 
 #[path = "../tests/common/mod.rs"]
@@ -114,13 +115,26 @@ fn main() {
         false,
         "[throttle]\ntier_qps = 1000000000\n",
     );
-    // The load generator has two workers, like a client with the host to itself; hkmsd and
-    // the gateway take their `[runtime]` default (half of the CPUs each).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // The load generator runs on one thread, as the peer benchmark's does
+    // (`../shared/bench/peer-xks/loadgen`, `client_threads` 1); HKMS_BENCH_CLIENT_THREADS
+    // gives it more. hkmsd and the gateway take their `[runtime]` default (half of the CPUs
+    // each).
+    let client_threads: usize = std::env::var("HKMS_BENCH_CLIENT_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let rt = if client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(client_threads)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     let request = signed_request(&ck, &key);
     // Warm up: unwrap the key, open sessions, connect.
     rt.block_on(async {
