@@ -10,9 +10,8 @@ use crate::access::clientkey;
 use crate::proto::ClientKey;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Public};
-use openssl::sign::Verifier;
+use openssl::pkey::Public;
+use openssl::rsa::{Padding, Rsa};
 use openssl::x509::X509;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -269,8 +268,14 @@ pub struct PublicKeys {
     by_id: Mutex<HashMap<String, Decoded>>,
 }
 
-/// A certificate (DER) and the public key decoded from it.
-type Decoded = (Vec<u8>, PKey<Public>);
+/// A certificate (DER) and the RSA public key decoded from it.
+type Decoded = (Vec<u8>, Rsa<Public>);
+
+/// DER of the DigestInfo prefix for SHA-256 (RFC 8017, section 9.2, note 1).
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
 
 impl std::fmt::Debug for PublicKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -280,8 +285,9 @@ impl std::fmt::Debug for PublicKeys {
 }
 
 impl PublicKeys {
-    /// The public key of `key`'s certificate; `None` if the certificate does not decode.
-    fn get(&self, key: &ClientKey) -> Option<PKey<Public>> {
+    /// The RSA public key of `key`'s certificate; `None` if the certificate does not
+    /// decode or its key is not RSA.
+    fn get(&self, key: &ClientKey) -> Option<Rsa<Public>> {
         let map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cert, pkey)) = map.get(&key.client_key_id) {
             if *cert == key.certificate {
@@ -292,6 +298,7 @@ impl PublicKeys {
         drop(map);
         let pkey = X509::from_der(&key.certificate)
             .and_then(|c| c.public_key())
+            .and_then(|k| k.rsa())
             .ok()?;
         let mut map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_CACHED_KEYS {
@@ -305,17 +312,27 @@ impl PublicKeys {
     }
 
     /// Whether `signature` is `key`'s RSASSA-PKCS1-v1_5 SHA-256 signature of `data`.
+    ///
+    /// Verified as RFC 8017 (section 8.2.2) describes: the signature is exactly the
+    /// modulus long, the RSA public operation and the block-type-1 padding check recover
+    /// the encoded message, which must be byte for byte the DigestInfo of SHA-256(`data`).
+    /// (The same check as `EVP_DigestVerify`, without setting up a digest context per
+    /// request.)
     fn signature_valid(&self, key: &ClientKey, data: &[u8], signature: &[u8]) -> bool {
-        let Some(pkey) = self.get(key) else {
+        let Some(rsa) = self.get(key) else {
             return false;
         };
-        let check = || -> Result<bool, openssl::error::ErrorStack> {
-            let mut v = Verifier::new(MessageDigest::sha256(), &pkey)?;
-            v.set_rsa_padding(openssl::rsa::Padding::PKCS1)?;
-            v.update(data)?;
-            v.verify(signature)
+        let size = rsa.size() as usize;
+        if signature.len() != size {
+            return false;
+        }
+        let mut recovered = vec![0u8; size];
+        let Ok(n) = rsa.public_decrypt(signature, &mut recovered, Padding::PKCS1) else {
+            return false;
         };
-        check().unwrap_or(false)
+        let mut expected = SHA256_DIGEST_INFO.to_vec();
+        expected.extend_from_slice(&openssl::sha::sha256(data));
+        n == expected.len() && openssl::memcmp::eq(&recovered[..n], &expected)
     }
 }
 
@@ -346,8 +363,8 @@ pub fn sign_request(
         ("x-kms-acccesskeyid".to_owned(), client_key_id.to_owned()),
     ];
     let to_sign = string_to_sign(&Headers::new(headers.clone())).map_err(|e| e.message.clone())?;
-    let mut signer =
-        openssl::sign::Signer::new(MessageDigest::sha256(), key).map_err(|e| e.to_string())?;
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key)
+        .map_err(|e| e.to_string())?;
     signer
         .set_rsa_padding(openssl::rsa::Padding::PKCS1)
         .map_err(|e| e.to_string())?;
@@ -605,5 +622,46 @@ mod tests {
         assert_eq!(e.code, "SignatureNotMatch");
         // ...and the new one does, under the same id.
         verify_with(&replaced, signed_by(&other, id)).unwrap();
+    }
+
+    #[test]
+    fn only_a_pkcs1_sha256_signature_of_exactly_the_data_is_valid() {
+        use openssl::hash::MessageDigest;
+        use openssl::sign::Signer;
+        let f = fixture(-60, 86_400);
+        let keys = PublicKeys::default();
+        let data = b"POST\nDIGEST\napplication/x-protobuf\nDate\nx-kms-apiname:Encrypt\n/";
+        let sign = |md: MessageDigest, data: &[u8]| {
+            let mut s = Signer::new(md, &f.private).unwrap();
+            s.update(data).unwrap();
+            s.sign_to_vec().unwrap()
+        };
+        let good = sign(MessageDigest::sha256(), data);
+        assert!(keys.signature_valid(&f.key, data, &good));
+        // Other data, another hash, a flipped bit, a short or long signature.
+        assert!(!keys.signature_valid(&f.key, b"other", &good));
+        assert!(!keys.signature_valid(&f.key, data, &sign(MessageDigest::sha384(), data)));
+        assert!(!keys.signature_valid(&f.key, data, &sign(MessageDigest::sha1(), data)));
+        let mut flipped = good.clone();
+        flipped[100] ^= 1;
+        assert!(!keys.signature_valid(&f.key, data, &flipped));
+        assert!(!keys.signature_valid(&f.key, data, &good[1..]));
+        let mut long = vec![0u8];
+        long.extend_from_slice(&good);
+        assert!(!keys.signature_valid(&f.key, data, &long));
+        // The bare hash (no DigestInfo) under the right padding is not a signature either.
+        let rsa = f.private.rsa().unwrap();
+        let mut bare = vec![0u8; rsa.size() as usize];
+        rsa.private_encrypt(&openssl::sha::sha256(data), &mut bare, Padding::PKCS1)
+            .unwrap();
+        assert!(!keys.signature_valid(&f.key, data, &bare));
+        // ...while the full DigestInfo made the same way is (the check is exactly RFC 8017's).
+        let mut info = SHA256_DIGEST_INFO.to_vec();
+        info.extend_from_slice(&openssl::sha::sha256(data));
+        let mut manual = vec![0u8; rsa.size() as usize];
+        rsa.private_encrypt(&info, &mut manual, Padding::PKCS1)
+            .unwrap();
+        assert_eq!(manual, good);
+        assert!(keys.signature_valid(&f.key, data, &manual));
     }
 }
