@@ -61,7 +61,8 @@ pub struct HkmsdConfig {
     /// PEM CA bundle that hkmsd's server certificate chains to (`hkms ca export`).
     #[serde(default)]
     pub ca: Option<PathBuf>,
-    /// gRPC connections opened to hkmsd; requests are spread over them.
+    /// gRPC connections opened to hkmsd; the relay streams of client connections (one
+    /// each) are spread over them.
     #[serde(default = "default_connections")]
     pub connections: usize,
     /// Seconds a forwarded request may take before the caller gets 503.
