@@ -180,7 +180,11 @@ pub async fn serve(
             }
         })
     };
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    // Connections are watched for reading only (see `quiet_unix`).
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::UnixListenerStream::new(listener),
+        |accepted| accepted.and_then(crate::quiet_unix::QuietUnixStream::new),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

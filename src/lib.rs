@@ -23,6 +23,7 @@ pub mod hardening;
 pub mod hsm;
 pub mod keys;
 pub mod logging;
+pub mod quiet_unix;
 pub mod runtime;
 pub mod service;
 pub mod store;

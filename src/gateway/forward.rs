@@ -67,7 +67,8 @@ impl Forwarder {
                         .connect_with_connector_lazy(tower::service_fn(move |_| {
                             let path = path.clone();
                             async move {
-                                let stream = tokio::net::UnixStream::connect(path).await?;
+                                let stream =
+                                    crate::quiet_unix::QuietUnixStream::connect(path).await?;
                                 Ok::<_, std::io::Error>(TokioIo::new(stream))
                             }
                         }))
