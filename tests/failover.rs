@@ -236,6 +236,8 @@ async fn device_error_mid_load_is_invisible_and_the_member_rejoins() {
     assert!(report.ok > 100, "{report:?}");
     let status = member_status(&mut c).await;
     assert_eq!(status["hsm-1"].state, "Down", "{:?}", status["hsm-1"]);
+    // Members on the fault module call on blocking threads, under the deadline.
+    assert!(status.values().all(|m| m.calls == "Threads"), "{status:?}");
     assert!(
         status["hsm-1"].last_error.contains("DeviceError"),
         "{:?}",
@@ -482,6 +484,9 @@ fn a_member_enrolled_while_running_serves_old_ciphertexts_and_membership_persist
     assert_eq!(ops(&after, 0), ops(&before, 0));
     assert_eq!(ops(&after, 1), ops(&before, 1));
     assert_eq!(after["Members"][0]["State"], "Draining");
+    // SoftHSM2 members, configured or enrolled, run their calls on the worker (profile).
+    assert_eq!(after["Members"][0]["Calls"], "Inline");
+    assert_eq!(after["Members"][2]["Calls"], "Inline");
 
     d.cli_json(&["hsm", "remove", "hsm-0"]);
     d.cli_json(&["hsm", "resume", "hsm-1"]);
@@ -494,6 +499,10 @@ fn a_member_enrolled_while_running_serves_old_ciphertexts_and_membership_persist
         .map(|m| m["Name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["hsm-1", "hsm-2"]);
+    assert_eq!(
+        status["Members"][1]["Calls"], "Inline",
+        "recorded members read their profile"
+    );
     assert!(status["Members"]
         .as_array()
         .unwrap()

@@ -202,6 +202,7 @@ fn encrypt_through_the_gateway(bin: &Path, home: &Path, user: Option<&str>, port
     for m in status["Members"].as_array().unwrap() {
         assert_eq!(m["State"], "Up", "{status}");
         assert_eq!(m["UnwrapTemplate"], "Enforced", "{status}");
+        assert_eq!(m["Calls"], "Inline", "{status}");
     }
     let key = cli(bin, home, user, &["key", "create"])["KeyMetadata"]["KeyId"]
         .as_str()

@@ -225,17 +225,18 @@ fn member_json(m: &MemberStatus) -> Value {
         "SessionsInUse": m.sessions_in_use, "MaxSessions": m.max_sessions,
         "Operations": m.operations, "Errors": m.errors, "LastError": m.last_error,
         "MeanLatencyMicros": m.mean_latency_micros, "CachedKeys": m.cached_keys,
-        "Module": m.module, "UnwrapTemplate": m.unwrap_template,
+        "Module": m.module, "UnwrapTemplate": m.unwrap_template, "Calls": m.calls,
     })
 }
 
 fn members_text(members: &[MemberStatus]) -> String {
     let mut text = format!(
-        "{:<14} {:<16} {:<9} {:<15} {:>8} {:>11} {:>7} {:>9}  LAST ERROR\n",
+        "{:<14} {:<16} {:<9} {:<15} {:<7} {:>8} {:>11} {:>7} {:>9}  LAST ERROR\n",
         "MEMBER",
         "TOKEN",
         "STATE",
         "UNWRAP TEMPLATE",
+        "CALLS",
         "SESSIONS",
         "OPERATIONS",
         "ERRORS",
@@ -243,11 +244,12 @@ fn members_text(members: &[MemberStatus]) -> String {
     );
     for m in members {
         text.push_str(&format!(
-            "{:<14} {:<16} {:<9} {:<15} {:>8} {:>11} {:>7} {:>7}us  {}\n",
+            "{:<14} {:<16} {:<9} {:<15} {:<7} {:>8} {:>11} {:>7} {:>7}us  {}\n",
             m.name,
             m.token_label,
             m.state,
             m.unwrap_template,
+            m.calls,
             format!("{}/{}", m.sessions_in_use, m.max_sessions),
             m.operations,
             m.errors,

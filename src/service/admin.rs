@@ -34,6 +34,12 @@ fn status(m: &Member) -> MemberStatus {
         cached_keys: s.cached_keys as u32,
         module: m.config().module.display().to_string(),
         unwrap_template: s.unwrap_template.as_str().into(),
+        calls: if m.inline_calls() {
+            "Inline"
+        } else {
+            "Threads"
+        }
+        .into(),
     }
 }
 
