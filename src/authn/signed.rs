@@ -296,9 +296,12 @@ impl PublicKeys {
         }
         // Decode outside the lock: other requests keep being served meanwhile.
         drop(map);
+        // Plain RSA keys only (an RSA-PSS key must not verify PKCS#1 v1.5 signatures).
         let pkey = X509::from_der(&key.certificate)
             .and_then(|c| c.public_key())
-            .and_then(|k| k.rsa())
+            .ok()
+            .filter(|k| k.id() == openssl::pkey::Id::RSA)?
+            .rsa()
             .ok()?;
         let mut map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_CACHED_KEYS {
