@@ -552,12 +552,12 @@ impl Member {
         quiet > (mean_ms * 20).max(200)
     }
 
-    /// Whether a session can be lent without waiting.
     /// Whether calls run on the requesting async worker rather than a blocking thread.
     pub fn inline_calls(&self) -> bool {
         self.config.inline_calls == Some(true)
     }
 
+    /// Whether a session can be lent without waiting.
     pub fn has_free_session(&self) -> bool {
         self.permits.available_permits() > 0
     }

@@ -179,19 +179,28 @@ impl Pool {
     {
         let mut attempt = 0;
         loop {
-            let guard = member.session(self.settings.session_wait).await?;
+            let mut guard = member.session(self.settings.session_wait).await?;
             let started = Instant::now();
-            let result = if member.inline_calls() {
-                // In-process software token: the call takes microseconds, less than handing
-                // it to another thread and back (see `inline_calls` in the member's profile).
-                call_in(guard, &*op)
+            let result = if member.inline_calls() && guard.take_idle() {
+                // In-process software token with a session open: the call takes
+                // microseconds, less than handing it to another thread and back (`[calls]
+                // inline` in the member's profile). Opening and closing sessions stay on
+                // blocking threads.
+                let result = call_in(&mut guard, &*op);
+                if guard.closes_on_drop() {
+                    tokio::task::spawn_blocking(move || drop(guard));
+                }
+                result
             } else {
                 let op = op.clone();
                 // The guard (and its session permit) moves into the blocking call and is
                 // dropped there: a call that hangs keeps its permit, so stuck threads per
                 // member never exceed max_sessions, and no session is ever closed on an
                 // async worker.
-                let call = tokio::task::spawn_blocking(move || call_in(guard, &*op));
+                let call = tokio::task::spawn_blocking(move || {
+                    let mut guard = guard;
+                    call_in(&mut guard, &*op)
+                });
                 match tokio::time::timeout(self.settings.call_timeout, call).await {
                     Ok(joined) => joined.map_err(|join| HsmError::Other {
                         member: member.name.clone(),
@@ -218,7 +227,8 @@ impl Pool {
             attempt += 1;
             member.record_error(&e);
             match e.action() {
-                // The session was discarded on the blocking thread; the next try opens one.
+                // The session was discarded (closed on a blocking thread); the next try
+                // opens one.
                 Action::ReopenSession => {}
                 Action::Relogin => self.blocking(member, |m| m.relogin()).await?,
                 Action::RefreshHandles => {
@@ -288,10 +298,10 @@ impl Pool {
     }
 }
 
-/// Runs `op` in the guard's session (opened first if need be), then returns the session, or
-/// discards it when the failure means it is unusable.
+/// Runs `op` in the guard's session (opened first if need be), and marks the session for
+/// closing when the failure means it is unusable. Dropping the guard returns or closes it.
 fn call_in<T>(
-    mut guard: SessionGuard,
+    guard: &mut SessionGuard,
     op: &(dyn Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync),
 ) -> Result<T, HsmError> {
     let result = match guard.session() {
@@ -305,6 +315,5 @@ fn call_in<T>(
     if matches!(&result, Err(e) if e.action() == Action::ReopenSession) {
         guard.discard();
     }
-    drop(guard);
     result
 }

@@ -37,6 +37,9 @@ pub fn text(profiles_dir: &Path, name: &str) -> Result<(String, String), String>
 
 #[derive(Debug, Default, Deserialize)]
 struct CallsOnly {
+    /// The library the profile describes.
+    #[serde(default)]
+    module: Option<std::path::PathBuf>,
     #[serde(default)]
     calls: Calls,
 }
@@ -54,12 +57,22 @@ pub struct Calls {
     pub inline: bool,
 }
 
-/// The `[calls]` section of profile `name`.
-pub fn calls(profiles_dir: &Path, name: &str) -> Result<Calls, String> {
+/// The `[calls]` section of profile `name`, for a member that loads `module`. Calls run
+/// inline only for the library the profile describes (same file name): a member that names
+/// no profile gets the default one, and must not inherit its in-process shortcut when it
+/// loads another vendor's library.
+pub fn calls(profiles_dir: &Path, name: &str, module: &Path) -> Result<Calls, String> {
     let (text, origin) = text(profiles_dir, name)?;
     let file: CallsOnly =
         toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
-    Ok(file.calls)
+    let same_library = file
+        .module
+        .as_deref()
+        .and_then(Path::file_name)
+        .is_some_and(|f| module.file_name() == Some(f));
+    Ok(Calls {
+        inline: file.calls.inline && same_library,
+    })
 }
 
 /// A member of `cfg`, with the settings its configuration leaves to its profile filled in
@@ -67,8 +80,8 @@ pub fn calls(profiles_dir: &Path, name: &str) -> Result<Calls, String> {
 pub fn member(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
     let mut cfg = cfg.clone();
     if cfg.inline_calls.is_none() {
-        let calls =
-            calls(profiles_dir, &cfg.profile).map_err(|e| format!("member {}: {e}", cfg.name))?;
+        let calls = calls(profiles_dir, &cfg.profile, &cfg.module)
+            .map_err(|e| format!("member {}: {e}", cfg.name))?;
         cfg.inline_calls = Some(calls.inline);
     }
     Ok(Member::new(&cfg))
@@ -79,13 +92,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn built_in_softhsm2_runs_inline_and_a_vendor_file_overrides() {
-        assert!(calls(Path::new("/nonexistent"), "softhsm2").unwrap().inline);
+    fn only_the_profiles_own_library_runs_inline_and_a_vendor_file_overrides() {
+        let none = Path::new("/nonexistent");
+        let softhsm = Path::new("/usr/lib/softhsm/libsofthsm2.so");
+        assert!(calls(none, "softhsm2", softhsm).unwrap().inline);
+        assert!(
+            calls(
+                none,
+                "softhsm2",
+                Path::new("/opt/vendor/lib/libcs_pkcs11.so")
+            )
+            .map(|c| !c.inline)
+            .unwrap(),
+            "a member left on the default profile with another library"
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("softhsm2.toml"), "name = \"softhsm2\"\n").unwrap();
-        assert!(!calls(dir.path(), "softhsm2").unwrap().inline);
+        assert!(!calls(dir.path(), "softhsm2", softhsm).unwrap().inline);
         std::fs::write(dir.path().join("bad.toml"), "[calls]\nfast = true\n").unwrap();
-        assert!(calls(dir.path(), "bad").unwrap_err().contains("fast"));
+        assert!(calls(dir.path(), "bad", softhsm)
+            .unwrap_err()
+            .contains("fast"));
         assert!(text(dir.path(), "../etc/passwd").is_err());
     }
 }

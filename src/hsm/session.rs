@@ -10,7 +10,8 @@ use tokio::sync::OwnedSemaphorePermit;
 /// An operation session lent by a member; returned to the member's idle list when dropped
 /// (unless it failed in a way that makes it unusable). `Send`, not shared: it moves into
 /// the blocking thread that uses it, and is dropped there, because closing a session is a
-/// PKCS#11 call that may block.
+/// PKCS#11 call that may block (the pool's inline calls hand a guard that would close its
+/// session to a blocking thread to drop).
 pub struct SessionGuard {
     member: Arc<Member>,
     session: Option<Session>,
@@ -56,9 +57,24 @@ impl SessionGuard {
         Ok(self.session.as_ref().expect("just set"))
     }
 
+    /// Takes an idle session already open, without opening one (no PKCS#11 call);
+    /// false when there is none.
+    pub fn take_idle(&mut self) -> bool {
+        if self.session.is_none() {
+            self.session = lock(&self.member.idle).pop();
+        }
+        self.session.is_some()
+    }
+
     /// Closes the session instead of returning it to the pool.
     pub fn discard(&mut self) {
         self.discard = true;
+    }
+
+    /// Whether dropping the guard closes its session (a PKCS#11 call).
+    pub fn closes_on_drop(&self) -> bool {
+        self.session.is_some()
+            && (self.discard || self.member.generation.load(Ordering::SeqCst) != self.generation)
     }
 }
 

@@ -156,11 +156,6 @@ impl Daemon {
                 "[[member]]\nname = {:?}\nmodule = {:?}\ntoken_label = {:?}\npin_file = {:?}\nmax_sessions = 4\n",
                 m.name, m.module, m.label, pin_file
             ));
-            // Calls into the fault-injecting module may hang on command: they run on blocking
-            // threads, under the call deadline.
-            if m.module != SOFTHSM_MODULE {
-                text.push_str("inline_calls = false\n");
-            }
         }
         std::fs::write(&self.config, text).unwrap();
     }
