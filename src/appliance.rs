@@ -22,6 +22,8 @@ pub struct Appliance {
     instance: RwLock<Option<InstanceRecord>>,
     /// Serialises `init`.
     init_lock: tokio::sync::Mutex<()>,
+    /// Turns true when hkmsd begins to shut down.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Current time as RFC 3339 UTC with seconds.
@@ -61,6 +63,7 @@ impl Appliance {
             profiles_dir: crate::hardening::HardeningConfig::default().profiles_dir,
             instance: RwLock::new(instance),
             init_lock: tokio::sync::Mutex::new(()),
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -74,6 +77,19 @@ impl Appliance {
     pub fn with_profiles_dir(mut self, dir: std::path::PathBuf) -> Appliance {
         self.profiles_dir = dir;
         self
+    }
+
+    /// Tells long-lived streams that hkmsd is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once hkmsd begins to shut down.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
     }
 
     /// The instance record, or `NotInitialized`.

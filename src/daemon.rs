@@ -205,6 +205,7 @@ pub async fn serve(
     tracing::info!("hkmsd ready");
     shutdown_signal().await;
     tracing::info!("shutting down");
+    app.begin_shutdown();
     let _ = stop_tx.send(true);
     prober.abort();
     // Requests in flight may finish; idle client connections do not hold the daemon up.

@@ -93,8 +93,10 @@ impl Forwarder {
     }
 
     /// Forwards one request of a client connection over the connection's relay stream
-    /// (opened now if it has none, or if hkmsd closed it) and returns hkmsd's answer. After
-    /// a failure the stream is dropped; the connection's next request opens another.
+    /// (opened now if it has none, or if hkmsd closed it) and returns hkmsd's answer, all
+    /// within the forwarding timeout. The stream is held outside the connection while in
+    /// use, so after a failure, a timeout or a cancelled request the connection's next
+    /// request opens a new one and can never read an answer meant for another request.
     pub async fn relay(
         &self,
         conn: &mut ConnRelay,
@@ -103,39 +105,43 @@ impl Forwarder {
         if !self.streams.load(Ordering::Relaxed) {
             return self.call(req).await;
         }
-        if conn.0.as_ref().is_none_or(|r| r.requests.is_closed()) {
-            conn.0 = None;
-            match tokio::time::timeout(self.timeout, self.open()).await {
-                Err(_) => return Err(ForwardError::Unavailable("no answer in time".into())),
-                Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => {
-                    tracing::info!("hkmsd does not offer relay streams: one call per request");
-                    self.streams.store(false, Ordering::Relaxed);
-                    return self.call(req).await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let late = || ForwardError::Unavailable("no answer in time".into());
+        let mut req = req;
+        // A second try only when the stream was gone before the request went out.
+        for _ in 0..2 {
+            let mut open = match conn.0.take().filter(|r| !r.requests.is_closed()) {
+                Some(open) => open,
+                None => match tokio::time::timeout_at(deadline, self.open()).await {
+                    Err(_) => return Err(late()),
+                    Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => {
+                        tracing::info!("hkmsd does not offer relay streams: one call per request");
+                        self.streams.store(false, Ordering::Relaxed);
+                        return self.call(req).await;
+                    }
+                    Ok(Err(s)) => return Err(status_error(s)),
+                    Ok(Ok(open)) => open,
+                },
+            };
+            match tokio::time::timeout_at(deadline, open.requests.send(req)).await {
+                Err(_) => return Err(late()),
+                Ok(Err(mpsc::error::SendError(unsent))) => {
+                    req = unsent;
+                    continue;
                 }
-                Ok(Err(s)) => return Err(status_error(s)),
-                Ok(Ok(open)) => conn.0 = Some(open),
+                Ok(Ok(())) => {}
             }
+            return match tokio::time::timeout_at(deadline, open.answers.message()).await {
+                Err(_) => Err(late()),
+                Ok(Ok(Some(answer))) => {
+                    conn.0 = Some(open);
+                    Ok(answer)
+                }
+                Ok(Ok(None)) => Err(ForwardError::Unavailable("relay stream ended".into())),
+                Ok(Err(s)) => Err(status_error(s)),
+            };
         }
-        let open = conn.0.as_mut().expect("opened above");
-        let exchange = async {
-            open.requests
-                .send(req)
-                .await
-                .map_err(|_| ForwardError::Unavailable("relay stream closed".into()))?;
-            match open.answers.message().await {
-                Ok(Some(answer)) => Ok(answer),
-                Ok(None) => Err(ForwardError::Unavailable("relay stream ended".into())),
-                Err(s) => Err(status_error(s)),
-            }
-        };
-        let result = match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(ForwardError::Unavailable("no answer in time".into())),
-        };
-        if result.is_err() {
-            conn.0 = None;
-        }
-        result
+        Err(ForwardError::Unavailable("relay stream closed".into()))
     }
 
     /// Opens a relay stream.

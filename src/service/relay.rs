@@ -8,7 +8,9 @@ use super::Reply;
 use crate::error::{ErrorCode, KmsError};
 use crate::proto::application_service_server::ApplicationService;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status, Streaming};
 
@@ -28,6 +30,23 @@ fn refuse_non_gateway<T>(req: &Request<T>) -> Result<(), Status> {
     .into())
 }
 
+/// The requests of a relay stream until hkmsd begins to shut down.
+struct UntilStopping {
+    requests: Streaming<ApplicationCallRequest>,
+    stopping: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Stream for UntilStopping {
+    type Item = Result<ApplicationCallRequest, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.stopping.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut self.requests).poll_next(cx)
+    }
+}
+
 #[tonic::async_trait]
 impl ApplicationService for ApplicationApi {
     async fn call(&self, req: Request<ApplicationCallRequest>) -> Reply<ApplicationCallResponse> {
@@ -45,8 +64,14 @@ impl ApplicationService for ApplicationApi {
         let api = self.clone();
         // Each request is served when the stream is polled for its answer, so requests of
         // one stream run one after the other and their answers keep their order. A
-        // malformed relay message ends the stream with its error.
-        let answers = req.into_inner().then(move |next| {
+        // malformed relay message ends the stream with its error. At shutdown the stream
+        // ends between two requests: the one being served is answered, and the gateway
+        // can tell the next was never read (the stream ends instead of answering).
+        let requests = UntilStopping {
+            requests: req.into_inner(),
+            stopping: Box::pin(self.0.stopping()),
+        };
+        let answers = requests.then(move |next| {
             let api = api.clone();
             async move {
                 match next {
