@@ -115,8 +115,8 @@ fn main() {
         false,
         "[throttle]\ntier_qps = 1000000000\n",
     );
-    // The load generator runs on one thread, as the peer benchmark's does
-    // (`../shared/bench/peer-xks/loadgen`, `client_threads` 1); HKMS_BENCH_CLIENT_THREADS
+    // The load generator runs on one thread, like the one the comparison with
+    // aws-kms-xks-proxy (a sample proxy doing the same job) uses; HKMS_BENCH_CLIENT_THREADS
     // gives it more. hkmsd and the gateway take their `[runtime]` default (half of the CPUs
     // each).
     let client_threads: usize = std::env::var("HKMS_BENCH_CLIENT_THREADS")
