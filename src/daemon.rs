@@ -185,12 +185,8 @@ pub async fn serve(
         tokio_stream::wrappers::UnixListenerStream::new(listener),
         |accepted| accepted.and_then(crate::quiet_unix::QuietUnixStream::new),
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     let mut servers = vec![tokio::spawn(
-        router(&app).serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+        router(&app).serve_with_incoming_shutdown(incoming, app.stopping()),
     )];
     if let Some(tcp) = tcp {
         let addr = tcp.listener.local_addr().ok();
@@ -199,14 +195,14 @@ pub async fn serve(
         tracing::info!(tcp = ?addr, gateways = ?tcp.auth, "listening on TCP (mutual TLS)");
         let incoming = crate::authn::tls::incoming(listener, tcp.auth);
         servers.push(tokio::spawn(
-            router(&app).serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+            router(&app).serve_with_incoming_shutdown(incoming, app.stopping()),
         ));
     }
     tracing::info!("hkmsd ready");
     shutdown_signal().await;
     tracing::info!("shutting down");
+    // Ends the servers' accept loops and the relay streams between requests.
     app.begin_shutdown();
-    let _ = stop_tx.send(true);
     prober.abort();
     // Requests in flight may finish; idle client connections do not hold the daemon up.
     let all = futures_join(servers);
