@@ -26,26 +26,9 @@ pub struct Appliance {
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
-/// Current time as RFC 3339 UTC with seconds.
+/// Current time as RFC 3339 UTC with seconds (hkmsd's clock, see [`crate::clock`]).
 pub fn now_rfc3339() -> String {
-    let t = openssl::asn1::Asn1Time::days_from_now(0)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    // Asn1Time prints "Nov 23 08:16:58 2026 GMT"; convert to RFC 3339.
-    rfc3339_from_asn1(&t).unwrap_or(t)
-}
-
-fn rfc3339_from_asn1(s: &str) -> Option<String> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 5 {
-        return None;
-    }
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = months.iter().position(|m| *m == parts[0])? + 1;
-    let day: u32 = parts[1].parse().ok()?;
-    Some(format!("{}-{month:02}-{day:02}T{}Z", parts[3], parts[2]))
+    crate::clock::now_rfc3339()
 }
 
 impl Appliance {
@@ -352,17 +335,5 @@ pub fn member_config(rec: &MemberRecord) -> MemberConfig {
         profile: rec.profile.clone(),
         max_sessions: rec.max_sessions as usize,
         inline_calls: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn asn1_time_converts_to_rfc3339() {
-        assert_eq!(
-            super::rfc3339_from_asn1("Nov  3 08:16:58 2026 GMT").as_deref(),
-            Some("2026-11-03T08:16:58Z")
-        );
-        assert!(super::now_rfc3339().ends_with('Z'));
     }
 }

@@ -14,6 +14,7 @@ pub mod appliance;
 pub mod authn;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod daemon;

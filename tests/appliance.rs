@@ -503,6 +503,7 @@ async fn list_keys_pages() {
             .list_keys(ListKeysRequest {
                 page_number: page,
                 page_size: 5,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -519,6 +520,7 @@ async fn list_keys_pages() {
         .list_keys(ListKeysRequest {
             page_number: 1,
             page_size: 101,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -580,6 +580,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                         key_usage: key_usage.clone(),
                         description: description.clone(),
                         internal: false,
+                        ..Default::default()
                     })
                     .await?
                     .into_inner()
@@ -621,6 +622,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                     .list_keys(ListKeysRequest {
                         page_number: *page_number,
                         page_size: *page_size,
+                        ..Default::default()
                     })
                     .await?
                     .into_inner();

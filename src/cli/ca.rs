@@ -451,6 +451,7 @@ pub async fn ca(c: &mut Client, cmd: &CaCommand) -> Result<Printed, Status> {
                     key_usage: String::new(),
                     description: format!("hkms instance CA: intermediate key of {instance}"),
                     internal: true,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner()

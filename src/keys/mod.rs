@@ -11,6 +11,13 @@ use spec::KeySpec;
 
 pub const STATE_ENABLED: &str = "Enabled";
 pub const STATE_DISABLED: &str = "Disabled";
+pub const STATE_PENDING_DELETION: &str = "PendingDeletion";
+pub const STATE_PENDING_IMPORT: &str = "PendingImport";
+
+/// Material generated inside an HSM.
+pub const ORIGIN_KMS: &str = "Aliyun_KMS";
+/// Material imported by its owner.
+pub const ORIGIN_EXTERNAL: &str = "EXTERNAL";
 
 /// Largest description accepted.
 const MAX_DESCRIPTION: usize = 8192;
@@ -67,6 +74,7 @@ pub async fn create(
         primary_key_version: version_id.clone(),
         key_versions: vec![version_id],
         internal,
+        ..Default::default()
     };
     app.store.create_key(&record, &token)?;
     tracing::info!(key_id = %key_id, spec = spec.as_str(), internal, "key created");

@@ -87,6 +87,7 @@ impl AdminService for AdminApi {
             domain_key_id: instance.map(|i| i.domain_key_id).unwrap_or_default(),
             members,
             version: env!("CARGO_PKG_VERSION").into(),
+            key_deletion_blocked: false,
         }))
     }
 
@@ -143,5 +144,23 @@ impl AdminService for AdminApi {
                 .remove_member(&req.into_inner().name)
                 .map(|()| RemoveMemberResponse {}),
         )
+    }
+
+    async fn set_key_deletion_blocked(
+        &self,
+        _req: Request<SetKeyDeletionBlockedRequest>,
+    ) -> Reply<SetKeyDeletionBlockedResponse> {
+        Err(tonic::Status::unimplemented("SetKeyDeletionBlocked"))
+    }
+
+    async fn list_scheduled_jobs(
+        &self,
+        _req: Request<ListScheduledJobsRequest>,
+    ) -> Reply<ListScheduledJobsResponse> {
+        Err(tonic::Status::unimplemented("ListScheduledJobs"))
+    }
+
+    async fn run_due_jobs(&self, _req: Request<RunDueJobsRequest>) -> Reply<RunDueJobsResponse> {
+        Err(tonic::Status::unimplemented("RunDueJobs"))
     }
 }

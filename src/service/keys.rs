@@ -137,4 +137,64 @@ impl KeyService for KeyApi {
                 }),
         )
     }
+
+    async fn update_alias(&self, _req: Request<UpdateAliasRequest>) -> Reply<UpdateAliasResponse> {
+        Err(tonic::Status::unimplemented("UpdateAlias"))
+    }
+
+    async fn update_key_description(&self, _req: Request<UpdateKeyDescriptionRequest>) -> Reply<UpdateKeyDescriptionResponse> {
+        Err(tonic::Status::unimplemented("UpdateKeyDescription"))
+    }
+
+    async fn create_key_version(&self, _req: Request<CreateKeyVersionRequest>) -> Reply<CreateKeyVersionResponse> {
+        Err(tonic::Status::unimplemented("CreateKeyVersion"))
+    }
+
+    async fn list_key_versions(&self, _req: Request<ListKeyVersionsRequest>) -> Reply<ListKeyVersionsResponse> {
+        Err(tonic::Status::unimplemented("ListKeyVersions"))
+    }
+
+    async fn describe_key_version(&self, _req: Request<DescribeKeyVersionRequest>) -> Reply<DescribeKeyVersionResponse> {
+        Err(tonic::Status::unimplemented("DescribeKeyVersion"))
+    }
+
+    async fn update_rotation_policy(&self, _req: Request<UpdateRotationPolicyRequest>) -> Reply<UpdateRotationPolicyResponse> {
+        Err(tonic::Status::unimplemented("UpdateRotationPolicy"))
+    }
+
+    async fn schedule_key_deletion(&self, _req: Request<ScheduleKeyDeletionRequest>) -> Reply<ScheduleKeyDeletionResponse> {
+        Err(tonic::Status::unimplemented("ScheduleKeyDeletion"))
+    }
+
+    async fn cancel_key_deletion(&self, _req: Request<CancelKeyDeletionRequest>) -> Reply<CancelKeyDeletionResponse> {
+        Err(tonic::Status::unimplemented("CancelKeyDeletion"))
+    }
+
+    async fn set_deletion_protection(&self, _req: Request<SetDeletionProtectionRequest>) -> Reply<SetDeletionProtectionResponse> {
+        Err(tonic::Status::unimplemented("SetDeletionProtection"))
+    }
+
+    async fn get_parameters_for_import(&self, _req: Request<GetParametersForImportRequest>) -> Reply<GetParametersForImportResponse> {
+        Err(tonic::Status::unimplemented("GetParametersForImport"))
+    }
+
+    async fn import_key_material(&self, _req: Request<ImportKeyMaterialRequest>) -> Reply<ImportKeyMaterialResponse> {
+        Err(tonic::Status::unimplemented("ImportKeyMaterial"))
+    }
+
+    async fn delete_key_material(&self, _req: Request<DeleteKeyMaterialRequest>) -> Reply<DeleteKeyMaterialResponse> {
+        Err(tonic::Status::unimplemented("DeleteKeyMaterial"))
+    }
+
+    async fn tag_resource(&self, _req: Request<TagResourceRequest>) -> Reply<TagResourceResponse> {
+        Err(tonic::Status::unimplemented("TagResource"))
+    }
+
+    async fn untag_resource(&self, _req: Request<UntagResourceRequest>) -> Reply<UntagResourceResponse> {
+        Err(tonic::Status::unimplemented("UntagResource"))
+    }
+
+    async fn list_resource_tags(&self, _req: Request<ListResourceTagsRequest>) -> Reply<ListResourceTagsResponse> {
+        Err(tonic::Status::unimplemented("ListResourceTags"))
+    }
 }

@@ -24,9 +24,45 @@ fn reply<T>(r: Result<T, KmsError>) -> Reply<T> {
     }
 }
 
+/// RFC 3339 (UTC) of Unix seconds; empty for 0.
+fn rfc3339_or_empty(t: i64) -> String {
+    if t == 0 {
+        return String::new();
+    }
+    crate::clock::rfc3339(t)
+}
+
 /// Public metadata of a key record.
 pub fn key_metadata(k: KeyRecord) -> KeyMetadata {
+    let origin = if k.origin.is_empty() {
+        crate::keys::ORIGIN_KMS.to_owned()
+    } else {
+        k.origin.clone()
+    };
+    let last_rotation_date = if k.last_rotation_date.is_empty() {
+        k.creation_date.clone()
+    } else {
+        k.last_rotation_date.clone()
+    };
     KeyMetadata {
+        deletion_date: rfc3339_or_empty(k.deletion_unix),
+        deletion_protection: k.deletion_protection,
+        deletion_protection_description: k.deletion_protection_description,
+        automatic_rotation: if k.automatic_rotation {
+            "Enabled"
+        } else {
+            "Disabled"
+        }
+        .into(),
+        rotation_interval_seconds: k.rotation_interval_seconds,
+        next_rotation_date: if k.automatic_rotation {
+            rfc3339_or_empty(k.next_rotation_unix)
+        } else {
+            String::new()
+        },
+        last_rotation_date,
+        material_expire_time: rfc3339_or_empty(k.material_expire_unix),
+        version_count: k.key_versions.len() as u32,
         key_id: k.key_id,
         description: k.description,
         key_spec: k.key_spec,
@@ -35,7 +71,7 @@ pub fn key_metadata(k: KeyRecord) -> KeyMetadata {
         creation_date: k.creation_date,
         protection_level: "HSM".into(),
         primary_key_version: k.primary_key_version,
-        origin: "Aliyun_KMS".into(),
+        origin,
         internal: k.internal,
     }
 }

@@ -1,0 +1,125 @@
+//! hkmsd's clock: Unix seconds, and their RFC 3339 form.
+//!
+//! Everything that runs by the clock (automatic rotation, deletion at the end of a pending
+//! window, expiry of imported material and of import parameters) reads [`now_unix`].
+//!
+//! Tests need to move that clock by days. A debug build (`cargo build`, `cargo test`) adds
+//! the offset in seconds written in the file named by `HKMS_TEST_CLOCK_FILE`, read at each
+//! call. A release build (every package and image) has no such code: the variable is
+//! ignored, so a production build cannot turn the offset on.
+
+/// The environment variable that names the test clock's offset file (debug builds only).
+pub const TEST_CLOCK_ENV: &str = "HKMS_TEST_CLOCK_FILE";
+
+/// Seconds since 1970-01-01 UTC.
+pub fn now_unix() -> i64 {
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    real + test_offset()
+}
+
+#[cfg(debug_assertions)]
+fn test_offset() -> i64 {
+    let Some(path) = std::env::var_os(TEST_CLOCK_ENV) else {
+        return 0;
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(not(debug_assertions))]
+fn test_offset() -> i64 {
+    0
+}
+
+/// Whether this build honours [`TEST_CLOCK_ENV`] and it is set (hkmsd warns at start).
+pub fn test_clock_active() -> bool {
+    cfg!(debug_assertions) && std::env::var_os(TEST_CLOCK_ENV).is_some()
+}
+
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_rfc3339() -> String {
+    rfc3339(now_unix())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
+pub fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Unix seconds of `YYYY-MM-DD` 00:00:00 UTC.
+pub fn date_to_unix(date: &str) -> Result<i64, String> {
+    let bad = || format!("{date:?} is not a date like 2026-01-31");
+    let parts: Vec<&str> = date.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let t = (era * 146_097 + doe - 719_468) * 86_400;
+    if rfc3339(t).get(..10) != Some(date.trim()) {
+        return Err(bad());
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_convert_both_ways() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_418_358), "2026-11-23T07:19:18Z");
+        assert_eq!(date_to_unix("2026-11-23").unwrap(), 1_795_392_000);
+        assert_eq!(date_to_unix("2024-02-29").unwrap() % 86_400, 0);
+        for bad in ["2026-02-30", "2026-13-01", "x", "2026-1"] {
+            assert!(date_to_unix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn now_is_close_to_the_system_clock_without_an_offset() {
+        if std::env::var_os(TEST_CLOCK_ENV).is_none() {
+            let sys = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            assert!((now_unix() - sys).abs() <= 2);
+            assert!(now_rfc3339().ends_with('Z'));
+        }
+    }
+}
