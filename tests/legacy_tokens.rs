@@ -168,6 +168,7 @@ async fn versions_and_ciphertexts_from_before_mode_keys_keep_working() {
             primary_key_version: VERSION.into(),
             key_versions: vec![VERSION.into()],
             internal: false,
+            ..Default::default()
         };
         store.create_key(&record, &legacy.token).unwrap();
     }
