@@ -129,6 +129,14 @@ pub struct Limits {
     /// read and forge them). Turn off once they are re-encrypted.
     #[serde(default = "default_true")]
     pub legacy_gcm_decrypt: bool,
+    /// How often hkmsd runs the jobs that are due (automatic rotation, deletion at the end
+    /// of a pending window, expiry of imported material), in seconds, at least 1.
+    #[serde(default = "default_jobs_interval")]
+    pub jobs_interval_secs: u64,
+}
+
+fn default_jobs_interval() -> u64 {
+    60
 }
 
 fn default_true() -> bool {
@@ -166,6 +174,7 @@ impl Default for Limits {
             breaker_failures: default_breaker_failures(),
             allow_caller_gcm_iv: false,
             legacy_gcm_decrypt: true,
+            jobs_interval_secs: default_jobs_interval(),
         }
     }
 }

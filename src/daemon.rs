@@ -180,6 +180,17 @@ pub async fn serve(
             }
         })
     };
+    if crate::clock::test_clock_active() {
+        tracing::warn!(
+            "{} is set: this debug build moves its clock by the offset in that file (tests only; \
+             release builds ignore it)",
+            crate::clock::TEST_CLOCK_ENV
+        );
+    }
+    let jobs = tokio::spawn(crate::jobs::run_forever(
+        app.clone(),
+        Duration::from_secs(app.limits.jobs_interval_secs.max(1)),
+    ));
     // Connections are watched for reading only (see `quiet_unix`).
     let incoming = tokio_stream::StreamExt::map(
         tokio_stream::wrappers::UnixListenerStream::new(listener),
@@ -204,6 +215,7 @@ pub async fn serve(
     // Ends the servers' accept loops and the relay streams between requests.
     app.begin_shutdown();
     prober.abort();
+    jobs.abort();
     // Requests in flight may finish; idle client connections do not hold the daemon up.
     let all = futures_join(servers);
     let result = match tokio::time::timeout(SHUTDOWN_GRACE, all).await {

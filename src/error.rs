@@ -38,6 +38,20 @@ pub enum ErrorCode {
     /// A stored key token is not the token of the key and version it is stored under (it
     /// was moved or altered in the store): refused, never used.
     TokenBinding,
+    /// A key scheduled for deletion: every use is refused until the deletion is cancelled.
+    KeyPendingDeletion,
+    /// An imported key without material (never imported, deleted or expired).
+    KeyPendingImport,
+    /// Deletion protection (the key's or the instance's) refuses to schedule a deletion.
+    DeletionProtected,
+    /// Material imported into a key that had other material before.
+    MaterialNotMatch,
+    /// Import parameters past their 24 hours, or unknown.
+    ImportTokenExpired,
+    /// An algorithm that the HSM members (or hkms) do not offer.
+    UnsupportedAlgorithm,
+    /// The key changed while the request was deciding; try again.
+    Conflict,
 }
 
 impl ErrorCode {
@@ -62,6 +76,13 @@ impl ErrorCode {
             ErrorCode::ResourceExists => "ResourceExists",
             ErrorCode::ResourceInUse => "ResourceInUse",
             ErrorCode::TokenBinding => "TokenBinding",
+            ErrorCode::KeyPendingDeletion => "KeyPendingDeletion",
+            ErrorCode::KeyPendingImport => "KeyPendingImport",
+            ErrorCode::DeletionProtected => "DeletionProtected",
+            ErrorCode::MaterialNotMatch => "MaterialNotMatch",
+            ErrorCode::ImportTokenExpired => "ImportTokenExpired",
+            ErrorCode::UnsupportedAlgorithm => "UnsupportedAlgorithm",
+            ErrorCode::Conflict => "Conflict",
         }
     }
 
@@ -83,6 +104,12 @@ impl ErrorCode {
             ErrorCode::ResourceExists => Code::AlreadyExists,
             ErrorCode::ResourceInUse => Code::FailedPrecondition,
             ErrorCode::TokenBinding => Code::DataLoss,
+            ErrorCode::KeyPendingDeletion
+            | ErrorCode::KeyPendingImport
+            | ErrorCode::DeletionProtected => Code::FailedPrecondition,
+            ErrorCode::MaterialNotMatch | ErrorCode::UnsupportedAlgorithm => Code::InvalidArgument,
+            ErrorCode::ImportTokenExpired => Code::FailedPrecondition,
+            ErrorCode::Conflict => Code::Aborted,
         }
     }
 }
@@ -150,7 +177,13 @@ impl From<HsmError> for KmsError {
 
 impl From<StoreError> for KmsError {
     fn from(e: StoreError) -> KmsError {
-        KmsError::new(ErrorCode::StoreError, e.to_string())
+        match e {
+            StoreError::Conflict => KmsError::new(
+                ErrorCode::Conflict,
+                "the key changed while this request was deciding; try again",
+            ),
+            other => KmsError::new(ErrorCode::StoreError, other.to_string()),
+        }
     }
 }
 

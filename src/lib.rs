@@ -22,6 +22,7 @@ pub mod error;
 pub mod gateway;
 pub mod hardening;
 pub mod hsm;
+pub mod jobs;
 pub mod keys;
 pub mod logging;
 pub mod quiet_unix;

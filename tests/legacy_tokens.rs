@@ -170,7 +170,7 @@ async fn versions_and_ciphertexts_from_before_mode_keys_keep_working() {
             internal: false,
             ..Default::default()
         };
-        store.create_key(&record, &legacy.token).unwrap();
+        store.create_key(&record, Some(&legacy.token)).unwrap();
     }
     inst.d.restart();
     assert!(

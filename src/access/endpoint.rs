@@ -51,28 +51,36 @@ pub fn internet_enabled(store: &dyn NamedStore) -> Result<bool, KmsError> {
         .is_some_and(|v| v.first() == Some(&1)))
 }
 
-/// Turns the Internet endpoint on or off; only the instance owner may.
-pub fn set_internet(store: &dyn Store, caller: &Caller, enabled: bool) -> Result<bool, KmsError> {
-    require_operator(caller, "SetInternetAccess")?;
+/// Refuses everyone but the instance owner (the operator who initialised the instance).
+pub fn require_owner(
+    store: &dyn Store,
+    caller: &Caller,
+    operation: &str,
+    what: &str,
+) -> Result<(), KmsError> {
+    require_operator(caller, operation)?;
     let Caller::Operator { uid, .. } = caller else {
         unreachable!("require_operator admits operators only")
     };
     match store.instance_owner()? {
-        Some(owner) if owner.uid == *uid => {}
+        Some(owner) if owner.uid == *uid => Ok(()),
         Some(owner) => {
-            tracing::warn!(caller = %caller, owner_uid = owner.uid, "denied: only the instance owner may change Internet access");
-            return Err(KmsError::new(
+            tracing::warn!(caller = %caller, owner_uid = owner.uid, "denied: only the instance owner may {what}");
+            Err(KmsError::new(
                 ErrorCode::Forbidden,
-                "only the instance owner (the operator who initialised the instance) may change Internet access",
-            ));
-        }
-        None => {
-            return Err(KmsError::new(
-                ErrorCode::NotInitialized,
-                "no instance owner is recorded; initialise the instance first (hkms init)",
+                format!("only the instance owner (the operator who initialised the instance) may {what}"),
             ))
         }
+        None => Err(KmsError::new(
+            ErrorCode::NotInitialized,
+            "no instance owner is recorded; initialise the instance first (hkms init)",
+        )),
     }
+}
+
+/// Turns the Internet endpoint on or off; only the instance owner may.
+pub fn set_internet(store: &dyn Store, caller: &Caller, enabled: bool) -> Result<bool, KmsError> {
+    require_owner(store, caller, "SetInternetAccess", "change Internet access")?;
     store.put_named(
         Space::Settings,
         INTERNET_ACCESS,

@@ -401,3 +401,188 @@ pub fn random(session: &Session, len: usize) -> Result<Zeroizing<Vec<u8>>> {
     session.generate_random_slice(&mut out)?;
     Ok(out)
 }
+
+/// An RSA key pair that receives imported key material (`GetParametersForImport`). Its
+/// private half is sensitive and leaves the HSM only wrapped under the domain key.
+#[derive(Debug)]
+pub struct WrappingPair {
+    pub public: ObjectHandle,
+    pub private: ObjectHandle,
+    /// The public key, SubjectPublicKeyInfo DER.
+    pub public_der: Vec<u8>,
+}
+
+/// Generates a wrapping pair of `bits` as session objects. The caller wraps the private
+/// half under the domain key and destroys both.
+pub fn generate_wrapping_pair(session: &Session, bits: u32) -> Result<WrappingPair> {
+    let public_template = [
+        Attribute::Token(false),
+        Attribute::Private(false),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Verify(false),
+        Attribute::ModulusBits(u64::from(bits).into()),
+        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+    ];
+    let private_template = [
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::Unwrap(true),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+        Attribute::Derive(false),
+    ];
+    let (public, private) = session.generate_key_pair(
+        &Mechanism::RsaPkcsKeyPairGen,
+        &public_template,
+        &private_template,
+    )?;
+    let attrs = session.get_attributes(
+        public,
+        &[
+            cryptoki::object::AttributeType::Modulus,
+            cryptoki::object::AttributeType::PublicExponent,
+        ],
+    )?;
+    let (mut n, mut e) = (Vec::new(), Vec::new());
+    for a in attrs {
+        match a {
+            Attribute::Modulus(m) => n = m,
+            Attribute::PublicExponent(x) => e = x,
+            _ => {}
+        }
+    }
+    let public_der = openssl::bn::BigNum::from_slice(&n)
+        .and_then(|n| Ok((n, openssl::bn::BigNum::from_slice(&e)?)))
+        .and_then(|(n, e)| openssl::rsa::Rsa::from_public_components(n, e))
+        .and_then(openssl::pkey::PKey::from_rsa)
+        .and_then(|k| k.public_key_to_der())
+        .map_err(|_| {
+            cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::GeneralError,
+                cryptoki::context::Function::GetAttributeValue,
+            )
+        })?;
+    Ok(WrappingPair {
+        public,
+        private,
+        public_der,
+    })
+}
+
+/// Wraps a wrapping pair's private half under the domain key (part of the import
+/// parameters that are stored).
+pub fn wrap_private_key(
+    session: &Session,
+    domain_key: ObjectHandle,
+    private: ObjectHandle,
+) -> Result<Vec<u8>> {
+    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, private)
+}
+
+/// Unwraps a stored wrapping private key: sensitive, not extractable, able only to unwrap.
+pub fn unwrap_wrapping_key(
+    session: &Session,
+    domain_key: ObjectHandle,
+    wrapped: &[u8],
+) -> Result<ObjectHandle> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Extractable(false),
+        Attribute::Unwrap(true),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+    ];
+    template.extend(unwrap_template());
+    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+}
+
+/// How imported material is encrypted for the wrapping key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportWrapping {
+    /// RSAES-OAEP with SHA-1 and MGF1-SHA1.
+    OaepSha1,
+    /// RSAES-OAEP with SHA-256 and MGF1-SHA256.
+    OaepSha256,
+}
+
+/// Unwraps imported material with the wrapping private key into a session AES key:
+/// sensitive, extractable only so the domain key can wrap it, and able to derive the
+/// version's other keys. Its length is the caller's to check ([`secret_key_len`]).
+pub fn unwrap_imported_material(
+    session: &Session,
+    wrapping_key: ObjectHandle,
+    wrapping: ImportWrapping,
+    encrypted: &[u8],
+) -> Result<ObjectHandle> {
+    let (hash, mgf) = match wrapping {
+        ImportWrapping::OaepSha1 => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        ImportWrapping::OaepSha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+    };
+    let mechanism = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+    session.unwrap_key(
+        &mechanism,
+        wrapping_key,
+        encrypted,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(false),
+            Attribute::Derive(true),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+        ],
+    )
+}
+
+/// The length in bytes of a secret key object.
+pub fn secret_key_len(session: &Session, key: ObjectHandle) -> Result<usize> {
+    let attrs = session.get_attributes(key, &[cryptoki::object::AttributeType::ValueLen])?;
+    Ok(attrs
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::ValueLen(l) => Some(u64::from(l) as usize),
+            _ => None,
+        })
+        .unwrap_or(0))
+}
+
+/// Derives an AES key from imported material inside the HSM:
+/// `AES-CBC(material, IV = 0, data)` (`CKM_AES_CBC_ENCRYPT_DATA`), as long as `data` (16 or
+/// 32 bytes). Extractable only when the domain key must wrap it.
+pub fn derive_from_material(
+    session: &Session,
+    material: ObjectHandle,
+    data: &[u8],
+    extractable: bool,
+) -> Result<ObjectHandle> {
+    let params = cryptoki::mechanism::ekdf::AesCbcDeriveParams::new([0u8; 16], data);
+    session.derive_key(
+        &Mechanism::AesCbcEncryptData(params),
+        material,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen((data.len() as u64).into()),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(extractable),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(false),
+            Attribute::Derive(false),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+        ],
+    )
+}

@@ -498,6 +498,31 @@ impl Member {
         Ok(keys)
     }
 
+    /// Forgets the cached keys of one key version (deleted, or its material deleted).
+    pub fn forget_version(&self, key_version_id: &str) {
+        let mut conn = lock(&self.conn);
+        if let Some(conn) = conn.as_mut() {
+            if let Some((_, keys)) = conn.handles.remove(key_version_id) {
+                for h in keys.objects() {
+                    let _ = conn.login.destroy_object(h);
+                }
+            }
+            self.cached
+                .store(conn.handles.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the member's token offers mechanism `ckm` (a `CKM_*` value; `None` when the
+    /// member is not connected or does not answer).
+    pub fn has_mechanism(&self, ckm: cryptoki_sys::CK_MECHANISM_TYPE) -> Option<bool> {
+        let conn = lock(&self.conn);
+        let conn = conn.as_ref()?;
+        conn.ctx
+            .get_mechanism_list(conn.slot)
+            .ok()
+            .map(|list| list.iter().any(|m| **m == ckm))
+    }
+
     /// Forgets every cached key handle (destroying the session objects behind them).
     pub fn clear_handles(&self) {
         let mut conn = lock(&self.conn);

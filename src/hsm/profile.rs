@@ -75,6 +75,29 @@ pub fn calls(profiles_dir: &Path, name: &str, module: &Path) -> Result<Calls, St
     })
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct QuirksOnly {
+    #[serde(default)]
+    quirks: Quirks,
+}
+
+/// `[quirks]` that the code acts on (the section also documents others).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct Quirks {
+    /// RSA-OAEP works only with SHA-1 and MGF1-SHA1: imported key material must come
+    /// wrapped with `RSAES_OAEP_SHA_1`.
+    #[serde(default)]
+    pub oaep_sha1_only: bool,
+}
+
+/// The `[quirks]` of profile `name`.
+pub fn quirks(profiles_dir: &Path, name: &str) -> Result<Quirks, String> {
+    let (text, origin) = text(profiles_dir, name)?;
+    let file: QuirksOnly =
+        toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
+    Ok(file.quirks)
+}
+
 /// A member of `cfg`, with the settings its configuration leaves to its profile filled in
 /// (`inline_calls`).
 pub fn member(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
@@ -114,5 +137,14 @@ mod tests {
             .unwrap_err()
             .contains("fast"));
         assert!(text(dir.path(), "../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn quirks_are_read_from_the_profile() {
+        let none = Path::new("/nonexistent");
+        assert!(quirks(none, "softhsm2").unwrap().oaep_sha1_only);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hsm.toml"), "[quirks]\nother = 1\n").unwrap();
+        assert!(!quirks(dir.path(), "hsm").unwrap().oaep_sha1_only);
     }
 }

@@ -66,6 +66,29 @@ pub fn create(app: &Appliance, alias_name: &str, key_id: &str) -> Result<KeyAlia
     Ok(alias)
 }
 
+/// Points an existing alias at another key.
+pub fn update(app: &Appliance, alias_name: &str, key_id: &str) -> Result<KeyAlias, KmsError> {
+    let name = normalize(alias_name)?;
+    let _g = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    let key = crate::keys::describe(app, key_id)?;
+    let Some(old) = app.store.get_named(Space::Aliases, &name)? else {
+        return Err(KmsError::new(
+            ErrorCode::ResourceNotFound,
+            format!("{name} does not exist; create it (hkms alias create)"),
+        ));
+    };
+    let old = decode(&old)?;
+    let alias = KeyAlias {
+        alias_name: name.clone(),
+        key_id: key.key_id,
+        create_time: old.create_time,
+    };
+    app.store
+        .put_named(Space::Aliases, &name, alias.encode_to_vec(), false)?;
+    tracing::info!(alias = %name, from = %old.key_id, to = %alias.key_id, "alias updated");
+    Ok(alias)
+}
+
 /// Deletes an alias (the key is not touched).
 pub fn delete(app: &Appliance, alias_name: &str) -> Result<(), KmsError> {
     let name = normalize(alias_name)?;

@@ -1,12 +1,17 @@
 //! Customer master keys: creation inside an HSM, metadata, lifecycle.
 
 pub mod alias;
+pub mod deletion;
+pub mod import;
 pub mod spec;
+pub mod tags;
 pub mod token;
+pub mod versions;
 
-use crate::appliance::{now_rfc3339, Appliance};
+use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::store::records::{KeyRecord, KeyTokenRecord};
+use crate::store::TokenChange;
 use spec::KeySpec;
 
 pub const STATE_ENABLED: &str = "Enabled";
@@ -32,53 +37,174 @@ pub fn parse_key_id(key_id: &str) -> Result<uuid::Uuid, KmsError> {
     uuid::Uuid::try_parse(key_id).map_err(|_| KmsError::key_not_found(key_id))
 }
 
-/// Creates a key: its first version is generated inside an HSM member and stored only as a
-/// token wrapped under the domain key.
-///
-/// An `internal` key is one hkmsd keeps for its own use (the instance CA's intermediate
-/// key): operators manage it, but no application can name, list, use or be granted it.
-pub async fn create(
-    app: &Appliance,
-    key_spec: &str,
-    key_usage: &str,
-    description: &str,
-    internal: bool,
-) -> Result<KeyRecord, KmsError> {
-    let spec = KeySpec::parse(key_spec)?;
-    let usage = spec::parse_usage(key_usage)?;
+/// What a new key is made with, beside its spec and usage.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub description: String,
+    /// A key hkmsd keeps for its own use (the instance CA's intermediate key): operators
+    /// manage it, but no application can name, list, use or be granted it.
+    pub internal: bool,
+    /// `EXTERNAL`: no material until it is imported (state `PendingImport`).
+    pub external: bool,
+    /// Automatic rotation interval in seconds; `None`: no automatic rotation.
+    pub rotation_interval: Option<u64>,
+    pub tags: Vec<crate::store::records::TagRecord>,
+    pub deletion_protection: bool,
+}
+
+/// Parses an origin; empty means `Aliyun_KMS`. Returns whether it is `EXTERNAL`.
+pub fn parse_origin(origin: &str) -> Result<bool, KmsError> {
+    match origin {
+        "" | ORIGIN_KMS => Ok(false),
+        ORIGIN_EXTERNAL => Ok(true),
+        other => Err(KmsError::invalid(format!(
+            "Origin {other:?} is not valid; use {ORIGIN_KMS} or {ORIGIN_EXTERNAL}"
+        ))),
+    }
+}
+
+fn check_description(description: &str) -> Result<(), KmsError> {
     if description.len() > MAX_DESCRIPTION {
         return Err(KmsError::invalid(format!(
             "Description is longer than {MAX_DESCRIPTION} bytes"
         )));
     }
+    Ok(())
+}
+
+/// Creates a key. Its first version is generated inside an HSM member and stored only as a
+/// token wrapped under the domain key; an `EXTERNAL` key gets its version id now and its
+/// material when it is imported.
+pub async fn create(
+    app: &Appliance,
+    key_spec: &str,
+    key_usage: &str,
+    new: NewKey,
+) -> Result<KeyRecord, KmsError> {
+    let spec = KeySpec::parse(key_spec)?;
+    let usage = spec::parse_usage(key_usage)?;
+    check_description(&new.description)?;
+    tags::check_all(&new.tags)?;
+    if new.external && new.rotation_interval.is_some() {
+        return Err(KmsError::invalid(
+            "keys with imported material cannot rotate automatically; import into a new key \
+             instead",
+        ));
+    }
+    let rotation = new
+        .rotation_interval
+        .map(versions::check_interval)
+        .transpose()?;
     let instance = app.instance()?;
     let key_id = uuid::Uuid::new_v4().to_string();
     let version_id = uuid::Uuid::new_v4().to_string();
-    let created = now_rfc3339();
-    let token = {
+    let now = crate::clock::now_unix();
+    let created = crate::clock::rfc3339(now);
+    let token = if new.external {
+        None
+    } else {
         let (key_id, version_id, created) = (key_id.clone(), version_id.clone(), created.clone());
         let dk_id = instance.domain_key_id.clone();
-        app.pool
-            .run(move |m, s| {
-                token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
-            })
-            .await?
+        Some(
+            app.pool
+                .run(move |m, s| {
+                    token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
+                })
+                .await?,
+        )
     };
     let record = KeyRecord {
         key_id: key_id.clone(),
-        description: description.to_owned(),
+        description: new.description,
         key_spec: spec.as_str().to_owned(),
         key_usage: usage.to_owned(),
-        key_state: STATE_ENABLED.to_owned(),
-        creation_date: created,
+        key_state: if new.external {
+            STATE_PENDING_IMPORT
+        } else {
+            STATE_ENABLED
+        }
+        .to_owned(),
+        creation_date: created.clone(),
         primary_key_version: version_id.clone(),
         key_versions: vec![version_id],
-        internal,
+        internal: new.internal,
+        origin: if new.external {
+            ORIGIN_EXTERNAL
+        } else {
+            ORIGIN_KMS
+        }
+        .to_owned(),
+        deletion_protection: new.deletion_protection,
+        automatic_rotation: rotation.is_some(),
+        rotation_interval_seconds: rotation.unwrap_or(0),
+        next_rotation_unix: rotation.map_or(0, |r| now + r as i64),
+        tags: new.tags,
+        last_rotation_date: created,
         ..Default::default()
     };
-    app.store.create_key(&record, &token)?;
-    tracing::info!(key_id = %key_id, spec = spec.as_str(), internal, "key created");
+    app.store.create_key(&record, token.as_ref())?;
+    tracing::info!(key_id = %key_id, spec = spec.as_str(), origin = %record.origin, internal = new.internal, "key created");
     Ok(record)
+}
+
+/// Applies `change` to a key's record: `change` sees the stored record and returns the new
+/// one or refuses. The write lands only on the record `change` saw; when another change
+/// came first, it is decided again on the new record.
+pub fn change_key(
+    app: &Appliance,
+    key_id: &str,
+    change: impl Fn(&KeyRecord) -> Result<KeyRecord, KmsError>,
+) -> Result<KeyRecord, KmsError> {
+    for _ in 0..8 {
+        let current = describe(app, key_id)?;
+        let new = change(&current)?;
+        if new == current {
+            return Ok(new);
+        }
+        if app
+            .store
+            .commit_key_change(&current, &new, TokenChange::None)?
+        {
+            return Ok(new);
+        }
+    }
+    Err(crate::store::StoreError::Conflict.into())
+}
+
+/// Replaces a key's description.
+pub fn update_description(
+    app: &Appliance,
+    key_id: &str,
+    description: &str,
+) -> Result<KeyRecord, KmsError> {
+    check_description(description)?;
+    let record = change_key(app, key_id, |k| {
+        Ok(KeyRecord {
+            description: description.to_owned(),
+            ..k.clone()
+        })
+    })?;
+    tracing::info!(key_id = %key_id, "key description updated");
+    Ok(record)
+}
+
+/// The error for a key that is not Enabled, naming its state and the way out.
+pub fn not_usable(key: &KeyRecord) -> KmsError {
+    let id = &key.key_id;
+    match key.key_state.as_str() {
+        STATE_PENDING_DELETION => KmsError::new(
+            ErrorCode::KeyPendingDeletion,
+            format!(
+                "key {id} is pending deletion (on {}); cancel the deletion to use it again",
+                crate::clock::rfc3339(key.deletion_unix)
+            ),
+        ),
+        STATE_PENDING_IMPORT => KmsError::new(
+            ErrorCode::KeyPendingImport,
+            format!("key {id} has no key material; import it first"),
+        ),
+        state => KmsError::new(ErrorCode::KeyDisabled, format!("key {id} is {state}")),
+    }
 }
 
 /// A key's record.
@@ -90,13 +216,39 @@ pub fn describe(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
         .ok_or_else(|| KmsError::key_not_found(key_id))
 }
 
-/// One page of key ids (1-based page numbers), and the total count.
-pub fn list(
-    app: &Appliance,
-    page_number: u32,
-    page_size: u32,
-) -> Result<(Vec<String>, u32, u32, u64), KmsError> {
-    app.instance()?;
+/// Which keys [`list`] returns; empty fields match every key.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub key_state: String,
+    pub key_spec: String,
+    pub key_usage: String,
+    pub origin: String,
+    /// Every tag must be on the key; an empty value matches any value.
+    pub tags: Vec<crate::store::records::TagRecord>,
+}
+
+impl KeyFilter {
+    fn matches(&self, k: &KeyRecord) -> bool {
+        let origin = if k.origin.is_empty() {
+            ORIGIN_KMS
+        } else {
+            &k.origin
+        };
+        let field = |want: &str, have: &str| want.is_empty() || want == have;
+        field(&self.key_state, &k.key_state)
+            && field(&self.key_spec, &k.key_spec)
+            && field(&self.key_usage, &k.key_usage)
+            && field(&self.origin, origin)
+            && self.tags.iter().all(|t| {
+                k.tags
+                    .iter()
+                    .any(|h| h.key == t.key && (t.value.is_empty() || h.value == t.value))
+            })
+    }
+}
+
+/// Checks a page request: 1-based page numbers (0 means 1), sizes 1..100 (0 means 10).
+pub fn page(page_number: u32, page_size: u32) -> Result<(u32, u32), KmsError> {
     let page_number = if page_number == 0 { 1 } else { page_number };
     let page_size = if page_size == 0 { 10 } else { page_size };
     if page_size > MAX_PAGE_SIZE {
@@ -104,26 +256,72 @@ pub fn list(
             "PageSize must be 1..{MAX_PAGE_SIZE}"
         )));
     }
+    Ok((page_number, page_size))
+}
+
+/// One page of the keys that match `filter`, in key id order, and how many match.
+pub fn list(
+    app: &Appliance,
+    page_number: u32,
+    page_size: u32,
+    filter: &KeyFilter,
+) -> Result<(Vec<String>, u32, u32, u64), KmsError> {
+    app.instance()?;
+    let (page_number, page_size) = page(page_number, page_size)?;
     let offset = (page_number as usize - 1).saturating_mul(page_size as usize);
-    let (ids, total) = app.store.list_keys(offset, page_size as usize)?;
+    if filter.key_state.is_empty()
+        && filter.key_spec.is_empty()
+        && filter.key_usage.is_empty()
+        && filter.origin.is_empty()
+        && filter.tags.is_empty()
+    {
+        let (ids, total) = app.store.list_keys(offset, page_size as usize)?;
+        return Ok((ids, page_number, page_size, total));
+    }
+    let matching: Vec<String> = app
+        .store
+        .key_records()?
+        .into_iter()
+        .filter(|k| filter.matches(k))
+        .map(|k| k.key_id)
+        .collect();
+    let total = matching.len() as u64;
+    let ids = matching
+        .into_iter()
+        .skip(offset)
+        .take(page_size as usize)
+        .collect();
     Ok((ids, page_number, page_size, total))
 }
 
-/// Enables or disables a key. Disabled keys refuse every cryptographic operation.
+/// Enables or disables a key. Disabled keys refuse every cryptographic operation. A key
+/// pending deletion or import keeps its state (cancel the deletion, or import material).
 pub fn set_enabled(app: &Appliance, key_id: &str, enabled: bool) -> Result<KeyRecord, KmsError> {
-    describe(app, key_id)?;
     let state = if enabled {
         STATE_ENABLED
     } else {
         STATE_DISABLED
     };
-    let record = app
-        .store
-        .update_key(key_id, &|k| k.key_state = state.to_owned())
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => KmsError::key_not_found(key_id),
-            other => other.into(),
-        })?;
+    let record = change_key(app, key_id, |k| {
+        if k.key_state != STATE_ENABLED && k.key_state != STATE_DISABLED {
+            return Err(KmsError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "key {key_id} is {}: {}",
+                    k.key_state,
+                    if k.key_state == STATE_PENDING_DELETION {
+                        "cancel the deletion first (it then is Disabled)"
+                    } else {
+                        "import its material first"
+                    }
+                ),
+            ));
+        }
+        Ok(KeyRecord {
+            key_state: state.to_owned(),
+            ..k.clone()
+        })
+    })?;
     tracing::info!(key_id = %key_id, state, "key state changed");
     Ok(record)
 }
@@ -158,13 +356,12 @@ pub fn find_version(app: &Appliance, key_version_id: &str) -> Result<Option<Vers
 /// it. For keys made for hkmsd's own use before internal keys existed.
 pub fn mark_internal(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
     describe(app, key_id)?;
-    let record = app
-        .store
-        .update_key(key_id, &|k| k.internal = true)
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => KmsError::key_not_found(key_id),
-            other => other.into(),
-        })?;
+    let record = change_key(app, key_id, |k| {
+        Ok(KeyRecord {
+            internal: true,
+            ..k.clone()
+        })
+    })?;
     tracing::info!(key_id = %key_id, "key marked internal");
     Ok(record)
 }
@@ -179,9 +376,13 @@ pub async fn usable_token(
 ) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
     let key = describe(app, key_id)?;
     if key.key_state != STATE_ENABLED {
+        return Err(not_usable(&key));
+    }
+    if key.material_expire_unix != 0 && crate::clock::now_unix() >= key.material_expire_unix {
+        // The clock job deletes it shortly; until then it is already unusable.
         return Err(KmsError::new(
-            ErrorCode::KeyDisabled,
-            format!("key {key_id} is {}", key.key_state),
+            ErrorCode::KeyPendingImport,
+            format!("the key material of {key_id} has expired; import it again"),
         ));
     }
     let version = key_version_id

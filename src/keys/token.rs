@@ -78,7 +78,7 @@ fn same_binding(
 }
 
 /// Runs `f` on a session object, destroying the object afterwards whatever happens.
-fn with_object<T>(
+pub fn with_object<T>(
     session: &Session,
     object: ObjectHandle,
     f: impl FnOnce(ObjectHandle) -> Result<T, HsmError>,
@@ -170,6 +170,85 @@ pub fn generate(
         token_version: TOKEN_VERSION,
         wrapped_cbc_key: fresh.cbc,
         wrapped_binding_key: fresh.binding_key,
+        legacy_cbc_key: false,
+    })
+}
+
+/// What the keys derived from imported material are derived with (see [`from_material`]).
+const IMPORTED_CBC_LABEL: &str = "hkms imported material: AES-CBC key";
+const IMPORTED_CHECK_LABEL: &str = "hkms imported material: check value";
+
+/// The data a key of `bits` is derived with under `label`: the first `bits / 8` bytes of
+/// SHA-256(label).
+fn derivation_data(label: &str, bits: u32) -> Vec<u8> {
+    openssl::sha::sha256(label.as_bytes())[..(bits / 8) as usize].to_vec()
+}
+
+/// A check value of imported material, computed inside the HSM: one AES block under a key
+/// derived from the material (`IMPORTED_CHECK_LABEL`) over the key id. Equal values mean
+/// equal material; the value says nothing about the material itself.
+pub fn material_check(
+    member: &Member,
+    session: &Session,
+    material: ObjectHandle,
+    key_id: &str,
+    bits: u32,
+) -> Result<Vec<u8>, HsmError> {
+    let data = derivation_data(IMPORTED_CHECK_LABEL, bits);
+    let check =
+        crypto::derive_from_material(session, material, &data, false).map_err(|e| member.err(e))?;
+    with_object(session, check, |check| {
+        let context = format!("hkms material check\0{key_id}");
+        crypto::binding(session, check, context.as_bytes()).map_err(|e| member.err(e))
+    })
+}
+
+/// The token of a version whose material was imported (`material`, a session object the
+/// caller destroys). The material itself is the AES-GCM key, so a ciphertext made outside
+/// hkms with the same material in hkms's ciphertext format decrypts; the AES-CBC key is
+/// derived from it inside the HSM (`IMPORTED_CBC_LABEL`), so the two modes still never
+/// share a key; the binding key is generated fresh, as for every version.
+#[allow(clippy::too_many_arguments)]
+pub fn from_material(
+    member: &Member,
+    session: &Session,
+    material: ObjectHandle,
+    key_id: &str,
+    key_version_id: &str,
+    bits: u32,
+    domain_key_id: &str,
+    created: &str,
+) -> Result<KeyTokenRecord, HsmError> {
+    let dk = member.domain_key()?;
+    let gcm = crypto::wrap_version_key(session, dk, material).map_err(|e| member.err(e))?;
+    let data = derivation_data(IMPORTED_CBC_LABEL, bits);
+    let cbc_key =
+        crypto::derive_from_material(session, material, &data, true).map_err(|e| member.err(e))?;
+    let cbc = with_object(session, cbc_key, |k| {
+        crypto::wrap_version_key(session, dk, k).map_err(|e| member.err(e))
+    })?;
+    let bound = Bound {
+        bits,
+        gcm: &gcm,
+        cbc: &cbc,
+        legacy_cbc: false,
+    };
+    let context = binding_context(key_id, key_version_id, &bound);
+    let (binding_key, binding) = fresh_key(member, session, bits, |key| {
+        crypto::binding(session, key, &context).map_err(|e| member.err(e))
+    })?;
+    Ok(KeyTokenRecord {
+        key_id: key_id.to_owned(),
+        key_version_id: key_version_id.to_owned(),
+        creation_date: created.to_owned(),
+        domain_key_id: domain_key_id.to_owned(),
+        wrap_mechanism: crypto::TOKEN_WRAP_MECHANISM,
+        wrapped_key: gcm,
+        binding,
+        key_bits: bits,
+        token_version: TOKEN_VERSION,
+        wrapped_cbc_key: cbc,
+        wrapped_binding_key: binding_key,
         legacy_cbc_key: false,
     })
 }

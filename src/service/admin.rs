@@ -87,7 +87,7 @@ impl AdminService for AdminApi {
             domain_key_id: instance.map(|i| i.domain_key_id).unwrap_or_default(),
             members,
             version: env!("CARGO_PKG_VERSION").into(),
-            key_deletion_blocked: false,
+            key_deletion_blocked: crate::keys::deletion::blocked(&self.0).unwrap_or(false),
         }))
     }
 
@@ -148,19 +148,46 @@ impl AdminService for AdminApi {
 
     async fn set_key_deletion_blocked(
         &self,
-        _req: Request<SetKeyDeletionBlockedRequest>,
+        req: Request<SetKeyDeletionBlockedRequest>,
     ) -> Reply<SetKeyDeletionBlockedResponse> {
-        Err(tonic::Status::unimplemented("SetKeyDeletionBlocked"))
+        reply((|| {
+            let caller = crate::authn::caller(&req)?;
+            let blocked = req.get_ref().blocked;
+            if blocked {
+                crate::access::require_operator(&caller, "SetKeyDeletionBlocked")?;
+            } else {
+                // Lifting the instance-wide protection is the owner's decision alone.
+                crate::access::endpoint::require_owner(
+                    &*self.0.store,
+                    &caller,
+                    "SetKeyDeletionBlocked",
+                    "allow key deletion again",
+                )?;
+            }
+            crate::keys::deletion::set_blocked(&self.0, blocked)
+                .map(|blocked| SetKeyDeletionBlockedResponse { blocked })
+        })())
     }
 
     async fn list_scheduled_jobs(
         &self,
-        _req: Request<ListScheduledJobsRequest>,
+        req: Request<ListScheduledJobsRequest>,
     ) -> Reply<ListScheduledJobsResponse> {
-        Err(tonic::Status::unimplemented("ListScheduledJobs"))
+        super::access::operator_only(&req, "ListScheduledJobs")?;
+        reply(
+            crate::jobs::scheduled(&self.0).map(|jobs| ListScheduledJobsResponse {
+                jobs: jobs.iter().map(crate::jobs::Job::to_api).collect(),
+                now: crate::clock::now_rfc3339(),
+            }),
+        )
     }
 
-    async fn run_due_jobs(&self, _req: Request<RunDueJobsRequest>) -> Reply<RunDueJobsResponse> {
-        Err(tonic::Status::unimplemented("RunDueJobs"))
+    async fn run_due_jobs(&self, req: Request<RunDueJobsRequest>) -> Reply<RunDueJobsResponse> {
+        super::access::operator_only(&req, "RunDueJobs")?;
+        reply(
+            crate::jobs::run_due(&self.0)
+                .await
+                .map(|outcomes| RunDueJobsResponse { outcomes }),
+        )
     }
 }

@@ -100,7 +100,9 @@ fn api_error(e: KmsError) -> ApiError {
             "Forbidden.KeyNotFound",
             "The specified Key is not found.",
         ),
-        ErrorCode::KeyDisabled => ApiError::new(400, "Forbidden.KeyNotEnabled", e.message),
+        ErrorCode::KeyDisabled | ErrorCode::KeyPendingDeletion | ErrorCode::KeyPendingImport => {
+            ApiError::new(400, "Forbidden.KeyNotEnabled", e.message)
+        }
         ErrorCode::InvalidParameter | ErrorCode::UnsupportedKeySpec => {
             ApiError::new(400, "InvalidParameter", e.message)
         }

@@ -4,10 +4,12 @@
 //! key. [`Store`] is the seam where a replicated database can replace sled later.
 
 pub mod access;
+pub mod lifecycle;
 pub mod named;
 mod sled_store;
 
 pub use access::AccessStore;
+pub use lifecycle::{LifecycleStore, TokenChange};
 pub use named::NamedStore;
 pub use sled_store::SledStore;
 
@@ -35,16 +37,21 @@ pub enum StoreError {
     Exists(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A compare-and-swap found another record than the one expected (nothing was written).
+    #[error("the record changed meanwhile")]
+    Conflict,
 }
 
 /// Storage operations. Every method that writes returns only after the write is durable.
-pub trait Store: AccessStore + NamedStore + Send + Sync + std::fmt::Debug {
+pub trait Store: AccessStore + NamedStore + LifecycleStore + Send + Sync + std::fmt::Debug {
     fn instance(&self) -> Result<Option<InstanceRecord>, StoreError>;
     /// Records the instance; fails with `Exists` if one is recorded already.
     fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError>;
 
-    /// Stores a new key with its first version, atomically.
-    fn create_key(&self, key: &KeyRecord, token: &KeyTokenRecord) -> Result<(), StoreError>;
+    /// Stores a new key with the token of its first version (none for a key whose material
+    /// is to be imported), atomically; every version it names is indexed.
+    fn create_key(&self, key: &KeyRecord, token: Option<&KeyTokenRecord>)
+        -> Result<(), StoreError>;
     fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
     /// Applies `change` to a key atomically and returns the new record.
     fn update_key(

@@ -11,6 +11,8 @@ pub enum Space {
     Aliases,
     /// Instance-wide switches.
     Settings,
+    /// Import token id → import parameters (see `keys::import`).
+    ImportParams,
 }
 
 impl Space {
@@ -18,6 +20,7 @@ impl Space {
         match self {
             Space::Aliases => "key_aliases",
             Space::Settings => "instance_settings",
+            Space::ImportParams => "key_import_params",
         }
     }
 
@@ -25,6 +28,7 @@ impl Space {
         match self {
             Space::Aliases => "alias",
             Space::Settings => "setting",
+            Space::ImportParams => "import token",
         }
     }
 }

@@ -25,28 +25,28 @@ const VERSION_INDEX_KEY: &[u8] = b"key_version_index";
 pub struct SledStore {
     db: sled::Db,
     meta: sled::Tree,
-    keys: sled::Tree,
-    tokens: sled::Tree,
+    pub(super) keys: sled::Tree,
+    pub(super) tokens: sled::Tree,
     members: sled::Tree,
-    versions: sled::Tree,
+    pub(super) versions: sled::Tree,
 }
 
-fn io(e: sled::Error) -> StoreError {
+pub(super) fn io(e: sled::Error) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+pub(super) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => io(e),
     }
 }
 
-fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, StoreError> {
+pub(super) fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, StoreError> {
     M::decode(bytes).map_err(|_| StoreError::Corrupt(what.to_owned()))
 }
 
-fn token_key(key_id: &str, key_version_id: &str) -> Vec<u8> {
+pub(super) fn token_key(key_id: &str, key_version_id: &str) -> Vec<u8> {
     format!("{key_id}/{key_version_id}").into_bytes()
 }
 
@@ -154,10 +154,27 @@ impl Store for SledStore {
         self.flush()
     }
 
-    fn create_key(&self, key: &KeyRecord, token: &KeyTokenRecord) -> Result<(), StoreError> {
+    fn create_key(
+        &self,
+        key: &KeyRecord,
+        token: Option<&KeyTokenRecord>,
+    ) -> Result<(), StoreError> {
         let key_bytes = key.encode_to_vec();
-        let token_bytes = token.encode_to_vec();
-        let tk = token_key(&token.key_id, &token.key_version_id);
+        let token_entry = token.map(|t| {
+            (
+                token_key(&t.key_id, &t.key_version_id),
+                t.encode_to_vec(),
+                t.key_version_id.clone(),
+            )
+        });
+        if let Some(t) = token {
+            if t.key_id != key.key_id || !key.key_versions.contains(&t.key_version_id) {
+                return Err(StoreError::Corrupt(format!(
+                    "token {} is not a version of key {}",
+                    t.key_version_id, key.key_id
+                )));
+            }
+        }
         (&self.keys, &self.tokens, &self.versions)
             .transaction(|(keys, tokens, versions)| {
                 if keys.get(key.key_id.as_bytes())?.is_some() {
@@ -165,14 +182,18 @@ impl Store for SledStore {
                         format!("key {}", key.key_id),
                     )));
                 }
-                if versions.get(token.key_version_id.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::Exists(
-                        format!("key version {}", token.key_version_id),
-                    )));
+                for v in &key.key_versions {
+                    if versions.get(v.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Exists(
+                            format!("key version {v}"),
+                        )));
+                    }
+                    versions.insert(v.as_bytes(), key.key_id.as_bytes())?;
                 }
                 keys.insert(key.key_id.as_bytes(), key_bytes.as_slice())?;
-                tokens.insert(tk.as_slice(), token_bytes.as_slice())?;
-                versions.insert(token.key_version_id.as_bytes(), token.key_id.as_bytes())?;
+                if let Some((tk, bytes, _)) = &token_entry {
+                    tokens.insert(tk.as_slice(), bytes.as_slice())?;
+                }
                 Ok(())
             })
             .map_err(tx_err)?;
@@ -330,7 +351,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-            s.create_key(&key("k1"), &token("k1")).unwrap();
+            s.create_key(&key("k1"), Some(&token("k1"))).unwrap();
             s.update_key("k1", &|k| k.key_state = "Disabled".into())
                 .unwrap();
         }
@@ -353,9 +374,9 @@ mod tests {
             s.create_instance(&rec),
             Err(StoreError::Exists(_))
         ));
-        s.create_key(&key("k"), &token("k")).unwrap();
+        s.create_key(&key("k"), Some(&token("k"))).unwrap();
         assert!(matches!(
-            s.create_key(&key("k"), &token("k")),
+            s.create_key(&key("k"), Some(&token("k"))),
             Err(StoreError::Exists(_))
         ));
         assert!(matches!(
@@ -370,7 +391,7 @@ mod tests {
         let s = SledStore::open(dir.path()).unwrap();
         for i in 0..25 {
             let id = format!("k{i:02}");
-            s.create_key(&key(&id), &token(&id)).unwrap();
+            s.create_key(&key(&id), Some(&token(&id))).unwrap();
         }
         let mut seen = Vec::new();
         for page in 0..3 {
@@ -388,16 +409,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SledStore::open(dir.path()).unwrap();
-            s.create_key(&key("k1"), &token("k1")).unwrap();
-            s.create_key(&key("k2"), &token("k2")).unwrap();
+            s.create_key(&key("k1"), Some(&token("k1"))).unwrap();
+            s.create_key(&key("k2"), Some(&token("k2"))).unwrap();
             assert_eq!(s.key_of_version("k1-v1").unwrap().as_deref(), Some("k1"));
             assert_eq!(s.key_of_version("k2-v1").unwrap().as_deref(), Some("k2"));
             assert_eq!(s.key_of_version("k3-v1").unwrap(), None);
             // A version id is never reused, even by another key.
             let mut stolen = token("k3");
             stolen.key_version_id = "k1-v1".into();
+            let mut k3 = key("k3");
+            k3.key_versions = vec!["k1-v1".into()];
             assert!(matches!(
-                s.create_key(&key("k3"), &stolen),
+                s.create_key(&k3, Some(&stolen)),
                 Err(StoreError::Exists(_))
             ));
             assert_eq!(s.key("k3").unwrap(), None, "nothing of k3 was written");

@@ -1,0 +1,407 @@
+//! Keys whose material arrives from outside (bring your own key).
+//!
+//! 1. `CreateKey` with origin `EXTERNAL`: a key with a version id and no material
+//!    (`PendingImport`).
+//! 2. `GetParametersForImport`: an HSM member generates an RSA wrapping pair; its private
+//!    half is stored only wrapped under the domain key (so any member can use it) beside
+//!    the import token that names it, valid 24 hours; the public half goes to the owner.
+//! 3. The owner encrypts the raw material with the public key (RSAES-OAEP), on their own
+//!    machine (`hkms key import` does it with OpenSSL).
+//! 4. `ImportKeyMaterial`: inside an HSM, the wrapping key unwraps the material; it becomes
+//!    the version's token ([`token::from_material`]) and its check value is computed there
+//!    too. The material never exists in hkmsd's memory in plaintext.
+//! 5. Material may expire (the clock job deletes it) or be deleted (`DeleteKeyMaterial`):
+//!    the key is `PendingImport` and its ciphertexts are unreadable until the *same*
+//!    material is imported again, which the check value decides; other material is refused
+//!    (`MaterialNotMatch`).
+
+use super::{
+    describe, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED, STATE_PENDING_DELETION,
+    STATE_PENDING_IMPORT,
+};
+use crate::appliance::Appliance;
+use crate::error::{ErrorCode, KmsError};
+use crate::hsm::crypto::{self as hsm_crypto, ImportWrapping};
+use crate::store::named::Space;
+use crate::store::records::{ImportParamsRecord, KeyTokenRecord};
+use crate::store::{StoreError, TokenChange};
+use prost::Message;
+use std::sync::Arc;
+
+/// How long import parameters stay valid.
+pub const PARAMS_LIFETIME_SECONDS: i64 = 24 * 3600;
+
+/// What `GetParametersForImport` returns.
+#[derive(Debug)]
+pub struct Params {
+    pub import_token: Vec<u8>,
+    pub record: ImportParamsRecord,
+}
+
+/// The wrapping algorithm by its API name, after checking that every member can do it.
+fn wrapping(app: &Appliance, name: &str) -> Result<(&'static str, ImportWrapping), KmsError> {
+    let unsupported = |why: String| KmsError::new(ErrorCode::UnsupportedAlgorithm, why);
+    let (name, wrapping) =
+        match name {
+            "" | "RSAES_OAEP_SHA_1" => ("RSAES_OAEP_SHA_1", ImportWrapping::OaepSha1),
+            "RSAES_OAEP_SHA_256" => ("RSAES_OAEP_SHA_256", ImportWrapping::OaepSha256),
+            "RSA_AES_KEY_WRAP_SHA_1" | "RSA_AES_KEY_WRAP_SHA_256" => {
+                let lacking: Vec<String> = app
+                    .pool
+                    .members()
+                    .iter()
+                    .filter(|m| m.has_mechanism(cryptoki_sys::CKM_RSA_AES_KEY_WRAP) != Some(true))
+                    .map(|m| m.name.clone())
+                    .collect();
+                return Err(unsupported(if lacking.is_empty() {
+                    format!("{name} is not offered by hkms yet; use RSAES_OAEP_SHA_1")
+                } else {
+                    format!(
+                        "{name} needs CKM_RSA_AES_KEY_WRAP, which HSM member(s) {} lack; use \
+                     RSAES_OAEP_SHA_1",
+                        lacking.join(", ")
+                    )
+                }));
+            }
+            "RSAES_PKCS1_V1_5" => return Err(unsupported(
+                "RSAES_PKCS1_V1_5 is refused: PKCS#1 v1.5 decryption is open to padding-oracle \
+                 attacks; use RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256"
+                    .into(),
+            )),
+            other => {
+                return Err(KmsError::invalid(format!(
+                    "WrappingAlgorithm {other:?} is not valid; use RSAES_OAEP_SHA_1 or \
+                 RSAES_OAEP_SHA_256"
+                )))
+            }
+        };
+    for m in app.pool.members() {
+        if m.has_mechanism(cryptoki_sys::CKM_RSA_PKCS_OAEP) == Some(false) {
+            return Err(unsupported(format!(
+                "HSM member {} lacks CKM_RSA_PKCS_OAEP, which {name} needs",
+                m.name
+            )));
+        }
+        if wrapping == ImportWrapping::OaepSha256 {
+            let profile = &m.config().profile;
+            let quirks = crate::hsm::profile::quirks(app.profiles_dir(), profile)
+                .map_err(|e| KmsError::new(ErrorCode::Internal, e))?;
+            if quirks.oaep_sha1_only {
+                return Err(unsupported(format!(
+                    "HSM member {} ({profile} profile) does RSA-OAEP with SHA-1 only, so it \
+                     cannot unwrap {name}; use RSAES_OAEP_SHA_1",
+                    m.name
+                )));
+            }
+        }
+    }
+    Ok((name, wrapping))
+}
+
+fn wrapping_by_name(name: &str) -> Result<ImportWrapping, KmsError> {
+    match name {
+        "RSAES_OAEP_SHA_1" => Ok(ImportWrapping::OaepSha1),
+        "RSAES_OAEP_SHA_256" => Ok(ImportWrapping::OaepSha256),
+        other => Err(KmsError::new(
+            ErrorCode::Internal,
+            format!("stored import parameters name unknown algorithm {other:?}"),
+        )),
+    }
+}
+
+fn wrapping_key_bits(spec: &str) -> Result<(&'static str, u32), KmsError> {
+    match spec {
+        "" | "RSA_2048" => Ok(("RSA_2048", 2048)),
+        "RSA_3072" => Ok(("RSA_3072", 3072)),
+        "RSA_4096" => Ok(("RSA_4096", 4096)),
+        other => Err(KmsError::invalid(format!(
+            "WrappingKeySpec {other:?} is not valid; use RSA_2048, RSA_3072 or RSA_4096"
+        ))),
+    }
+}
+
+fn require_external(key: &KeyRecord) -> Result<(), KmsError> {
+    if key.origin != ORIGIN_EXTERNAL {
+        return Err(KmsError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "key {} was generated inside the HSMs; only keys created with origin EXTERNAL \
+                 take imported material",
+                key.key_id
+            ),
+        ));
+    }
+    if key.key_state == STATE_PENDING_DELETION {
+        return Err(super::not_usable(key));
+    }
+    Ok(())
+}
+
+/// Makes import parameters for an EXTERNAL key.
+pub async fn get_parameters(
+    app: &Appliance,
+    key_id: &str,
+    algorithm: &str,
+    key_spec: &str,
+) -> Result<Params, KmsError> {
+    let key = describe(app, key_id)?;
+    require_external(&key)?;
+    let (algorithm, _) = wrapping(app, algorithm)?;
+    let (spec, bits) = wrapping_key_bits(key_spec)?;
+    let instance = app.instance()?;
+    let (wrapped_private_key, public_key) = app
+        .pool
+        .run(move |m, s| {
+            let dk = m.domain_key()?;
+            let pair = hsm_crypto::generate_wrapping_pair(s, bits).map_err(|e| m.err(e))?;
+            let wrapped = hsm_crypto::wrap_private_key(s, dk, pair.private);
+            let _ = s.destroy_object(pair.private);
+            let _ = s.destroy_object(pair.public);
+            Ok((wrapped.map_err(|e| m.err(e))?, pair.public_der))
+        })
+        .await?;
+    let mut id = [0u8; 16];
+    openssl::rand::rand_bytes(&mut id)
+        .map_err(|e| KmsError::new(ErrorCode::Internal, e.to_string()))?;
+    let token_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let record = ImportParamsRecord {
+        key_id: key.key_id.clone(),
+        wrapping_algorithm: algorithm.to_owned(),
+        wrapping_key_spec: spec.to_owned(),
+        expire_unix: crate::clock::now_unix() + PARAMS_LIFETIME_SECONDS,
+        wrapped_private_key,
+        domain_key_id: instance.domain_key_id,
+        public_key,
+    };
+    app.store
+        .put_named(Space::ImportParams, &token_id, record.encode_to_vec(), true)?;
+    tracing::info!(key_id = %key.key_id, algorithm, spec, "import parameters issued");
+    Ok(Params {
+        import_token: token_id.into_bytes(),
+        record,
+    })
+}
+
+/// The import parameters an import token names, if they are still valid.
+fn params_of(
+    app: &Appliance,
+    key_id: &str,
+    import_token: &[u8],
+) -> Result<ImportParamsRecord, KmsError> {
+    let expired = || {
+        KmsError::new(
+            ErrorCode::ImportTokenExpired,
+            "the import token is unknown or has expired; get new parameters \
+             (GetParametersForImport) and wrap the material again",
+        )
+    };
+    let id = std::str::from_utf8(import_token).map_err(|_| expired())?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(expired());
+    }
+    let bytes = app
+        .store
+        .get_named(Space::ImportParams, id)?
+        .ok_or_else(expired)?;
+    let params = ImportParamsRecord::decode(bytes.as_slice())
+        .map_err(|_| KmsError::from(StoreError::Corrupt("import parameters".into())))?;
+    if params.expire_unix <= crate::clock::now_unix() {
+        return Err(expired());
+    }
+    if params.key_id != key_id {
+        return Err(KmsError::invalid(
+            "the import token was issued for another key",
+        ));
+    }
+    Ok(params)
+}
+
+/// What the HSM made of the imported material.
+enum Unwrapped {
+    Token(Box<KeyTokenRecord>, Vec<u8>),
+    /// The material has another length than the key spec needs.
+    WrongLength(usize),
+    /// Other material than the key had.
+    Mismatch,
+}
+
+/// Imports material into an EXTERNAL key: it is unwrapped, checked and turned into the
+/// key's token inside an HSM member.
+pub async fn import_material(
+    app: &Appliance,
+    key_id: &str,
+    encrypted: &[u8],
+    import_token: &[u8],
+    expire_unix: i64,
+) -> Result<KeyRecord, KmsError> {
+    let key = describe(app, key_id)?;
+    require_external(&key)?;
+    let params = params_of(app, &key.key_id, import_token)?;
+    if expire_unix != 0 && expire_unix <= crate::clock::now_unix() {
+        return Err(KmsError::invalid("KeyMaterialExpireUnix is in the past"));
+    }
+    if encrypted.is_empty() || encrypted.len() > 512 {
+        return Err(KmsError::invalid(
+            "EncryptedKeyMaterial must be the material encrypted with the wrapping public key",
+        ));
+    }
+    let wrapping = wrapping_by_name(&params.wrapping_algorithm)?;
+    let bits = super::spec::KeySpec::parse(&key.key_spec)?.bits();
+    let created = crate::clock::now_rfc3339();
+    let outcome = {
+        let (key, params, encrypted, created) = (
+            Arc::new(key.clone()),
+            Arc::new(params),
+            encrypted.to_vec(),
+            created.clone(),
+        );
+        app.pool
+            .run(move |m, s| {
+                let dk = m.domain_key()?;
+                let wk = hsm_crypto::unwrap_wrapping_key(s, dk, &params.wrapped_private_key)
+                    .map_err(|e| m.err(e))?;
+                let material = token::with_object(s, wk, |wk| {
+                    hsm_crypto::unwrap_imported_material(s, wk, wrapping, &encrypted)
+                        .map_err(|e| m.err(e).data_rejected_if_bad_input())
+                })?;
+                token::with_object(s, material, |material| {
+                    let len = hsm_crypto::secret_key_len(s, material).map_err(|e| m.err(e))?;
+                    if len * 8 != bits as usize {
+                        return Ok(Unwrapped::WrongLength(len));
+                    }
+                    let check = token::material_check(m, s, material, &key.key_id, bits)?;
+                    if !key.material_check.is_empty()
+                        && !openssl::memcmp::eq(&check, &key.material_check)
+                    {
+                        return Ok(Unwrapped::Mismatch);
+                    }
+                    let tok = token::from_material(
+                        m,
+                        s,
+                        material,
+                        &key.key_id,
+                        &key.primary_key_version,
+                        bits,
+                        &params.domain_key_id,
+                        &created,
+                    )?;
+                    Ok(Unwrapped::Token(Box::new(tok), check))
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                crate::hsm::HsmError::DataRejected { .. } => KmsError::invalid(
+                    "EncryptedKeyMaterial cannot be unwrapped with these import parameters \
+                     (another public key or wrapping algorithm, or damaged)",
+                ),
+                other => other.into(),
+            })?
+    };
+    let (tok, check) = match outcome {
+        Unwrapped::Token(t, c) => (t, c),
+        Unwrapped::WrongLength(n) => {
+            return Err(KmsError::invalid(format!(
+                "the key material is {n} bytes; key spec {} needs {}",
+                key.key_spec,
+                bits / 8
+            )))
+        }
+        Unwrapped::Mismatch => {
+            return Err(KmsError::new(
+                ErrorCode::MaterialNotMatch,
+                format!(
+                    "key {key_id} had other key material; only the same material can be \
+                     imported again"
+                ),
+            ))
+        }
+    };
+    let mut new = key.clone();
+    if new.key_state == STATE_PENDING_IMPORT {
+        new.key_state = STATE_ENABLED.to_owned();
+    }
+    new.material_check = check;
+    new.material_expire_unix = expire_unix;
+    if !app
+        .store
+        .commit_key_change(&key, &new, TokenChange::Put(&tok))?
+    {
+        return Err(StoreError::Conflict.into());
+    }
+    for m in app.pool.members() {
+        m.forget_version(&key.primary_key_version);
+    }
+    tracing::info!(key_id = %key_id, expires = expire_unix, "key material imported");
+    Ok(new)
+}
+
+/// Deletes an EXTERNAL key's material: `PendingImport` (a key pending deletion stays so).
+pub fn delete_material(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
+    let key = describe(app, key_id)?;
+    if key.origin != ORIGIN_EXTERNAL {
+        return Err(KmsError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "key {key_id} was generated inside the HSMs; only imported material can be deleted"
+            ),
+        ));
+    }
+    remove_material(app, &key, "deleted")
+}
+
+fn remove_material(app: &Appliance, key: &KeyRecord, why: &str) -> Result<KeyRecord, KmsError> {
+    let mut new = key.clone();
+    if new.key_state != STATE_PENDING_DELETION {
+        new.key_state = STATE_PENDING_IMPORT.to_owned();
+    }
+    new.material_expire_unix = 0;
+    let version = key.primary_key_version.clone();
+    if !app
+        .store
+        .commit_key_change(key, &new, TokenChange::Remove(&version))?
+    {
+        return Err(StoreError::Conflict.into());
+    }
+    for m in app.pool.members() {
+        m.forget_version(&version);
+    }
+    tracing::warn!(key_id = %key.key_id, "key material {why}: the key is PendingImport until the same material is imported again");
+    Ok(new)
+}
+
+/// Deletes material that expired at `due`; `false` when there is nothing to do.
+pub fn expire_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsError> {
+    let Some(key) = app.store.key(key_id)? else {
+        return Ok(false);
+    };
+    if key.material_expire_unix != due || due == 0 || crate::clock::now_unix() < due {
+        return Ok(false);
+    }
+    match remove_material(app, &key, "expired") {
+        Ok(_) => Ok(true),
+        Err(e) if e.code == ErrorCode::Conflict => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes import parameters: those of `key_id`, or (with `None`) every expired one.
+pub fn forget_params(app: &Appliance, key_id: Option<&str>) -> Result<usize, KmsError> {
+    let now = crate::clock::now_unix();
+    let mut removed = 0;
+    for (id, bytes) in app.store.list_named(Space::ImportParams)? {
+        let stale = match ImportParamsRecord::decode(bytes.as_slice()) {
+            Ok(p) => match key_id {
+                Some(k) => p.key_id == k,
+                None => p.expire_unix <= now,
+            },
+            Err(_) => true,
+        };
+        if stale {
+            match app.store.delete_named(Space::ImportParams, &id) {
+                Ok(()) | Err(StoreError::NotFound(_)) => removed += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(removed)
+}
