@@ -4,42 +4,12 @@
 
 mod common;
 
-use common::{code, create_key, Daemon, MemberSpec};
+use common::{code, create_key, Daemon, MemberSpec, TestClock};
 use hkms::client::Client;
 use hkms::proto::*;
 use std::time::{Duration, Instant};
 
 const DAY: i64 = 86_400;
-
-/// The test clock: an offset file hkmsd reads.
-#[derive(Debug)]
-pub struct TestClock {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    offset: std::cell::Cell<i64>,
-}
-
-impl TestClock {
-    pub fn new() -> TestClock {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("clock-offset");
-        std::fs::write(&path, "0").unwrap();
-        TestClock {
-            _dir: dir,
-            path,
-            offset: 0.into(),
-        }
-    }
-
-    pub fn env(&self) -> (&'static str, String) {
-        (hkms::clock::TEST_CLOCK_ENV, self.path.display().to_string())
-    }
-
-    pub fn advance(&self, seconds: i64) {
-        self.offset.set(self.offset.get() + seconds);
-        std::fs::write(&self.path, self.offset.get().to_string()).unwrap();
-    }
-}
 
 /// Two members, initialised, with the test clock and jobs every `jobs_secs`.
 fn daemon(clock: &TestClock, jobs_secs: u64) -> Daemon {
@@ -140,7 +110,7 @@ async fn versions(c: &mut Client, key_id: &str) -> Vec<KeyVersion> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_by_hand_and_by_policy_and_every_version_keeps_decrypting() {
-    let clock = TestClock::new();
+    let clock = TestClock::default();
     let mut d = daemon(&clock, 3600);
     let mut c = d.client().await;
     let key = create_key(&mut c).await;
@@ -322,7 +292,7 @@ async fn schedule(c: &mut Client, key: &str, days: u32) -> Result<KeyMetadata, t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_deletion_destroys_the_key_when_its_window_ends() {
-    let clock = TestClock::new();
+    let clock = TestClock::default();
     let mut d = daemon(&clock, 3600);
     let mut c = d.client().await;
     let key = create_key(&mut c).await;

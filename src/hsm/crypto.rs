@@ -545,7 +545,8 @@ pub fn unwrap_imported_material(
     )
 }
 
-/// The length in bytes of a secret key object.
+/// The length in bytes of a secret key object, as its `CKA_VALUE_LEN` says (0 when the
+/// token does not say: SoftHSM2 leaves it unset on unwrapped keys).
 pub fn secret_key_len(session: &Session, key: ObjectHandle) -> Result<usize> {
     let attrs = session.get_attributes(key, &[cryptoki::object::AttributeType::ValueLen])?;
     Ok(attrs

@@ -265,11 +265,27 @@ pub async fn import_material(
                         .map_err(|e| m.err(e).data_rejected_if_bad_input())
                 })?;
                 token::with_object(s, material, |material| {
-                    let len = hsm_crypto::secret_key_len(s, material).map_err(|e| m.err(e))?;
+                    let len = token::material_len(m, s, material)?;
                     if len * 8 != bits as usize {
                         return Ok(Unwrapped::WrongLength(len));
                     }
-                    let check = token::material_check(m, s, material, &key.key_id, bits)?;
+                    let check = match token::material_check(m, s, material, &key.key_id, bits) {
+                        // Not an AES key length (the length above may be rounded up to a
+                        // multiple of 8): AES refuses the key, which SoftHSM2 reports as
+                        // CKR_MECHANISM_INVALID and others as CKR_KEY_SIZE_RANGE.
+                        Err(e)
+                            if matches!(
+                                e.rv(),
+                                Some(
+                                    cryptoki::error::RvError::KeySizeRange
+                                        | cryptoki::error::RvError::MechanismInvalid
+                                )
+                            ) =>
+                        {
+                            return Ok(Unwrapped::WrongLength(len))
+                        }
+                        other => other?,
+                    };
                     if !key.material_check.is_empty()
                         && !openssl::memcmp::eq(&check, &key.material_check)
                     {
@@ -301,7 +317,12 @@ pub async fn import_material(
         Unwrapped::Token(t, c) => (t, c),
         Unwrapped::WrongLength(n) => {
             return Err(KmsError::invalid(format!(
-                "the key material is {n} bytes; key spec {} needs {}",
+                "the key material is {} bytes; key spec {} needs {}",
+                if n * 8 == bits as usize {
+                    "not".to_owned()
+                } else {
+                    n.to_string()
+                },
                 key.key_spec,
                 bits / 8
             )))

@@ -184,6 +184,25 @@ fn derivation_data(label: &str, bits: u32) -> Vec<u8> {
     openssl::sha::sha256(label.as_bytes())[..(bits / 8) as usize].to_vec()
 }
 
+/// The length in bytes of imported material (a session object): its `CKA_VALUE_LEN`, or,
+/// where the token leaves that unset on unwrapped keys, the length of the material wrapped
+/// under the domain key less the 8 bytes of RFC 5649's integrity block. That is exact for
+/// every AES key length (16, 24 and 32 wrap to 24, 32 and 40 bytes); other lengths round up
+/// to a multiple of 8, and AES then refuses the key when it is first used.
+pub fn material_len(
+    member: &Member,
+    session: &Session,
+    material: ObjectHandle,
+) -> Result<usize, HsmError> {
+    let said = crypto::secret_key_len(session, material).map_err(|e| member.err(e))?;
+    if said != 0 {
+        return Ok(said);
+    }
+    let dk = member.domain_key()?;
+    let wrapped = crypto::wrap_version_key(session, dk, material).map_err(|e| member.err(e))?;
+    Ok(wrapped.len().saturating_sub(8))
+}
+
 /// A check value of imported material, computed inside the HSM: one AES block under a key
 /// derived from the material (`IMPORTED_CHECK_LABEL`) over the key id. Equal values mean
 /// equal material; the value says nothing about the material itself.
