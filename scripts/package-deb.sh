@@ -28,6 +28,12 @@ fi
 for b in hkmsd hkms; do
     [[ -x $target/release/$b ]] || { echo "missing $target/release/$b" >&2; exit 1; }
 done
+# The test clock (src/clock.rs) exists in debug builds only: a packaged hkmsd must not
+# know the variable that would move its clock.
+if grep -aq HKMS_TEST_CLOCK_FILE "$target/release/hkmsd"; then
+    echo "$target/release/hkmsd contains the test clock; packages are release builds only" >&2
+    exit 1
+fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

@@ -8,7 +8,9 @@
 //! call. A release build (every package and image) has no such code: the variable is
 //! ignored, so a production build cannot turn the offset on.
 
-/// The environment variable that names the test clock's offset file (debug builds only).
+/// The environment variable that names the test clock's offset file. Only debug builds
+/// know it: `scripts/package-deb.sh` checks that the release binary does not contain it.
+#[cfg(debug_assertions)]
 pub const TEST_CLOCK_ENV: &str = "HKMS_TEST_CLOCK_FILE";
 
 /// Seconds since 1970-01-01 UTC.
@@ -36,9 +38,18 @@ fn test_offset() -> i64 {
     0
 }
 
-/// Whether this build honours [`TEST_CLOCK_ENV`] and it is set (hkmsd warns at start).
-pub fn test_clock_active() -> bool {
-    cfg!(debug_assertions) && std::env::var_os(TEST_CLOCK_ENV).is_some()
+/// A warning for hkmsd's log when this build moves its clock (a debug build with the test
+/// clock set); `None` otherwise, and always in release builds.
+pub fn test_clock_warning() -> Option<String> {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os(TEST_CLOCK_ENV) {
+        return Some(format!(
+            "{TEST_CLOCK_ENV} is set: this debug build adds the offset in {} to its clock \
+             (tests only; release builds have no such code)",
+            std::path::Path::new(&path).display()
+        ));
+    }
+    None
 }
 
 /// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -113,7 +124,7 @@ mod tests {
 
     #[test]
     fn now_is_close_to_the_system_clock_without_an_offset() {
-        if std::env::var_os(TEST_CLOCK_ENV).is_none() {
+        if test_clock_warning().is_none() {
             let sys = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()

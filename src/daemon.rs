@@ -180,12 +180,8 @@ pub async fn serve(
             }
         })
     };
-    if crate::clock::test_clock_active() {
-        tracing::warn!(
-            "{} is set: this debug build moves its clock by the offset in that file (tests only; \
-             release builds ignore it)",
-            crate::clock::TEST_CLOCK_ENV
-        );
+    if let Some(warning) = crate::clock::test_clock_warning() {
+        tracing::warn!("{warning}");
     }
     let jobs = tokio::spawn(crate::jobs::run_forever(
         app.clone(),

@@ -1,6 +1,8 @@
 //! One HSM of the cluster: its token, its logged-in session, a bounded pool of operation
 //! sessions, the domain key handle and a cache of unwrapped key versions.
 
+mod handles;
+
 use super::crypto;
 use super::error::HsmError;
 use super::module;
@@ -460,80 +462,6 @@ impl Member {
         conn.domain_key_id = Some(id.to_owned());
         self.note_unwrap_template(&conn.login, handle);
         Ok(())
-    }
-
-    /// The mode keys of a key version, unwrapping (and checking) its token on first use.
-    ///
-    /// `unwrap` runs in the login session (session objects live as long as the session that
-    /// made them) and returns the keys after checking the token's binding to `key_id` and
-    /// `key_version_id`, the ids the token was looked up by.
-    pub fn key_handle(
-        &self,
-        key_id: &str,
-        key_version_id: &str,
-        unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ModeKeys, HsmError>,
-    ) -> Result<ModeKeys, HsmError> {
-        let mut conn = lock(&self.conn);
-        let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
-        match conn.handles.get(key_version_id) {
-            Some((checked_for, keys)) if checked_for == key_id => return Ok(*keys),
-            Some(_) => {
-                if let Some((_, stale)) = conn.handles.remove(key_version_id) {
-                    for h in stale.objects() {
-                        let _ = conn.login.destroy_object(h);
-                    }
-                }
-            }
-            None => {}
-        }
-        let dk = conn.domain_key.ok_or_else(|| HsmError::Other {
-            member: self.name.clone(),
-            message: "the instance is not initialised".into(),
-        })?;
-        let keys = unwrap(&conn.login, dk)?;
-        conn.handles
-            .insert(key_version_id.to_owned(), (key_id.to_owned(), keys));
-        self.cached
-            .store(conn.handles.len() as u64, Ordering::Relaxed);
-        Ok(keys)
-    }
-
-    /// Forgets the cached keys of one key version (deleted, or its material deleted).
-    pub fn forget_version(&self, key_version_id: &str) {
-        let mut conn = lock(&self.conn);
-        if let Some(conn) = conn.as_mut() {
-            if let Some((_, keys)) = conn.handles.remove(key_version_id) {
-                for h in keys.objects() {
-                    let _ = conn.login.destroy_object(h);
-                }
-            }
-            self.cached
-                .store(conn.handles.len() as u64, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the member's token offers mechanism `ckm` (a `CKM_*` value; `None` when the
-    /// member is not connected or does not answer).
-    pub fn has_mechanism(&self, ckm: cryptoki_sys::CK_MECHANISM_TYPE) -> Option<bool> {
-        let conn = lock(&self.conn);
-        let conn = conn.as_ref()?;
-        conn.ctx
-            .get_mechanism_list(conn.slot)
-            .ok()
-            .map(|list| list.iter().any(|m| **m == ckm))
-    }
-
-    /// Forgets every cached key handle (destroying the session objects behind them).
-    pub fn clear_handles(&self) {
-        let mut conn = lock(&self.conn);
-        if let Some(conn) = conn.as_mut() {
-            for (_, (_, keys)) in conn.handles.drain() {
-                for h in keys.objects() {
-                    let _ = conn.login.destroy_object(h);
-                }
-            }
-        }
-        self.cached.store(0, Ordering::Relaxed);
     }
 
     /// Reads back whether the domain key carries its unwrap template, for status output.
