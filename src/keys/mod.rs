@@ -85,6 +85,8 @@ pub async fn create(
     let usage = spec::parse_usage(key_usage)?;
     check_description(&new.description)?;
     tags::check_all(&new.tags)?;
+    let mut new = new;
+    new.tags.sort_by(|a, b| a.key.cmp(&b.key));
     if new.external && new.rotation_interval.is_some() {
         return Err(KmsError::invalid(
             "keys with imported material cannot rotate automatically; import into a new key \
