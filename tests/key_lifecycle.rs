@@ -587,9 +587,9 @@ async fn tags_descriptions_aliases_and_list_filters() {
     };
     assert_eq!(
         list(&mut c, by_tag(tag("team", "payments"))).await.0,
-        [a.key_id.clone()]
+        [a.key_id.as_str()]
     );
-    assert_eq!(list(&mut c, by_tag(tag("tier", ""))).await.0, [b.clone()]);
+    assert_eq!(list(&mut c, by_tag(tag("tier", ""))).await.0, [b.as_str()]);
     assert!(list(&mut c, by_tag(tag("team", "risk"))).await.0.is_empty());
     let (ids, total) = list(
         &mut c,
@@ -599,7 +599,8 @@ async fn tags_descriptions_aliases_and_list_filters() {
         },
     )
     .await;
-    assert_eq!((ids, total), (vec![ext.key_id.clone()], 1));
+    assert_eq!(ids, [ext.key_id.as_str()]);
+    assert_eq!(total, 1);
     let (ids, _) = list(
         &mut c,
         ListKeysRequest {
@@ -609,7 +610,7 @@ async fn tags_descriptions_aliases_and_list_filters() {
         },
     )
     .await;
-    assert_eq!(ids, [ext.key_id.clone()]);
+    assert_eq!(ids, [ext.key_id.as_str()]);
     let (ids, total) = list(
         &mut c,
         ListKeysRequest {
