@@ -8,7 +8,7 @@ mod support;
 #[path = "sdk/venv.rs"]
 mod venv;
 
-use hkms::authn::signed::{http_date, sign_request, string_to_sign, Headers};
+use hkms::authn::signed::{http_date, sign_request};
 use hkms::instance_api as api;
 use prost::Message;
 use serde_json::Value;
@@ -559,31 +559,6 @@ fn throttling_and_the_internet_endpoint() {
     assert_eq!(status["InternetAccess"], false);
 }
 
-/// Signed request headers with `extra` headers added before signing (the SDKs sign every
-/// `x-kms-*` header they send, such as the transfer SDK's `x-kms-migrationkeyversionid`).
-fn signed_with(
-    ck: &ClientKeyFiles,
-    api_name: &str,
-    body: &[u8],
-    extra: &[(&str, &str)],
-) -> Vec<(String, String)> {
-    use base64::Engine;
-    let mut headers = signed(ck, api_name, body);
-    headers.retain(|(n, _)| n != "authorization");
-    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-    let to_sign = string_to_sign(&Headers::new(headers.clone())).unwrap();
-    let key = ck.private_key();
-    let mut signer =
-        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
-    signer
-        .set_rsa_padding(openssl::rsa::Padding::PKCS1)
-        .unwrap();
-    signer.update(to_sign.as_bytes()).unwrap();
-    let signature = base64::engine::general_purpose::STANDARD.encode(signer.sign_to_vec().unwrap());
-    headers.push(("authorization".into(), format!("Bearer {signature}")));
-    headers
-}
-
 /// The protocol error of a failed answer: (HTTP status, error code).
 fn failure(a: &support::Answer) -> (u16, String) {
     let e = api::Error::decode(a.body.as_slice()).unwrap();
@@ -639,7 +614,7 @@ fn decrypt_finds_the_key_from_the_migration_key_version_header() {
         post(
             &mut conn,
             "/",
-            &signed_with(ck, api_name, body, &[(HEADER, version)]),
+            &ck.signed_with(api_name, body, &[(HEADER, version)]),
             body,
         )
     };

@@ -216,6 +216,36 @@ impl ClientKeyFiles {
         )
         .unwrap()
     }
+
+    /// Signed request headers with `extra` headers added before signing (the SDKs sign
+    /// every `x-kms-*` header they send, such as the transfer SDK's
+    /// `x-kms-migrationkeyversionid`).
+    pub fn signed_with(
+        &self,
+        api_name: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        use base64::Engine;
+        let mut headers = self.signed(api_name, body);
+        headers.retain(|(n, _)| n != "authorization");
+        headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+        let to_sign = hkms::authn::signed::string_to_sign(&hkms::authn::signed::Headers::new(
+            headers.clone(),
+        ))
+        .unwrap();
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.private_key())
+                .unwrap();
+        signer
+            .set_rsa_padding(openssl::rsa::Padding::PKCS1)
+            .unwrap();
+        signer.update(to_sign.as_bytes()).unwrap();
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(signer.sign_to_vec().unwrap());
+        headers.push(("authorization".into(), format!("Bearer {signature}")));
+        headers
+    }
 }
 
 /// A free loopback TCP port.
