@@ -141,6 +141,26 @@ pub struct TransportKey {
     pub public_exponent: Vec<u8>,
 }
 
+/// The modulus and public exponent of an RSA public key object.
+fn rsa_public_components(session: &Session, public: ObjectHandle) -> Result<(Vec<u8>, Vec<u8>)> {
+    let attrs = session.get_attributes(
+        public,
+        &[
+            cryptoki::object::AttributeType::Modulus,
+            cryptoki::object::AttributeType::PublicExponent,
+        ],
+    )?;
+    let (mut modulus, mut exponent) = (Vec::new(), Vec::new());
+    for a in attrs {
+        match a {
+            Attribute::Modulus(m) => modulus = m,
+            Attribute::PublicExponent(e) => exponent = e,
+            _ => {}
+        }
+    }
+    Ok((modulus, exponent))
+}
+
 /// Generates an RSA transport pair as session objects; its private half can only unwrap.
 pub fn generate_transport_key(session: &Session) -> Result<TransportKey> {
     let public_template = [
@@ -166,22 +186,7 @@ pub fn generate_transport_key(session: &Session) -> Result<TransportKey> {
         &public_template,
         &private_template,
     )?;
-    let attrs = session.get_attributes(
-        public,
-        &[
-            cryptoki::object::AttributeType::Modulus,
-            cryptoki::object::AttributeType::PublicExponent,
-        ],
-    )?;
-    let mut modulus = Vec::new();
-    let mut public_exponent = Vec::new();
-    for a in attrs {
-        match a {
-            Attribute::Modulus(m) => modulus = m,
-            Attribute::PublicExponent(e) => public_exponent = e,
-            _ => {}
-        }
-    }
+    let (modulus, public_exponent) = rsa_public_components(session, public)?;
     Ok(TransportKey {
         public,
         private,
@@ -439,21 +444,7 @@ pub fn generate_wrapping_pair(session: &Session, bits: u32) -> Result<WrappingPa
         &public_template,
         &private_template,
     )?;
-    let attrs = session.get_attributes(
-        public,
-        &[
-            cryptoki::object::AttributeType::Modulus,
-            cryptoki::object::AttributeType::PublicExponent,
-        ],
-    )?;
-    let (mut n, mut e) = (Vec::new(), Vec::new());
-    for a in attrs {
-        match a {
-            Attribute::Modulus(m) => n = m,
-            Attribute::PublicExponent(x) => e = x,
-            _ => {}
-        }
-    }
+    let (n, e) = rsa_public_components(session, public)?;
     let public_der = openssl::bn::BigNum::from_slice(&n)
         .and_then(|n| Ok((n, openssl::bn::BigNum::from_slice(&e)?)))
         .and_then(|(n, e)| openssl::rsa::Rsa::from_public_components(n, e))

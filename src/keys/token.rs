@@ -128,11 +128,36 @@ fn fresh_keys(
         Some(old) => old.to_vec(),
         None => fresh_key(member, session, bits, |_| Ok(()))?.0,
     };
+    bind(
+        member,
+        session,
+        key_id,
+        key_version_id,
+        bits,
+        gcm,
+        cbc,
+        legacy_cbc.is_some(),
+    )
+}
+
+/// Generates the binding key of a version whose AES-GCM and AES-CBC keys are wrapped
+/// already, and binds them to the ids.
+#[allow(clippy::too_many_arguments)]
+fn bind(
+    member: &Member,
+    session: &Session,
+    key_id: &str,
+    key_version_id: &str,
+    bits: u32,
+    gcm: Vec<u8>,
+    cbc: Vec<u8>,
+    legacy_cbc: bool,
+) -> Result<Fresh, HsmError> {
     let bound = Bound {
         bits,
         gcm: &gcm,
         cbc: &cbc,
-        legacy_cbc: legacy_cbc.is_some(),
+        legacy_cbc,
     };
     let context = binding_context(key_id, key_version_id, &bound);
     let (binding_key, binding) = fresh_key(member, session, bits, |key| {
@@ -144,6 +169,33 @@ fn fresh_keys(
         binding_key,
         binding,
     })
+}
+
+impl Fresh {
+    /// The token record of a version made now (not migrated).
+    fn into_record(
+        self,
+        key_id: &str,
+        key_version_id: &str,
+        bits: u32,
+        domain_key_id: &str,
+        created: &str,
+    ) -> KeyTokenRecord {
+        KeyTokenRecord {
+            key_id: key_id.to_owned(),
+            key_version_id: key_version_id.to_owned(),
+            creation_date: created.to_owned(),
+            domain_key_id: domain_key_id.to_owned(),
+            wrap_mechanism: crypto::TOKEN_WRAP_MECHANISM,
+            wrapped_key: self.gcm,
+            binding: self.binding,
+            key_bits: bits,
+            token_version: TOKEN_VERSION,
+            wrapped_cbc_key: self.cbc,
+            wrapped_binding_key: self.binding_key,
+            legacy_cbc_key: false,
+        }
+    }
 }
 
 /// Generates a key version inside `member` and returns its token. The plaintext keys exist
@@ -158,20 +210,7 @@ pub fn generate(
     created: &str,
 ) -> Result<KeyTokenRecord, HsmError> {
     let fresh = fresh_keys(member, session, key_id, key_version_id, bits, None)?;
-    Ok(KeyTokenRecord {
-        key_id: key_id.to_owned(),
-        key_version_id: key_version_id.to_owned(),
-        creation_date: created.to_owned(),
-        domain_key_id: domain_key_id.to_owned(),
-        wrap_mechanism: crypto::TOKEN_WRAP_MECHANISM,
-        wrapped_key: fresh.gcm,
-        binding: fresh.binding,
-        key_bits: bits,
-        token_version: TOKEN_VERSION,
-        wrapped_cbc_key: fresh.cbc,
-        wrapped_binding_key: fresh.binding_key,
-        legacy_cbc_key: false,
-    })
+    Ok(fresh.into_record(key_id, key_version_id, bits, domain_key_id, created))
 }
 
 /// What the keys derived from imported material are derived with (see [`from_material`]).
@@ -246,30 +285,17 @@ pub fn from_material(
     let cbc = with_object(session, cbc_key, |k| {
         crypto::wrap_version_key(session, dk, k).map_err(|e| member.err(e))
     })?;
-    let bound = Bound {
+    let fresh = bind(
+        member,
+        session,
+        key_id,
+        key_version_id,
         bits,
-        gcm: &gcm,
-        cbc: &cbc,
-        legacy_cbc: false,
-    };
-    let context = binding_context(key_id, key_version_id, &bound);
-    let (binding_key, binding) = fresh_key(member, session, bits, |key| {
-        crypto::binding(session, key, &context).map_err(|e| member.err(e))
-    })?;
-    Ok(KeyTokenRecord {
-        key_id: key_id.to_owned(),
-        key_version_id: key_version_id.to_owned(),
-        creation_date: created.to_owned(),
-        domain_key_id: domain_key_id.to_owned(),
-        wrap_mechanism: crypto::TOKEN_WRAP_MECHANISM,
-        wrapped_key: gcm,
-        binding,
-        key_bits: bits,
-        token_version: TOKEN_VERSION,
-        wrapped_cbc_key: cbc,
-        wrapped_binding_key: binding_key,
-        legacy_cbc_key: false,
-    })
+        gcm,
+        cbc,
+        false,
+    )?;
+    Ok(fresh.into_record(key_id, key_version_id, bits, domain_key_id, created))
 }
 
 /// Checks that `token` is stored under the ids it claims and uses a known wrap mechanism.

@@ -46,6 +46,23 @@ fn conflict<T>() -> Result<T, ConflictableTransactionError<StoreError>> {
     Err(ConflictableTransactionError::Abort(StoreError::Conflict))
 }
 
+impl SledStore {
+    /// Whether a compare-and-swap transaction landed (made durable before answering).
+    fn landed(
+        &self,
+        result: Result<(), sled::transaction::TransactionError<StoreError>>,
+    ) -> Result<bool, StoreError> {
+        match result.map_err(tx_err) {
+            Ok(()) => {
+                self.flush()?;
+                Ok(true)
+            }
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl LifecycleStore for SledStore {
     fn commit_key_change(
         &self,
@@ -95,14 +112,7 @@ impl LifecycleStore for SledStore {
                 Ok(())
             },
         );
-        match result.map_err(tx_err) {
-            Ok(()) => {
-                self.flush()?;
-                Ok(true)
-            }
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.landed(result)
     }
 
     fn delete_key(&self, expected: &KeyRecord) -> Result<bool, StoreError> {
@@ -132,14 +142,7 @@ impl LifecycleStore for SledStore {
                 }
                 Ok(())
             });
-        match result.map_err(tx_err) {
-            Ok(()) => {
-                self.flush()?;
-                Ok(true)
-            }
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.landed(result)
     }
 
     fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
