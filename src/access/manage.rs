@@ -1,6 +1,10 @@
 //! Creating, changing and deleting access-control records, with their checks: valid names,
 //! roles, patterns and addresses; references that exist; nothing deleted while in use.
 //!
+//! Every record type goes through the same five functions, [`create`], [`get`], [`list`],
+//! [`update`] and [`delete`]; what differs between types (defaults, checks, who uses a
+//! record, its times, its log line) is its [`Managed`] implementation.
+//!
 //! Changes are serialised by one lock so that reference checks and writes cannot interleave
 //! (they are rare operator actions).
 
@@ -60,242 +64,296 @@ fn validate_description(d: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
+/// What happened to a record: the word of its log line, and which times it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        })
+    }
+}
+
+/// A record that operators create, describe, list, update and delete by name.
+///
+/// A type states only what is its own; the functions of this module give every type the
+/// same order of checks, the same lock, the same store errors and messages (`<kind> <name>
+/// does not exist`, `... already exists`) and a log line for every change. A new kind of
+/// record needs a [`Record`] (its store tree) and this trait; its gRPC handlers then call
+/// [`create`], [`get`], [`list`], [`update`] and [`delete`].
+pub trait Managed: Record {
+    /// Fills in the defaults of a new record and tidies what the operator typed. Runs on
+    /// creation only, after the name is checked and before [`Managed::check`].
+    fn prepare(&mut self) {}
+
+    /// Checks a record about to be written, new or changed: its values, and that the
+    /// records it names exist. Runs under the change lock.
+    fn check(&self, store: &dyn AccessStore) -> Result<(), KmsError>;
+
+    /// Why the record `name` cannot be deleted now (the records that still use it), or
+    /// `None` when it can. Runs under the change lock.
+    fn in_use(_store: &dyn AccessStore, _name: &str) -> Result<Option<String>, KmsError> {
+        Ok(None)
+    }
+
+    /// Sets the record's times to `now`: the change time, and the creation time too when
+    /// the record is being created.
+    fn stamp(&mut self, now: String, change: Change);
+
+    /// Logs a change, with the fields operators follow this kind of record by.
+    fn log(&self, change: Change);
+}
+
+/// The record `name`; `ResourceNotFound` when there is none.
 pub fn get<R: Record>(store: &dyn AccessStore, name: &str) -> Result<R, KmsError> {
     records::get::<R>(store, name)?.ok_or_else(|| not_found(R::KIND.label(), name))
 }
 
+/// Every record of a type, ordered by name.
 pub fn list<R: Record>(store: &dyn AccessStore) -> Result<Vec<R>, KmsError> {
     Ok(records::list::<R>(store)?)
 }
 
-// ---- network rules ----
-
-pub fn create_network_rule(
-    store: &dyn AccessStore,
-    mut rule: NetworkRule,
-) -> Result<NetworkRule, KmsError> {
-    validate_name("network rule", &rule.name)?;
-    validate_description(&rule.description)?;
-    rule.source_private_ips = rule
-        .source_private_ips
-        .iter()
-        .map(|s| s.trim().to_owned())
-        .collect();
-    network::validate(&rule.network_type, &rule.source_private_ips).map_err(KmsError::invalid)?;
-    rule.create_time = now_rfc3339();
-    rule.update_time = rule.create_time.clone();
+/// Creates a record: checks its name, fills in its defaults, checks it, sets its times,
+/// stores it (`ResourceExists` when the name is taken) and logs it. Returns it as stored.
+pub fn create<R: Managed>(store: &dyn AccessStore, mut record: R) -> Result<R, KmsError> {
+    validate_name(R::KIND.label(), record.name())?;
+    record.prepare();
     let _g = lock();
-    records::put(store, &rule, true).map_err(store_err)?;
-    tracing::info!(rule = %rule.name, "network rule created");
-    Ok(rule)
+    record.check(store)?;
+    record.stamp(now_rfc3339(), Change::Created);
+    records::put(store, &record, true).map_err(store_err)?;
+    record.log(Change::Created);
+    Ok(record)
 }
 
-pub fn update_network_rule(
+/// Changes the record `name` with `change`, checks the result as a whole, sets its change
+/// time, stores and logs it. Returns it as stored. A record keeps its name for life:
+/// `change` may not rename it.
+pub fn update<R: Managed>(
     store: &dyn AccessStore,
     name: &str,
-    sources: Vec<String>,
-    description: Option<String>,
-) -> Result<NetworkRule, KmsError> {
+    change: impl FnOnce(&mut R),
+) -> Result<R, KmsError> {
     let _g = lock();
-    let mut rule: NetworkRule = get(store, name)?;
-    if !sources.is_empty() {
-        let sources: Vec<String> = sources.iter().map(|s| s.trim().to_owned()).collect();
-        network::validate(&rule.network_type, &sources).map_err(KmsError::invalid)?;
-        rule.source_private_ips = sources;
+    let mut record: R = get(store, name)?;
+    change(&mut record);
+    if record.name() != name {
+        return Err(KmsError::invalid(format!(
+            "{} {name} cannot be renamed",
+            R::KIND.label()
+        )));
     }
-    if let Some(d) = description {
-        validate_description(&d)?;
-        rule.description = d;
-    }
-    rule.update_time = now_rfc3339();
-    records::put(store, &rule, false).map_err(store_err)?;
-    tracing::info!(rule = %name, "network rule updated");
-    Ok(rule)
+    record.check(store)?;
+    record.stamp(now_rfc3339(), Change::Updated);
+    records::put(store, &record, false).map_err(store_err)?;
+    record.log(Change::Updated);
+    Ok(record)
 }
 
-pub fn delete_network_rule(store: &dyn AccessStore, name: &str) -> Result<(), KmsError> {
+/// Deletes the record `name` unless it does not exist (`ResourceNotFound`) or other records
+/// still use it (`ResourceInUse`, saying which); logs the deletion.
+pub fn delete<R: Managed>(store: &dyn AccessStore, name: &str) -> Result<(), KmsError> {
     let _g = lock();
-    get::<NetworkRule>(store, name)?;
-    let users: Vec<String> = list::<Policy>(store)?
-        .into_iter()
-        .filter(|p| p.network_rules.iter().any(|r| r == name))
-        .map(|p| p.name)
-        .collect();
-    if !users.is_empty() {
-        return Err(KmsError::new(
-            ErrorCode::ResourceInUse,
+    let record: R = get(store, name)?;
+    if let Some(why) = R::in_use(store, name)? {
+        return Err(KmsError::new(ErrorCode::ResourceInUse, why));
+    }
+    records::delete::<R>(store, name).map_err(store_err)?;
+    record.log(Change::Deleted);
+    Ok(())
+}
+
+// ---- network rules ----
+
+impl Managed for NetworkRule {
+    fn prepare(&mut self) {
+        self.source_private_ips = network::trimmed(&self.source_private_ips);
+    }
+
+    fn check(&self, _store: &dyn AccessStore) -> Result<(), KmsError> {
+        validate_description(&self.description)?;
+        network::validate(&self.network_type, &self.source_private_ips).map_err(KmsError::invalid)
+    }
+
+    fn in_use(store: &dyn AccessStore, name: &str) -> Result<Option<String>, KmsError> {
+        let users: Vec<String> = list::<Policy>(store)?
+            .into_iter()
+            .filter(|p| p.network_rules.iter().any(|r| r == name))
+            .map(|p| p.name)
+            .collect();
+        Ok((!users.is_empty()).then(|| {
             format!(
                 "network rule {name} is used by policies {}; remove it from them first",
                 users.join(", ")
-            ),
-        ));
+            )
+        }))
     }
-    records::delete::<NetworkRule>(store, name).map_err(store_err)?;
-    tracing::info!(rule = %name, "network rule deleted");
-    Ok(())
+
+    fn stamp(&mut self, now: String, change: Change) {
+        if change == Change::Created {
+            self.create_time = now.clone();
+        }
+        self.update_time = now;
+    }
+
+    fn log(&self, change: Change) {
+        tracing::info!(rule = %self.name, "network rule {change}");
+    }
 }
 
 // ---- policies ----
 
-fn check_policy(store: &dyn AccessStore, p: &Policy) -> Result<(), KmsError> {
-    policy::Role::parse(&p.rbac_role).map_err(KmsError::invalid)?;
-    if p.resources.is_empty() {
-        return Err(KmsError::invalid(
-            "a policy needs at least one resource (key/*, key/<key id>, alias/<name>, secret/*...)",
-        ));
-    }
-    if p.resources.len() > policy::MAX_RESOURCES {
-        return Err(KmsError::invalid(format!(
-            "a policy holds at most {} resources; use wildcards",
-            policy::MAX_RESOURCES
-        )));
-    }
-    for r in &p.resources {
-        pattern::validate_resource(r).map_err(KmsError::invalid)?;
-    }
-    for r in &p.network_rules {
-        if records::get::<NetworkRule>(store, r)?.is_none() {
-            return Err(not_found("network rule", r));
+impl Managed for Policy {
+    fn prepare(&mut self) {
+        if self.scope.is_empty() {
+            self.scope = "shared".into();
         }
+        self.resources.dedup();
     }
-    validate_description(&p.description)
-}
 
-pub fn create_policy(store: &dyn AccessStore, mut p: Policy) -> Result<Policy, KmsError> {
-    validate_name("policy", &p.name)?;
-    if p.scope.is_empty() {
-        p.scope = "shared".into();
+    fn check(&self, store: &dyn AccessStore) -> Result<(), KmsError> {
+        policy::Role::parse(&self.rbac_role).map_err(KmsError::invalid)?;
+        if self.resources.is_empty() {
+            return Err(KmsError::invalid(
+                "a policy needs at least one resource (key/*, key/<key id>, alias/<name>, secret/*...)",
+            ));
+        }
+        if self.resources.len() > policy::MAX_RESOURCES {
+            return Err(KmsError::invalid(format!(
+                "a policy holds at most {} resources; use wildcards",
+                policy::MAX_RESOURCES
+            )));
+        }
+        for r in &self.resources {
+            pattern::validate_resource(r).map_err(KmsError::invalid)?;
+        }
+        for r in &self.network_rules {
+            if records::get::<NetworkRule>(store, r)?.is_none() {
+                return Err(not_found("network rule", r));
+            }
+        }
+        validate_description(&self.description)
     }
-    p.resources.dedup();
-    let _g = lock();
-    check_policy(store, &p)?;
-    p.create_time = now_rfc3339();
-    p.update_time = p.create_time.clone();
-    records::put(store, &p, true).map_err(store_err)?;
-    tracing::info!(policy = %p.name, role = %p.rbac_role, "policy created");
-    Ok(p)
-}
 
-pub fn update_policy(
-    store: &dyn AccessStore,
-    name: &str,
-    change: impl FnOnce(&mut Policy),
-) -> Result<Policy, KmsError> {
-    let _g = lock();
-    let mut p: Policy = get(store, name)?;
-    change(&mut p);
-    check_policy(store, &p)?;
-    p.update_time = now_rfc3339();
-    records::put(store, &p, false).map_err(store_err)?;
-    tracing::info!(policy = %name, "policy updated");
-    Ok(p)
-}
-
-pub fn delete_policy(store: &dyn AccessStore, name: &str) -> Result<(), KmsError> {
-    let _g = lock();
-    get::<Policy>(store, name)?;
-    let users: Vec<String> = list::<ApplicationAccessPoint>(store)?
-        .into_iter()
-        .filter(|a| a.policies.iter().any(|p| p == name))
-        .map(|a| a.name)
-        .collect();
-    if !users.is_empty() {
-        return Err(KmsError::new(
-            ErrorCode::ResourceInUse,
+    fn in_use(store: &dyn AccessStore, name: &str) -> Result<Option<String>, KmsError> {
+        let users: Vec<String> = list::<ApplicationAccessPoint>(store)?
+            .into_iter()
+            .filter(|a| a.policies.iter().any(|p| p == name))
+            .map(|a| a.name)
+            .collect();
+        Ok((!users.is_empty()).then(|| {
             format!(
                 "policy {name} is attached to AAPs {}; detach it first",
                 users.join(", ")
-            ),
-        ));
+            )
+        }))
     }
-    records::delete::<Policy>(store, name).map_err(store_err)?;
-    tracing::info!(policy = %name, "policy deleted");
-    Ok(())
+
+    fn stamp(&mut self, now: String, change: Change) {
+        if change == Change::Created {
+            self.create_time = now.clone();
+        }
+        self.update_time = now;
+    }
+
+    fn log(&self, change: Change) {
+        tracing::info!(policy = %self.name, role = %self.rbac_role, "policy {change}");
+    }
 }
 
 // ---- application access points ----
 
-fn check_aap(store: &dyn AccessStore, a: &ApplicationAccessPoint) -> Result<(), KmsError> {
-    if a.authentication_method != "ClientKey" {
-        return Err(KmsError::invalid(
-            "the only authentication method is ClientKey",
-        ));
-    }
-    if a.policies.len() > policy::MAX_POLICIES_PER_AAP {
-        return Err(KmsError::invalid(format!(
-            "an AAP has at most {} policies",
-            policy::MAX_POLICIES_PER_AAP
-        )));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for p in &a.policies {
-        if !seen.insert(p) {
-            return Err(KmsError::invalid(format!("policy {p} is listed twice")));
-        }
-        if records::get::<Policy>(store, p)?.is_none() {
-            return Err(not_found("policy", p));
+impl Managed for ApplicationAccessPoint {
+    fn prepare(&mut self) {
+        if self.authentication_method.is_empty() {
+            self.authentication_method = "ClientKey".into();
         }
     }
-    validate_description(&a.description)
-}
 
-pub fn create_aap(
-    store: &dyn AccessStore,
-    mut a: ApplicationAccessPoint,
-) -> Result<ApplicationAccessPoint, KmsError> {
-    validate_name("application access point", &a.name)?;
-    if a.authentication_method.is_empty() {
-        a.authentication_method = "ClientKey".into();
+    fn check(&self, store: &dyn AccessStore) -> Result<(), KmsError> {
+        if self.authentication_method != "ClientKey" {
+            return Err(KmsError::invalid(
+                "the only authentication method is ClientKey",
+            ));
+        }
+        if self.policies.len() > policy::MAX_POLICIES_PER_AAP {
+            return Err(KmsError::invalid(format!(
+                "an AAP has at most {} policies",
+                policy::MAX_POLICIES_PER_AAP
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.policies {
+            if !seen.insert(p) {
+                return Err(KmsError::invalid(format!("policy {p} is listed twice")));
+            }
+            if records::get::<Policy>(store, p)?.is_none() {
+                return Err(not_found("policy", p));
+            }
+        }
+        validate_description(&self.description)
     }
-    let _g = lock();
-    check_aap(store, &a)?;
-    a.create_time = now_rfc3339();
-    a.update_time = a.create_time.clone();
-    records::put(store, &a, true).map_err(store_err)?;
-    tracing::info!(aap = %a.name, policies = ?a.policies, "application access point created");
-    Ok(a)
-}
 
-pub fn update_aap(
-    store: &dyn AccessStore,
-    name: &str,
-    policies: Vec<String>,
-    description: Option<String>,
-) -> Result<ApplicationAccessPoint, KmsError> {
-    let _g = lock();
-    let mut a: ApplicationAccessPoint = get(store, name)?;
-    if !policies.is_empty() {
-        a.policies = policies;
-    }
-    if let Some(d) = description {
-        a.description = d;
-    }
-    check_aap(store, &a)?;
-    a.update_time = now_rfc3339();
-    records::put(store, &a, false).map_err(store_err)?;
-    tracing::info!(aap = %name, policies = ?a.policies, "application access point updated");
-    Ok(a)
-}
-
-pub fn delete_aap(store: &dyn AccessStore, name: &str) -> Result<(), KmsError> {
-    let _g = lock();
-    get::<ApplicationAccessPoint>(store, name)?;
-    let keys = client_keys(store, name)?;
-    if !keys.is_empty() {
-        return Err(KmsError::new(
-            ErrorCode::ResourceInUse,
+    fn in_use(store: &dyn AccessStore, name: &str) -> Result<Option<String>, KmsError> {
+        let keys = client_keys(store, name)?;
+        Ok((!keys.is_empty()).then(|| {
             format!(
                 "AAP {name} still has {} ClientKey(s); delete them first (hkms client-key delete)",
                 keys.len()
-            ),
-        ));
+            )
+        }))
     }
-    records::delete::<ApplicationAccessPoint>(store, name).map_err(store_err)?;
-    tracing::info!(aap = %name, "application access point deleted");
-    Ok(())
+
+    fn stamp(&mut self, now: String, change: Change) {
+        if change == Change::Created {
+            self.create_time = now.clone();
+        }
+        self.update_time = now;
+    }
+
+    fn log(&self, change: Change) {
+        tracing::info!(aap = %self.name, policies = ?self.policies, "application access point {change}");
+    }
 }
 
 // ---- ClientKeys ----
+
+/// ClientKeys are created by [`create_client_key`] and never changed; a new one is a
+/// certificate of an existing AAP that no other ClientKey has.
+impl Managed for ClientKey {
+    fn check(&self, store: &dyn AccessStore) -> Result<(), KmsError> {
+        get::<ApplicationAccessPoint>(store, &self.aap_name)?;
+        if list::<ClientKey>(store)?
+            .iter()
+            .any(|k| k.certificate_sha256 == self.certificate_sha256)
+        {
+            return Err(KmsError::new(
+                ErrorCode::ResourceExists,
+                "this certificate is registered already; make a new key pair",
+            ));
+        }
+        Ok(())
+    }
+
+    fn stamp(&mut self, now: String, change: Change) {
+        if change == Change::Created {
+            self.create_time = now;
+        }
+    }
+
+    fn log(&self, change: Change) {
+        tracing::info!(client_key = %self.client_key_id, aap = %self.aap_name, not_after = self.not_after, "ClientKey {change}");
+    }
+}
 
 /// The ClientKeys of one AAP (every AAP when `aap` is empty).
 pub fn client_keys(store: &dyn AccessStore, aap: &str) -> Result<Vec<ClientKey>, KmsError> {
@@ -305,7 +363,7 @@ pub fn client_keys(store: &dyn AccessStore, aap: &str) -> Result<Vec<ClientKey>,
         .collect())
 }
 
-/// Registers the certificate of a new ClientKey of `aap`.
+/// Registers the certificate of a new ClientKey of `aap`, under a new ClientKey id.
 pub fn create_client_key(
     store: &dyn AccessStore,
     aap: &str,
@@ -313,36 +371,18 @@ pub fn create_client_key(
 ) -> Result<ClientKey, KmsError> {
     let info = clientkey::check_certificate(&certificate, clientkey::now_unix())
         .map_err(KmsError::invalid)?;
-    let _g = lock();
-    get::<ApplicationAccessPoint>(store, aap)?;
-    if list::<ClientKey>(store)?
-        .iter()
-        .any(|k| k.certificate_sha256 == info.sha256)
-    {
-        return Err(KmsError::new(
-            ErrorCode::ResourceExists,
-            "this certificate is registered already; make a new key pair",
-        ));
-    }
-    let key = ClientKey {
-        client_key_id: clientkey::new_id(),
-        aap_name: aap.to_owned(),
-        certificate,
-        not_before: info.not_before,
-        not_after: info.not_after,
-        create_time: now_rfc3339(),
-        certificate_sha256: info.sha256,
-    };
-    records::put(store, &key, true).map_err(store_err)?;
-    tracing::info!(client_key = %key.client_key_id, aap = %aap, not_after = key.not_after, "ClientKey created");
-    Ok(key)
-}
-
-pub fn delete_client_key(store: &dyn AccessStore, id: &str) -> Result<(), KmsError> {
-    let _g = lock();
-    records::delete::<ClientKey>(store, id).map_err(store_err)?;
-    tracing::info!(client_key = %id, "ClientKey deleted");
-    Ok(())
+    create(
+        store,
+        ClientKey {
+            client_key_id: clientkey::new_id(),
+            aap_name: aap.to_owned(),
+            certificate,
+            not_before: info.not_before,
+            not_after: info.not_after,
+            create_time: String::new(),
+            certificate_sha256: info.sha256,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -391,25 +431,22 @@ mod tests {
     fn references_must_exist_and_in_use_records_stay() {
         let (_d, s) = store();
         assert_eq!(
-            code(create_policy(&s, pol("p", &["office"]))),
+            code(create(&s, pol("p", &["office"]))),
             ErrorCode::ResourceNotFound
         );
-        create_network_rule(&s, rule("office")).unwrap();
+        create(&s, rule("office")).unwrap();
+        assert_eq!(code(create(&s, rule("office"))), ErrorCode::ResourceExists);
+        create(&s, pol("p", &["office"])).unwrap();
         assert_eq!(
-            code(create_network_rule(&s, rule("office"))),
-            ErrorCode::ResourceExists
-        );
-        create_policy(&s, pol("p", &["office"])).unwrap();
-        assert_eq!(
-            code(delete_network_rule(&s, "office")),
+            code(delete::<NetworkRule>(&s, "office")),
             ErrorCode::ResourceInUse
         );
         assert_eq!(
-            code(create_aap(&s, aap("app", &["nope"]))),
+            code(create(&s, aap("app", &["nope"]))),
             ErrorCode::ResourceNotFound
         );
-        create_aap(&s, aap("app", &["p"])).unwrap();
-        assert_eq!(code(delete_policy(&s, "p")), ErrorCode::ResourceInUse);
+        create(&s, aap("app", &["p"])).unwrap();
+        assert_eq!(code(delete::<Policy>(&s, "p")), ErrorCode::ResourceInUse);
 
         let now = clientkey::now_unix();
         let kp = clientkey::KeyPair::generate("app", now, now + 86_400).unwrap();
@@ -424,15 +461,18 @@ mod tests {
             code(create_client_key(&s, "app", der)),
             ErrorCode::ResourceExists
         );
-        assert_eq!(code(delete_aap(&s, "app")), ErrorCode::ResourceInUse);
-        delete_client_key(&s, &ck.client_key_id).unwrap();
         assert_eq!(
-            code(delete_client_key(&s, &ck.client_key_id)),
+            code(delete::<ApplicationAccessPoint>(&s, "app")),
+            ErrorCode::ResourceInUse
+        );
+        delete::<ClientKey>(&s, &ck.client_key_id).unwrap();
+        assert_eq!(
+            code(delete::<ClientKey>(&s, &ck.client_key_id)),
             ErrorCode::ResourceNotFound
         );
-        delete_aap(&s, "app").unwrap();
-        delete_policy(&s, "p").unwrap();
-        delete_network_rule(&s, "office").unwrap();
+        delete::<ApplicationAccessPoint>(&s, "app").unwrap();
+        delete::<Policy>(&s, "p").unwrap();
+        delete::<NetworkRule>(&s, "office").unwrap();
     }
 
     #[test]
@@ -457,10 +497,7 @@ mod tests {
             },
         ];
         for r in bad_rules {
-            assert_eq!(
-                code(create_network_rule(&s, r)),
-                ErrorCode::InvalidParameter
-            );
+            assert_eq!(code(create(&s, r)), ErrorCode::InvalidParameter);
         }
         let bad_policies = [
             Policy {
@@ -477,27 +514,73 @@ mod tests {
             },
         ];
         for p in bad_policies {
-            assert_eq!(code(create_policy(&s, p)), ErrorCode::InvalidParameter);
+            assert_eq!(code(create(&s, p)), ErrorCode::InvalidParameter);
         }
         for n in ["p1", "p2", "p3", "p4"] {
-            create_policy(&s, pol(n, &[])).unwrap();
+            create(&s, pol(n, &[])).unwrap();
         }
         assert_eq!(
-            code(create_aap(&s, aap("app", &["p1", "p2", "p3", "p4"]))),
+            code(create(&s, aap("app", &["p1", "p2", "p3", "p4"]))),
             ErrorCode::InvalidParameter
         );
         assert_eq!(
-            code(create_aap(&s, aap("app", &["p1", "p1"]))),
+            code(create(&s, aap("app", &["p1", "p1"]))),
             ErrorCode::InvalidParameter
         );
-        create_aap(&s, aap("app", &["p1", "p2", "p3"])).unwrap();
-        let a = update_aap(&s, "app", vec!["p4".into()], Some("d".into())).unwrap();
+        create(&s, aap("app", &["p1", "p2", "p3"])).unwrap();
+        let a = update(&s, "app", |a: &mut ApplicationAccessPoint| {
+            a.policies = vec!["p4".into()];
+            a.description = "d".into();
+        })
+        .unwrap();
         assert_eq!(a.policies, ["p4"]);
-        let p = update_policy(&s, "p1", |p| p.resources = vec!["secret/x*".into()]).unwrap();
+        let p = update(&s, "p1", |p: &mut Policy| {
+            p.resources = vec!["secret/x*".into()]
+        })
+        .unwrap();
         assert_eq!(p.resources, ["secret/x*"]);
         assert_eq!(
-            code(update_policy(&s, "p1", |p| p.network_rules = vec!["none".into()])),
+            code(update(&s, "p1", |p: &mut Policy| p.network_rules =
+                vec!["none".into()])),
             ErrorCode::ResourceNotFound
+        );
+    }
+
+    #[test]
+    fn updates_check_the_whole_record_and_keep_the_creation_time() {
+        let (_d, s) = store();
+        let created = create(
+            &s,
+            NetworkRule {
+                source_private_ips: vec![" 10.0.0.0/8".into(), "fd00::/8 ".into()],
+                ..rule("office")
+            },
+        )
+        .unwrap();
+        assert_eq!(created.source_private_ips, ["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(created.create_time, created.update_time);
+        let bad = |r: &mut NetworkRule| r.source_private_ips = vec!["10.0.0.1/8".into()];
+        assert_eq!(code(update(&s, "office", bad)), ErrorCode::InvalidParameter);
+        let changed = update(&s, "office", |r: &mut NetworkRule| {
+            r.description = "d".into()
+        })
+        .unwrap();
+        assert_eq!(changed.create_time, created.create_time);
+        assert_eq!(get::<NetworkRule>(&s, "office").unwrap(), changed);
+        assert_eq!(
+            code(update(&s, "ghost", |_: &mut NetworkRule| ())),
+            ErrorCode::ResourceNotFound
+        );
+        let rename = |r: &mut NetworkRule| r.name = "home".into();
+        assert_eq!(
+            code(update(&s, "office", rename)),
+            ErrorCode::InvalidParameter
+        );
+        create(&s, pol("p", &["office"])).unwrap();
+        let e = delete::<NetworkRule>(&s, "office").unwrap_err();
+        assert_eq!(
+            e.message,
+            "network rule office is used by policies p; remove it from them first"
         );
     }
 }

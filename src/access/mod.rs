@@ -145,7 +145,7 @@ mod tests {
     fn each_kind_of_caller_gets_only_its_share() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
-        manage::create_policy(
+        manage::create(
             &s,
             Policy {
                 name: "all-keys".into(),
@@ -155,7 +155,7 @@ mod tests {
             },
         )
         .unwrap();
-        manage::create_aap(
+        manage::create(
             &s,
             ApplicationAccessPoint {
                 name: "app".into(),

@@ -127,6 +127,12 @@ pub fn allows(sources: &[String], ip: IpAddr) -> bool {
         .any(|c| c.contains(ip))
 }
 
+/// Source addresses as the operator typed them, without the spaces around each one
+/// (`--source-ips "10.0.0.0/8, fd00::/8"`).
+pub fn trimmed(sources: &[String]) -> Vec<String> {
+    sources.iter().map(|s| s.trim().to_owned()).collect()
+}
+
 /// Checks a rule's network type and sources.
 pub fn validate(network_type: &str, sources: &[String]) -> Result<(), String> {
     if !NETWORK_TYPES.contains(&network_type) {

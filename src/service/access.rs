@@ -1,7 +1,11 @@
 //! `hkms.v1.AccessService`: network rules, policies, AAPs, ClientKeys. Operators only.
+//!
+//! Each handler is one `operator_call` (see `super::resource`): the operation name, a call of
+//! the generic record functions of [`crate::access::manage`], and the reply message.
 
+use super::resource::{operator, operator_call};
 use super::{reply, Reply};
-use crate::access::{clientkey, manage, require_operator};
+use crate::access::{clientkey, manage, network};
 use crate::appliance::Appliance;
 use crate::authn::caller;
 use crate::error::KmsError;
@@ -12,10 +16,6 @@ use tonic::Request;
 
 #[derive(Debug, Clone)]
 pub struct AccessApi(pub Arc<Appliance>);
-
-fn operator<T>(req: &Request<T>, operation: &str) -> Result<(), KmsError> {
-    require_operator(&caller(req)?, operation)
-}
 
 /// Public summary of a ClientKey at `now`.
 pub fn summary(k: &ClientKey, now: i64) -> ClientKeySummary {
@@ -48,101 +48,99 @@ impl AccessService for AccessApi {
         &self,
         req: Request<CreateNetworkRuleRequest>,
     ) -> Reply<CreateNetworkRuleResponse> {
-        reply((|| {
-            operator(&req, "CreateNetworkRule")?;
-            let rule = req.into_inner().rule.unwrap_or_default();
-            manage::create_network_rule(self.store(), rule)
-                .map(|rule| CreateNetworkRuleResponse { rule: Some(rule) })
-        })())
+        operator_call(req, "CreateNetworkRule", |r| {
+            let rule = manage::create(self.store(), r.rule.unwrap_or_default())?;
+            Ok(CreateNetworkRuleResponse { rule: Some(rule) })
+        })
     }
 
     async fn describe_network_rule(
         &self,
         req: Request<DescribeNetworkRuleRequest>,
     ) -> Reply<DescribeNetworkRuleResponse> {
-        reply((|| {
-            operator(&req, "DescribeNetworkRule")?;
-            manage::get(self.store(), &req.get_ref().name)
-                .map(|rule| DescribeNetworkRuleResponse { rule: Some(rule) })
-        })())
+        operator_call(req, "DescribeNetworkRule", |r| {
+            let rule = manage::get(self.store(), &r.name)?;
+            Ok(DescribeNetworkRuleResponse { rule: Some(rule) })
+        })
     }
 
     async fn list_network_rules(
         &self,
         req: Request<ListNetworkRulesRequest>,
     ) -> Reply<ListNetworkRulesResponse> {
-        reply((|| {
-            operator(&req, "ListNetworkRules")?;
-            manage::list(self.store()).map(|rules| ListNetworkRulesResponse { rules })
-        })())
+        operator_call(req, "ListNetworkRules", |_| {
+            let rules = manage::list(self.store())?;
+            Ok(ListNetworkRulesResponse { rules })
+        })
     }
 
     async fn update_network_rule(
         &self,
         req: Request<UpdateNetworkRuleRequest>,
     ) -> Reply<UpdateNetworkRuleResponse> {
-        reply((|| {
-            operator(&req, "UpdateNetworkRule")?;
-            let r = req.into_inner();
-            manage::update_network_rule(self.store(), &r.name, r.source_private_ips, r.description)
-                .map(|rule| UpdateNetworkRuleResponse { rule: Some(rule) })
-        })())
+        operator_call(req, "UpdateNetworkRule", |r| {
+            let rule = manage::update(self.store(), &r.name, |rule: &mut NetworkRule| {
+                if !r.source_private_ips.is_empty() {
+                    rule.source_private_ips = network::trimmed(&r.source_private_ips);
+                }
+                if let Some(d) = r.description {
+                    rule.description = d;
+                }
+            })?;
+            Ok(UpdateNetworkRuleResponse { rule: Some(rule) })
+        })
     }
 
     async fn delete_network_rule(
         &self,
         req: Request<DeleteNetworkRuleRequest>,
     ) -> Reply<DeleteNetworkRuleResponse> {
-        reply((|| {
-            operator(&req, "DeleteNetworkRule")?;
-            manage::delete_network_rule(self.store(), &req.get_ref().name)
-                .map(|_| DeleteNetworkRuleResponse {})
-        })())
+        operator_call(req, "DeleteNetworkRule", |r| {
+            manage::delete::<NetworkRule>(self.store(), &r.name)?;
+            Ok(DeleteNetworkRuleResponse {})
+        })
     }
 
     async fn create_policy(
         &self,
         req: Request<CreatePolicyRequest>,
     ) -> Reply<CreatePolicyResponse> {
-        reply((|| {
-            operator(&req, "CreatePolicy")?;
-            let p = req.into_inner().policy.unwrap_or_default();
-            manage::create_policy(self.store(), p).map(|policy| CreatePolicyResponse {
+        operator_call(req, "CreatePolicy", |r| {
+            let policy = manage::create(self.store(), r.policy.unwrap_or_default())?;
+            Ok(CreatePolicyResponse {
                 policy: Some(policy),
             })
-        })())
+        })
     }
 
     async fn describe_policy(
         &self,
         req: Request<DescribePolicyRequest>,
     ) -> Reply<DescribePolicyResponse> {
-        reply((|| {
-            operator(&req, "DescribePolicy")?;
-            manage::get(self.store(), &req.get_ref().name).map(|policy| DescribePolicyResponse {
+        operator_call(req, "DescribePolicy", |r| {
+            let policy = manage::get(self.store(), &r.name)?;
+            Ok(DescribePolicyResponse {
                 policy: Some(policy),
             })
-        })())
+        })
     }
 
     async fn list_policies(
         &self,
         req: Request<ListPoliciesRequest>,
     ) -> Reply<ListPoliciesResponse> {
-        reply((|| {
-            operator(&req, "ListPolicies")?;
-            manage::list(self.store()).map(|policies| ListPoliciesResponse { policies })
-        })())
+        operator_call(req, "ListPolicies", |_| {
+            let policies = manage::list(self.store())?;
+            Ok(ListPoliciesResponse { policies })
+        })
     }
 
     async fn update_policy(
         &self,
         req: Request<UpdatePolicyRequest>,
     ) -> Reply<UpdatePolicyResponse> {
-        reply((|| {
-            operator(&req, "UpdatePolicy")?;
-            let r = req.into_inner();
-            manage::update_policy(self.store(), &r.name, |p| {
+        operator_call(req, "UpdatePolicy", |r| {
+            let policy = manage::update(self.store(), &r.name, |p: &mut Policy| {
                 if !r.resources.is_empty() {
                     p.resources = r.resources;
                 }
@@ -157,46 +155,41 @@ impl AccessService for AccessApi {
                 if !r.rbac_role.is_empty() {
                     p.rbac_role = r.rbac_role;
                 }
-            })
-            .map(|policy| UpdatePolicyResponse {
+            })?;
+            Ok(UpdatePolicyResponse {
                 policy: Some(policy),
             })
-        })())
+        })
     }
 
     async fn delete_policy(
         &self,
         req: Request<DeletePolicyRequest>,
     ) -> Reply<DeletePolicyResponse> {
-        reply((|| {
-            operator(&req, "DeletePolicy")?;
-            manage::delete_policy(self.store(), &req.get_ref().name)
-                .map(|_| DeletePolicyResponse {})
-        })())
+        operator_call(req, "DeletePolicy", |r| {
+            manage::delete::<Policy>(self.store(), &r.name)?;
+            Ok(DeletePolicyResponse {})
+        })
     }
 
     async fn create_application_access_point(
         &self,
         req: Request<CreateApplicationAccessPointRequest>,
     ) -> Reply<CreateApplicationAccessPointResponse> {
-        reply((|| {
-            operator(&req, "CreateApplicationAccessPoint")?;
-            let a = req.into_inner().aap.unwrap_or_default();
-            manage::create_aap(self.store(), a)
-                .map(|aap| CreateApplicationAccessPointResponse { aap: Some(aap) })
-        })())
+        operator_call(req, "CreateApplicationAccessPoint", |r| {
+            let aap = manage::create(self.store(), r.aap.unwrap_or_default())?;
+            Ok(CreateApplicationAccessPointResponse { aap: Some(aap) })
+        })
     }
 
     async fn describe_application_access_point(
         &self,
         req: Request<DescribeApplicationAccessPointRequest>,
     ) -> Reply<DescribeApplicationAccessPointResponse> {
-        reply((|| {
-            operator(&req, "DescribeApplicationAccessPoint")?;
-            let name = &req.get_ref().name;
-            let aap: ApplicationAccessPoint = manage::get(self.store(), name)?;
+        operator_call(req, "DescribeApplicationAccessPoint", |r| {
+            let aap: ApplicationAccessPoint = manage::get(self.store(), &r.name)?;
             let now = clientkey::now_unix();
-            let client_keys = manage::client_keys(self.store(), name)?
+            let client_keys = manage::client_keys(self.store(), &r.name)?
                 .iter()
                 .map(|k| summary(k, now))
                 .collect();
@@ -204,15 +197,14 @@ impl AccessService for AccessApi {
                 aap: Some(aap),
                 client_keys,
             })
-        })())
+        })
     }
 
     async fn list_application_access_points(
         &self,
         req: Request<ListApplicationAccessPointsRequest>,
     ) -> Reply<ListApplicationAccessPointsResponse> {
-        reply((|| {
-            operator(&req, "ListApplicationAccessPoints")?;
+        operator_call(req, "ListApplicationAccessPoints", |_| {
             let keys: Vec<ClientKey> = manage::list(self.store())?;
             let now = clientkey::now_unix();
             let aaps = manage::list::<ApplicationAccessPoint>(self.store())?
@@ -233,54 +225,54 @@ impl AccessService for AccessApi {
                 })
                 .collect();
             Ok(ListApplicationAccessPointsResponse { aaps })
-        })())
+        })
     }
 
     async fn update_application_access_point(
         &self,
         req: Request<UpdateApplicationAccessPointRequest>,
     ) -> Reply<UpdateApplicationAccessPointResponse> {
-        reply((|| {
-            operator(&req, "UpdateApplicationAccessPoint")?;
-            let r = req.into_inner();
-            manage::update_aap(self.store(), &r.name, r.policies, r.description)
-                .map(|aap| UpdateApplicationAccessPointResponse { aap: Some(aap) })
-        })())
+        operator_call(req, "UpdateApplicationAccessPoint", |r| {
+            let aap = manage::update(self.store(), &r.name, |a: &mut ApplicationAccessPoint| {
+                if !r.policies.is_empty() {
+                    a.policies = r.policies;
+                }
+                if let Some(d) = r.description {
+                    a.description = d;
+                }
+            })?;
+            Ok(UpdateApplicationAccessPointResponse { aap: Some(aap) })
+        })
     }
 
     async fn delete_application_access_point(
         &self,
         req: Request<DeleteApplicationAccessPointRequest>,
     ) -> Reply<DeleteApplicationAccessPointResponse> {
-        reply((|| {
-            operator(&req, "DeleteApplicationAccessPoint")?;
-            manage::delete_aap(self.store(), &req.get_ref().name)
-                .map(|_| DeleteApplicationAccessPointResponse {})
-        })())
+        operator_call(req, "DeleteApplicationAccessPoint", |r| {
+            manage::delete::<ApplicationAccessPoint>(self.store(), &r.name)?;
+            Ok(DeleteApplicationAccessPointResponse {})
+        })
     }
 
     async fn create_client_key(
         &self,
         req: Request<CreateClientKeyRequest>,
     ) -> Reply<CreateClientKeyResponse> {
-        reply((|| {
-            operator(&req, "CreateClientKey")?;
-            let r = req.into_inner();
-            manage::create_client_key(self.store(), &r.aap_name, r.certificate).map(|k| {
-                CreateClientKeyResponse {
-                    client_key: Some(summary(&k, clientkey::now_unix())),
-                }
+        operator_call(req, "CreateClientKey", |r| {
+            let k = manage::create_client_key(self.store(), &r.aap_name, r.certificate)?;
+            Ok(CreateClientKeyResponse {
+                client_key: Some(summary(&k, clientkey::now_unix())),
             })
-        })())
+        })
     }
 
     async fn list_client_keys(
         &self,
         req: Request<ListClientKeysRequest>,
     ) -> Reply<ListClientKeysResponse> {
-        reply((|| {
-            operator(&req, "ListClientKeys")?;
-            let aap = &req.get_ref().aap_name;
+        operator_call(req, "ListClientKeys", |r| {
+            let aap = &r.aap_name;
             if !aap.is_empty() {
                 manage::get::<ApplicationAccessPoint>(self.store(), aap)?;
             }
@@ -295,30 +287,28 @@ impl AccessService for AccessApi {
                 }
             }
             Ok(ListClientKeysResponse { client_keys })
-        })())
+        })
     }
 
     async fn delete_client_key(
         &self,
         req: Request<DeleteClientKeyRequest>,
     ) -> Reply<DeleteClientKeyResponse> {
-        reply((|| {
-            operator(&req, "DeleteClientKey")?;
-            manage::delete_client_key(self.store(), &req.get_ref().client_key_id)
-                .map(|_| DeleteClientKeyResponse {})
-        })())
+        operator_call(req, "DeleteClientKey", |r| {
+            manage::delete::<ClientKey>(self.store(), &r.client_key_id)?;
+            Ok(DeleteClientKeyResponse {})
+        })
     }
 
     async fn get_instance_owner(
         &self,
         req: Request<GetInstanceOwnerRequest>,
     ) -> Reply<GetInstanceOwnerResponse> {
-        reply((|| {
-            operator(&req, "GetInstanceOwner")?;
+        operator_call(req, "GetInstanceOwner", |_| {
             Ok(GetInstanceOwnerResponse {
                 owner: self.0.store.instance_owner()?,
             })
-        })())
+        })
     }
 
     async fn set_internet_access(
@@ -337,11 +327,10 @@ impl AccessService for AccessApi {
         &self,
         req: Request<GetInternetAccessRequest>,
     ) -> Reply<GetInternetAccessResponse> {
-        reply((|| {
-            operator(&req, "GetInternetAccess")?;
+        operator_call(req, "GetInternetAccess", |_| {
             crate::access::endpoint::internet_enabled(&*self.0.store)
                 .map(|enabled| GetInternetAccessResponse { enabled })
-        })())
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod application;
 pub mod crypto;
 pub mod keys;
 pub mod relay;
+mod resource;
 
 use crate::error::KmsError;
 use crate::proto::KeyMetadata;
