@@ -173,21 +173,22 @@ impl AdminService for AdminApi {
         &self,
         req: Request<ListScheduledJobsRequest>,
     ) -> Reply<ListScheduledJobsResponse> {
-        super::access::operator_only(&req, "ListScheduledJobs")?;
-        reply(
-            crate::jobs::scheduled(&self.0).map(|jobs| ListScheduledJobsResponse {
-                jobs: jobs.iter().map(crate::jobs::Job::to_api).collect(),
+        super::resource::operator_call(req, "ListScheduledJobs", |_| {
+            Ok(ListScheduledJobsResponse {
+                jobs: crate::jobs::scheduled(&self.0)?
+                    .iter()
+                    .map(crate::jobs::Job::to_api)
+                    .collect(),
                 now: crate::clock::now_rfc3339(),
-            }),
-        )
+            })
+        })
     }
 
     async fn run_due_jobs(&self, req: Request<RunDueJobsRequest>) -> Reply<RunDueJobsResponse> {
-        super::access::operator_only(&req, "RunDueJobs")?;
-        reply(
-            crate::jobs::run_due(&self.0)
-                .await
-                .map(|outcomes| RunDueJobsResponse { outcomes }),
-        )
+        super::resource::operator_call_async(req, "RunDueJobs", |_| async move {
+            let outcomes = crate::jobs::run_due(&self.0).await?;
+            Ok(RunDueJobsResponse { outcomes })
+        })
+        .await
     }
 }

@@ -33,3 +33,18 @@ pub(super) fn operator_call<Req, Resp>(
 ) -> Reply<Resp> {
     reply(operator(&req, operation).and_then(|()| call(req.into_inner())))
 }
+
+/// [`operator_call`] for a domain call that waits (one that uses an HSM member).
+pub(super) async fn operator_call_async<Req, Resp, Fut>(
+    req: Request<Req>,
+    operation: &str,
+    call: impl FnOnce(Req) -> Fut,
+) -> Reply<Resp>
+where
+    Fut: std::future::Future<Output = Result<Resp, KmsError>>,
+{
+    match operator(&req, operation) {
+        Ok(()) => reply(call(req.into_inner()).await),
+        Err(e) => reply(Err(e)),
+    }
+}
