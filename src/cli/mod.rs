@@ -2,6 +2,13 @@
 //! lines live here, as clap subcommands with their handlers.
 
 pub mod access;
+pub mod alias;
 pub mod ca;
 pub mod filename;
+pub mod hsm;
 pub mod instance;
+pub mod jobs;
+pub mod key;
+pub mod key_args;
+pub mod key_import;
+pub mod key_show;
