@@ -42,14 +42,26 @@ enum Command {
         #[arg(long)]
         so_pin_file: Option<PathBuf>,
     },
-    /// Show the instance and the state of every HSM member.
+    /// Show the instance, whether key deletion is blocked, and every HSM member.
     Status,
-    /// Manage customer master keys.
+    /// Customer master keys: create, rotate, tag, protect, delete, import your own.
+    ///
+    /// Create and describe keys, make versions (by hand or on a rotation schedule), tag
+    /// them, protect them from deletion, schedule and cancel their deletion, and import
+    /// material of your own into EXTERNAL keys.
+    ///
+    /// A key is in one of four states. Enabled: usable. Disabled: every use is refused
+    /// until it is enabled again. PendingDeletion: every use is refused and its material is
+    /// destroyed at the end of the pending window, unless the deletion is cancelled.
+    /// PendingImport: an EXTERNAL key without material; usable once material is imported.
+    ///
+    /// Commands that act on one key take it as an argument or with --key-id, as its id or
+    /// an alias (alias/<name>).
     #[command(subcommand)]
-    Key(KeyCommand),
+    Key(hkms::cli::key::KeyCommand),
     /// Inspect and change the HSM members of the cluster.
     #[command(subcommand)]
-    Hsm(HsmCommand),
+    Hsm(hkms::cli::hsm::HsmCommand),
     /// Network access rules: the source addresses applications may call from.
     #[command(subcommand)]
     NetworkRule(hkms::cli::access::NetworkRuleCommand),
@@ -64,13 +76,22 @@ enum Command {
     ClientKey(hkms::cli::access::ClientKeyCommand),
     /// Key aliases: other names of keys (alias/<name>), usable wherever a key id is.
     #[command(subcommand)]
-    Alias(hkms::cli::instance::AliasCommand),
-    /// Instance settings: the gateway's Internet endpoint switch.
+    Alias(hkms::cli::alias::AliasCommand),
+    /// Instance settings: the Internet endpoint, whether key deletion may be scheduled.
+    ///
+    /// `internet` turns the gateway's Internet endpoint on and off; `key-deletion` blocks
+    /// or allows scheduling the deletion of any key.
     #[command(subcommand)]
     Instance(hkms::cli::instance::InstanceCommand),
     /// The instance CA: create it, issue the gateway's certificate, export the CA bundle.
     #[command(subcommand)]
     Ca(hkms::cli::ca::CaCommand),
+    /// Jobs hkmsd runs by the clock: list them, run the due ones now.
+    ///
+    /// Automatic rotation, deletion at the end of a pending window, expiry of imported
+    /// material.
+    #[command(subcommand)]
+    Jobs(hkms::cli::jobs::JobsCommand),
     /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
     Encrypt {
         /// Key to encrypt with: its id or an alias (`alias/<name>`).
@@ -119,155 +140,6 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         length: u32,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Create a key; its material is generated inside an HSM and never leaves it in plaintext.
-    Create {
-        /// Aliyun_AES_256 (default) or Aliyun_AES_128.
-        #[arg(long, default_value = "Aliyun_AES_256")]
-        key_spec: String,
-        /// ENCRYPT/DECRYPT.
-        #[arg(long, default_value = "ENCRYPT/DECRYPT")]
-        key_usage: String,
-        /// Free text shown by `key describe`.
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// Show a key's metadata.
-    Describe {
-        /// Key id or alias (`alias/<name>`).
-        key_id: String,
-    },
-    /// List key ids, a page at a time.
-    List {
-        /// Page to show, from 1.
-        #[arg(long, default_value_t = 1)]
-        page_number: u32,
-        /// Keys per page, 1..100.
-        #[arg(long, default_value_t = 10)]
-        page_size: u32,
-    },
-    /// Allow a key to be used again.
-    Enable {
-        /// Key id or alias (`alias/<name>`).
-        key_id: String,
-    },
-    /// Refuse every cryptographic operation with a key until it is enabled again.
-    Disable {
-        /// Key id or alias (`alias/<name>`).
-        key_id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum HsmCommand {
-    /// Per member: state, sessions in use, operations served, errors, last error, latency.
-    Status,
-    /// Enrol a new HSM into the running cluster. The domain key is copied HSM-to-HSM from a
-    /// healthy member (whose security officer authorises it once); then the new member takes
-    /// traffic. Paths are as seen by hkmsd on the appliance.
-    Add {
-        /// Name of the new member (logs, status).
-        #[arg(long)]
-        name: String,
-        /// PKCS#11 library of the new member.
-        #[arg(long)]
-        module: PathBuf,
-        /// Label of the new member's token.
-        #[arg(
-            long,
-            required_unless_present = "token_serial",
-            conflicts_with = "token_serial"
-        )]
-        token_label: Option<String>,
-        /// Serial number of the new member's token.
-        #[arg(long)]
-        token_serial: Option<String>,
-        /// File holding the new member's user PIN.
-        #[arg(long)]
-        pin_file: PathBuf,
-        /// Most sessions opened on the new member at once.
-        #[arg(long, default_value_t = 8)]
-        max_sessions: u32,
-        /// HSM profile name (hsm-profiles/).
-        #[arg(long, default_value = "softhsm2")]
-        profile: String,
-        /// Member that gives the domain key (default: any healthy member).
-        #[arg(long)]
-        source: Option<String>,
-        /// File holding the security officer PIN of the source member (read here, sent to
-        /// hkmsd over its socket, wiped after use).
-        #[arg(long)]
-        so_pin_file: PathBuf,
-    },
-    /// Stop sending new requests to a member; requests in flight finish.
-    Drain {
-        /// Member name.
-        name: String,
-    },
-    /// Send requests to a drained member again.
-    Resume {
-        /// Member name.
-        name: String,
-    },
-    /// Remove a drained (or failed) member from the cluster.
-    Remove {
-        /// Member name.
-        name: String,
-    },
-}
-
-fn member_json(m: &MemberStatus) -> Value {
-    json!({
-        "Name": m.name, "Token": m.token_label, "State": m.state,
-        "SessionsInUse": m.sessions_in_use, "MaxSessions": m.max_sessions,
-        "Operations": m.operations, "Errors": m.errors, "LastError": m.last_error,
-        "MeanLatencyMicros": m.mean_latency_micros, "CachedKeys": m.cached_keys,
-        "Module": m.module, "UnwrapTemplate": m.unwrap_template, "Calls": m.calls,
-    })
-}
-
-fn members_text(members: &[MemberStatus]) -> String {
-    let mut text = format!(
-        "{:<14} {:<16} {:<9} {:<15} {:<7} {:>8} {:>11} {:>7} {:>9}  LAST ERROR\n",
-        "MEMBER",
-        "TOKEN",
-        "STATE",
-        "UNWRAP TEMPLATE",
-        "CALLS",
-        "SESSIONS",
-        "OPERATIONS",
-        "ERRORS",
-        "LATENCY"
-    );
-    for m in members {
-        text.push_str(&format!(
-            "{:<14} {:<16} {:<9} {:<15} {:<7} {:>8} {:>11} {:>7} {:>7}us  {}\n",
-            m.name,
-            m.token_label,
-            m.state,
-            m.unwrap_template,
-            m.calls,
-            format!("{}/{}", m.sessions_in_use, m.max_sessions),
-            m.operations,
-            m.errors,
-            m.mean_latency_micros,
-            m.last_error
-        ));
-    }
-    text.trim_end().to_owned()
-}
-
-fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, Failure> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
-    );
-    Ok(Zeroizing::new(
-        text.lines().next().unwrap_or("").trim().to_owned(),
-    ))
 }
 
 #[derive(Debug, ClapArgs)]
@@ -397,41 +269,12 @@ fn socket_path(cli: &Cli) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/hkms/hkmsd.sock"))
 }
 
-fn metadata_json(m: &KeyMetadata) -> Value {
-    json!({
-        "KeyId": m.key_id,
-        "Description": m.description,
-        "KeySpec": m.key_spec,
-        "KeyUsage": m.key_usage,
-        "KeyState": m.key_state,
-        "CreationDate": m.creation_date,
-        "ProtectionLevel": m.protection_level,
-        "PrimaryKeyVersion": m.primary_key_version,
-        "Origin": m.origin,
-        "Internal": m.internal,
-    })
-}
-
 /// What a command prints: JSON for --json, text otherwise.
 enum Output {
     /// Text lines, and the JSON form.
     Text(String, Value),
     /// Raw bytes for stdout (decrypt without --json), and the JSON form.
     Raw(Zeroizing<Vec<u8>>, Value),
-}
-
-fn key_text(m: &KeyMetadata) -> String {
-    format!(
-        "KeyId:             {}\nKeyState:          {}\nKeySpec:           {}\nKeyUsage:          {}\nProtectionLevel:   {}\nPrimaryKeyVersion: {}\nCreationDate:      {}\nDescription:       {}{}",
-        m.key_id, m.key_state, m.key_spec, m.key_usage, m.protection_level,
-        m.primary_key_version, m.creation_date, m.description,
-        if m.internal { "\nInternal:          yes (hkmsd's own; no application may use it)" } else { "" }
-    )
-}
-
-fn key_output(m: Option<KeyMetadata>) -> Output {
-    let m = m.unwrap_or_default();
-    Output::Text(key_text(&m), json!({ "KeyMetadata": metadata_json(&m) }))
 }
 
 async fn run(cli: &Cli) -> Result<Output, Failure> {
@@ -444,7 +287,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
         Command::Init { so_pin_file } => {
             // The whole file, not just its first line, is wiped from memory after use.
             let pin = match so_pin_file {
-                Some(p) => read_secret_file(p)?,
+                Some(p) => hkms::cli::hsm::read_secret_file(p)?,
                 None => Zeroizing::new(String::new()),
             };
             if !cli.json {
@@ -473,175 +316,17 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             )
         }
         Command::Status => {
-            let r = c.admin.get_status(GetStatusRequest {}).await?.into_inner();
-            let mut text = if r.initialized {
-                format!(
-                    "Instance {} (domain key {})\n",
-                    r.instance_id, r.domain_key_id
-                )
-            } else {
-                "Instance not initialised: run `hkms init`.\n".to_owned()
-            };
-            text.push_str(&members_text(&r.members));
-            let warnings = hkms::cli::access::expiry_warnings(&mut c).await;
-            for w in &warnings {
-                text.push_str(&format!("\nWARNING: {w}"));
-            }
-            Output::Text(
-                text,
-                json!({
-                    "Initialized": r.initialized, "InstanceId": r.instance_id,
-                    "DomainKeyId": r.domain_key_id,
-                    "Members": r.members.iter().map(member_json).collect::<Vec<_>>(),
-                    "Version": r.version,
-                    "Warnings": warnings,
-                }),
-            )
+            let (t, j) = hkms::cli::instance::status(&mut c).await?;
+            Output::Text(t, j)
         }
-        Command::Hsm(h) => match h {
-            HsmCommand::Status => {
-                let r = c.admin.get_status(GetStatusRequest {}).await?.into_inner();
-                Output::Text(
-                    members_text(&r.members),
-                    json!({"Members": r.members.iter().map(member_json).collect::<Vec<_>>()}),
-                )
-            }
-            HsmCommand::Add {
-                name,
-                module,
-                token_label,
-                token_serial,
-                pin_file,
-                max_sessions,
-                profile,
-                source,
-                so_pin_file,
-            } => {
-                let so_pin = read_secret_file(so_pin_file)?;
-                if !cli.json {
-                    eprintln!("Copying the domain key to {name} and checking it...");
-                }
-                let r = c
-                    .admin
-                    .add_member(AddMemberRequest {
-                        name: name.clone(),
-                        module: module.display().to_string(),
-                        token_label: token_label.clone().unwrap_or_default(),
-                        token_serial: token_serial.clone().unwrap_or_default(),
-                        pin_file: pin_file.display().to_string(),
-                        max_sessions: *max_sessions,
-                        profile: profile.clone(),
-                        source_member: source.clone().unwrap_or_default(),
-                        source_so_pin: so_pin.to_string(),
-                    })
-                    .await?
-                    .into_inner();
-                let m = r.member.unwrap_or_default();
-                Output::Text(
-                    format!(
-                        "Member {} enrolled (domain key from {}); state {}.",
-                        m.name, r.source_member, m.state
-                    ),
-                    json!({"Member": member_json(&m), "SourceMember": r.source_member}),
-                )
-            }
-            HsmCommand::Drain { name } | HsmCommand::Resume { name } => {
-                let resume = matches!(h, HsmCommand::Resume { .. });
-                let r = c
-                    .admin
-                    .drain_member(DrainMemberRequest {
-                        name: name.clone(),
-                        resume,
-                    })
-                    .await?
-                    .into_inner();
-                let m = r.member.unwrap_or_default();
-                Output::Text(
-                    format!("Member {} is {}.", m.name, m.state),
-                    json!({"Member": member_json(&m)}),
-                )
-            }
-            HsmCommand::Remove { name } => {
-                c.admin
-                    .remove_member(RemoveMemberRequest { name: name.clone() })
-                    .await?;
-                Output::Text(format!("Member {name} removed."), json!({"Removed": name}))
-            }
-        },
-        Command::Key(k) => match k {
-            KeyCommand::Create {
-                key_spec,
-                key_usage,
-                description,
-            } => key_output(
-                c.keys
-                    .create_key(CreateKeyRequest {
-                        key_spec: key_spec.clone(),
-                        key_usage: key_usage.clone(),
-                        description: description.clone(),
-                        internal: false,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner()
-                    .key_metadata,
-            ),
-            KeyCommand::Describe { key_id } => key_output(
-                c.keys
-                    .describe_key(DescribeKeyRequest {
-                        key_id: key_id.clone(),
-                    })
-                    .await?
-                    .into_inner()
-                    .key_metadata,
-            ),
-            KeyCommand::Enable { key_id } => key_output(
-                c.keys
-                    .enable_key(EnableKeyRequest {
-                        key_id: key_id.clone(),
-                    })
-                    .await?
-                    .into_inner()
-                    .key_metadata,
-            ),
-            KeyCommand::Disable { key_id } => key_output(
-                c.keys
-                    .disable_key(DisableKeyRequest {
-                        key_id: key_id.clone(),
-                    })
-                    .await?
-                    .into_inner()
-                    .key_metadata,
-            ),
-            KeyCommand::List {
-                page_number,
-                page_size,
-            } => {
-                let r = c
-                    .keys
-                    .list_keys(ListKeysRequest {
-                        page_number: *page_number,
-                        page_size: *page_size,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner();
-                let ids: Vec<&str> = r.keys.iter().map(|k| k.key_id.as_str()).collect();
-                let mut text = ids.join("\n");
-                text.push_str(&format!(
-                    "\n(page {} of size {}; {} key(s) in all)",
-                    r.page_number, r.page_size, r.total_count
-                ));
-                Output::Text(
-                    text.trim_start().to_owned(),
-                    json!({
-                        "Keys": ids.iter().map(|k| json!({"KeyId": k})).collect::<Vec<_>>(),
-                        "PageNumber": r.page_number, "PageSize": r.page_size,
-                        "TotalCount": r.total_count,
-                    }),
-                )
-            }
-        },
+        Command::Hsm(cmd) => {
+            let (t, j) = hkms::cli::hsm::hsm(&mut c, cmd, cli.json).await?;
+            Output::Text(t, j)
+        }
+        Command::Key(cmd) => {
+            let (t, j) = hkms::cli::key::key(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
         Command::Encrypt { key_id, input, aad } => {
             let plaintext = input.bytes()?;
             let r = c
@@ -756,7 +441,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             Output::Text(t, j)
         }
         Command::Alias(cmd) => {
-            let (t, j) = hkms::cli::instance::alias(&mut c, cmd).await?;
+            let (t, j) = hkms::cli::alias::alias(&mut c, cmd).await?;
             Output::Text(t, j)
         }
         Command::Instance(cmd) => {
@@ -765,6 +450,10 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Ca(cmd) => {
             let (t, j) = hkms::cli::ca::ca(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::Jobs(cmd) => {
+            let (t, j) = hkms::cli::jobs::jobs(&mut c, cmd).await?;
             Output::Text(t, j)
         }
         Command::GenerateRandom { length } => {
@@ -791,8 +480,30 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Parses the command line. With --json, a usage error is reported as JSON too, like every
+/// other error; help and version print as usual.
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+            let text = e.to_string();
+            let message = text.lines().next().unwrap_or_default();
+            let message = message.strip_prefix("error: ").unwrap_or(message);
+            eprintln!(
+                "{}",
+                json!({"Code": "InvalidParameter", "Message": message})
+            );
+            ExitCode::from(2)
+        } else {
+            e.exit()
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,7 +1,8 @@
-//! `hkms alias` (other names of keys) and `hkms instance internet` (the gateway's Internet
-//! endpoint switch).
+//! `hkms instance`: instance-wide switches. `internet` turns the gateway's Internet
+//! endpoint on and off; `key-deletion` blocks or allows scheduling the deletion of any key.
 
 use super::access::Printed;
+use super::hsm::{member_json, members_text};
 use crate::client::Client;
 use crate::proto::*;
 use clap::Subcommand;
@@ -9,87 +10,13 @@ use serde_json::json;
 use tonic::Status;
 
 #[derive(Debug, Subcommand)]
-pub enum AliasCommand {
-    /// Give a key another name, usable wherever a key id is (SDK requests included).
-    ///
-    /// Example: hkms alias create --alias-name alias/orders-db --key-id <KeyId>
-    Create {
-        /// "alias/" followed by letters, digits, '_', '-', '/' (the prefix may be left out).
-        #[arg(long)]
-        alias_name: String,
-        /// The key it names.
-        #[arg(long)]
-        key_id: String,
-    },
-    /// Delete an alias; the key is not touched.
-    Delete {
-        /// The alias to delete.
-        alias_name: String,
-    },
-    /// List aliases (of one key with --key-id).
-    List {
-        #[arg(long, default_value = "")]
-        key_id: String,
-    },
-}
-
-fn alias_json(a: &KeyAlias) -> serde_json::Value {
-    json!({"AliasName": a.alias_name, "KeyId": a.key_id, "CreateTime": a.create_time})
-}
-
-pub async fn alias(c: &mut Client, cmd: &AliasCommand) -> Result<Printed, Status> {
-    Ok(match cmd {
-        AliasCommand::Create { alias_name, key_id } => {
-            let a = c
-                .keys
-                .create_alias(CreateAliasRequest {
-                    alias_name: alias_name.clone(),
-                    key_id: key_id.clone(),
-                })
-                .await?
-                .into_inner()
-                .alias
-                .unwrap_or_default();
-            (
-                format!("{} -> {}", a.alias_name, a.key_id),
-                json!({ "Alias": alias_json(&a) }),
-            )
-        }
-        AliasCommand::Delete { alias_name } => {
-            c.keys
-                .delete_alias(DeleteAliasRequest {
-                    alias_name: alias_name.clone(),
-                })
-                .await?;
-            (format!("{alias_name} deleted"), json!({}))
-        }
-        AliasCommand::List { key_id } => {
-            let r = c
-                .keys
-                .list_aliases(ListAliasesRequest {
-                    key_id: key_id.clone(),
-                })
-                .await?
-                .into_inner();
-            let text = r
-                .aliases
-                .iter()
-                .map(|a| format!("{:<40} {}", a.alias_name, a.key_id))
-                .collect::<Vec<_>>()
-                .join("\n");
-            (
-                text,
-                json!({ "Aliases": r.aliases.iter().map(alias_json).collect::<Vec<_>>() }),
-            )
-        }
-    })
-}
-
-#[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
     /// The gateway's Internet endpoint: off until the instance owner enables it.
     #[command(subcommand)]
     Internet(InternetCommand),
+    /// Instance-wide deletion protection: while blocked, no key's deletion can be scheduled.
+    #[command(subcommand)]
+    KeyDeletion(KeyDeletionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,8 +30,64 @@ pub enum InternetCommand {
     Status,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum KeyDeletionCommand {
+    /// Refuse `hkms key schedule-deletion` for every key.
+    ///
+    /// Whatever each key's own deletion protection; `hkms status` shows KeyDeletionBlocked.
+    Block,
+    /// Allow key deletions to be scheduled again.
+    ///
+    /// Each key's own deletion protection still applies.
+    Allow,
+    /// Show whether key deletion is blocked.
+    Status,
+}
+
+/// Runs `hkms instance ...`.
 pub async fn instance(c: &mut Client, cmd: &InstanceCommand) -> Result<Printed, Status> {
-    let InstanceCommand::Internet(cmd) = cmd;
+    match cmd {
+        InstanceCommand::Internet(cmd) => internet(c, cmd).await,
+        InstanceCommand::KeyDeletion(cmd) => key_deletion(c, cmd).await,
+    }
+}
+
+async fn key_deletion(c: &mut Client, cmd: &KeyDeletionCommand) -> Result<Printed, Status> {
+    let blocked = match cmd {
+        KeyDeletionCommand::Block | KeyDeletionCommand::Allow => {
+            c.admin
+                .set_key_deletion_blocked(SetKeyDeletionBlockedRequest {
+                    blocked: matches!(cmd, KeyDeletionCommand::Block),
+                })
+                .await?
+                .into_inner()
+                .blocked
+        }
+        KeyDeletionCommand::Status => {
+            c.admin
+                .get_status(GetStatusRequest {})
+                .await?
+                .into_inner()
+                .key_deletion_blocked
+        }
+    };
+    Ok((
+        key_deletion_words(blocked).to_owned(),
+        json!({ "KeyDeletionBlocked": blocked }),
+    ))
+}
+
+/// One line on the instance-wide key deletion switch (also in `hkms status`).
+pub fn key_deletion_words(blocked: bool) -> &'static str {
+    if blocked {
+        "Key deletion: blocked (no key's deletion can be scheduled; \
+         `hkms instance key-deletion allow` lifts it)"
+    } else {
+        "Key deletion: allowed (keys without deletion protection can be scheduled for deletion)"
+    }
+}
+
+async fn internet(c: &mut Client, cmd: &InternetCommand) -> Result<Printed, Status> {
     let enabled = match cmd {
         InternetCommand::Enable | InternetCommand::Disable => {
             c.access
@@ -129,5 +112,37 @@ pub async fn instance(c: &mut Client, cmd: &InstanceCommand) -> Result<Printed, 
             if enabled { "enabled" } else { "disabled" }
         ),
         json!({ "InternetAccess": enabled }),
+    ))
+}
+
+/// Runs `hkms status`: the instance, its key deletion switch, every HSM member, and
+/// warnings (ClientKeys about to expire).
+pub async fn status(c: &mut Client) -> Result<Printed, Status> {
+    let r = c.admin.get_status(GetStatusRequest {}).await?.into_inner();
+    let mut text = if r.initialized {
+        format!(
+            "Instance {} (domain key {})\n{}\n",
+            r.instance_id,
+            r.domain_key_id,
+            key_deletion_words(r.key_deletion_blocked)
+        )
+    } else {
+        "Instance not initialised: run `hkms init`.\n".to_owned()
+    };
+    text.push_str(&members_text(&r.members));
+    let warnings = super::access::expiry_warnings(c).await;
+    for w in &warnings {
+        text.push_str(&format!("\nWARNING: {w}"));
+    }
+    Ok((
+        text,
+        json!({
+            "Initialized": r.initialized, "InstanceId": r.instance_id,
+            "DomainKeyId": r.domain_key_id,
+            "KeyDeletionBlocked": r.key_deletion_blocked,
+            "Members": r.members.iter().map(member_json).collect::<Vec<_>>(),
+            "Version": r.version,
+            "Warnings": warnings,
+        }),
     ))
 }
