@@ -6,7 +6,7 @@
 //! nothing can be lost between a decision and a queue. Each job checks, in the same
 //! compare-and-swap that writes its result, that the record still says the job is due at
 //! the time it found: a run that is interrupted and run again, or two runs at once, do the
-//! work once. hkmsd runs due jobs every `[jobs] interval_seconds` and on request
+//! work once. hkmsd runs due jobs every `[limits] jobs_interval_secs` and on request
 //! (`hkms jobs run`); the clock is [`crate::clock`].
 
 use crate::appliance::Appliance;
@@ -91,8 +91,8 @@ pub fn scheduled(app: &Appliance) -> Result<Vec<Job>, KmsError> {
 async fn run(app: &Appliance, job: &Job) -> Result<bool, KmsError> {
     match job.kind {
         Kind::Rotate => versions::rotate_due(app, &job.key_id, job.due).await,
-        Kind::Delete => deletion::destroy_due(app, &job.key_id, job.due),
-        Kind::ExpireMaterial => import::expire_due(app, &job.key_id, job.due),
+        Kind::Delete => deletion::destroy_due(app, &job.key_id, job.due).await,
+        Kind::ExpireMaterial => import::expire_due(app, &job.key_id, job.due).await,
     }
 }
 
@@ -115,10 +115,11 @@ pub async fn run_due(app: &Appliance) -> Result<Vec<JobOutcome>, KmsError> {
             error,
         });
     }
-    let expired = import::forget_params(app, None)?;
+    let expired = import::forget_params(app, import::Stale::Expired)?;
     if expired > 0 {
         tracing::info!(expired, "expired import parameters removed");
     }
+    deletion::sweep(app)?;
     Ok(outcomes)
 }
 

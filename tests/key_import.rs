@@ -394,4 +394,41 @@ async fn imported_material_is_the_key_and_only_the_same_material_comes_back() {
         .unwrap_err();
     assert_eq!(code(e), "ImportTokenExpired");
     assert_eq!(describe(&mut c, &id).await.key_state, "PendingImport");
+
+    // Material deleted while the deletion is pending: cancelling brings the key back
+    // without material (PendingImport), never Disabled with nothing to decrypt with.
+    let p4 = params(&mut c, &id, "RSAES_OAEP_SHA_1").await.unwrap();
+    let wrapped4 = wrap_with_openssl(files.path(), &p4, &material);
+    import(&mut c, &id, &wrapped4, &p4.import_token, 0)
+        .await
+        .unwrap();
+    c.keys
+        .disable_key(DisableKeyRequest { key_id: id.clone() })
+        .await
+        .unwrap();
+    c.keys
+        .schedule_key_deletion(ScheduleKeyDeletionRequest {
+            key_id: id.clone(),
+            pending_window_in_days: 7,
+        })
+        .await
+        .unwrap();
+    let meta = c
+        .keys
+        .delete_key_material(DeleteKeyMaterialRequest { key_id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.key_state, "PendingDeletion");
+    let meta = c
+        .keys
+        .cancel_key_deletion(CancelKeyDeletionRequest { key_id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.key_state, "PendingImport");
 }

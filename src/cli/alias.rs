@@ -23,8 +23,10 @@ pub enum AliasCommand {
     },
     /// Point an existing alias at another key.
     ///
-    /// Requests that name the alias use the new key from then on; ciphertexts name their
-    /// own key, so what the old key encrypted still decrypts.
+    /// Requests that name the alias use the new key from then on. Self-describing
+    /// ciphertexts (hkms encrypt, AdvanceEncrypt) name their own key and still decrypt; a
+    /// bare ciphertext of the instance API's plain Encrypt is decrypted with the key its
+    /// request names, so decrypt those by the old key's id.
     ///
     /// Example: hkms alias update --alias-name alias/orders-db --key-id <NewKeyId>
     Update {

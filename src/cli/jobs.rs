@@ -19,7 +19,7 @@ pub enum JobsCommand {
     List,
     /// Run every job due now and print what each one did.
     ///
-    /// hkmsd also runs them on its own every `[jobs] interval_seconds`; a job that fails is
+    /// hkmsd also runs them on its own every `[limits] jobs_interval_secs`; a job that fails is
     /// tried again on the next run.
     Run,
 }

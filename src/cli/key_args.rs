@@ -94,8 +94,10 @@ pub enum KeyCommand {
     /// The key must be Disabled (or PendingImport) and without deletion protection, and the
     /// instance must allow key deletion (`hkms instance key-deletion`). The key turns
     /// PendingDeletion: every use is refused, and at the end of the pending window its
-    /// material is destroyed for good, every version with it; nothing it encrypted can be
-    /// decrypted again. Until then `hkms key cancel-deletion` brings it back.
+    /// tokens are deleted, every version with it: this appliance can decrypt nothing it
+    /// encrypted any more. A copy of the store made before then still holds them (see
+    /// "Key lifecycle" in the README). Until the date `hkms key cancel-deletion` brings it
+    /// back.
     ///
     /// Example: hkms key schedule-deletion --key-id <KeyId> --pending-window-days 7
     ScheduleDeletion {
@@ -115,8 +117,9 @@ pub enum KeyCommand {
     Protection(ProtectionCommand),
     /// Write the files needed to import material into an EXTERNAL key (BYOK step 2).
     ///
-    /// hkmsd makes a wrapping key pair; its public key and an import token holding the
-    /// private key are written to --output-dir, with the parameters. They are valid for 24
+    /// An HSM makes a wrapping key pair; hkmsd keeps its private half (wrapped under the
+    /// domain key, so any member can use it). Its public key and the import token that
+    /// names it are written to --output-dir, with the parameters. They are valid for 24
     /// hours.
     #[command(after_long_help = BYOK_FLOW)]
     ImportParams(ImportParamsArgs),
@@ -124,7 +127,7 @@ pub enum KeyCommand {
     ///
     /// The material file is read and wrapped here, on this machine, with the public key
     /// written by `import-params` (RSA-OAEP with the algorithm it names); only the wrapped
-    /// material and the import token are sent to hkmsd. The key turns Enabled.
+    /// material and the import token are sent to hkmsd. A PendingImport key turns Enabled.
     #[command(after_long_help = BYOK_FLOW)]
     Import(ImportArgs),
     /// Delete an EXTERNAL key's material now; the key turns PendingImport.
@@ -305,7 +308,7 @@ Bring your own key (BYOK), step by step:
      16 bytes for Aliyun_AES_128 (for example `openssl rand -out key.bin 32`):
        hkms key import --key-id <KeyId> --material key.bin --params-dir ./byok
      The material is encrypted on this machine with the public key (RSA-OAEP); only that
-     ciphertext is sent. The key turns Enabled.
+     ciphertext is sent. The key turns Enabled (a Disabled key stays Disabled).
 
 Expiry: with --expire YYYY-MM-DD, hkmsd deletes the material at 00:00 UTC that day and
 the key turns PendingImport; without it the material never expires.

@@ -3,7 +3,8 @@
 //!
 //! The material is wrapped on the operator's machine with the wrapping public key hkmsd
 //! handed out (RSA-OAEP), so it never travels in plaintext; only hkmsd's HSMs can unwrap
-//! it, with the private key sealed inside the import token.
+//! it, with the private key that hkmsd keeps (wrapped under the domain key) beside the
+//! import token that names it.
 
 use super::access::Printed;
 use super::ca::write_atomic;

@@ -444,9 +444,25 @@ pub fn generate_wrapping_pair(session: &Session, bits: u32) -> Result<WrappingPa
         &public_template,
         &private_template,
     )?;
-    let (n, e) = rsa_public_components(session, public)?;
-    let public_der = openssl::bn::BigNum::from_slice(&n)
-        .and_then(|n| Ok((n, openssl::bn::BigNum::from_slice(&e)?)))
+    let der = rsa_public_components(session, public).and_then(|(n, e)| public_key_der(&n, &e));
+    match der {
+        Ok(public_der) => Ok(WrappingPair {
+            public,
+            private,
+            public_der,
+        }),
+        Err(e) => {
+            let _ = session.destroy_object(private);
+            let _ = session.destroy_object(public);
+            Err(e)
+        }
+    }
+}
+
+/// SubjectPublicKeyInfo DER of an RSA public key given by its modulus and exponent.
+fn public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
+    openssl::bn::BigNum::from_slice(n)
+        .and_then(|n| Ok((n, openssl::bn::BigNum::from_slice(e)?)))
         .and_then(|(n, e)| openssl::rsa::Rsa::from_public_components(n, e))
         .and_then(openssl::pkey::PKey::from_rsa)
         .and_then(|k| k.public_key_to_der())
@@ -455,12 +471,7 @@ pub fn generate_wrapping_pair(session: &Session, bits: u32) -> Result<WrappingPa
                 cryptoki::error::RvError::GeneralError,
                 cryptoki::context::Function::GetAttributeValue,
             )
-        })?;
-    Ok(WrappingPair {
-        public,
-        private,
-        public_der,
-    })
+        })
 }
 
 /// Wraps a wrapping pair's private half under the domain key (part of the import
@@ -527,7 +538,7 @@ pub fn unwrap_imported_material(
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(true),
-            Attribute::Encrypt(true),
+            Attribute::Encrypt(false),
             Attribute::Decrypt(false),
             Attribute::Derive(true),
             Attribute::Wrap(false),

@@ -243,6 +243,25 @@ impl Pool {
         }
     }
 
+    /// Makes every member forget the cached keys of these versions (a key destroyed, or its
+    /// material deleted), each on a blocking thread under the call deadline. Best effort:
+    /// the store no longer holds what those keys served, so nothing can reach them again;
+    /// a member that does not answer drops them when it reconnects.
+    pub async fn forget_versions(&self, versions: &[String]) {
+        for member in self.members() {
+            let versions = versions.to_vec();
+            let forgot = self
+                .blocking(&member, move |m| {
+                    versions.iter().for_each(|v| m.forget_version(v));
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = forgot {
+                tracing::warn!(member = %member.name, "cached keys not forgotten now: {e}");
+            }
+        }
+    }
+
     /// Runs a repair step on a blocking thread, under the call deadline.
     async fn blocking(
         &self,

@@ -3,9 +3,9 @@
 //! A key is deleted in two steps. `ScheduleKeyDeletion` (the key must be Disabled, or
 //! PendingImport) starts a pending window of 7 to 366 days: the key is `PendingDeletion` and
 //! refuses every use; `CancelKeyDeletion` brings it back, Disabled (PendingImport when it
-//! has no material). When the window ends, the clock job ([`crate::jobs`]) destroys it:
-//! its aliases, then its record, every token and its versions in one transaction, and the
-//! members forget its unwrapped keys. From then on nothing in the store can decrypt what
+//! has no material), until the date. When the window ends, the clock job ([`crate::jobs`])
+//! destroys it: its record, every token and its versions in one transaction, then its
+//! aliases and import parameters, and the members forget its unwrapped keys. From then on nothing in the store can decrypt what
 //! the key encrypted (the README says what a copy of the store made before can still do).
 //!
 //! Deletion protection, per key (`SetDeletionProtection`) or for the whole instance
@@ -13,8 +13,8 @@
 //! scheduled (cancel it).
 
 use super::{
-    change_key, describe, KeyRecord, STATE_DISABLED, STATE_ENABLED, STATE_PENDING_DELETION,
-    STATE_PENDING_IMPORT,
+    change_key, describe, KeyRecord, ORIGIN_EXTERNAL, STATE_DISABLED, STATE_ENABLED,
+    STATE_PENDING_DELETION, STATE_PENDING_IMPORT,
 };
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
@@ -109,14 +109,8 @@ pub fn schedule(app: &Appliance, key_id: &str, window_days: u32) -> Result<KeyRe
 }
 
 /// Cancels a scheduled deletion: the key is Disabled again, or PendingImport when it has no
-/// material.
+/// material. Refused once the date has passed (the next job run destroys the key).
 pub fn cancel(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
-    let has_material = {
-        let k = describe(app, key_id)?;
-        app.store
-            .key_token(key_id, &k.primary_key_version)?
-            .is_some()
-    };
     let record = change_key(app, key_id, |k| {
         if k.key_state != STATE_PENDING_DELETION {
             return Err(KmsError::new(
@@ -124,6 +118,16 @@ pub fn cancel(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
                 format!("key {key_id} is {}, not PendingDeletion", k.key_state),
             ));
         }
+        if crate::clock::now_unix() >= k.deletion_unix {
+            return Err(KmsError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "the deletion date of key {key_id} ({}) has passed; it is being destroyed",
+                    crate::clock::rfc3339(k.deletion_unix)
+                ),
+            ));
+        }
+        let has_material = k.origin != ORIGIN_EXTERNAL || k.material_present;
         Ok(KeyRecord {
             key_state: if has_material {
                 STATE_DISABLED
@@ -167,8 +171,10 @@ pub fn set_protection(
 }
 
 /// Destroys a key whose pending window ended at `due`; `false` when there is nothing to do
-/// (deleted already, cancelled, or rescheduled).
-pub fn destroy_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsError> {
+/// (deleted already, cancelled, or rescheduled). The record, every token and the version
+/// index go in one transaction; the key's aliases and import parameters after it (an
+/// interrupted run leaves them to [`sweep`]).
+pub async fn destroy_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsError> {
     let key = match app.store.key(key_id)? {
         Some(k) => k,
         None => return Ok(false),
@@ -179,23 +185,27 @@ pub fn destroy_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsE
     {
         return Ok(false);
     }
-    // Aliases first: should the run stop here, the key is still PendingDeletion and the
-    // next run finishes the work.
-    for alias in super::alias::list(app, key_id)? {
-        match super::alias::delete(app, &alias.alias_name) {
-            Err(e) if e.code != ErrorCode::ResourceNotFound => return Err(e),
-            _ => {}
-        }
-    }
-    super::import::forget_params(app, Some(key_id))?;
     if !app.store.delete_key(&key)? {
         return Ok(false);
     }
-    for m in app.pool.members() {
-        for v in &key.key_versions {
-            m.forget_version(v);
+    tracing::warn!(key_id = %key_id, versions = key.key_versions.len(), "key destroyed: its tokens are deleted and nothing it encrypted can be decrypted");
+    sweep(app)?;
+    app.pool.forget_versions(&key.key_versions).await;
+    Ok(true)
+}
+
+/// Removes aliases and import parameters whose key no longer exists.
+pub fn sweep(app: &Appliance) -> Result<(), KmsError> {
+    for alias in super::alias::list(app, "")? {
+        if app.store.key(&alias.key_id)?.is_none() {
+            match super::alias::delete(app, &alias.alias_name) {
+                Err(e) if e.code != ErrorCode::ResourceNotFound => return Err(e),
+                _ => {
+                    tracing::info!(alias = %alias.alias_name, key_id = %alias.key_id, "alias of a destroyed key removed")
+                }
+            }
         }
     }
-    tracing::warn!(key_id = %key_id, versions = key.key_versions.len(), "key destroyed: its tokens are deleted and nothing it encrypted can be decrypted");
-    Ok(true)
+    super::import::forget_params(app, super::import::Stale::OfMissingKeys)?;
+    Ok(())
 }

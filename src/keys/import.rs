@@ -9,7 +9,8 @@
 //!    machine (`hkms key import` does it with OpenSSL).
 //! 4. `ImportKeyMaterial`: inside an HSM, the wrapping key unwraps the material; it becomes
 //!    the version's token ([`token::from_material`]) and its check value is computed there
-//!    too. The material never exists in hkmsd's memory in plaintext.
+//!    too. The material never exists in hkmsd's memory in plaintext. The import token is a
+//!    random 128-bit name of the stored parameters, bound to one key.
 //! 5. Material may expire (the clock job deletes it) or be deleted (`DeleteKeyMaterial`):
 //!    the key is `PendingImport` and its ciphertexts are unreadable until the *same*
 //!    material is imported again, which the check value decides; other material is refused
@@ -76,11 +77,20 @@ fn wrapping(app: &Appliance, name: &str) -> Result<(&'static str, ImportWrapping
             }
         };
     for m in app.pool.members() {
-        if m.has_mechanism(cryptoki_sys::CKM_RSA_PKCS_OAEP) == Some(false) {
-            return Err(unsupported(format!(
-                "HSM member {} lacks CKM_RSA_PKCS_OAEP, which {name} needs",
-                m.name
-            )));
+        for (ckm, label, what) in [
+            (cryptoki_sys::CKM_RSA_PKCS_OAEP, "CKM_RSA_PKCS_OAEP", name),
+            (
+                cryptoki_sys::CKM_AES_CBC_ENCRYPT_DATA,
+                "CKM_AES_CBC_ENCRYPT_DATA",
+                "deriving the AES-CBC key of imported material",
+            ),
+        ] {
+            if m.has_mechanism(ckm) == Some(false) {
+                return Err(unsupported(format!(
+                    "HSM member {} lacks {label}, which {what} needs",
+                    m.name
+                )));
+            }
         }
         if wrapping == ImportWrapping::OaepSha256 {
             let profile = &m.config().profile;
@@ -316,16 +326,19 @@ pub async fn import_material(
     let (tok, check) = match outcome {
         Unwrapped::Token(t, c) => (t, c),
         Unwrapped::WrongLength(n) => {
-            return Err(KmsError::invalid(format!(
-                "the key material is {} bytes; key spec {} needs {}",
-                if n * 8 == bits as usize {
-                    "not".to_owned()
-                } else {
-                    n.to_string()
-                },
-                key.key_spec,
-                bits / 8
-            )))
+            return Err(KmsError::invalid(if n * 8 == bits as usize {
+                format!(
+                    "the key material is not an AES key of {} bytes, as key spec {} needs",
+                    bits / 8,
+                    key.key_spec
+                )
+            } else {
+                format!(
+                    "the key material is {n} bytes; key spec {} needs {}",
+                    key.key_spec,
+                    bits / 8
+                )
+            }))
         }
         Unwrapped::Mismatch => {
             return Err(KmsError::new(
@@ -343,39 +356,46 @@ pub async fn import_material(
     }
     new.material_check = check;
     new.material_expire_unix = expire_unix;
+    new.material_present = true;
     if !app
         .store
         .commit_key_change(&key, &new, TokenChange::Put(&tok))?
     {
         return Err(StoreError::Conflict.into());
     }
-    for m in app.pool.members() {
-        m.forget_version(&key.primary_key_version);
-    }
+    app.pool
+        .forget_versions(std::slice::from_ref(&key.primary_key_version))
+        .await;
     tracing::info!(key_id = %key_id, expires = expire_unix, "key material imported");
     Ok(new)
 }
 
 /// Deletes an EXTERNAL key's material: `PendingImport` (a key pending deletion stays so).
-pub fn delete_material(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
+pub async fn delete_material(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsError> {
     let key = describe(app, key_id)?;
     if key.origin != ORIGIN_EXTERNAL {
         return Err(KmsError::new(
             ErrorCode::InvalidState,
             format!(
-                "key {key_id} was generated inside the HSMs; only imported material can be deleted"
+                "key {key_id} was generated inside the HSMs; only imported material can be \
+                 deleted"
             ),
         ));
     }
-    remove_material(app, &key, "deleted")
+    remove_material(app, &key, "deleted").await
 }
 
-fn remove_material(app: &Appliance, key: &KeyRecord, why: &str) -> Result<KeyRecord, KmsError> {
+async fn remove_material(
+    app: &Appliance,
+    key: &KeyRecord,
+    why: &str,
+) -> Result<KeyRecord, KmsError> {
     let mut new = key.clone();
     if new.key_state != STATE_PENDING_DELETION {
         new.key_state = STATE_PENDING_IMPORT.to_owned();
     }
     new.material_expire_unix = 0;
+    new.material_present = false;
     let version = key.primary_key_version.clone();
     if !app
         .store
@@ -383,37 +403,46 @@ fn remove_material(app: &Appliance, key: &KeyRecord, why: &str) -> Result<KeyRec
     {
         return Err(StoreError::Conflict.into());
     }
-    for m in app.pool.members() {
-        m.forget_version(&version);
-    }
-    tracing::warn!(key_id = %key.key_id, "key material {why}: the key is PendingImport until the same material is imported again");
+    app.pool
+        .forget_versions(std::slice::from_ref(&version))
+        .await;
+    tracing::warn!(key_id = %key.key_id, state = %new.key_state, "key material {why}: nothing the key encrypted can be decrypted until the same material is imported again");
     Ok(new)
 }
 
 /// Deletes material that expired at `due`; `false` when there is nothing to do.
-pub fn expire_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsError> {
+pub async fn expire_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsError> {
     let Some(key) = app.store.key(key_id)? else {
         return Ok(false);
     };
     if key.material_expire_unix != due || due == 0 || crate::clock::now_unix() < due {
         return Ok(false);
     }
-    match remove_material(app, &key, "expired") {
+    match remove_material(app, &key, "expired").await {
         Ok(_) => Ok(true),
         Err(e) if e.code == ErrorCode::Conflict => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// Removes import parameters: those of `key_id`, or (with `None`) every expired one.
-pub fn forget_params(app: &Appliance, key_id: Option<&str>) -> Result<usize, KmsError> {
+/// Which import parameters [`forget_params`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Past their 24 hours.
+    Expired,
+    /// Issued for keys that no longer exist.
+    OfMissingKeys,
+}
+
+/// Removes stale import parameters; returns how many.
+pub fn forget_params(app: &Appliance, which: Stale) -> Result<usize, KmsError> {
     let now = crate::clock::now_unix();
     let mut removed = 0;
     for (id, bytes) in app.store.list_named(Space::ImportParams)? {
         let stale = match ImportParamsRecord::decode(bytes.as_slice()) {
-            Ok(p) => match key_id {
-                Some(k) => p.key_id == k,
-                None => p.expire_unix <= now,
+            Ok(p) => match which {
+                Stale::Expired => p.expire_unix <= now,
+                Stale::OfMissingKeys => app.store.key(&p.key_id)?.is_none(),
             },
             Err(_) => true,
         };

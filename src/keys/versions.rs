@@ -73,7 +73,8 @@ async fn rotate(
     for _ in 0..8 {
         let key = describe(app, key_id)?;
         if let Some(due) = due {
-            if !key.automatic_rotation || key.next_rotation_unix != due {
+            // Turned off, rotated by another run, or disabled since it was found due.
+            if !rotation_may_run(&key) || key.next_rotation_unix != due {
                 return Ok(None);
             }
         }

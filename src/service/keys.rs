@@ -343,12 +343,13 @@ impl KeyService for KeyApi {
         req: Request<DeleteKeyMaterialRequest>,
     ) -> Reply<DeleteKeyMaterialResponse> {
         let app = &*self.0;
-        operator_call(req, "DeleteKeyMaterial", |r| {
-            let k = import::delete_material(app, &resolve(app, &r.key_id)?)?;
+        operator_call_async(req, "DeleteKeyMaterial", |r| async move {
+            let k = import::delete_material(app, &resolve(app, &r.key_id)?).await?;
             Ok(DeleteKeyMaterialResponse {
                 key_metadata: meta(k),
             })
         })
+        .await
     }
 
     async fn tag_resource(&self, req: Request<TagResourceRequest>) -> Reply<TagResourceResponse> {

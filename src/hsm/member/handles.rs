@@ -45,6 +45,8 @@ impl Member {
     }
 
     /// Forgets the cached keys of one key version (deleted, or its material deleted).
+    /// Blocking (it waits for the connection, which a hung call may hold): the pool runs it
+    /// on a blocking thread under the call deadline ([`crate::hsm::Pool::forget_versions`]).
     pub fn forget_version(&self, key_version_id: &str) {
         let mut conn = lock(&self.conn);
         if let Some(conn) = conn.as_mut() {
@@ -58,15 +60,11 @@ impl Member {
         }
     }
 
-    /// Whether the member's token offers mechanism `ckm` (a `CKM_*` value; `None` when the
-    /// member is not connected or does not answer).
+    /// Whether the member's token offers mechanism `ckm` (a `CKM_*` value), from the list
+    /// read when it connected; `None` when it has not connected yet. Makes no PKCS#11 call.
     pub fn has_mechanism(&self, ckm: cryptoki_sys::CK_MECHANISM_TYPE) -> Option<bool> {
-        let conn = lock(&self.conn);
-        let conn = conn.as_ref()?;
-        conn.ctx
-            .get_mechanism_list(conn.slot)
-            .ok()
-            .map(|list| list.iter().any(|m| **m == ckm))
+        let list = lock(&self.mechanisms);
+        (!list.is_empty()).then(|| list.contains(&ckm))
     }
 
     /// Forgets every cached key handle (destroying the session objects behind them).

@@ -104,6 +104,8 @@ pub struct Member {
     /// Whether this member's domain key carries hkms's unwrap template ([`UnwrapTemplate`]).
     unwrap_template: AtomicU8,
     last_error: Mutex<String>,
+    /// The token's mechanisms (`CKM_*`), read when the member connects; empty before.
+    mechanisms: Mutex<Vec<cryptoki_sys::CK_MECHANISM_TYPE>>,
     config: MemberConfig,
 }
 
@@ -173,6 +175,7 @@ impl Member {
             unwrap_template: AtomicU8::new(UnwrapTemplate::Unknown as u8),
             last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
+            mechanisms: Mutex::new(Vec::new()),
             config: cfg.clone(),
         }
     }
@@ -327,6 +330,9 @@ impl Member {
             message,
         })?;
         let slot = self.find_slot(&ctx)?;
+        if let Ok(list) = ctx.get_mechanism_list(slot) {
+            *lock(&self.mechanisms) = list.iter().map(|m| **m).collect();
+        }
         let login = ctx.open_rw_session(slot).map_err(|e| self.err(e))?;
         match login.login(UserType::User, Some(&pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
