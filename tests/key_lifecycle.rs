@@ -363,6 +363,19 @@ async fn a_scheduled_deletion_destroys_the_key_when_its_window_ends() {
         code(schedule(&mut c, &key, 7).await.unwrap_err()),
         "DeletionProtected"
     );
+    // Any operator may block; only the instance owner (root here) may allow again.
+    d.set_access(&format!(
+        "operator_uids = [0, 4242]\ngateway_uids = [{}]",
+        common::GATEWAY_UID
+    ));
+    let mut other = d.client_as(4242).await;
+    let e = other
+        .admin
+        .set_key_deletion_blocked(SetKeyDeletionBlockedRequest { blocked: false })
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), "Forbidden");
+    let mut c = d.client().await;
     c.admin
         .set_key_deletion_blocked(SetKeyDeletionBlockedRequest { blocked: false })
         .await
