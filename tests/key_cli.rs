@@ -2,9 +2,12 @@
 //! against a real hkmsd on SoftHSM2, with the test clock: the whole lifecycle as an
 //! operator drives it, including bring-your-own-key with the material wrapped by the CLI.
 
+#[path = "support/clock.rs"]
+mod clock;
 mod common;
 
-use common::{Daemon, MemberSpec, TestClock};
+use clock::TestClock;
+use common::{Daemon, MemberSpec};
 use serde_json::Value;
 
 fn s(v: &Value) -> String {

@@ -1,9 +1,12 @@
 //! Bring your own key on real SoftHSM2 members: material wrapped by the `openssl` CLI with
 //! the wrapping public key, imported, used, expired, deleted and imported again.
 
+#[path = "support/clock.rs"]
+mod clock;
 mod common;
 
-use common::{code, Daemon, MemberSpec, TestClock};
+use clock::TestClock;
+use common::{code, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};

@@ -2,9 +2,12 @@
 //! deletion with protection, and the clock jobs, driven by the test clock (a debug build
 //! of hkmsd adds the offset written in `HKMS_TEST_CLOCK_FILE`).
 
+#[path = "support/clock.rs"]
+mod clock;
 mod common;
 
-use common::{code, create_key, Daemon, MemberSpec, TestClock};
+use clock::TestClock;
+use common::{code, create_key, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
 use std::time::{Duration, Instant};
