@@ -177,23 +177,21 @@ async fn decrypt(c: &mut Client, blob: &[u8]) -> Result<Vec<u8>, tonic::Status> 
         .map(|r| r.into_inner().plaintext)
 }
 
+async fn drain(c: &mut Client, name: &str, resume: bool) {
+    c.admin
+        .drain_member(DrainMemberRequest {
+            name: name.into(),
+            resume,
+        })
+        .await
+        .unwrap();
+}
+
 async fn on_each_member(c: &mut Client, blob: &[u8], text: &[u8]) {
     for drained in ["hsm-1", "hsm-0"] {
-        c.admin
-            .drain_member(DrainMemberRequest {
-                name: drained.into(),
-                resume: false,
-            })
-            .await
-            .unwrap();
+        drain(c, drained, false).await;
         let r = decrypt(c, blob).await;
-        c.admin
-            .drain_member(DrainMemberRequest {
-                name: drained.into(),
-                resume: true,
-            })
-            .await
-            .unwrap();
+        drain(c, drained, true).await;
         assert_eq!(r.unwrap(), text, "with {drained} drained");
     }
 }
@@ -348,7 +346,12 @@ async fn imported_material_is_the_key_and_only_the_same_material_comes_back() {
         code(decrypt(&mut c, &outside).await.unwrap_err()),
         "KeyPendingImport"
     );
+    // Parameters made on one member serve an import on the other: the wrapping key is a
+    // token under the domain key, not an object of one HSM.
+    drain(&mut c, "hsm-1", false).await;
     let p2 = params(&mut c, &id, "").await.unwrap();
+    drain(&mut c, "hsm-1", true).await;
+    drain(&mut c, "hsm-0", false).await;
     let mut different = material;
     different[0] ^= 0xff;
     let wrapped_other = wrap_with_openssl(files.path(), &p2, &different);
@@ -362,6 +365,7 @@ async fn imported_material_is_the_key_and_only_the_same_material_comes_back() {
     let meta = import(&mut c, &id, &wrapped_again, &p2.import_token, expire)
         .await
         .unwrap();
+    drain(&mut c, "hsm-0", true).await;
     assert_eq!(meta.key_state, "Enabled");
     on_each_member(&mut c, &outside, b"made outside").await;
     on_each_member(&mut c, &inside.ciphertext_blob, b"made inside").await;
