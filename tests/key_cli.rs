@@ -280,6 +280,45 @@ fn the_cli_imports_material_it_wraps_on_the_operators_machine() {
     assert_eq!(base64_decode(&s(&dec["Plaintext"])), b"byok", "{dec}");
 }
 
+#[test]
+fn the_cli_wraps_rsa_aes_style_when_the_parameters_say_so() {
+    let clock = TestClock::default();
+    let d = daemon(&clock);
+    let files = tempfile::tempdir().unwrap();
+    let key = s(&d.cli_json(&["key", "create", "--origin", "EXTERNAL"])["KeyMetadata"]["KeyId"]);
+    let dir = files.path().join("params");
+    let params = d.cli_json(&[
+        "key",
+        "import-params",
+        &key,
+        "--wrapping-algorithm",
+        "RSA_AES_KEY_WRAP_SHA_1",
+        "--output-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        params["WrappingAlgorithm"], "RSA_AES_KEY_WRAP_SHA_1",
+        "{params}"
+    );
+    let material = files.path().join("key.bin");
+    let mut raw = [0u8; 32];
+    openssl::rand::rand_bytes(&mut raw).unwrap();
+    std::fs::write(&material, raw).unwrap();
+    let imported = d.cli_json(&[
+        "key",
+        "import",
+        &key,
+        "--material",
+        material.to_str().unwrap(),
+        "--params-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(imported["KeyMetadata"]["KeyState"], "Enabled");
+    let enc = d.cli_json(&["encrypt", "--key-id", &key, "--plaintext", "rsa-aes"]);
+    let dec = d.cli_json(&["decrypt", "--ciphertext-blob", &s(&enc["CiphertextBlob"])]);
+    assert_eq!(base64_decode(&s(&dec["Plaintext"])), b"rsa-aes");
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()

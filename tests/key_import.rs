@@ -120,6 +120,44 @@ async fn import(
         .map(|r| r.into_inner().key_metadata.unwrap())
 }
 
+/// `material` wrapped RSA-AES style by the openssl CLI: a fresh AES-256 key under RSA-OAEP
+/// (SHA-1), then the material under that key with AES key wrap with padding (RFC 5649).
+fn rsa_aes_wrap_with_openssl(
+    dir: &Path,
+    p: &GetParametersForImportResponse,
+    material: &[u8],
+) -> Vec<u8> {
+    let mut aes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut aes).unwrap();
+    let head = wrap_with_openssl(dir, p, &aes);
+    let (plain, wrapped) = (dir.join("material.bin"), dir.join("kwp.bin"));
+    std::fs::write(&plain, material).unwrap();
+    let hex: String = aes.iter().map(|b| format!("{b:02x}")).collect();
+    let out = Command::new("openssl")
+        .args([
+            "enc",
+            "-id-aes256-wrap-pad",
+            "-K",
+            &hex,
+            "-iv",
+            "A65959A6",
+            "-in",
+        ])
+        .arg(&plain)
+        .arg("-out")
+        .arg(&wrapped)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut all = head;
+    all.extend(std::fs::read(&wrapped).unwrap());
+    all
+}
+
 /// An AES-GCM ciphertext in hkms's documented format (`src/crypto/ciphertext.rs`), made
 /// here with the raw material: magic "hk", format 2, algorithm 1, key id, version id, IV,
 /// then ciphertext and tag, the header and the caller's AAD authenticated.
@@ -225,7 +263,7 @@ async fn imported_material_is_the_key_and_only_the_same_material_comes_back() {
         .await
         .unwrap_err();
     assert_eq!(code(e.clone()), "UnsupportedAlgorithm");
-    assert!(e.message().contains("CKM_RSA_AES_KEY_WRAP"), "{e:?}");
+    assert!(e.message().contains("SHA-1 only"), "{e:?}");
     let e = params(&mut c, &id, "RSAES_PKCS1_V1_5").await.unwrap_err();
     assert_eq!(code(e), "UnsupportedAlgorithm");
     assert_eq!(
@@ -438,4 +476,72 @@ async fn imported_material_is_the_key_and_only_the_same_material_comes_back() {
         .key_metadata
         .unwrap();
     assert_eq!(meta.key_state, "PendingImport");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_aes_key_wrap_imports_an_aes_128_key() {
+    let clock = TestClock::default();
+    let d = daemon(&clock);
+    let mut c = d.client().await;
+    let files = tempfile::tempdir().unwrap();
+    let key = create_external(&mut c, "Aliyun_AES_128").await;
+    let id = key.key_id.clone();
+    let p = params(&mut c, &id, "RSA_AES_KEY_WRAP_SHA_1").await.unwrap();
+    assert_eq!(p.wrapping_algorithm, "RSA_AES_KEY_WRAP_SHA_1");
+    let mut material = [0u8; 16];
+    openssl::rand::rand_bytes(&mut material).unwrap();
+
+    // A plain OAEP wrapping does not pass for RSA-AES, nor a damaged AES half.
+    let oaep_only = wrap_with_openssl(files.path(), &p, &material);
+    assert_eq!(
+        code(
+            import(&mut c, &id, &oaep_only, &p.import_token, 0)
+                .await
+                .unwrap_err()
+        ),
+        "InvalidParameter"
+    );
+    let mut wrapped = rsa_aes_wrap_with_openssl(files.path(), &p, &material);
+    let last = wrapped.len() - 1;
+    wrapped[last] ^= 1;
+    assert_eq!(
+        code(
+            import(&mut c, &id, &wrapped, &p.import_token, 0)
+                .await
+                .unwrap_err()
+        ),
+        "InvalidParameter"
+    );
+    assert_eq!(describe(&mut c, &id).await.key_state, "PendingImport");
+
+    let wrapped = rsa_aes_wrap_with_openssl(files.path(), &p, &material);
+    let meta = import(&mut c, &id, &wrapped, &p.import_token, 0)
+        .await
+        .unwrap();
+    assert_eq!(meta.key_state, "Enabled");
+    let enc = c
+        .crypto
+        .encrypt(EncryptRequest {
+            key_id: id.clone(),
+            plaintext: b"wrapped twice".to_vec(),
+            aad: b"tenant=7".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let blob = enc.ciphertext_blob;
+    let (header, rest) = blob.split_at(48);
+    let (body, tag) = rest.split_at(rest.len() - 16);
+    let mut aad = header.to_vec();
+    aad.extend(b"tenant=7");
+    let opened = decrypt_aead(
+        Cipher::aes_128_gcm(),
+        &material,
+        Some(&header[36..48]),
+        &aad,
+        body,
+        tag,
+    )
+    .unwrap();
+    assert_eq!(opened, b"wrapped twice");
 }

@@ -323,10 +323,14 @@ safe copy of it.";
 pub struct ImportParamsArgs {
     #[command(flatten)]
     pub key: KeyRef,
-    /// How the material will be wrapped: RSAES_OAEP_SHA_1 (every HSM supports it) or
-    /// RSAES_OAEP_SHA_256 (refused, with the reason, when a member HSM cannot unwrap it).
+    /// How the material will be wrapped: RSAES_OAEP_SHA_1 (every HSM supports it),
+    /// RSAES_OAEP_SHA_256, or RSA_AES_KEY_WRAP_SHA_1 / _SHA_256 (a fresh AES key under
+    /// RSA-OAEP, then the material under it with AES key wrap, RFC 5649). A SHA-256 variant
+    /// is refused, with the reason, when a member HSM cannot unwrap it (SoftHSM2 cannot).
+    /// `hkms key import` wraps as the parameters say.
     #[arg(long, default_value = "RSAES_OAEP_SHA_1",
-          value_parser = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"])]
+          value_parser = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256",
+                          "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256"])]
     pub wrapping_algorithm: String,
     /// Size of the wrapping RSA key.
     #[arg(long, default_value = "RSA_2048", value_parser = ["RSA_2048", "RSA_3072", "RSA_4096"])]

@@ -41,36 +41,48 @@ struct ParamsFile {
     token_expire_time: String,
 }
 
-/// RSA-OAEP as the import parameters name it; MGF1 uses the same digest.
+/// How the material is wrapped for the wrapping public key, as the import parameters say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Oaep {
-    Sha1,
-    Sha256,
+pub enum Wrapping {
+    /// `RSAES_OAEP_SHA_1`: RSA-OAEP (SHA-1, MGF1-SHA1) of the material.
+    OaepSha1,
+    /// `RSAES_OAEP_SHA_256`: RSA-OAEP (SHA-256, MGF1-SHA256) of the material.
+    OaepSha256,
+    /// `RSA_AES_KEY_WRAP_SHA_1`: RSA-OAEP (SHA-1) of a fresh AES-256 key, then the material
+    /// wrapped under that key (AES key wrap with padding, RFC 5649).
+    RsaAesSha1,
+    /// `RSA_AES_KEY_WRAP_SHA_256`: the same with SHA-256.
+    RsaAesSha256,
 }
 
-impl Oaep {
-    /// `RSAES_OAEP_SHA_1` or `RSAES_OAEP_SHA_256`.
-    pub fn from_name(name: &str) -> Result<Oaep, String> {
+impl Wrapping {
+    /// The wrapping algorithm by its API name.
+    pub fn from_name(name: &str) -> Result<Wrapping, String> {
         match name {
-            "RSAES_OAEP_SHA_1" => Ok(Oaep::Sha1),
-            "RSAES_OAEP_SHA_256" => Ok(Oaep::Sha256),
+            "RSAES_OAEP_SHA_1" => Ok(Wrapping::OaepSha1),
+            "RSAES_OAEP_SHA_256" => Ok(Wrapping::OaepSha256),
+            "RSA_AES_KEY_WRAP_SHA_1" => Ok(Wrapping::RsaAesSha1),
+            "RSA_AES_KEY_WRAP_SHA_256" => Ok(Wrapping::RsaAesSha256),
             other => Err(format!("unknown wrapping algorithm {other:?}")),
         }
     }
 
     fn digest(self) -> MessageDigest {
         match self {
-            Oaep::Sha1 => MessageDigest::sha1(),
-            Oaep::Sha256 => MessageDigest::sha256(),
+            Wrapping::OaepSha1 | Wrapping::RsaAesSha1 => MessageDigest::sha1(),
+            Wrapping::OaepSha256 | Wrapping::RsaAesSha256 => MessageDigest::sha256(),
         }
+    }
+
+    fn rsa_aes(self) -> bool {
+        matches!(self, Wrapping::RsaAesSha1 | Wrapping::RsaAesSha256)
     }
 }
 
-/// Encrypts `material` with the RSA public key in `public_key_pem` (RSA-OAEP, `oaep`'s
-/// digest for both OAEP and MGF1).
+/// Wraps `material` for the RSA public key in `public_key_pem` as `wrapping` says.
 pub fn wrap_material(
     public_key_pem: &[u8],
-    oaep: Oaep,
+    wrapping: Wrapping,
     material: &[u8],
 ) -> Result<Vec<u8>, String> {
     let err = |e: openssl::error::ErrorStack| format!("cannot wrap the material: {e}");
@@ -79,13 +91,37 @@ pub fn wrap_material(
     if key.id() != Id::RSA {
         return Err("the wrapping public key is not an RSA key".into());
     }
-    let mut enc = Encrypter::new(&key).map_err(err)?;
-    enc.set_rsa_padding(Padding::PKCS1_OAEP).map_err(err)?;
-    enc.set_rsa_oaep_md(oaep.digest()).map_err(err)?;
-    enc.set_rsa_mgf1_md(oaep.digest()).map_err(err)?;
-    let mut out = vec![0; enc.encrypt_len(material).map_err(err)?];
-    let n = enc.encrypt(material, &mut out).map_err(err)?;
-    out.truncate(n);
+    let rsa_oaep = |data: &[u8]| -> Result<Vec<u8>, String> {
+        let mut enc = Encrypter::new(&key).map_err(err)?;
+        enc.set_rsa_padding(Padding::PKCS1_OAEP).map_err(err)?;
+        enc.set_rsa_oaep_md(wrapping.digest()).map_err(err)?;
+        enc.set_rsa_mgf1_md(wrapping.digest()).map_err(err)?;
+        let mut out = vec![0; enc.encrypt_len(data).map_err(err)?];
+        let n = enc.encrypt(data, &mut out).map_err(err)?;
+        out.truncate(n);
+        Ok(out)
+    };
+    if !wrapping.rsa_aes() {
+        return rsa_oaep(material);
+    }
+    let mut ephemeral = Zeroizing::new(vec![0u8; 32]);
+    openssl::rand::rand_bytes(&mut ephemeral).map_err(err)?;
+    let mut out = rsa_oaep(&ephemeral)?;
+    out.extend(aes_key_wrap_pad(&ephemeral, material).map_err(err)?);
+    Ok(out)
+}
+
+/// AES-256 key wrap with padding (RFC 5649) of `data` under `key`.
+fn aes_key_wrap_pad(key: &[u8], data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    use openssl::cipher::Cipher;
+    use openssl::cipher_ctx::{CipherCtx, CipherCtxFlags};
+    let mut ctx = CipherCtx::new()?;
+    ctx.set_flags(CipherCtxFlags::FLAG_WRAP_ALLOW);
+    ctx.encrypt_init(Some(Cipher::aes_256_wrap_pad()), Some(key), None)?;
+    let mut out = vec![0; data.len() + 16 + 8];
+    let n = ctx.cipher_update(data, Some(&mut out))?;
+    let m = ctx.cipher_final(&mut out[n..])?;
+    out.truncate(n + m);
     Ok(out)
 }
 
@@ -210,7 +246,7 @@ pub async fn import(c: &mut Client, a: &ImportArgs) -> Result<Printed, Status> {
     let dir = &a.params_dir;
     let params: ParamsFile = serde_json::from_slice(&read_file(&dir.join(PARAMS_FILE))?)
         .map_err(|e| usage(format!("{}: {e}", dir.join(PARAMS_FILE).display())))?;
-    let oaep = Oaep::from_name(&params.wrapping_algorithm).map_err(usage)?;
+    let oaep = Wrapping::from_name(&params.wrapping_algorithm).map_err(usage)?;
     let pem = read_file(&dir.join(PUBLIC_KEY_FILE))?;
     let token = read_file(&dir.join(TOKEN_FILE))?;
     let material = read_material(&a.material).map_err(usage)?;
@@ -278,7 +314,7 @@ mod tests {
     use openssl::pkey::Private;
     use openssl::rsa::Rsa;
 
-    fn unwrap(key: &PKey<Private>, oaep: Oaep, wrapped: &[u8]) -> Vec<u8> {
+    fn unwrap(key: &PKey<Private>, oaep: Wrapping, wrapped: &[u8]) -> Vec<u8> {
         let mut dec = Decrypter::new(key).unwrap();
         dec.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
         dec.set_rsa_oaep_md(oaep.digest()).unwrap();
@@ -294,10 +330,10 @@ mod tests {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let pem = key.public_key_to_pem().unwrap();
         for (oaep, name) in [
-            (Oaep::Sha1, "RSAES_OAEP_SHA_1"),
-            (Oaep::Sha256, "RSAES_OAEP_SHA_256"),
+            (Wrapping::OaepSha1, "RSAES_OAEP_SHA_1"),
+            (Wrapping::OaepSha256, "RSAES_OAEP_SHA_256"),
         ] {
-            assert_eq!(Oaep::from_name(name), Ok(oaep));
+            assert_eq!(Wrapping::from_name(name), Ok(oaep));
             for len in [16, 32] {
                 let material: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(7)).collect();
                 let wrapped = wrap_material(&pem, oaep, &material).unwrap();
@@ -307,7 +343,7 @@ mod tests {
             }
         }
         // SHA-1 and SHA-256 wrappings are not interchangeable.
-        let wrapped = wrap_material(&pem, Oaep::Sha256, &[1; 32]).unwrap();
+        let wrapped = wrap_material(&pem, Wrapping::OaepSha256, &[1; 32]).unwrap();
         let mut dec = Decrypter::new(&key).unwrap();
         dec.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
         dec.set_rsa_oaep_md(MessageDigest::sha1()).unwrap();
@@ -316,16 +352,50 @@ mod tests {
     }
 
     #[test]
+    fn rsa_aes_wrapping_is_an_oaep_wrapped_aes_key_then_rfc_5649() {
+        use openssl::cipher::Cipher;
+        use openssl::cipher_ctx::{CipherCtx, CipherCtxFlags};
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let pem = key.public_key_to_pem().unwrap();
+        let material = [9u8; 32];
+        for (wrapping, digest) in [
+            (Wrapping::RsaAesSha1, MessageDigest::sha1()),
+            (Wrapping::RsaAesSha256, MessageDigest::sha256()),
+        ] {
+            let wrapped = wrap_material(&pem, wrapping, &material).unwrap();
+            assert_eq!(wrapped.len(), 256 + 40);
+            let (head, tail) = wrapped.split_at(256);
+            let mut dec = Decrypter::new(&key).unwrap();
+            dec.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+            dec.set_rsa_oaep_md(digest).unwrap();
+            dec.set_rsa_mgf1_md(digest).unwrap();
+            let mut aes = vec![0; dec.decrypt_len(head).unwrap()];
+            let n = dec.decrypt(head, &mut aes).unwrap();
+            aes.truncate(n);
+            assert_eq!(aes.len(), 32);
+            let mut ctx = CipherCtx::new().unwrap();
+            ctx.set_flags(CipherCtxFlags::FLAG_WRAP_ALLOW);
+            ctx.decrypt_init(Some(Cipher::aes_256_wrap_pad()), Some(&aes), None)
+                .unwrap();
+            let mut out = vec![0; tail.len() + 16];
+            let n = ctx.cipher_update(tail, Some(&mut out)).unwrap();
+            let m = ctx.cipher_final(&mut out[n..]).unwrap();
+            out.truncate(n + m);
+            assert_eq!(out, material);
+        }
+    }
+
+    #[test]
     fn wrapping_needs_an_rsa_public_key() {
-        assert!(wrap_material(b"not a key", Oaep::Sha1, &[0; 32]).is_err());
+        assert!(wrap_material(b"not a key", Wrapping::OaepSha1, &[0; 32]).is_err());
         let ec = openssl::ec::EcKey::generate(
             &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
         )
         .unwrap();
         let pem = PKey::from_ec_key(ec).unwrap().public_key_to_pem().unwrap();
-        let e = wrap_material(&pem, Oaep::Sha1, &[0; 32]).unwrap_err();
+        let e = wrap_material(&pem, Wrapping::OaepSha1, &[0; 32]).unwrap_err();
         assert!(e.contains("not an RSA key"), "{e}");
-        assert!(Oaep::from_name("RSAES_PKCS1_V1_5").is_err());
+        assert!(Wrapping::from_name("RSAES_PKCS1_V1_5").is_err());
     }
 
     #[test]

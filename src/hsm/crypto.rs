@@ -511,40 +511,86 @@ pub enum ImportWrapping {
     OaepSha1,
     /// RSAES-OAEP with SHA-256 and MGF1-SHA256.
     OaepSha256,
+    /// RSA-AES key wrap (as `CKM_RSA_AES_KEY_WRAP` defines it), made of two steps every
+    /// member has: RSAES-OAEP (SHA-1) unwraps an ephemeral AES key, which then unwraps the
+    /// material (AES key wrap with padding, RFC 5649). Neither key leaves the HSM.
+    RsaAesSha1,
+    /// The same with RSAES-OAEP SHA-256.
+    RsaAesSha256,
 }
 
 /// Unwraps imported material with the wrapping private key into a session AES key:
-/// sensitive, extractable only so the domain key can wrap it, and able to derive the
-/// version's other keys. Its length is the caller's to check ([`secret_key_len`]).
+/// sensitive, extractable only so the domain key can wrap it, and able only to derive the
+/// version's other keys. `modulus_len` is the wrapping key's modulus in bytes (where an
+/// RSA-AES wrapping splits). Its length is the caller's to check ([`secret_key_len`]).
 pub fn unwrap_imported_material(
     session: &Session,
     wrapping_key: ObjectHandle,
     wrapping: ImportWrapping,
     encrypted: &[u8],
+    modulus_len: usize,
 ) -> Result<ObjectHandle> {
     let (hash, mgf) = match wrapping {
-        ImportWrapping::OaepSha1 => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
-        ImportWrapping::OaepSha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        ImportWrapping::OaepSha1 | ImportWrapping::RsaAesSha1 => {
+            (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1)
+        }
+        ImportWrapping::OaepSha256 | ImportWrapping::RsaAesSha256 => {
+            (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256)
+        }
     };
-    let mechanism = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
-    session.unwrap_key(
-        &mechanism,
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+    let material_template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Derive(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+    ];
+    if matches!(
+        wrapping,
+        ImportWrapping::OaepSha1 | ImportWrapping::OaepSha256
+    ) {
+        return session.unwrap_key(&oaep, wrapping_key, encrypted, &material_template);
+    }
+    if encrypted.len() <= modulus_len {
+        return Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::WrappedKeyLenRange,
+            cryptoki::context::Function::UnwrapKey,
+        ));
+    }
+    let (head, tail) = encrypted.split_at(modulus_len);
+    let ephemeral = session.unwrap_key(
+        &oaep,
         wrapping_key,
-        encrypted,
+        head,
         &[
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
             Attribute::Token(false),
             Attribute::Private(true),
             Attribute::Sensitive(true),
-            Attribute::Extractable(true),
+            Attribute::Extractable(false),
             Attribute::Encrypt(false),
             Attribute::Decrypt(false),
-            Attribute::Derive(true),
+            Attribute::Derive(false),
             Attribute::Wrap(false),
-            Attribute::Unwrap(false),
+            Attribute::Unwrap(true),
         ],
-    )
+    )?;
+    let material = session.unwrap_key(
+        &Mechanism::AesKeyWrapPad,
+        ephemeral,
+        tail,
+        &material_template,
+    );
+    let _ = session.destroy_object(ephemeral);
+    material
 }
 
 /// The length in bytes of a secret key object, as its `CKA_VALUE_LEN` says (0 when the

@@ -42,64 +42,65 @@ pub struct Params {
 /// The wrapping algorithm by its API name, after checking that every member can do it.
 fn wrapping(app: &Appliance, name: &str) -> Result<(&'static str, ImportWrapping), KmsError> {
     let unsupported = |why: String| KmsError::new(ErrorCode::UnsupportedAlgorithm, why);
-    let (name, wrapping) =
-        match name {
-            "" | "RSAES_OAEP_SHA_1" => ("RSAES_OAEP_SHA_1", ImportWrapping::OaepSha1),
-            "RSAES_OAEP_SHA_256" => ("RSAES_OAEP_SHA_256", ImportWrapping::OaepSha256),
-            "RSA_AES_KEY_WRAP_SHA_1" | "RSA_AES_KEY_WRAP_SHA_256" => {
-                let lacking: Vec<String> = app
-                    .pool
-                    .members()
-                    .iter()
-                    .filter(|m| m.has_mechanism(cryptoki_sys::CKM_RSA_AES_KEY_WRAP) != Some(true))
-                    .map(|m| m.name.clone())
-                    .collect();
-                return Err(unsupported(if lacking.is_empty() {
-                    format!("{name} is not offered by hkms yet; use RSAES_OAEP_SHA_1")
-                } else {
-                    format!(
-                        "{name} needs CKM_RSA_AES_KEY_WRAP, which HSM member(s) {} lack; use \
-                     RSAES_OAEP_SHA_1",
-                        lacking.join(", ")
-                    )
-                }));
-            }
-            "RSAES_PKCS1_V1_5" => return Err(unsupported(
+    let (name, wrapping) = match name {
+        "" | "RSAES_OAEP_SHA_1" => ("RSAES_OAEP_SHA_1", ImportWrapping::OaepSha1),
+        "RSAES_OAEP_SHA_256" => ("RSAES_OAEP_SHA_256", ImportWrapping::OaepSha256),
+        "RSA_AES_KEY_WRAP_SHA_1" => ("RSA_AES_KEY_WRAP_SHA_1", ImportWrapping::RsaAesSha1),
+        "RSA_AES_KEY_WRAP_SHA_256" => ("RSA_AES_KEY_WRAP_SHA_256", ImportWrapping::RsaAesSha256),
+        "RSAES_PKCS1_V1_5" => {
+            return Err(unsupported(
                 "RSAES_PKCS1_V1_5 is refused: PKCS#1 v1.5 decryption is open to padding-oracle \
-                 attacks; use RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256"
+                 attacks; use RSAES_OAEP_SHA_1 or RSA_AES_KEY_WRAP_SHA_1"
                     .into(),
-            )),
-            other => {
-                return Err(KmsError::invalid(format!(
-                    "WrappingAlgorithm {other:?} is not valid; use RSAES_OAEP_SHA_1 or \
-                 RSAES_OAEP_SHA_256"
-                )))
-            }
-        };
+            ))
+        }
+        other => {
+            return Err(KmsError::invalid(format!(
+                "WrappingAlgorithm {other:?} is not valid; use RSAES_OAEP_SHA_1, \
+                 RSAES_OAEP_SHA_256, RSA_AES_KEY_WRAP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256"
+            )))
+        }
+    };
+    let rsa_aes = matches!(
+        wrapping,
+        ImportWrapping::RsaAesSha1 | ImportWrapping::RsaAesSha256
+    );
+    let sha256 = matches!(
+        wrapping,
+        ImportWrapping::OaepSha256 | ImportWrapping::RsaAesSha256
+    );
+    let mut needed = vec![
+        (cryptoki_sys::CKM_RSA_PKCS_OAEP, "CKM_RSA_PKCS_OAEP", name),
+        (
+            cryptoki_sys::CKM_AES_CBC_ENCRYPT_DATA,
+            "CKM_AES_CBC_ENCRYPT_DATA",
+            "deriving the AES-CBC key of imported material",
+        ),
+    ];
+    if rsa_aes {
+        needed.push((
+            cryptoki_sys::CKM_AES_KEY_WRAP_PAD,
+            "CKM_AES_KEY_WRAP_PAD",
+            "the AES half of RSA-AES key wrap",
+        ));
+    }
     for m in app.pool.members() {
-        for (ckm, label, what) in [
-            (cryptoki_sys::CKM_RSA_PKCS_OAEP, "CKM_RSA_PKCS_OAEP", name),
-            (
-                cryptoki_sys::CKM_AES_CBC_ENCRYPT_DATA,
-                "CKM_AES_CBC_ENCRYPT_DATA",
-                "deriving the AES-CBC key of imported material",
-            ),
-        ] {
-            if m.has_mechanism(ckm) == Some(false) {
+        for (ckm, label, what) in &needed {
+            if m.has_mechanism(*ckm) == Some(false) {
                 return Err(unsupported(format!(
                     "HSM member {} lacks {label}, which {what} needs",
                     m.name
                 )));
             }
         }
-        if wrapping == ImportWrapping::OaepSha256 {
+        if sha256 {
             let profile = &m.config().profile;
             let quirks = crate::hsm::profile::quirks(app.profiles_dir(), profile)
                 .map_err(|e| KmsError::new(ErrorCode::Internal, e))?;
             if quirks.oaep_sha1_only {
                 return Err(unsupported(format!(
                     "HSM member {} ({profile} profile) does RSA-OAEP with SHA-1 only, so it \
-                     cannot unwrap {name}; use RSAES_OAEP_SHA_1",
+                     cannot unwrap {name}; use the SHA_1 variant",
                     m.name
                 )));
             }
@@ -112,6 +113,8 @@ fn wrapping_by_name(name: &str) -> Result<ImportWrapping, KmsError> {
     match name {
         "RSAES_OAEP_SHA_1" => Ok(ImportWrapping::OaepSha1),
         "RSAES_OAEP_SHA_256" => Ok(ImportWrapping::OaepSha256),
+        "RSA_AES_KEY_WRAP_SHA_1" => Ok(ImportWrapping::RsaAesSha1),
+        "RSA_AES_KEY_WRAP_SHA_256" => Ok(ImportWrapping::RsaAesSha256),
         other => Err(KmsError::new(
             ErrorCode::Internal,
             format!("stored import parameters name unknown algorithm {other:?}"),
@@ -250,12 +253,13 @@ pub async fn import_material(
     if expire_unix != 0 && expire_unix <= crate::clock::now_unix() {
         return Err(KmsError::invalid("KeyMaterialExpireUnix is in the past"));
     }
-    if encrypted.is_empty() || encrypted.len() > 512 {
+    if encrypted.is_empty() || encrypted.len() > 1024 {
         return Err(KmsError::invalid(
             "EncryptedKeyMaterial must be the material encrypted with the wrapping public key",
         ));
     }
     let wrapping = wrapping_by_name(&params.wrapping_algorithm)?;
+    let (_, modulus_bits) = wrapping_key_bits(&params.wrapping_key_spec)?;
     let bits = super::spec::KeySpec::parse(&key.key_spec)?.bits();
     let created = crate::clock::now_rfc3339();
     let outcome = {
@@ -271,8 +275,14 @@ pub async fn import_material(
                 let wk = hsm_crypto::unwrap_wrapping_key(s, dk, &params.wrapped_private_key)
                     .map_err(|e| m.err(e))?;
                 let material = token::with_object(s, wk, |wk| {
-                    hsm_crypto::unwrap_imported_material(s, wk, wrapping, &encrypted)
-                        .map_err(|e| m.err(e).data_rejected_if_bad_input())
+                    hsm_crypto::unwrap_imported_material(
+                        s,
+                        wk,
+                        wrapping,
+                        &encrypted,
+                        modulus_bits as usize / 8,
+                    )
+                    .map_err(|e| m.err(e).data_rejected_if_bad_input())
                 })?;
                 token::with_object(s, material, |material| {
                     let len = token::material_len(m, s, material)?;
