@@ -233,8 +233,8 @@ mod tests {
     #[test]
     fn deleting_a_key_removes_every_token_and_version() {
         let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
         {
-            let s = SledStore::open(dir.path()).unwrap();
             let k = key("k");
             s.create_key(&k, Some(&token("k", "k-v1"))).unwrap();
             s.create_key(&key("kk"), Some(&token("kk", "kk-v1")))
@@ -249,7 +249,6 @@ mod tests {
             assert!(s.delete_key(&k2).unwrap());
             assert!(!s.delete_key(&k2).unwrap(), "deleted once");
         }
-        let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(s.key("k").unwrap(), None);
         assert!(s.key_token("k", "k-v1").unwrap().is_none());
         assert!(s.key_token("k", "k-v2").unwrap().is_none());
