@@ -230,7 +230,7 @@ mod tests {
     fn records_are_created_once_updated_listed_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = crate::store::sled_store::when_unlocked(|| SledStore::open(dir.path()));
             let mut rule = NetworkRule {
                 name: "office".into(),
                 network_type: "Private".into(),
@@ -269,7 +269,7 @@ mod tests {
             })
             .unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = crate::store::sled_store::when_unlocked(|| SledStore::open(dir.path()));
         let rule: NetworkRule = get(&s, "office").unwrap().unwrap();
         assert_eq!(rule.description, "changed");
         assert_eq!(list::<Policy>(&s).unwrap().len(), 1);

@@ -318,6 +318,22 @@ impl Store for SledStore {
     }
 }
 
+/// Runs `open` until it stops failing on the database lock: a store dropped a moment ago
+/// may still be held by sled's background threads (tests that reopen a store).
+#[cfg(test)]
+pub(crate) fn when_unlocked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
+    for _ in 0..200 {
+        match open() {
+            Ok(v) => return v,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot open the store: {e}"),
+        }
+    }
+    panic!("the store stayed locked for 2 s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +361,7 @@ mod tests {
     fn records_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = when_unlocked(|| SledStore::open(dir.path()));
             s.create_instance(&InstanceRecord {
                 instance_id: "i".into(),
                 ..Default::default()
@@ -355,7 +371,7 @@ mod tests {
             s.update_key("k1", &|k| k.key_state = "Disabled".into())
                 .unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = when_unlocked(|| SledStore::open(dir.path()));
         assert_eq!(s.instance().unwrap().unwrap().instance_id, "i");
         assert_eq!(s.key("k1").unwrap().unwrap().key_state, "Disabled");
         assert_eq!(
@@ -367,7 +383,7 @@ mod tests {
     #[test]
     fn instance_is_created_once_and_keys_are_unique() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = when_unlocked(|| SledStore::open(dir.path()));
         let rec = InstanceRecord::default();
         s.create_instance(&rec).unwrap();
         assert!(matches!(
@@ -388,7 +404,7 @@ mod tests {
     #[test]
     fn list_pages_through_all_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = when_unlocked(|| SledStore::open(dir.path()));
         for i in 0..25 {
             let id = format!("k{i:02}");
             s.create_key(&key(&id), Some(&token(&id))).unwrap();
@@ -408,7 +424,7 @@ mod tests {
     fn versions_are_found_by_id_and_indexed_for_older_stores() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = when_unlocked(|| SledStore::open(dir.path()));
             s.create_key(&key("k1"), Some(&token("k1"))).unwrap();
             s.create_key(&key("k2"), Some(&token("k2"))).unwrap();
             assert_eq!(s.key_of_version("k1-v1").unwrap().as_deref(), Some("k1"));
@@ -428,7 +444,7 @@ mod tests {
         }
         // A store written before the index existed: no index tree, no marker.
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = when_unlocked(|| sled::open(dir.path()));
             db.drop_tree(VERSIONS).unwrap();
             db.open_tree(META)
                 .unwrap()
@@ -436,7 +452,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = when_unlocked(|| SledStore::open(dir.path()));
         assert_eq!(s.key_of_version("k1-v1").unwrap().as_deref(), Some("k1"));
         assert_eq!(s.key_of_version("k2-v1").unwrap().as_deref(), Some("k2"));
         assert!(s.meta.get(VERSION_INDEX_KEY).unwrap().is_some());
@@ -446,7 +462,7 @@ mod tests {
     fn unknown_schema_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = when_unlocked(|| sled::open(dir.path()));
             db.open_tree(META)
                 .unwrap()
                 .insert(SCHEMA_KEY, &99u32.to_be_bytes())
