@@ -6,7 +6,7 @@ mod clock;
 mod common;
 
 use clock::TestClock;
-use common::{code, Daemon, MemberSpec};
+use common::{code, describe, drain, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
@@ -35,18 +35,6 @@ async fn create_external(c: &mut Client, spec: &str) -> KeyMetadata {
             key_spec: spec.into(),
             origin: "EXTERNAL".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .key_metadata
-        .unwrap()
-}
-
-async fn describe(c: &mut Client, key_id: &str) -> KeyMetadata {
-    c.keys
-        .describe_key(DescribeKeyRequest {
-            key_id: key_id.into(),
         })
         .await
         .unwrap()
@@ -213,16 +201,6 @@ async fn decrypt(c: &mut Client, blob: &[u8]) -> Result<Vec<u8>, tonic::Status> 
         })
         .await
         .map(|r| r.into_inner().plaintext)
-}
-
-async fn drain(c: &mut Client, name: &str, resume: bool) {
-    c.admin
-        .drain_member(DrainMemberRequest {
-            name: name.into(),
-            resume,
-        })
-        .await
-        .unwrap();
 }
 
 async fn on_each_member(c: &mut Client, blob: &[u8], text: &[u8]) {

@@ -7,7 +7,7 @@ mod clock;
 mod common;
 
 use clock::TestClock;
-use common::{code, create_key, Daemon, MemberSpec};
+use common::{code, create_key, describe, drain, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
 use std::time::{Duration, Instant};
@@ -30,18 +30,6 @@ fn daemon(clock: &TestClock, jobs_secs: u64) -> Daemon {
     d
 }
 
-async fn describe(c: &mut Client, key_id: &str) -> KeyMetadata {
-    c.keys
-        .describe_key(DescribeKeyRequest {
-            key_id: key_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .key_metadata
-        .unwrap()
-}
-
 async fn encrypt(c: &mut Client, key_id: &str, text: &[u8]) -> EncryptResponse {
     c.crypto
         .encrypt(EncryptRequest {
@@ -62,16 +50,6 @@ async fn decrypt(c: &mut Client, blob: &[u8]) -> Result<DecryptResponse, tonic::
         })
         .await
         .map(|r| r.into_inner())
-}
-
-async fn drain(c: &mut Client, name: &str, resume: bool) {
-    c.admin
-        .drain_member(DrainMemberRequest {
-            name: name.into(),
-            resume,
-        })
-        .await
-        .unwrap();
 }
 
 /// Runs `check` with only one member taking requests, for each member in turn.

@@ -3,23 +3,11 @@
 
 mod common;
 
-use common::{code, create_key, Daemon};
+use common::{code, create_key, describe, Daemon};
 use hkms::client::Client;
 use hkms::proto::*;
 
 const DAY: i64 = 86_400;
-
-async fn describe(c: &mut Client, key_id: &str) -> KeyMetadata {
-    c.keys
-        .describe_key(DescribeKeyRequest {
-            key_id: key_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .key_metadata
-        .unwrap()
-}
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag {

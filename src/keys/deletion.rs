@@ -172,8 +172,8 @@ pub fn set_protection(
 
 /// Destroys a key whose pending window ended at `due`; `false` when there is nothing to do
 /// (deleted already, cancelled, or rescheduled). The record, every token and the version
-/// index go in one transaction; the key's aliases and import parameters after it (an
-/// interrupted run leaves them to [`sweep`]).
+/// index go in one transaction; its aliases and import parameters are then removed by
+/// [`sweep`], which ends every job run.
 pub async fn destroy_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool, KmsError> {
     let key = match app.store.key(key_id)? {
         Some(k) => k,
@@ -189,7 +189,6 @@ pub async fn destroy_due(app: &Appliance, key_id: &str, due: i64) -> Result<bool
         return Ok(false);
     }
     tracing::warn!(key_id = %key_id, versions = key.key_versions.len(), "key destroyed: its tokens are deleted and nothing it encrypted can be decrypted");
-    sweep(app)?;
     app.pool.forget_versions(&key.key_versions).await;
     Ok(true)
 }

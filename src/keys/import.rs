@@ -373,9 +373,8 @@ pub async fn import_material(
     {
         return Err(StoreError::Conflict.into());
     }
-    app.pool
-        .forget_versions(std::slice::from_ref(&key.primary_key_version))
-        .await;
+    // No cached keys to drop: removing material forgot them, and importing again is only
+    // accepted for the same material.
     tracing::info!(key_id = %key_id, expires = expire_unix, "key material imported");
     Ok(new)
 }

@@ -374,6 +374,30 @@ pub async fn create_key(c: &mut Client) -> String {
         .key_id
 }
 
+/// A key's metadata (by id or alias).
+pub async fn describe(c: &mut Client, key_id: &str) -> hkms::proto::KeyMetadata {
+    c.keys
+        .describe_key(hkms::proto::DescribeKeyRequest {
+            key_id: key_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap()
+}
+
+/// Stops sending requests to member `name` (or, with `resume`, sends them again).
+pub async fn drain(c: &mut Client, name: &str, resume: bool) {
+    c.admin
+        .drain_member(hkms::proto::DrainMemberRequest {
+            name: name.into(),
+            resume,
+        })
+        .await
+        .unwrap();
+}
+
 /// The stable error code of a failed gRPC call.
 pub fn code(status: tonic::Status) -> String {
     hkms::error::error_code(&status).unwrap_or_else(|| format!("no code: {status:?}"))
