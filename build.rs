@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/hkms/v1/keys.proto",
         "proto/hkms/v1/crypto.proto",
+        "proto/hkms/v1/asymmetric.proto",
         "proto/hkms/v1/admin.proto",
         "proto/hkms/v1/store.proto",
         "proto/hkms/v1/access.proto",

@@ -5,6 +5,7 @@
 use crate::proto::access_service_client::AccessServiceClient;
 use crate::proto::admin_service_client::AdminServiceClient;
 use crate::proto::application_service_client::ApplicationServiceClient;
+use crate::proto::asymmetric_service_client::AsymmetricServiceClient;
 use crate::proto::crypto_service_client::CryptoServiceClient;
 use crate::proto::key_service_client::KeyServiceClient;
 use hyper_util::rt::TokioIo;
@@ -124,6 +125,7 @@ pub fn tls_channel(
 pub struct Client {
     pub keys: KeyServiceClient<Channel>,
     pub crypto: CryptoServiceClient<Channel>,
+    pub asymmetric: AsymmetricServiceClient<Channel>,
     pub admin: AdminServiceClient<Channel>,
     pub access: AccessServiceClient<Channel>,
     /// Relays application requests (for hkms-gateway).
@@ -143,6 +145,7 @@ impl Client {
         Client {
             keys: KeyServiceClient::new(channel.clone()),
             crypto: CryptoServiceClient::new(channel.clone()),
+            asymmetric: AsymmetricServiceClient::new(channel.clone()),
             admin: AdminServiceClient::new(channel.clone()),
             access: AccessServiceClient::new(channel.clone()),
             application: ApplicationServiceClient::new(channel),

@@ -52,6 +52,9 @@ pub enum ErrorCode {
     UnsupportedAlgorithm,
     /// The key changed while the request was deciding; try again.
     Conflict,
+    /// The key's spec or usage does not allow the operation (signing with an encryption
+    /// key, Encrypt with an RSA key...).
+    IncorrectKeyUsage,
 }
 
 impl ErrorCode {
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::ImportTokenExpired => "ImportTokenExpired",
             ErrorCode::UnsupportedAlgorithm => "UnsupportedAlgorithm",
             ErrorCode::Conflict => "Conflict",
+            ErrorCode::IncorrectKeyUsage => "IncorrectKeyUsage",
         }
     }
 
@@ -110,6 +114,7 @@ impl ErrorCode {
             ErrorCode::MaterialNotMatch | ErrorCode::UnsupportedAlgorithm => Code::InvalidArgument,
             ErrorCode::ImportTokenExpired => Code::FailedPrecondition,
             ErrorCode::Conflict => Code::Aborted,
+            ErrorCode::IncorrectKeyUsage => Code::FailedPrecondition,
         }
     }
 }
@@ -170,6 +175,9 @@ impl From<HsmError> for KmsError {
                 KmsError::new(ErrorCode::HsmUnavailable, e.to_string())
             }
             HsmError::TokenBinding { .. } => KmsError::new(ErrorCode::TokenBinding, e.to_string()),
+            HsmError::Unsupported { .. } => {
+                KmsError::new(ErrorCode::UnsupportedAlgorithm, e.to_string())
+            }
             other => KmsError::new(ErrorCode::HsmError, other.to_string()),
         }
     }

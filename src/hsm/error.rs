@@ -52,6 +52,8 @@ pub enum HsmError {
     SessionTimeout { member: String, secs: u64 },
     #[error("{member}: the HSM did not answer within {millis} ms")]
     Deadline { member: String, millis: u64 },
+    #[error("no HSM member can do {capability}: {detail}")]
+    Unsupported { capability: String, detail: String },
 }
 
 impl HsmError {
@@ -109,7 +111,7 @@ impl HsmError {
             HsmError::SessionTimeout { .. } => Action::RetryElsewhere,
             // A call that hangs: the member is not usable until the prober says so.
             HsmError::Deadline { .. } => Action::MarkDown,
-            HsmError::NoMemberAvailable { .. } => Action::Fail,
+            HsmError::NoMemberAvailable { .. } | HsmError::Unsupported { .. } => Action::Fail,
             HsmError::DomainKeyMissing { .. } => Action::MarkDown,
             HsmError::ModuleLoad { .. }
             | HsmError::TokenNotFound { .. }

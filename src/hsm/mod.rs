@@ -2,6 +2,7 @@
 //!
 //! Nothing outside this module makes PKCS#11 calls.
 
+pub mod capability;
 pub mod crypto;
 pub mod domain;
 pub mod error;
@@ -15,5 +16,5 @@ pub mod session;
 
 pub use error::{Action, HsmError};
 pub use member::{Health, Member};
-pub use objects::{ModeKeys, UnwrapTemplate};
+pub use objects::{ModeKeys, UnwrapTemplate, VersionKeys};
 pub use pool::Pool;

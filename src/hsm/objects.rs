@@ -24,6 +24,25 @@ impl ModeKeys {
     }
 }
 
+/// The unwrapped keys of one key version, as a member caches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionKeys {
+    /// An AES key version.
+    Aes(ModeKeys),
+    /// An RSA or EC private key, or an HMAC key.
+    Single(ObjectHandle),
+}
+
+impl VersionKeys {
+    /// Every distinct object behind these keys.
+    pub(super) fn objects(&self) -> Vec<ObjectHandle> {
+        match self {
+            VersionKeys::Aes(k) => k.objects(),
+            VersionKeys::Single(h) => vec![*h],
+        }
+    }
+}
+
 /// Whether a member's HSM enforces the domain key's unwrap template: only then can the
 /// process holding the PIN not turn a stored token into a readable key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -136,14 +136,48 @@ impl Pool {
         T: Send + 'static,
         F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
     {
+        self.run_needing(&[], None, op).await
+    }
+
+    /// Runs `op` like [`Pool::run`], only on members that can do every capability in
+    /// `needs` (key specs and algorithms, [`crate::hsm::capability`]), under `deadline`
+    /// instead of the call deadline when one is given (key-pair generation). When no member
+    /// can, it fails at once with [`HsmError::Unsupported`], naming what each one lacks.
+    pub async fn run_needing<T, F>(
+        &self,
+        needs: &[&str],
+        deadline: Option<Duration>,
+        op: F,
+    ) -> Result<T, HsmError>
+    where
+        T: Send + 'static,
+        F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
+    {
         let op = Arc::new(op);
         let members = self.members();
+        // Members that cannot do the operation count as tried already.
         let mut tried = Vec::new();
+        let mut reasons = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            if let Some((need, why)) = needs.iter().find_map(|n| m.cannot(n).map(|why| (*n, why))) {
+                tried.push(i);
+                reasons.push(format!("{} {why} ({need})", m.name));
+            }
+        }
+        if !members.is_empty() && tried.len() == members.len() {
+            return Err(HsmError::Unsupported {
+                capability: needs.join(" and "),
+                detail: reasons.join("; "),
+            });
+        }
+        // Slow calls (a deadline of their own) never run inline on an async worker.
+        let inline_ok = deadline.is_none();
+        let deadline = deadline.unwrap_or(self.settings.call_timeout);
         let mut last: Option<HsmError> = None;
         while let Some(index) = self.pick(&members, &tried) {
             tried.push(index);
             let member = &members[index];
-            match self.run_on(member, op.clone()).await {
+            match self.run_on(member, op.clone(), deadline, inline_ok).await {
                 Ok(v) => return Ok(v),
                 // Queued for a busy or departing member: not the member's fault.
                 Err(e @ (HsmError::SessionTimeout { .. } | HsmError::NoMemberAvailable { .. })) => {
@@ -172,7 +206,13 @@ impl Pool {
 
     /// Runs `op` on one member under the call deadline, repairing sessions and logins in
     /// between tries.
-    async fn run_on<T, F>(&self, member: &Arc<Member>, op: Arc<F>) -> Result<T, HsmError>
+    async fn run_on<T, F>(
+        &self,
+        member: &Arc<Member>,
+        op: Arc<F>,
+        deadline: Duration,
+        inline_ok: bool,
+    ) -> Result<T, HsmError>
     where
         T: Send + 'static,
         F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
@@ -181,7 +221,7 @@ impl Pool {
         loop {
             let mut guard = member.session(self.settings.session_wait).await?;
             let started = Instant::now();
-            let result = if member.inline_calls() && guard.take_idle() {
+            let result = if inline_ok && member.inline_calls() && guard.take_idle() {
                 // In-process software token with a session open: the call takes
                 // microseconds, less than handing it to another thread and back (`[calls]
                 // inline` in the member's profile). Opening and closing sessions stay on
@@ -201,7 +241,7 @@ impl Pool {
                     let mut guard = guard;
                     call_in(&mut guard, &*op)
                 });
-                match tokio::time::timeout(self.settings.call_timeout, call).await {
+                match tokio::time::timeout(deadline, call).await {
                     Ok(joined) => joined.map_err(|join| HsmError::Other {
                         member: member.name.clone(),
                         message: format!("HSM worker failed: {join}"),
@@ -209,7 +249,7 @@ impl Pool {
                     Err(_) => {
                         return Err(HsmError::Deadline {
                             member: member.name.clone(),
-                            millis: self.settings.call_timeout.as_millis() as u64,
+                            millis: deadline.as_millis() as u64,
                         })
                     }
                 }

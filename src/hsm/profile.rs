@@ -107,7 +107,9 @@ pub fn member(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String>
             .map_err(|e| format!("member {}: {e}", cfg.name))?;
         cfg.inline_calls = Some(calls.inline);
     }
-    Ok(Member::new(&cfg))
+    let quirks =
+        quirks(profiles_dir, &cfg.profile).map_err(|e| format!("member {}: {e}", cfg.name))?;
+    Ok(Member::new(&cfg).with_quirks(quirks))
 }
 
 #[cfg(test)]

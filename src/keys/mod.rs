@@ -3,6 +3,7 @@
 pub mod alias;
 pub mod deletion;
 pub mod import;
+pub mod single_token;
 pub mod spec;
 pub mod tags;
 pub mod token;
@@ -82,11 +83,20 @@ pub async fn create(
     new: NewKey,
 ) -> Result<KeyRecord, KmsError> {
     let spec = KeySpec::parse(key_spec)?;
-    let usage = spec::parse_usage(key_usage)?;
+    let usage = spec::parse_usage(spec, key_usage)?;
     check_description(&new.description)?;
     tags::check_all(&new.tags)?;
     let mut new = new;
     new.tags.sort_by(|a, b| a.key.cmp(&b.key));
+    if new.external && !spec.is_symmetric() {
+        return Err(KmsError::new(
+            ErrorCode::UnsupportedKeySpec,
+            format!(
+                "only AES keys take imported material; {} keys are generated inside the HSMs",
+                spec.as_str()
+            ),
+        ));
+    }
     if new.external && new.rotation_interval.is_some() {
         return Err(KmsError::invalid(
             "keys with imported material cannot rotate automatically; import into a new key \
@@ -97,7 +107,7 @@ pub async fn create(
         .rotation_interval
         .map(versions::check_interval)
         .transpose()?;
-    let instance = app.instance()?;
+    app.instance()?;
     let key_id = uuid::Uuid::new_v4().to_string();
     let version_id = uuid::Uuid::new_v4().to_string();
     let now = crate::clock::now_unix();
@@ -105,21 +115,13 @@ pub async fn create(
     let token = if new.external {
         None
     } else {
-        let (key_id, version_id, created) = (key_id.clone(), version_id.clone(), created.clone());
-        let dk_id = instance.domain_key_id.clone();
-        Some(
-            app.pool
-                .run(move |m, s| {
-                    token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
-                })
-                .await?,
-        )
+        Some(versions::generate_token(app, spec, usage, &key_id, &version_id, &created).await?)
     };
     let record = KeyRecord {
         key_id: key_id.clone(),
         description: new.description,
         key_spec: spec.as_str().to_owned(),
-        key_usage: usage.to_owned(),
+        key_usage: usage.as_str().to_owned(),
         key_state: if new.external {
             STATE_PENDING_IMPORT
         } else {
@@ -368,29 +370,33 @@ pub fn mark_internal(app: &Appliance, key_id: &str) -> Result<KeyRecord, KmsErro
     Ok(record)
 }
 
-/// A key that may be used for cryptography now, with the token of the requested version
-/// (the primary version when `key_version_id` is `None`), migrated to the current token
-/// version if it was written before.
-pub async fn usable_token(
-    app: &Appliance,
-    key_id: &str,
-    key_version_id: Option<&str>,
-) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
-    let key = describe(app, key_id)?;
+/// Refuses a key that may not be used for cryptography now (disabled, pending deletion or
+/// import, or its imported material expired).
+fn check_usable(key: &KeyRecord) -> Result<(), KmsError> {
     if key.key_state != STATE_ENABLED {
-        return Err(not_usable(&key));
+        return Err(not_usable(key));
     }
     if key.material_expire_unix != 0 && crate::clock::now_unix() >= key.material_expire_unix {
         // The clock job deletes it shortly; until then it is already unusable.
         return Err(KmsError::new(
             ErrorCode::KeyPendingImport,
-            format!("the key material of {key_id} has expired; import it again"),
+            format!(
+                "the key material of {} has expired; import it again",
+                key.key_id
+            ),
         ));
     }
-    let version = key_version_id
-        .unwrap_or(&key.primary_key_version)
-        .to_owned();
-    let token = app.store.key_token(key_id, &version)?.ok_or_else(|| {
+    Ok(())
+}
+
+/// The stored token of `version` of `key`, checked to name the ids it is stored under.
+fn stored_token(
+    app: &Appliance,
+    key: &KeyRecord,
+    version: &str,
+) -> Result<KeyTokenRecord, KmsError> {
+    let key_id = &key.key_id;
+    let token = app.store.key_token(key_id, version)?.ok_or_else(|| {
         KmsError::new(
             ErrorCode::InvalidCiphertext,
             "the ciphertext names a key version that does not exist",
@@ -404,8 +410,70 @@ pub async fn usable_token(
             format!("the key token stored for {key_id}/{version} names another key or version"),
         ));
     }
+    Ok(token)
+}
+
+/// An AES key that may be used for cryptography now, with the token of the requested
+/// version (the primary version when `key_version_id` is `None`), migrated to the current
+/// token version if it was written before.
+pub async fn usable_token(
+    app: &Appliance,
+    key_id: &str,
+    key_version_id: Option<&str>,
+) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
+    let key = describe(app, key_id)?;
+    check_usable(&key)?;
+    spec::require(
+        &key,
+        spec::Purpose::Symmetric,
+        "Encrypt, Decrypt and data keys",
+    )?;
+    let version = key_version_id
+        .unwrap_or(&key.primary_key_version)
+        .to_owned();
+    let token = stored_token(app, &key, &version)?;
     let token = current_token(app, &key.key_id, &version, token).await?;
     Ok((key, token))
+}
+
+/// Which version of a key an operation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionChoice<'a> {
+    /// The primary (newest) version.
+    Primary,
+    /// The first version (the instance API's plain operations).
+    Initial,
+    /// This version, which must belong to the key.
+    Id(&'a str),
+}
+
+/// An RSA, EC or HMAC key that `operation` may use for `purpose` now, its spec, and the
+/// token of the chosen version.
+pub fn usable_version(
+    app: &Appliance,
+    key_id: &str,
+    version: VersionChoice,
+    purpose: spec::Purpose,
+    operation: &str,
+) -> Result<(KeyRecord, KeySpec, KeyTokenRecord), KmsError> {
+    let key = describe(app, key_id)?;
+    check_usable(&key)?;
+    let spec = spec::require(&key, purpose, operation)?;
+    let version = match version {
+        VersionChoice::Primary => key.primary_key_version.clone(),
+        VersionChoice::Initial => key.key_versions.first().cloned().unwrap_or_default(),
+        VersionChoice::Id(v) => {
+            if !key.key_versions.iter().any(|k| k == v) {
+                return Err(KmsError::new(
+                    ErrorCode::ResourceNotFound,
+                    format!("key {} has no version {v:?}", key.key_id),
+                ));
+            }
+            v.to_owned()
+        }
+    };
+    let token = stored_token(app, &key, &version)?;
+    Ok((key, spec, token))
 }
 
 /// `token`, stored under (`key_id`, `key_version_id`), in the current token version. A token

@@ -52,11 +52,11 @@ fn binding_context(key_id: &str, key_version_id: &str, t: &Bound) -> Vec<u8> {
     .into_bytes()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn binding_mismatch(member: &Member, key_version_id: &str) -> HsmError {
+pub(super) fn binding_mismatch(member: &Member, key_version_id: &str) -> HsmError {
     HsmError::TokenBinding {
         member: member.name.clone(),
         key_version_id: key_version_id.to_owned(),
@@ -64,7 +64,7 @@ fn binding_mismatch(member: &Member, key_version_id: &str) -> HsmError {
 }
 
 /// Compares a computed binding value with the stored one, in constant time.
-fn same_binding(
+pub(super) fn same_binding(
     member: &Member,
     computed: &[u8],
     stored: &[u8],
@@ -90,7 +90,7 @@ pub fn with_object<T>(
 
 /// Generates a key inside `member` and returns it wrapped under the domain key, after
 /// `use_it` has used it (the binding key computes the binding value before it goes).
-fn fresh_key<T>(
+pub(super) fn fresh_key<T>(
     member: &Member,
     session: &Session,
     bits: u32,
@@ -194,6 +194,7 @@ impl Fresh {
             wrapped_cbc_key: self.cbc,
             wrapped_binding_key: self.binding_key,
             legacy_cbc_key: false,
+            ..Default::default()
         }
     }
 }
@@ -299,7 +300,7 @@ pub fn from_material(
 }
 
 /// Checks that `token` is stored under the ids it claims and uses a known wrap mechanism.
-fn check_record(
+pub(super) fn check_record(
     member: &Member,
     token: &KeyTokenRecord,
     key_id: &str,

@@ -12,10 +12,12 @@
 //! when a run is interrupted or two run at once. A key that is not Enabled is not rotated
 //! until it is enabled again.
 
-use super::{change_key, describe, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED};
+use super::spec::{KeySpec, Usage};
+use super::{change_key, describe, single_token, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED};
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::proto::KeyVersion;
+use crate::store::records::KeyTokenRecord;
 use crate::store::TokenChange;
 
 const DAY: u64 = 86_400;
@@ -69,7 +71,6 @@ async fn rotate(
     key_id: &str,
     due: Option<i64>,
 ) -> Result<Option<KeyVersion>, KmsError> {
-    let instance = app.instance()?;
     for _ in 0..8 {
         let key = describe(app, key_id)?;
         if let Some(due) = due {
@@ -79,20 +80,12 @@ async fn rotate(
             }
         }
         check_rotatable(&key)?;
-        let spec = super::spec::KeySpec::parse(&key.key_spec)?;
+        let spec = super::spec::KeySpec::of(&key)?;
+        let usage = super::spec::Usage::of(&key);
         let version_id = uuid::Uuid::new_v4().to_string();
         let now = crate::clock::now_unix();
         let created = crate::clock::rfc3339(now);
-        let tok = {
-            let (key_id, version_id, created) =
-                (key.key_id.clone(), version_id.clone(), created.clone());
-            let dk_id = instance.domain_key_id.clone();
-            app.pool
-                .run(move |m, s| {
-                    token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
-                })
-                .await?
-        };
+        let tok = generate_token(app, spec, usage, &key.key_id, &version_id, &created).await?;
         let mut new = key.clone();
         new.key_versions.push(version_id.clone());
         new.primary_key_version = version_id.clone();
@@ -232,4 +225,38 @@ mod tests {
         assert!(check_interval(7 * DAY - 1).is_err());
         assert!(check_interval(365 * DAY + 1).is_err());
     }
+}
+
+/// How long generating one key pair may take (RSA-4096 on a slow device); other calls keep
+/// the pool's call deadline.
+const KEY_PAIR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Generates the token of a new version of a key of `spec` and `usage`, inside a member that
+/// offers the spec's mechanisms.
+pub(super) async fn generate_token(
+    app: &Appliance,
+    spec: KeySpec,
+    usage: Usage,
+    key_id: &str,
+    version_id: &str,
+    created: &str,
+) -> Result<KeyTokenRecord, KmsError> {
+    let dk_id = app.instance()?.domain_key_id;
+    let (key_id, version_id, created) =
+        (key_id.to_owned(), version_id.to_owned(), created.to_owned());
+    let needs = [spec.as_str()];
+    let token = if spec.is_symmetric() {
+        app.pool
+            .run_needing(&needs, None, move |m, s| {
+                token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
+            })
+            .await?
+    } else {
+        app.pool
+            .run_needing(&needs, Some(KEY_PAIR_DEADLINE), move |m, s| {
+                single_token::generate(m, s, &key_id, &version_id, spec, usage, &dk_id, &created)
+            })
+            .await?
+    };
+    Ok(token)
 }

@@ -18,6 +18,7 @@ pub struct AdminApi(pub Arc<Appliance>);
 /// Status of one member as the API reports it.
 fn status(m: &Member) -> MemberStatus {
     let s = m.snapshot();
+    let (key_specs, algorithms) = m.capabilities();
     MemberStatus {
         name: m.name.clone(),
         token_label: match &m.selector {
@@ -40,6 +41,8 @@ fn status(m: &Member) -> MemberStatus {
             "Threads"
         }
         .into(),
+        key_specs: key_specs.into_iter().map(String::from).collect(),
+        algorithms: algorithms.into_iter().map(String::from).collect(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! - a legacy key version (written before token version 2): its one material, unwrapped as
 //!   the version's AES-CBC key, which also decrypts the AES-GCM ciphertexts it wrote.
 
+pub mod asymmetric;
 mod import;
 
 use super::ffi;

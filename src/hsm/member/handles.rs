@@ -2,13 +2,14 @@
 //! each checked against the key it was unwrapped for.
 
 use super::{lock, Member};
-use crate::hsm::{HsmError, ModeKeys};
+use crate::hsm::{HsmError, ModeKeys, VersionKeys};
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use std::sync::atomic::Ordering;
 
 impl Member {
-    /// The mode keys of a key version, unwrapping (and checking) its token on first use.
+    /// The mode keys of an AES key version, unwrapping (and checking) its token on first
+    /// use.
     ///
     /// `unwrap` runs in the login session (session objects live as long as the session that
     /// made them) and returns the keys after checking the token's binding to `key_id` and
@@ -19,6 +20,43 @@ impl Member {
         key_version_id: &str,
         unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ModeKeys, HsmError>,
     ) -> Result<ModeKeys, HsmError> {
+        match self.cached_keys(key_id, key_version_id, |s, dk| {
+            unwrap(s, dk).map(VersionKeys::Aes)
+        })? {
+            VersionKeys::Aes(keys) => Ok(keys),
+            VersionKeys::Single(_) => Err(self.wrong_kind(key_version_id)),
+        }
+    }
+
+    /// The private or MAC key of a key version, unwrapping (and checking) its token on first
+    /// use, as [`Member::key_handle`] does for AES versions.
+    pub fn single_key_handle(
+        &self,
+        key_id: &str,
+        key_version_id: &str,
+        unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ObjectHandle, HsmError>,
+    ) -> Result<ObjectHandle, HsmError> {
+        match self.cached_keys(key_id, key_version_id, |s, dk| {
+            unwrap(s, dk).map(VersionKeys::Single)
+        })? {
+            VersionKeys::Single(key) => Ok(key),
+            VersionKeys::Aes(_) => Err(self.wrong_kind(key_version_id)),
+        }
+    }
+
+    fn wrong_kind(&self, key_version_id: &str) -> HsmError {
+        HsmError::Other {
+            member: self.name.clone(),
+            message: format!("key version {key_version_id} is cached as another kind of key"),
+        }
+    }
+
+    fn cached_keys(
+        &self,
+        key_id: &str,
+        key_version_id: &str,
+        unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<VersionKeys, HsmError>,
+    ) -> Result<VersionKeys, HsmError> {
         let mut conn = lock(&self.conn);
         let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
         match conn.handles.get(key_version_id) {
@@ -65,6 +103,26 @@ impl Member {
     pub fn has_mechanism(&self, ckm: cryptoki_sys::CK_MECHANISM_TYPE) -> Option<bool> {
         let list = lock(&self.mechanisms);
         (!list.is_empty()).then(|| list.contains(&ckm))
+    }
+
+    /// Why this member cannot do `capability` (a key spec or algorithm name, see
+    /// [`crate::hsm::capability`]); `None` when it can, or has not connected yet (it is
+    /// then tried, and a missing mechanism fails like any HSM error). Makes no PKCS#11 call.
+    pub fn cannot(&self, capability: &str) -> Option<String> {
+        let list = lock(&self.mechanisms);
+        if list.is_empty() {
+            return None;
+        }
+        crate::hsm::capability::missing(capability, &list, &self.quirks)
+    }
+
+    /// The key specs and algorithms this member can do; empty before it has connected.
+    pub fn capabilities(&self) -> (Vec<&'static str>, Vec<&'static str>) {
+        let list = lock(&self.mechanisms);
+        if list.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        crate::hsm::capability::offered(&list, &self.quirks)
     }
 
     /// Forgets every cached key handle (destroying the session objects behind them).

@@ -6,7 +6,7 @@ mod handles;
 use super::crypto;
 use super::error::HsmError;
 use super::module;
-use super::objects::{ModeKeys, UnwrapTemplate};
+use super::objects::{UnwrapTemplate, VersionKeys};
 use super::session::SessionGuard;
 use crate::config::MemberConfig;
 use cryptoki::context::Pkcs11;
@@ -69,7 +69,7 @@ struct Connection {
     /// Key version id -> the key id it was checked for and the mode keys of that version,
     /// session objects in `login`. A hit needs both ids to match: a token is only ever
     /// served as the key it was checked for.
-    handles: HashMap<String, (String, ModeKeys)>,
+    handles: HashMap<String, (String, VersionKeys)>,
 }
 
 /// One configured HSM.
@@ -106,6 +106,8 @@ pub struct Member {
     last_error: Mutex<String>,
     /// The token's mechanisms (`CKM_*`), read when the member connects; empty before.
     mechanisms: Mutex<Vec<cryptoki_sys::CK_MECHANISM_TYPE>>,
+    /// What the member's profile says the device does not do despite its mechanism list.
+    quirks: super::profile::Quirks,
     config: MemberConfig,
 }
 
@@ -176,8 +178,19 @@ impl Member {
             last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
             mechanisms: Mutex::new(Vec::new()),
+            quirks: super::profile::Quirks::default(),
             config: cfg.clone(),
         }
+    }
+
+    /// This member with its profile's quirks applied.
+    pub fn with_quirks(self, quirks: super::profile::Quirks) -> Member {
+        Member { quirks, ..self }
+    }
+
+    /// The profile quirks this member applies.
+    pub fn quirks(&self) -> super::profile::Quirks {
+        self.quirks
     }
 
     /// The configuration this member was built from.

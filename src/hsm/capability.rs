@@ -1,0 +1,163 @@
+//! What a member can do: key specs and algorithms, each with the PKCS#11 mechanisms it
+//! needs. A member's mechanism list is read when it connects; its profile's quirks take away
+//! what the list promises but the device does not do. The pool sends an operation only to
+//! members that can do it ([`crate::hsm::Pool::run_needing`]).
+
+use super::profile::Quirks;
+use cryptoki_sys::*;
+
+/// A named capability and the mechanisms (value and name) it needs.
+struct Entry {
+    name: &'static str,
+    mechanisms: &'static [(CK_MECHANISM_TYPE, &'static str)],
+    /// Not offered by a member whose profile has this quirk.
+    unless: Option<fn(&Quirks) -> bool>,
+}
+
+const AES: &[(CK_MECHANISM_TYPE, &str)] = &[
+    (CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"),
+    (CKM_AES_GCM, "CKM_AES_GCM"),
+    (CKM_AES_CBC_PAD, "CKM_AES_CBC_PAD"),
+];
+/// Every private or MAC key is stored wrapped under the domain key.
+const RSA: &[(CK_MECHANISM_TYPE, &str)] = &[
+    (CKM_RSA_PKCS_KEY_PAIR_GEN, "CKM_RSA_PKCS_KEY_PAIR_GEN"),
+    (CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD"),
+];
+const EC: &[(CK_MECHANISM_TYPE, &str)] = &[
+    (CKM_EC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN"),
+    (CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD"),
+];
+const HMAC_KEY: (CK_MECHANISM_TYPE, &str) =
+    (CKM_GENERIC_SECRET_KEY_GEN, "CKM_GENERIC_SECRET_KEY_GEN");
+const WRAP: (CK_MECHANISM_TYPE, &str) = (CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD");
+const PSS: &[(CK_MECHANISM_TYPE, &str)] = &[(CKM_RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS")];
+const PKCS1: &[(CK_MECHANISM_TYPE, &str)] = &[(CKM_RSA_PKCS, "CKM_RSA_PKCS")];
+const ECDSA: &[(CK_MECHANISM_TYPE, &str)] = &[(CKM_ECDSA, "CKM_ECDSA")];
+const OAEP: &[(CK_MECHANISM_TYPE, &str)] = &[(CKM_RSA_PKCS_OAEP, "CKM_RSA_PKCS_OAEP")];
+
+const fn entry(
+    name: &'static str,
+    mechanisms: &'static [(CK_MECHANISM_TYPE, &'static str)],
+) -> Entry {
+    Entry {
+        name,
+        mechanisms,
+        unless: None,
+    }
+}
+
+/// Key specs, in the order [`crate::keys::spec::KeySpec::ALL`] lists them.
+const SPECS: &[Entry] = &[
+    entry("Aliyun_AES_256", AES),
+    entry("Aliyun_AES_128", AES),
+    entry("RSA_2048", RSA),
+    entry("RSA_3072", RSA),
+    entry("RSA_4096", RSA),
+    entry("EC_P256", EC),
+    entry("EC_P384", EC),
+    entry("EC_P256K", EC),
+    entry(
+        "HMAC_SHA_256",
+        &[HMAC_KEY, WRAP, (CKM_SHA256_HMAC, "CKM_SHA256_HMAC")],
+    ),
+    entry(
+        "HMAC_SHA_384",
+        &[HMAC_KEY, WRAP, (CKM_SHA384_HMAC, "CKM_SHA384_HMAC")],
+    ),
+    entry(
+        "HMAC_SHA_512",
+        &[HMAC_KEY, WRAP, (CKM_SHA512_HMAC, "CKM_SHA512_HMAC")],
+    ),
+];
+
+/// Algorithms of Sign, AsymmetricDecrypt and GenerateMac (what runs inside the HSM).
+const ALGORITHMS: &[Entry] = &[
+    entry("RSA_PSS_SHA_256", PSS),
+    entry("RSA_PSS_SHA_384", PSS),
+    entry("RSA_PSS_SHA_512", PSS),
+    entry("RSA_PKCS1_SHA_256", PKCS1),
+    entry("RSA_PKCS1_SHA_384", PKCS1),
+    entry("RSA_PKCS1_SHA_512", PKCS1),
+    entry("ECDSA_SHA_256", ECDSA),
+    entry("ECDSA_SHA_384", ECDSA),
+    entry("RSAES_OAEP_SHA_1", OAEP),
+    Entry {
+        name: "RSAES_OAEP_SHA_256",
+        mechanisms: OAEP,
+        unless: Some(|q| q.oaep_sha1_only),
+    },
+    entry("HMAC_SHA_256", &[(CKM_SHA256_HMAC, "CKM_SHA256_HMAC")]),
+    entry("HMAC_SHA_384", &[(CKM_SHA384_HMAC, "CKM_SHA384_HMAC")]),
+    entry("HMAC_SHA_512", &[(CKM_SHA512_HMAC, "CKM_SHA512_HMAC")]),
+];
+
+fn find(name: &str) -> Option<&'static Entry> {
+    SPECS.iter().chain(ALGORITHMS).find(|e| e.name == name)
+}
+
+/// Why a member with `mechanisms` and `quirks` cannot do `name`; `None` when it can (or
+/// when `name` needs nothing this table knows of).
+pub fn missing(name: &str, mechanisms: &[CK_MECHANISM_TYPE], quirks: &Quirks) -> Option<String> {
+    let entry = find(name)?;
+    let absent: Vec<&str> = entry
+        .mechanisms
+        .iter()
+        .filter(|(ckm, _)| !mechanisms.contains(ckm))
+        .map(|(_, label)| *label)
+        .collect();
+    if !absent.is_empty() {
+        return Some(format!("lacks {}", absent.join(", ")));
+    }
+    if entry.unless.is_some_and(|q| q(quirks)) {
+        return Some("its HSM profile says the device does not do it".into());
+    }
+    None
+}
+
+/// The key specs and algorithms a member with `mechanisms` and `quirks` can do.
+pub fn offered(
+    mechanisms: &[CK_MECHANISM_TYPE],
+    quirks: &Quirks,
+) -> (Vec<&'static str>, Vec<&'static str>) {
+    let can = |e: &&Entry| missing(e.name, mechanisms, quirks).is_none();
+    (
+        SPECS.iter().filter(can).map(|e| e.name).collect(),
+        ALGORITHMS.iter().filter(can).map(|e| e.name).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_spec_has_an_entry() {
+        for spec in crate::keys::spec::KeySpec::ALL {
+            assert!(find(spec.as_str()).is_some(), "{}", spec.as_str());
+        }
+    }
+
+    #[test]
+    fn missing_mechanisms_and_quirks_are_named() {
+        let list = [
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            CKM_AES_KEY_WRAP_PAD,
+            CKM_RSA_PKCS_OAEP,
+        ];
+        let quirks = Quirks {
+            oaep_sha1_only: true,
+        };
+        assert_eq!(missing("RSA_2048", &list, &quirks), None);
+        assert_eq!(missing("RSAES_OAEP_SHA_1", &list, &quirks), None);
+        assert!(missing("RSAES_OAEP_SHA_256", &list, &quirks)
+            .unwrap()
+            .contains("profile"));
+        assert!(missing("RSAES_OAEP_SHA_256", &list, &Quirks::default()).is_none());
+        let why = missing("RSA_PSS_SHA_256", &list, &quirks).unwrap();
+        assert!(why.contains("CKM_RSA_PKCS_PSS"), "{why}");
+        let (specs, algorithms) = offered(&list, &quirks);
+        assert_eq!(specs, ["RSA_2048", "RSA_3072", "RSA_4096"]);
+        assert_eq!(algorithms, ["RSAES_OAEP_SHA_1"]);
+    }
+}
