@@ -10,9 +10,10 @@ use crate::config::{Config, MemberConfig};
 use crate::hsm::pool::PoolSettings;
 use crate::hsm::Pool;
 use crate::proto::admin_service_server::AdminServiceServer;
+use crate::proto::asymmetric_service_server::AsymmetricServiceServer;
 use crate::proto::crypto_service_server::CryptoServiceServer;
 use crate::proto::key_service_server::KeyServiceServer;
-use crate::service::{admin::AdminApi, crypto::CryptoApi, keys::KeyApi};
+use crate::service::{admin::AdminApi, asymmetric::AsymmetricApi, crypto::CryptoApi, keys::KeyApi};
 use crate::store::{SledStore, Store};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -149,6 +150,7 @@ fn router(
         ))
         .add_service(KeyServiceServer::new(KeyApi(app.clone())))
         .add_service(CryptoServiceServer::new(CryptoApi(app.clone())))
+        .add_service(AsymmetricServiceServer::new(AsymmetricApi(app.clone())))
         .add_service(AdminServiceServer::new(AdminApi(app.clone())))
         .add_service(
             crate::proto::access_service_server::AccessServiceServer::new(

@@ -2,8 +2,12 @@
 //! member; plaintext data keys and ReEncrypt intermediates exist only in hkmsd memory and are
 //! wiped after use.
 
+pub mod asymmetric;
 pub mod ciphertext;
 pub mod instance;
+pub mod key_pair;
+pub mod mac;
+pub mod signing;
 
 use crate::appliance::Appliance;
 use crate::error::KmsError;
@@ -34,7 +38,7 @@ pub struct Opened {
     pub plaintext: Zeroizing<Vec<u8>>,
 }
 
-fn check_aad(app: &Appliance, aad: &[u8]) -> Result<(), KmsError> {
+pub(crate) fn check_aad(app: &Appliance, aad: &[u8]) -> Result<(), KmsError> {
     if aad.len() > app.limits.max_aad_bytes {
         return Err(KmsError::invalid(format!(
             "AAD is longer than {} bytes",

@@ -175,7 +175,14 @@ pub fn handle(
     spec: KeySpec,
     usage: Usage,
 ) -> Result<ObjectHandle, HsmError> {
-    member.single_key_handle(&token.key_id, &token.key_version_id, |login, dk| {
+    // The public key is used outside the HSM (Verify, AsymmetricEncrypt, GetPublicKey): a
+    // cached key serves only the public key its binding was checked with.
+    let checked_for = format!(
+        "{}\0{}",
+        token.key_id,
+        hex(&openssl::sha::sha256(&token.public_key))
+    );
+    member.single_key_handle(&checked_for, &token.key_version_id, |login, dk| {
         unwrap(member, login, dk, token, spec, usage)
     })
 }

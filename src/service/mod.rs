@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod application;
+pub mod asymmetric;
 pub mod crypto;
 pub mod keys;
 pub mod relay;

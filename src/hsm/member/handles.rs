@@ -29,14 +29,16 @@ impl Member {
     }
 
     /// The private or MAC key of a key version, unwrapping (and checking) its token on first
-    /// use, as [`Member::key_handle`] does for AES versions.
+    /// use, as [`Member::key_handle`] does for AES versions. `checked_for` names everything
+    /// the check covered that callers use outside the HSM (the key id and the public key): a
+    /// cached key is served only for the same value, otherwise the token is checked again.
     pub fn single_key_handle(
         &self,
-        key_id: &str,
+        checked_for: &str,
         key_version_id: &str,
         unwrap: impl FnOnce(&Session, ObjectHandle) -> Result<ObjectHandle, HsmError>,
     ) -> Result<ObjectHandle, HsmError> {
-        match self.cached_keys(key_id, key_version_id, |s, dk| {
+        match self.cached_keys(checked_for, key_version_id, |s, dk| {
             unwrap(s, dk).map(VersionKeys::Single)
         })? {
             VersionKeys::Single(key) => Ok(key),
