@@ -10,7 +10,9 @@
 //! authentication while Internet access is off ([`crate::access::endpoint`]); the endpoint
 //! also decides which of the AAP's network rules may admit a request. Keys may be named by
 //! alias; aliases resolve before authorisation. The operations themselves are in
-//! [`symmetric`].
+//! [`symmetric`], [`asymmetric`] (Sign, Verify, GetPublicKey), [`mac`] (Hmac) and
+//! [`key_pair`] (the data key pairs). A key whose usage does not allow an operation
+//! (signing with an ENCRYPT/DECRYPT key...) is refused with 400 `InvalidParameter`.
 //!
 //! The transfer SDK (classic KMS code moved onto an instance) keeps the key version that
 //! Encrypt reports in the `x-kms-migrationkeyversionid` response header inside its own
@@ -18,6 +20,9 @@
 //! KeyId: the version then names both the key (authorised like any other) and the version
 //! to decrypt with.
 
+mod asymmetric;
+mod key_pair;
+mod mac;
 mod symmetric;
 
 use crate::access::endpoint::{self, EndpointKind};
@@ -39,7 +44,7 @@ use std::sync::{Arc, Mutex};
 /// Operations this build runs for applications. The other operations of the instance API
 /// are answered with `UnsupportedOperation`; names the instance API does not define
 /// ([`operations::in_instance_api`]) with `InvalidApiName`.
-pub const SUPPORTED: [&str; 7] = [
+pub const SUPPORTED: [&str; 15] = [
     "Encrypt",
     "Decrypt",
     "AdvanceEncrypt",
@@ -47,6 +52,14 @@ pub const SUPPORTED: [&str; 7] = [
     "GenerateDataKey",
     "AdvanceGenerateDataKey",
     "GenerateRandom",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "Hmac",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "AdvanceGenerateDataKeyPair",
+    "AdvanceGenerateDataKeyPairWithoutPlaintext",
 ];
 
 #[derive(Debug, Clone)]
@@ -100,9 +113,13 @@ fn api_error(e: KmsError) -> ApiError {
         ErrorCode::KeyDisabled | ErrorCode::KeyPendingDeletion | ErrorCode::KeyPendingImport => {
             ApiError::new(400, "Forbidden.KeyNotEnabled", e.message)
         }
-        ErrorCode::InvalidParameter | ErrorCode::UnsupportedKeySpec => {
-            ApiError::new(400, "InvalidParameter", e.message)
-        }
+        // The instance API documents no code of its own for a key whose usage or spec does
+        // not allow the operation, nor for algorithms and specs it does not offer: they are
+        // invalid parameters, told apart by the message.
+        ErrorCode::InvalidParameter
+        | ErrorCode::UnsupportedKeySpec
+        | ErrorCode::UnsupportedAlgorithm
+        | ErrorCode::IncorrectKeyUsage => ApiError::new(400, "InvalidParameter", e.message),
         ErrorCode::InvalidCiphertext => ApiError::new(400, "InvalidParameter", e.message),
         ErrorCode::HsmUnavailable => ApiError::new(
             503,
@@ -212,6 +229,31 @@ impl ApplicationApi {
         }
     }
 
+    /// The key a request names, authorised, and the version to use: the one the transfer
+    /// SDK names in `x-kms-migrationkeyversionid`, if any (then KeyId may be left out).
+    fn key_and_version(
+        &self,
+        call: &Call<'_>,
+        requested_key: &str,
+    ) -> Result<(String, Option<String>), ApiError> {
+        let version = call
+            .headers
+            .one(MIGRATION_HEADER)?
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        match version {
+            Some(version) => {
+                let v =
+                    self.authorized_version(call.caller, call.api_name, requested_key, version)?;
+                Ok((v.key_id, Some(v.key_version_id)))
+            }
+            None => Ok((
+                self.authorized_key(call.caller, call.api_name, requested_key)?,
+                None,
+            )),
+        }
+    }
+
     /// Runs one operation of [`SUPPORTED`]; returns the response body and, for operations
     /// that encrypt, the key version used (sent as `x-kms-migrationkeyversionid`).
     async fn dispatch(&self, call: &Call<'_>) -> Answer {
@@ -222,6 +264,14 @@ impl ApplicationApi {
             "GenerateDataKey" => self.generate_data_key(call).await,
             "AdvanceGenerateDataKey" => self.advance_generate_data_key(call).await,
             "GenerateRandom" => self.generate_random(call).await,
+            "Sign" => self.sign(call).await,
+            "Verify" => self.verify(call).await,
+            "GetPublicKey" => self.get_public_key(call).await,
+            "Hmac" => self.hmac(call).await,
+            "GenerateDataKeyPair"
+            | "GenerateDataKeyPairWithoutPlaintext"
+            | "AdvanceGenerateDataKeyPair"
+            | "AdvanceGenerateDataKeyPairWithoutPlaintext" => self.data_key_pair(call).await,
             _ => Err(unsupported()),
         }
     }
