@@ -141,7 +141,8 @@ impl Client {
         Ok(Client::from_channel(channel))
     }
 
-    fn from_channel(channel: Channel) -> Client {
+    /// Clients of every service over `channel`.
+    pub fn from_channel(channel: Channel) -> Client {
         Client {
             keys: KeyServiceClient::new(channel.clone()),
             crypto: CryptoServiceClient::new(channel.clone()),

@@ -259,15 +259,7 @@ impl Daemon {
             }))
             .await
             .unwrap();
-        Client {
-            keys: hkms::proto::key_service_client::KeyServiceClient::new(channel.clone()),
-            crypto: hkms::proto::crypto_service_client::CryptoServiceClient::new(channel.clone()),
-            admin: hkms::proto::admin_service_client::AdminServiceClient::new(channel.clone()),
-            access: hkms::proto::access_service_client::AccessServiceClient::new(channel.clone()),
-            application: hkms::proto::application_service_client::ApplicationServiceClient::new(
-                channel,
-            ),
-        }
+        Client::from_channel(channel)
     }
 
     /// Runs the `hkms` CLI against this daemon.
