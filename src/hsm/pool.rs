@@ -164,7 +164,21 @@ impl Pool {
                 reasons.push(format!("{} {why} ({need})", m.name));
             }
         }
-        if !members.is_empty() && tried.len() == members.len() {
+        // Fail at once when no member can do it, or when those that can are all draining or
+        // down while others serve: say what the serving ones lack rather than "no member
+        // available". When no member serves at all, that outage is the error (below).
+        let capable_serving =
+            (0..members.len()).any(|i| !tried.contains(&i) && members[i].accepts_requests());
+        let serving = members.iter().any(|m| m.accepts_requests());
+        let none_can = tried.len() == members.len();
+        if !members.is_empty() && (none_can || (!reasons.is_empty() && !capable_serving && serving))
+        {
+            for (i, m) in members.iter().enumerate() {
+                if !tried.contains(&i) {
+                    let state = if m.is_draining() { "draining" } else { "down" };
+                    reasons.push(format!("{} can but is {state}", m.name));
+                }
+            }
             return Err(HsmError::Unsupported {
                 capability: needs.join(" and "),
                 detail: reasons.join("; "),

@@ -9,8 +9,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use cryptoki_sys::{CKR_DEVICE_ERROR, CK_RV};
+use cryptoki_sys::{CKR_DEVICE_ERROR, CK_MECHANISM_TYPE, CK_RV};
 
+use crate::mech::{mechanism_name, parse_mechanism};
 use crate::rv::{parse_rv, rv_name};
 
 /// Environment variable naming the control directory.
@@ -154,6 +155,10 @@ pub struct FaultSpec {
     pub latency_ms: u64,
     /// In `error` mode: only the next `count` affected calls fail.
     pub count: Option<u64>,
+    /// Mechanisms the token does not have, in every mode: left out of
+    /// `C_GetMechanismList`, `CKR_MECHANISM_INVALID` from `C_GetMechanismInfo` and from
+    /// every function given one of them (`C_SignInit`, `C_GenerateKeyPair`, ...).
+    pub hide_mechanisms: Vec<CK_MECHANISM_TYPE>,
 }
 
 impl Default for FaultSpec {
@@ -164,6 +169,7 @@ impl Default for FaultSpec {
             functions: None,
             latency_ms: 0,
             count: None,
+            hide_mechanisms: Vec::new(),
         }
     }
 }
@@ -242,6 +248,17 @@ impl FaultSpec {
         self
     }
 
+    /// Adds `hide_mechanisms` (`CKM_*` values).
+    pub fn hide_mechanisms(mut self, mechanisms: &[CK_MECHANISM_TYPE]) -> Self {
+        self.hide_mechanisms = mechanisms.to_vec();
+        self
+    }
+
+    /// Whether the token is made to lack `mechanism`.
+    pub fn hides(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
+        self.hide_mechanisms.contains(&mechanism)
+    }
+
     /// Whether `function` (a canonical name) is subject to this spec's
     /// `functions` filter.
     pub fn applies_to(&self, function: &str) -> bool {
@@ -305,6 +322,17 @@ impl FaultSpec {
                             .map_err(|_| err(format!("bad count {value:?}")))?,
                     )
                 }
+                "hide_mechanisms" => {
+                    let mut list = Vec::new();
+                    for name in value.split([',', ' ', '\t']).filter(|s| !s.is_empty()) {
+                        let m = parse_mechanism(name)
+                            .ok_or_else(|| err(format!("unknown mechanism {name:?}")))?;
+                        if !list.contains(&m) {
+                            list.push(m);
+                        }
+                    }
+                    spec.hide_mechanisms = list;
+                }
                 other => return Err(err(format!("unknown key {other:?}"))),
             }
         }
@@ -326,6 +354,14 @@ impl FaultSpec {
         }
         if let Some(n) = self.count {
             out.push_str(&format!("count = {n}\n"));
+        }
+        if !self.hide_mechanisms.is_empty() {
+            let names: Vec<String> = self
+                .hide_mechanisms
+                .iter()
+                .map(|&m| mechanism_name(m))
+                .collect();
+            out.push_str(&format!("hide_mechanisms = {}\n", names.join(", ")));
         }
         out
     }
@@ -462,9 +498,44 @@ mod tests {
             .latency_ms(5)
             .count(2);
         assert_eq!(FaultSpec::parse(&spec.render()).unwrap(), spec);
+        let hidden = FaultSpec::off().hide_mechanisms(&[cryptoki_sys::CKM_ECDSA, 0x8000_0001]);
+        assert_eq!(
+            hidden.render(),
+            "mode = off\nhide_mechanisms = CKM_ECDSA, 0x80000001\n"
+        );
+        assert_eq!(FaultSpec::parse(&hidden.render()).unwrap(), hidden);
         for s in [FaultSpec::off(), FaultSpec::hang(), FaultSpec::dead()] {
             assert_eq!(FaultSpec::parse(&s.render()).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn parse_hide_mechanisms() {
+        use cryptoki_sys::{CKM_ECDSA, CKM_RSA_PKCS_PSS, CKM_SHA256, CKM_SHA256_HMAC};
+        let spec = FaultSpec::parse("hide_mechanisms = CKM_ECDSA, CKM_RSA_PKCS_PSS\n").unwrap();
+        assert_eq!(spec.mode, Mode::Off);
+        assert_eq!(spec.hide_mechanisms, [CKM_ECDSA, CKM_RSA_PKCS_PSS]);
+        assert!(spec.hides(CKM_ECDSA));
+        assert!(!spec.hides(CKM_SHA256_HMAC));
+        // Names without the prefix, any case, numbers; duplicates count once.
+        let spec =
+            FaultSpec::parse("mode = error\nHIDE_MECHANISMS = ecdsa 0x250,0x1041\t593 # x\n")
+                .unwrap();
+        assert_eq!(spec.mode, Mode::Error);
+        assert_eq!(
+            spec.hide_mechanisms,
+            [CKM_ECDSA, CKM_SHA256, CKM_SHA256_HMAC]
+        );
+        // An empty list hides nothing.
+        assert!(FaultSpec::parse("hide_mechanisms =")
+            .unwrap()
+            .hide_mechanisms
+            .is_empty());
+        let e = FaultSpec::parse("mode = off\nhide_mechanisms = CKM_ECDSA, CKM_NOPE").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("CKM_NOPE"), "{e}");
+        assert!(FaultSpec::parse("hide_mechanisms = 0xZZ").is_err());
+        assert!(FaultSpec::parse("hide_mechanisms = -1").is_err());
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! 3. call the real module with the arguments unchanged, except that session
 //!    handles are translated from ours (virtual) to the real module's.
 //!
+//! `hide_mechanisms` is applied in step 2 for the functions given a mechanism
+//! (`C_GetMechanismInfo`, `C_*Init`, key generation, wrapping, derivation) and
+//! after step 3 by `C_GetMechanismList`, which filters the real module's list.
+//!
 //! Session handles are virtual (a process-wide counter that never reuses a
 //! value) so that handles invalidated by a simulated device reset stay
 //! invalid even when the real module reuses its own handle numbers.
@@ -33,6 +37,7 @@ use cryptoki_sys::*;
 use crate::control::{
     fault_file, FaultSpec, Mode, DEFAULT_REAL_MODULE, ENV_FAULT_DIR, ENV_LOG, ENV_REAL_MODULE,
 };
+use crate::mech::mechanism_name;
 use crate::rv::rv_name;
 
 /// How often a hung call re-reads its control file.
@@ -237,6 +242,7 @@ impl State {
         real: &CK_FUNCTION_LIST,
         function: &'static str,
         label: &str,
+        mechanism: Option<CK_MECHANISM_TYPE>,
         first_poll: bool,
     ) -> Step {
         let State {
@@ -282,6 +288,19 @@ impl State {
                     // PKCS#11: every error except CKR_BUFFER_TOO_SMALL ends
                     // the active operation.
                     ends_operation: spec.rv != CKR_BUFFER_TOO_SMALL,
+                };
+                Step::Fail(fault, latency)
+            }
+            // A device without the mechanism: in every mode, after the fault above.
+            _ if mechanism.is_some_and(|m| spec.hides(m)) => {
+                token.injected += 1;
+                log!(
+                    "token {label:?}: {function} with hidden {} -> CKR_MECHANISM_INVALID",
+                    mechanism.map(mechanism_name).unwrap_or_default()
+                );
+                let fault = Injected {
+                    rv: CKR_MECHANISM_INVALID,
+                    ends_operation: false,
                 };
                 Step::Fail(fault, latency)
             }
@@ -343,14 +362,19 @@ fn reset_token(
     );
 }
 
-/// Applies the fault of the token labelled `label` to a call of `function`:
-/// `Ok(())` means "forward now", `Err` means "return this instead". Blocks
-/// while the token hangs; sleeps for the latency. Never holds the lock while
-/// sleeping.
-fn check(real: &CK_FUNCTION_LIST, function: &'static str, label: &str) -> Result<(), Injected> {
+/// Applies the fault of the token labelled `label` to a call of `function`
+/// given `mechanism` (if any): `Ok(())` means "forward now", `Err` means
+/// "return this instead". Blocks while the token hangs; sleeps for the
+/// latency. Never holds the lock while sleeping.
+fn check(
+    real: &CK_FUNCTION_LIST,
+    function: &'static str,
+    label: &str,
+    mechanism: Option<CK_MECHANISM_TYPE>,
+) -> Result<(), Injected> {
     let mut first_poll = true;
     loop {
-        let step = state().step(real, function, label, first_poll);
+        let step = state().step(real, function, label, mechanism, first_poll);
         first_poll = false;
         match step {
             Step::Wait => thread::sleep(HANG_POLL),
@@ -401,9 +425,19 @@ fn enter_slot(
     function: &'static str,
     slot: CK_SLOT_ID,
 ) -> Result<Option<String>, CK_RV> {
+    enter_slot_using(real, function, slot, None)
+}
+
+/// [`enter_slot`] for a function given a mechanism (`hide_mechanisms`).
+fn enter_slot_using(
+    real: &CK_FUNCTION_LIST,
+    function: &'static str,
+    slot: CK_SLOT_ID,
+    mechanism: Option<CK_MECHANISM_TYPE>,
+) -> Result<Option<String>, CK_RV> {
     let label = slot_label(real, slot);
     if let Some(label) = &label {
-        check(real, function, label).map_err(|f| f.rv)?;
+        check(real, function, label, mechanism).map_err(|f| f.rv)?;
     }
     Ok(label)
 }
@@ -414,12 +448,22 @@ fn enter_session(
     function: &'static str,
     handle: CK_SESSION_HANDLE,
 ) -> Result<CK_SESSION_HANDLE, CK_RV> {
+    enter_session_using(real, function, handle, None)
+}
+
+/// [`enter_session`] for a function given a mechanism (`hide_mechanisms`).
+fn enter_session_using(
+    real: &CK_FUNCTION_LIST,
+    function: &'static str,
+    handle: CK_SESSION_HANDLE,
+    mechanism: Option<CK_MECHANISM_TYPE>,
+) -> Result<CK_SESSION_HANDLE, CK_RV> {
     let label = match state().sessions.get(&handle) {
         Some(s) => s.label.clone(),
         None => return Err(CKR_SESSION_HANDLE_INVALID),
     };
     let checked = match &label {
-        Some(label) => check(real, function, label),
+        Some(label) => check(real, function, label, mechanism),
         None => Ok(()),
     };
     // Look again: the check may have reset the token and closed this session.
@@ -810,8 +854,100 @@ macro_rules! slot_fns {
 
 slot_fns! {
     C_GetSlotInfo(info: *mut CK_SLOT_INFO);
-    C_GetMechanismList(list: *mut CK_MECHANISM_TYPE, count: *mut CK_ULONG);
-    C_GetMechanismInfo(mech: CK_MECHANISM_TYPE, info: *mut CK_MECHANISM_INFO);
+}
+
+/// The mechanisms of the token the caller sees: the real module's list without
+/// the token's `hide_mechanisms`.
+unsafe extern "C" fn C_GetMechanismList(
+    slot: CK_SLOT_ID,
+    list: *mut CK_MECHANISM_TYPE,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    ffi(|| {
+        let real = real()?;
+        let f = real.C_GetMechanismList.ok_or(CKR_FUNCTION_NOT_SUPPORTED)?;
+        let label = enter_slot(real, "C_GetMechanismList", slot)?;
+        let hidden = label.as_deref().map(hidden_mechanisms).unwrap_or_default();
+        if hidden.is_empty() {
+            // SAFETY: arguments passed through unchanged.
+            return Ok(unsafe { f(slot, list, count) });
+        }
+        if count.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let mut shown = real_mechanism_list(f, slot)?;
+        shown.retain(|m| !hidden.contains(m));
+        let needed = shown.len() as CK_ULONG;
+        // SAFETY: checked non-null; readable and writable per the PKCS#11
+        // contract (with a list, it holds the list's capacity in elements).
+        let capacity = unsafe { *count };
+        // SAFETY: as above. PKCS#11: `*count` receives the number of
+        // mechanisms whether the list is null, too small or large enough.
+        unsafe { *count = needed };
+        if list.is_null() {
+            return Ok(CKR_OK);
+        }
+        if capacity < needed {
+            return Ok(CKR_BUFFER_TOO_SMALL);
+        }
+        // SAFETY: `list` is non-null and, per the contract, valid for writing
+        // `capacity` >= `shown.len()` elements; `shown` is our own vector, so
+        // the two do not overlap.
+        unsafe { ptr::copy_nonoverlapping(shown.as_ptr(), list, shown.len()) };
+        Ok(CKR_OK)
+    })
+}
+
+/// The real module's full mechanism list for `slot` (`Err`: its error).
+fn real_mechanism_list(
+    f: unsafe extern "C" fn(CK_SLOT_ID, *mut CK_MECHANISM_TYPE, *mut CK_ULONG) -> CK_RV,
+    slot: CK_SLOT_ID,
+) -> Result<Vec<CK_MECHANISM_TYPE>, CK_RV> {
+    // The list cannot change under a token, but retry a few times if it does.
+    for _ in 0..4 {
+        let mut n: CK_ULONG = 0;
+        // SAFETY: null list (count query) and a valid out-pointer.
+        let rv = unsafe { f(slot, ptr::null_mut(), &mut n) };
+        if rv != CKR_OK {
+            return Err(rv);
+        }
+        let mut buf: Vec<CK_MECHANISM_TYPE> = vec![0; n as usize];
+        // SAFETY: `buf` holds `n` elements, the capacity passed in `n`.
+        let rv = unsafe { f(slot, buf.as_mut_ptr(), &mut n) };
+        match rv {
+            CKR_OK => {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+            CKR_BUFFER_TOO_SMALL => continue,
+            _ => return Err(rv),
+        }
+    }
+    Err(CKR_GENERAL_ERROR)
+}
+
+/// The token's `hide_mechanisms`, as last read from its control file.
+fn hidden_mechanisms(label: &str) -> Vec<CK_MECHANISM_TYPE> {
+    state()
+        .tokens
+        .get(label)
+        .map(|t| t.spec.hide_mechanisms.clone())
+        .unwrap_or_default()
+}
+
+/// `CKR_MECHANISM_INVALID` for a mechanism the token hides.
+unsafe extern "C" fn C_GetMechanismInfo(
+    slot: CK_SLOT_ID,
+    mechanism: CK_MECHANISM_TYPE,
+    info: *mut CK_MECHANISM_INFO,
+) -> CK_RV {
+    ffi(|| {
+        let real = real()?;
+        let f = real.C_GetMechanismInfo.ok_or(CKR_FUNCTION_NOT_SUPPORTED)?;
+        enter_slot_using(real, "C_GetMechanismInfo", slot, Some(mechanism))?;
+        // SAFETY: arguments passed through unchanged.
+        Ok(unsafe { f(slot, mechanism, info) })
+    })
 }
 
 unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
@@ -957,43 +1093,74 @@ session_fns! {
     C_FindObjectsInit(template: *mut CK_ATTRIBUTE, count: CK_ULONG);
     C_FindObjects(objects: *mut CK_OBJECT_HANDLE, max: CK_ULONG, count: *mut CK_ULONG);
     C_FindObjectsFinal();
-    C_EncryptInit(mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
     C_Encrypt(data: *mut CK_BYTE, data_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_EncryptUpdate(part: *mut CK_BYTE, part_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_EncryptFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_DecryptInit(mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
     C_Decrypt(data: *mut CK_BYTE, data_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DecryptUpdate(part: *mut CK_BYTE, part_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DecryptFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_DigestInit(mechanism: *mut CK_MECHANISM);
     C_Digest(data: *mut CK_BYTE, data_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DigestUpdate(part: *mut CK_BYTE, part_len: CK_ULONG);
     C_DigestKey(key: CK_OBJECT_HANDLE);
     C_DigestFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_SignInit(mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
     C_Sign(data: *mut CK_BYTE, data_len: CK_ULONG, sig: *mut CK_BYTE, sig_len: *mut CK_ULONG);
     C_SignUpdate(part: *mut CK_BYTE, part_len: CK_ULONG);
     C_SignFinal(sig: *mut CK_BYTE, sig_len: *mut CK_ULONG);
-    C_SignRecoverInit(mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
     C_SignRecover(data: *mut CK_BYTE, data_len: CK_ULONG, sig: *mut CK_BYTE, sig_len: *mut CK_ULONG);
-    C_VerifyInit(mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
     C_Verify(data: *mut CK_BYTE, data_len: CK_ULONG, sig: *mut CK_BYTE, sig_len: CK_ULONG);
     C_VerifyUpdate(part: *mut CK_BYTE, part_len: CK_ULONG);
     C_VerifyFinal(sig: *mut CK_BYTE, sig_len: CK_ULONG);
-    C_VerifyRecoverInit(mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
     C_VerifyRecover(sig: *mut CK_BYTE, sig_len: CK_ULONG, data: *mut CK_BYTE, data_len: *mut CK_ULONG);
     C_DigestEncryptUpdate(part: *mut CK_BYTE, part_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DecryptDigestUpdate(part: *mut CK_BYTE, part_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_SignEncryptUpdate(part: *mut CK_BYTE, part_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DecryptVerifyUpdate(part: *mut CK_BYTE, part_len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
+    C_SeedRandom(seed: *mut CK_BYTE, seed_len: CK_ULONG);
+    C_GenerateRandom(out: *mut CK_BYTE, out_len: CK_ULONG);
+    C_GetFunctionStatus();
+    C_CancelFunction();
+}
+
+/// Wrappers for session-taking functions whose first other argument is a
+/// mechanism: like `session_fns`, and a mechanism the token hides gives
+/// `CKR_MECHANISM_INVALID` without forwarding.
+macro_rules! session_mechanism_fns {
+    ($( $name:ident ( $($arg:ident : $ty:ty),* ); )*) => { $(
+        unsafe extern "C" fn $name(
+            session: CK_SESSION_HANDLE,
+            mechanism: *mut CK_MECHANISM
+            $(, $arg: $ty)*
+        ) -> CK_RV {
+            ffi(|| {
+                let real = real()?;
+                let f = real.$name.ok_or(CKR_FUNCTION_NOT_SUPPORTED)?;
+                // SAFETY: `mechanism` is null or, per the PKCS#11 contract,
+                // points to a valid CK_MECHANISM for the duration of the call.
+                let mechanism_type = unsafe { mechanism.as_ref() }.map(|m| m.mechanism);
+                let real_session =
+                    enter_session_using(real, stringify!($name), session, mechanism_type)?;
+                // SAFETY: the real handle of an open session; the other
+                // arguments are passed through unchanged.
+                Ok(unsafe { f(real_session, mechanism $(, $arg)*) })
+            })
+        }
+    )* };
+}
+
+session_mechanism_fns! {
+    C_EncryptInit(key: CK_OBJECT_HANDLE);
+    C_DecryptInit(key: CK_OBJECT_HANDLE);
+    C_DigestInit();
+    C_SignInit(key: CK_OBJECT_HANDLE);
+    C_SignRecoverInit(key: CK_OBJECT_HANDLE);
+    C_VerifyInit(key: CK_OBJECT_HANDLE);
+    C_VerifyRecoverInit(key: CK_OBJECT_HANDLE);
     C_GenerateKey(
-        mechanism: *mut CK_MECHANISM,
         template: *mut CK_ATTRIBUTE,
         count: CK_ULONG,
         key: *mut CK_OBJECT_HANDLE
     );
     C_GenerateKeyPair(
-        mechanism: *mut CK_MECHANISM,
         public_template: *mut CK_ATTRIBUTE,
         public_count: CK_ULONG,
         private_template: *mut CK_ATTRIBUTE,
@@ -1002,14 +1169,12 @@ session_fns! {
         private_key: *mut CK_OBJECT_HANDLE
     );
     C_WrapKey(
-        mechanism: *mut CK_MECHANISM,
         wrapping_key: CK_OBJECT_HANDLE,
         key: CK_OBJECT_HANDLE,
         wrapped: *mut CK_BYTE,
         wrapped_len: *mut CK_ULONG
     );
     C_UnwrapKey(
-        mechanism: *mut CK_MECHANISM,
         unwrapping_key: CK_OBJECT_HANDLE,
         wrapped: *mut CK_BYTE,
         wrapped_len: CK_ULONG,
@@ -1018,14 +1183,9 @@ session_fns! {
         key: *mut CK_OBJECT_HANDLE
     );
     C_DeriveKey(
-        mechanism: *mut CK_MECHANISM,
         base_key: CK_OBJECT_HANDLE,
         template: *mut CK_ATTRIBUTE,
         count: CK_ULONG,
         key: *mut CK_OBJECT_HANDLE
     );
-    C_SeedRandom(seed: *mut CK_BYTE, seed_len: CK_ULONG);
-    C_GenerateRandom(out: *mut CK_BYTE, out_len: CK_ULONG);
-    C_GetFunctionStatus();
-    C_CancelFunction();
 }

@@ -16,6 +16,7 @@
 
 pub mod control;
 mod ffi;
+pub mod mech;
 pub mod rv;
 
 pub use ffi::{read_counters, Counters};

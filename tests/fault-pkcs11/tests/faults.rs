@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use cryptoki_sys::{CKR_DEVICE_ERROR, CKR_GENERAL_ERROR};
+use cryptoki_sys::{
+    CKM_ECDSA, CKM_RSA_PKCS_PSS, CKR_BUFFER_TOO_SMALL, CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_OK,
+    CK_FUNCTION_LIST, CK_MECHANISM_TYPE, CK_RV, CK_ULONG,
+};
 use hkms_fault_pkcs11::control::{self, FaultSpec};
 use hkms_fault_pkcs11::{read_counters, Counters};
 
@@ -532,4 +535,135 @@ fn token_initialised_later_is_faultable() {
     control::clear_fault(&t.h.faults, "C").unwrap();
     assert_eq!(ctx.get_token_info(c).unwrap().label(), "C");
     ctx.open_ro_session(c).unwrap();
+}
+
+/// DER of the P-256 curve's OID (CKA_EC_PARAMS).
+const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// A P-256 session key pair; returns the private key.
+fn ec_key(s: &Session) -> cryptoki::error::Result<ObjectHandle> {
+    let (_, private) = s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[Attribute::Token(false), Attribute::EcParams(P256.to_vec())],
+        &[
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sign(true),
+        ],
+    )?;
+    Ok(private)
+}
+
+/// Raw `C_GetMechanismList` of the module loaded by the harness: (rv, count, list) for a
+/// list of `capacity` elements (`None`: the count query, with a null list).
+fn raw_mechanism_list(
+    module: &Path,
+    slot: Slot,
+    capacity: Option<usize>,
+) -> (CK_RV, CK_ULONG, Vec<CK_MECHANISM_TYPE>) {
+    type GetFunctionList = unsafe extern "C" fn(*mut *mut CK_FUNCTION_LIST) -> CK_RV;
+    // SAFETY: the harness has loaded and initialised this module already; this only
+    // takes another reference to it.
+    let lib = unsafe { libloading::Library::new(module) }.unwrap();
+    // SAFETY: the PKCS#11 entry point has this signature.
+    let get = unsafe { lib.get::<GetFunctionList>(b"C_GetFunctionList\0") }.unwrap();
+    let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { get(&mut list) }, CKR_OK);
+    // SAFETY: the module returned a pointer to its static function list.
+    let f = unsafe { (*list).C_GetMechanismList }.unwrap();
+    let mut buf: Vec<CK_MECHANISM_TYPE> = vec![0; capacity.unwrap_or(0)];
+    let mut count = buf.len() as CK_ULONG;
+    let ptr = match capacity {
+        Some(_) => buf.as_mut_ptr(),
+        None => std::ptr::null_mut(),
+    };
+    // SAFETY: `ptr` is null or holds `count` elements; `count` is a valid out-pointer.
+    let rv = unsafe { f(slot.id() as _, ptr, &mut count) };
+    buf.truncate(count as usize);
+    (rv, count, buf)
+}
+
+#[test]
+fn hidden_mechanisms_are_missing_from_the_token() {
+    let t = Test::start();
+    let ctx = &t.h.ctx;
+    let full_a = ctx.get_mechanism_list(t.h.a).unwrap();
+    assert!(full_a.contains(&MechanismType::ECDSA));
+    assert!(full_a.contains(&MechanismType::RSA_PKCS_PSS));
+    let sa = t.session(t.h.a);
+    let sb = t.session(t.h.b);
+    let ka = ec_key(&sa).unwrap();
+    let digest = [5u8; 32];
+
+    // mode = off: nothing else changes.
+    t.fault_text("A", "hide_mechanisms = CKM_ECDSA, CKM_RSA_PKCS_PSS\n");
+    let list_a = ctx.get_mechanism_list(t.h.a).unwrap();
+    assert_eq!(list_a.len(), full_a.len() - 2);
+    assert!(!list_a.contains(&MechanismType::ECDSA));
+    assert!(!list_a.contains(&MechanismType::RSA_PKCS_PSS));
+    assert!(list_a.contains(&MechanismType::ECC_KEY_PAIR_GEN));
+    assert!(ctx
+        .get_mechanism_list(t.h.b)
+        .unwrap()
+        .contains(&MechanismType::ECDSA));
+
+    // The count query, a list one too small, and one large enough (raw calls: `cryptoki`
+    // leaves out mechanisms it does not know).
+    let (rv, n, _) = raw_mechanism_list(&t.h.module, t.h.a, None);
+    assert_eq!(rv, CKR_OK);
+    let (rv, count, _) = raw_mechanism_list(&t.h.module, t.h.a, Some(n as usize - 1));
+    assert_eq!((rv, count), (CKR_BUFFER_TOO_SMALL, n));
+    let (rv, count, raw) = raw_mechanism_list(&t.h.module, t.h.a, Some(n as usize + 5));
+    assert_eq!((rv, count), (CKR_OK, n));
+    let (_, _, raw_b) = raw_mechanism_list(&t.h.module, t.h.b, Some(n as usize + 5));
+    let expected: Vec<CK_MECHANISM_TYPE> = raw_b
+        .into_iter()
+        .filter(|&m| m != CKM_ECDSA && m != CKM_RSA_PKCS_PSS)
+        .collect();
+    assert_eq!(raw, expected);
+
+    assert_eq!(
+        rv_err(ctx.get_mechanism_info(t.h.a, MechanismType::ECDSA)).0,
+        RvError::MechanismInvalid
+    );
+    ctx.get_mechanism_info(t.h.a, MechanismType::ECC_KEY_PAIR_GEN)
+        .unwrap();
+    ctx.get_mechanism_info(t.h.b, MechanismType::ECDSA).unwrap();
+
+    // Operations with a hidden mechanism fail at init, counted as injected; the key pair
+    // generation uses another mechanism and works.
+    let before = t.counters("A");
+    let (rv, f) = rv_err(sa.sign(&Mechanism::Ecdsa, ka, &digest));
+    assert_eq!(rv, RvError::MechanismInvalid);
+    assert!(matches!(f, Function::SignInit), "{f:?}");
+    assert_eq!(t.counters("A").injected, before.injected + 1);
+    let ka2 = ec_key(&sa).unwrap();
+    assert_eq!(
+        rv_err(sa.sign(&Mechanism::Ecdsa, ka2, &digest)).0,
+        RvError::MechanismInvalid
+    );
+    let kb = ec_key(&sb).unwrap();
+    sb.sign(&Mechanism::Ecdsa, kb, &digest).unwrap();
+    // Other mechanisms are untouched.
+    roundtrip(&sa, aes_key(&sa).unwrap());
+
+    // Also with another mode: here errors on C_Encrypt only.
+    t.fault_text(
+        "A",
+        "mode = error\nfunctions = C_Encrypt\nhide_mechanisms = 0x1041\n",
+    );
+    assert!(!ctx
+        .get_mechanism_list(t.h.a)
+        .unwrap()
+        .contains(&MechanismType::ECDSA));
+    assert_eq!(
+        rv_err(sa.sign(&Mechanism::Ecdsa, ka, &digest)).0,
+        RvError::MechanismInvalid
+    );
+
+    // Without the file the token has them again.
+    t.clear("A");
+    assert_eq!(ctx.get_mechanism_list(t.h.a).unwrap().len(), full_a.len());
+    sa.sign(&Mechanism::Ecdsa, ka, &digest).unwrap();
 }
