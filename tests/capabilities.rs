@@ -2,8 +2,9 @@
 //! (tests/fault-pkcs11), where member B's token has no CKM_ECDSA from the start (the module
 //! leaves it out of the mechanism list B reads when it connects, and refuses it). GetStatus
 //! shows what each member can do, ECDSA signatures go to A only, and with A drained they
-//! fail at once with UnsupportedAlgorithm naming B and the missing mechanism, while RSA-PSS
-//! signatures still run on B.
+//! fail at once as unavailable (retryable: A may come back), naming B and the missing
+//! mechanism and A's state, while RSA-PSS signatures still run on B. (An operation that no
+//! member can do at all is refused with UnsupportedAlgorithm: tests/asymmetric.rs.)
 
 mod common;
 
@@ -155,15 +156,17 @@ async fn ecdsa_goes_only_to_the_member_that_has_it() {
     let refused = "with hidden CKM_ECDSA";
     assert!(!d.log_text().contains(refused), "{}", d.log_text());
 
-    // A drained: no member left that can make the signature; the pool says so at once.
+    // A drained: no member serving can make the signature; the pool says so at once.
     drain(&mut c, A, false).await;
     let started = Instant::now();
     let e = sign(&mut c, &ec, "ECDSA_SHA_256").await.unwrap_err();
     let took = started.elapsed();
     println!("ECDSA with A drained: {took:?}: {}", e.message());
-    assert_eq!(code(e.clone()), "UnsupportedAlgorithm", "{e:?}");
+    assert_eq!(code(e.clone()), "HsmUnavailable", "{e:?}");
     assert!(
-        e.message().contains(B) && e.message().contains("CKM_ECDSA"),
+        e.message().contains(B)
+            && e.message().contains("CKM_ECDSA")
+            && e.message().contains(&format!("{A} can but is draining")),
         "{}",
         e.message()
     );

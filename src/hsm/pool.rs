@@ -164,24 +164,26 @@ impl Pool {
                 reasons.push(format!("{} {why} ({need})", m.name));
             }
         }
-        // Fail at once when no member can do it, or when those that can are all draining or
-        // down while others serve: say what the serving ones lack rather than "no member
-        // available". When no member serves at all, that outage is the error (below).
+        // Fail at once when no member can do it (`Unsupported`, final). When some can but
+        // all of those are draining or down, the call cannot run now but may later: it is
+        // unavailable, with what the serving members lack and why the others do not serve.
+        if !members.is_empty() && tried.len() == members.len() {
+            return Err(HsmError::Unsupported {
+                capability: needs.join(" and "),
+                detail: reasons.join("; "),
+            });
+        }
         let capable_serving =
             (0..members.len()).any(|i| !tried.contains(&i) && members[i].accepts_requests());
-        let serving = members.iter().any(|m| m.accepts_requests());
-        let none_can = tried.len() == members.len();
-        if !members.is_empty() && (none_can || (!reasons.is_empty() && !capable_serving && serving))
-        {
+        if !reasons.is_empty() && !capable_serving {
             for (i, m) in members.iter().enumerate() {
                 if !tried.contains(&i) {
                     let state = if m.is_draining() { "draining" } else { "down" };
                     reasons.push(format!("{} can but is {state}", m.name));
                 }
             }
-            return Err(HsmError::Unsupported {
-                capability: needs.join(" and "),
-                detail: reasons.join("; "),
+            return Err(HsmError::NoMemberAvailable {
+                detail: format!("{}: {}", needs.join(" and "), reasons.join("; ")),
             });
         }
         // Slow calls (a deadline of their own) never run inline on an async worker.
