@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 pub enum AsymmetricCipherCommand {
     /// Encrypt a short secret with the public key of an RSA ENCRYPT/DECRYPT key (RSA-OAEP).
     ///
-    /// hkmsd encrypts with the public key; the same ciphertext could be made with OpenSSL
-    /// from `hkms get-public-key`. RSA-OAEP takes short plaintexts only: with RSA_2048 at
+    /// hkmsd encrypts with the public key, once it knows a member can decrypt with the
+    /// algorithm; OpenSSL can do the same with `hkms get-public-key`. RSA-OAEP takes short plaintexts only: with RSA_2048 at
     /// most 214 bytes (RSAES_OAEP_SHA_1) or 190 bytes (RSAES_OAEP_SHA_256); with RSA_3072
     /// 342/318, with RSA_4096 470/446. For more data, encrypt a data key with it (or use
     /// `hkms encrypt` with an AES key). Without --out the ciphertext is printed as base64.
@@ -67,9 +67,9 @@ fn algorithms() -> PossibleValuesParser {
              (SoftHSM2 only this one); SHA-1's collision weakness does not matter in OAEP",
         ),
         PossibleValue::new("RSAES_OAEP_SHA_256").help(
-            "RSA-OAEP with SHA-256 and MGF1 SHA-256, no label. Decryption needs an HSM that \
-             offers it: `hkms hsm status` lists each member's algorithms; otherwise it fails \
-             with UnsupportedAlgorithm",
+            "RSA-OAEP with SHA-256 and MGF1 SHA-256, no label. Needs an HSM member that \
+             decrypts it (`hkms hsm status` lists each member's algorithms); without one, \
+             encryption and decryption fail with UnsupportedAlgorithm",
         ),
     ])
 }
