@@ -407,6 +407,14 @@ fn the_cli_signs_encrypts_and_macs_with_openssl_on_the_other_side() {
     wrong[0] ^= 1;
     not_valid(&d, &format!("{by_arg} --mac {}", b64(&wrong)), b"");
 
+    // Names hkms does not offer reach hkmsd, which refuses them with stable codes.
+    assert_eq!(
+        error(&d, "key create --key-spec EC_SM2"),
+        "UnsupportedKeySpec"
+    );
+    let line = format!("sign --key-id {p256} --algorithm SM2DSA --message m");
+    assert_eq!(error(&d, &line), "UnsupportedAlgorithm");
+
     // Keys used for what they are not: stable codes.
     let line = format!("sign --key-id {rsa_enc} --algorithm RSA_PSS_SHA_256 --message m");
     assert_eq!(error(&d, &line), "IncorrectKeyUsage");

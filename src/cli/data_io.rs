@@ -11,8 +11,12 @@ use super::ca::write_atomic;
 use crate::error::KmsError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use clap::builder::{
+    NonEmptyStringValueParser, PossibleValue, PossibleValuesParser, TypedValueParser,
+};
 use clap::Args;
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use tonic::Status;
@@ -33,6 +37,39 @@ pub enum Shown {
 /// An `InvalidParameter` failure.
 pub fn usage(message: impl Into<String>) -> Status {
     KmsError::invalid(message).into()
+}
+
+/// A name hkmsd decides on (a key spec, an algorithm): `--help` lists the known ones with
+/// what each is for, but any other name is passed on, so that hkmsd says why it refuses it
+/// (UnsupportedKeySpec, UnsupportedAlgorithm, with what would be needed) and names a newer
+/// hkmsd offers work.
+#[derive(Clone, Debug)]
+pub struct Open(pub PossibleValuesParser);
+
+/// An [`Open`] list of names, each with its help.
+pub fn open(names: &[(&'static str, &'static str)]) -> Open {
+    Open(PossibleValuesParser::new(
+        names
+            .iter()
+            .map(|(name, help)| PossibleValue::new(*name).help(*help)),
+    ))
+}
+
+impl TypedValueParser for Open {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        NonEmptyStringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        self.0.possible_values()
+    }
 }
 
 /// Where the bytes of one input come from.
@@ -317,6 +354,22 @@ mod tests {
         assert_eq!(&*read(Source::File(&f), "message").unwrap(), &[0u8, 255, 1]);
         let e = read(Source::File(&dir.path().join("none")), "message").unwrap_err();
         assert!(e.message().contains("cannot read the message from"), "{e}");
+    }
+
+    #[test]
+    fn open_names_list_the_known_ones_and_take_any_other() {
+        let parser = open(&[("A_1", "the first"), ("B_2", "the second")]);
+        let known: Vec<String> = parser
+            .possible_values()
+            .unwrap()
+            .map(|v| format!("{}: {}", v.get_name(), v.get_help().unwrap()))
+            .collect();
+        assert_eq!(known, ["A_1: the first", "B_2: the second"]);
+        let cmd = clap::Command::new("t");
+        let take = |v: &str| parser.parse_ref(&cmd, None, OsStr::new(v));
+        assert_eq!(take("A_1").unwrap(), "A_1");
+        assert_eq!(take("C_3").unwrap(), "C_3");
+        assert!(take("").is_err());
     }
 
     #[test]

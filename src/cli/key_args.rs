@@ -1,6 +1,7 @@
 //! The command line of `hkms key`: its subcommands and options (clap), and the parsing of
 //! their values (days, tags). [`super::key`] runs them.
 
+use super::data_io::{open, Open};
 use crate::proto::Tag;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Subcommand};
@@ -166,7 +167,8 @@ pub enum KeyCommand {
 pub struct CreateArgs {
     /// The kind of key: AES for `hkms encrypt`, RSA and EC for signatures (RSA also for
     /// public-key encryption), HMAC for MACs. `hkms hsm status` shows which specs each HSM
-    /// member offers.
+    /// member offers. Other names (EC_SM2, Aliyun_SM4, ML_DSA_65, ...) go to hkmsd, which
+    /// refuses them with UnsupportedKeySpec and the mechanisms they would need.
     #[arg(long, default_value = "Aliyun_AES_256", value_parser = key_specs())]
     pub key_spec: String,
     /// What the key is for, fixed at creation. Default: ENCRYPT/DECRYPT for AES and RSA
@@ -267,22 +269,31 @@ Examples:
   hkms key rotation set --key-id <KeyId> --disable";
 
 /// The key specs, with what each is for (shown by `--help`).
-fn key_specs() -> PossibleValuesParser {
-    PossibleValuesParser::new([
-        PossibleValue::new("Aliyun_AES_256")
-            .help("AES-256: encrypt, decrypt, data keys (the default)"),
-        PossibleValue::new("Aliyun_AES_128").help("AES-128: the same, with a 128-bit key"),
-        PossibleValue::new("RSA_2048")
-            .help("RSA, 2048-bit: SIGN/VERIFY (PSS, PKCS#1 v1.5) or ENCRYPT/DECRYPT (RSA-OAEP)"),
-        PossibleValue::new("RSA_3072").help("RSA, 3072-bit: the same, stronger and slower"),
-        PossibleValue::new("RSA_4096").help("RSA, 4096-bit: the same, slower still"),
-        PossibleValue::new("EC_P256")
-            .help("ECDSA on NIST P-256 (ES256), SIGN/VERIFY: small, fast signatures"),
-        PossibleValue::new("EC_P384").help("ECDSA on NIST P-384 (ES384), SIGN/VERIFY"),
-        PossibleValue::new("EC_P256K").help("ECDSA on secp256k1 (Bitcoin, Ethereum), SIGN/VERIFY"),
-        PossibleValue::new("HMAC_SHA_256").help("HMAC-SHA-256, GENERATE/VERIFY_MAC"),
-        PossibleValue::new("HMAC_SHA_384").help("HMAC-SHA-384, GENERATE/VERIFY_MAC"),
-        PossibleValue::new("HMAC_SHA_512").help("HMAC-SHA-512, GENERATE/VERIFY_MAC"),
+fn key_specs() -> Open {
+    open(&[
+        (
+            "Aliyun_AES_256",
+            "AES-256: encrypt, decrypt, data keys (the default)",
+        ),
+        ("Aliyun_AES_128", "AES-128: the same, with a 128-bit key"),
+        (
+            "RSA_2048",
+            "RSA, 2048-bit: SIGN/VERIFY (PSS, PKCS#1 v1.5) or ENCRYPT/DECRYPT (RSA-OAEP)",
+        ),
+        ("RSA_3072", "RSA, 3072-bit: the same, stronger and slower"),
+        ("RSA_4096", "RSA, 4096-bit: the same, slower still"),
+        (
+            "EC_P256",
+            "ECDSA on NIST P-256 (ES256), SIGN/VERIFY: small, fast signatures",
+        ),
+        ("EC_P384", "ECDSA on NIST P-384 (ES384), SIGN/VERIFY"),
+        (
+            "EC_P256K",
+            "ECDSA on secp256k1 (Bitcoin, Ethereum), SIGN/VERIFY",
+        ),
+        ("HMAC_SHA_256", "HMAC-SHA-256, GENERATE/VERIFY_MAC"),
+        ("HMAC_SHA_384", "HMAC-SHA-384, GENERATE/VERIFY_MAC"),
+        ("HMAC_SHA_512", "HMAC-SHA-512, GENERATE/VERIFY_MAC"),
     ])
 }
 
