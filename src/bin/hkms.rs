@@ -3,6 +3,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::{Args as ClapArgs, Parser, Subcommand};
+use hkms::cli::{self, data_io::Shown};
 use hkms::client::Client;
 use hkms::proto::*;
 use serde_json::{json, Value};
@@ -14,8 +15,8 @@ use zeroize::Zeroizing;
 /// Command-line client of hkmsd, the hkms key management daemon.
 ///
 /// Every command talks to hkmsd over its Unix socket. Binary values (ciphertexts, data keys,
-/// random bytes) are printed as base64. Add --json for machine-readable output whose field
-/// names follow the KMS API (KeyId, CiphertextBlob, ...).
+/// signatures, MACs, random bytes) are printed as base64. Add --json for machine-readable
+/// output whose field names follow the KMS API (KeyId, CiphertextBlob, ...).
 #[derive(Debug, Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
@@ -140,6 +141,16 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         length: u32,
     },
+    #[command(flatten)]
+    Signature(cli::signature::SignatureCommand),
+    #[command(flatten)]
+    PublicKey(cli::public_key::PublicKeyCommand),
+    #[command(flatten)]
+    AsymmetricCipher(cli::asymmetric_cipher::AsymmetricCipherCommand),
+    #[command(flatten)]
+    DataKeyPair(cli::data_key_pair::DataKeyPairCommand),
+    #[command(flatten)]
+    Mac(cli::mac::MacCommand),
 }
 
 #[derive(Debug, ClapArgs)]
@@ -275,6 +286,18 @@ enum Output {
     Text(String, Value),
     /// Raw bytes for stdout (decrypt without --json), and the JSON form.
     Raw(Zeroizing<Vec<u8>>, Value),
+    /// A check that came out false (verify, verify-mac): printed like `Text`, exit status 1.
+    NotValid(String, Value),
+}
+
+impl From<Shown> for Output {
+    fn from(s: Shown) -> Output {
+        match s {
+            Shown::Text((t, j)) | Shown::Verdict(true, (t, j)) => Output::Text(t, j),
+            Shown::Verdict(false, (t, j)) => Output::NotValid(t, j),
+            Shown::Raw(bytes, j) => Output::Raw(bytes, j),
+        }
+    }
 }
 
 async fn run(cli: &Cli) -> Result<Output, Failure> {
@@ -456,6 +479,13 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             let (t, j) = hkms::cli::jobs::jobs(&mut c, cmd).await?;
             Output::Text(t, j)
         }
+        Command::Signature(cmd) => cli::signature::signature(&mut c, cmd).await?.into(),
+        Command::PublicKey(cmd) => cli::public_key::public_key(&mut c, cmd).await?.into(),
+        Command::AsymmetricCipher(cmd) => cli::asymmetric_cipher::asymmetric_cipher(&mut c, cmd)
+            .await?
+            .into(),
+        Command::DataKeyPair(cmd) => cli::data_key_pair::data_key_pair(&mut c, cmd).await?.into(),
+        Command::Mac(cmd) => cli::mac::mac(&mut c, cmd).await?.into(),
         Command::GenerateRandom { length } => {
             let r = c
                 .crypto
@@ -517,18 +547,22 @@ fn main() -> ExitCode {
     match runtime.block_on(run(&cli)) {
         Ok(out) => {
             let mut stdout = std::io::stdout();
+            let status = match out {
+                Output::NotValid(..) => ExitCode::FAILURE,
+                _ => ExitCode::SUCCESS,
+            };
             let _ = match out {
-                Output::Text(_, v) | Output::Raw(_, v) if cli.json => {
+                Output::Text(_, v) | Output::Raw(_, v) | Output::NotValid(_, v) if cli.json => {
                     writeln!(
                         stdout,
                         "{}",
                         serde_json::to_string_pretty(&v).unwrap_or_default()
                     )
                 }
-                Output::Text(t, _) => writeln!(stdout, "{t}"),
+                Output::Text(t, _) | Output::NotValid(t, _) => writeln!(stdout, "{t}"),
                 Output::Raw(bytes, _) => stdout.write_all(&bytes),
             };
-            ExitCode::SUCCESS
+            status
         }
         Err(f) => {
             if cli.json {

@@ -13,7 +13,14 @@ use zeroize::Zeroizing;
 
 #[derive(Debug, Subcommand)]
 pub enum HsmCommand {
-    /// Per member: state, sessions in use, operations served, errors, last error, latency.
+    /// Per member: state, sessions in use, operations served, errors, last error, latency,
+    /// and what it can do.
+    ///
+    /// What it can do: the key specs whose keys it can hold (RSA_2048, EC_P256,
+    /// HMAC_SHA_256, ...) and the algorithms it can run (RSA_PSS_SHA_256, ECDSA_SHA_256,
+    /// RSAES_OAEP_SHA_1, HMAC_SHA_256, ...), found from its PKCS#11 mechanisms and known
+    /// quirks when it connects. hkmsd sends each operation only to members that can do it;
+    /// one that no member offers fails with UnsupportedAlgorithm or UnsupportedKeySpec.
     Status,
     /// Enrol a new HSM into the running cluster. The domain key is copied HSM-to-HSM from a
     /// healthy member (whose security officer authorises it once); then the new member takes
@@ -76,6 +83,7 @@ pub fn member_json(m: &MemberStatus) -> Value {
         "Operations": m.operations, "Errors": m.errors, "LastError": m.last_error,
         "MeanLatencyMicros": m.mean_latency_micros, "CachedKeys": m.cached_keys,
         "Module": m.module, "UnwrapTemplate": m.unwrap_template, "Calls": m.calls,
+        "KeySpecs": m.key_specs, "Algorithms": m.algorithms,
     })
 }
 
@@ -110,6 +118,39 @@ pub fn members_text(members: &[MemberStatus]) -> String {
     text.trim_end().to_owned()
 }
 
+/// Width of the capability lines of `hkms hsm status`.
+const CAPABILITY_WIDTH: usize = 100;
+
+/// What each member can do: its key specs and algorithms, as wrapped lines under the member's
+/// name.
+pub fn capabilities_text(members: &[MemberStatus]) -> String {
+    let mut text = String::from("CAPABILITIES");
+    for m in members {
+        text.push_str(&format!("\n{}", m.name));
+        for (label, names) in [
+            ("key specs: ", &m.key_specs),
+            ("algorithms:", &m.algorithms),
+        ] {
+            let lead = format!("  {label} ");
+            if names.is_empty() {
+                text.push_str(&format!("\n{lead}(not known until the member connects)"));
+                continue;
+            }
+            let mut line = lead.clone();
+            for name in names {
+                if line.len() > lead.len() && line.len() + 1 + name.len() > CAPABILITY_WIDTH {
+                    text.push_str(&format!("\n{}", line.trim_end()));
+                    line = " ".repeat(lead.len());
+                }
+                line.push_str(name);
+                line.push(' ');
+            }
+            text.push_str(&format!("\n{}", line.trim_end()));
+        }
+    }
+    text
+}
+
 /// The first line of a PIN file, trimmed; the whole file is wiped from memory after use.
 pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, Status> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
@@ -129,7 +170,11 @@ pub async fn hsm(c: &mut Client, h: &HsmCommand, quiet: bool) -> Result<Printed,
         HsmCommand::Status => {
             let r = c.admin.get_status(GetStatusRequest {}).await?.into_inner();
             (
-                members_text(&r.members),
+                format!(
+                    "{}\n\n{}",
+                    members_text(&r.members),
+                    capabilities_text(&r.members)
+                ),
                 json!({"Members": r.members.iter().map(member_json).collect::<Vec<_>>()}),
             )
         }
@@ -195,4 +240,39 @@ pub async fn hsm(c: &mut Client, h: &HsmCommand, quiet: bool) -> Result<Printed,
             (format!("Member {name} removed."), json!({"Removed": name}))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_wrap_under_each_member() {
+        let algorithms: Vec<String> = (0..30).map(|i| format!("ALGORITHM_{i:02}")).collect();
+        let members = [
+            MemberStatus {
+                name: "hsm-0".into(),
+                key_specs: vec!["RSA_2048".into(), "EC_P256".into()],
+                algorithms: algorithms.clone(),
+                ..Default::default()
+            },
+            MemberStatus {
+                name: "hsm-1".into(),
+                ..Default::default()
+            },
+        ];
+        let text = capabilities_text(&members);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            ["CAPABILITIES", "hsm-0", "  key specs:  RSA_2048 EC_P256"]
+        );
+        assert!(lines[3].starts_with("  algorithms: ALGORITHM_00 ALGORITHM_01"));
+        assert!(lines.iter().all(|l| l.len() <= CAPABILITY_WIDTH), "{text}");
+        for a in &algorithms {
+            assert!(text.contains(a.as_str()), "{a} missing: {text}");
+        }
+        assert!(lines[4].starts_with("              ALGORITHM_"), "{text}");
+        assert!(text.ends_with("hsm-1\n  key specs:  (not known until the member connects)\n  algorithms: (not known until the member connects)"), "{text}");
+    }
 }

@@ -62,7 +62,7 @@ pub async fn key(c: &mut Client, cmd: &KeyCommand) -> Result<Printed, Status> {
                 .keys
                 .create_key(CreateKeyRequest {
                     key_spec: a.key_spec.clone(),
-                    key_usage: a.key_usage.clone(),
+                    key_usage: a.key_usage.clone().unwrap_or_default(),
                     description: a.description.clone(),
                     internal: false,
                     origin: a.origin.clone(),

@@ -1,7 +1,9 @@
 //! The command line of `hkms key`: its subcommands and options (clap), and the parsing of
 //! their values (days, tags). [`super::key`] runs them.
 
+use super::data_io::{open, Open};
 use crate::proto::Tag;
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -40,10 +42,7 @@ pub enum KeyCommand {
     ///
     /// Material generated inside an HSM never leaves it in plaintext. With --origin EXTERNAL
     /// the key has no material until you import your own (see `hkms key import --help`).
-    ///
-    /// Examples:
-    ///   hkms key create --description "orders database" --rotation-interval 90d
-    ///   hkms key create --origin EXTERNAL --tag team=payments --protection
+    #[command(after_long_help = CREATE_EXAMPLES)]
     Create(CreateArgs),
     /// Show a key: its state and what to do about it, versions, rotation, protection, tags.
     ///
@@ -166,18 +165,21 @@ pub enum KeyCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Aliyun_AES_256 (256-bit AES) or Aliyun_AES_128.
-    #[arg(long, default_value = "Aliyun_AES_256",
-          value_parser = ["Aliyun_AES_256", "Aliyun_AES_128"])]
+    /// The kind of key: AES for `hkms encrypt`, RSA and EC for signatures (RSA also for
+    /// public-key encryption), HMAC for MACs. `hkms hsm status` shows which specs each HSM
+    /// member offers. Other names (EC_SM2, Aliyun_SM4, ML_DSA_65, ...) go to hkmsd, which
+    /// refuses them with UnsupportedKeySpec and the mechanisms they would need.
+    #[arg(long, default_value = "Aliyun_AES_256", value_parser = key_specs())]
     pub key_spec: String,
-    /// What the key is for; ENCRYPT/DECRYPT is the only usage.
-    #[arg(long, default_value = "ENCRYPT/DECRYPT", value_parser = ["ENCRYPT/DECRYPT"])]
-    pub key_usage: String,
+    /// What the key is for, fixed at creation. Default: ENCRYPT/DECRYPT for AES and RSA
+    /// keys, SIGN/VERIFY for EC keys, GENERATE/VERIFY_MAC for HMAC keys.
+    #[arg(long, value_parser = key_usages())]
+    pub key_usage: Option<String>,
     /// Free text shown by `key describe`.
     #[arg(long, default_value = "")]
     pub description: String,
-    /// Aliyun_KMS: material generated inside an HSM. EXTERNAL: no material until you import
-    /// your own (the key starts PendingImport; see `hkms key import --help`).
+    /// Aliyun_KMS: material generated inside an HSM. EXTERNAL (AES keys only): no material
+    /// until you import your own (the key starts PendingImport; see `hkms key import --help`).
     #[arg(long, default_value = "Aliyun_KMS", value_parser = ["Aliyun_KMS", "EXTERNAL"])]
     pub origin: String,
     /// Turn automatic rotation on, with this interval: days followed by "d", 7d to 365d
@@ -204,10 +206,10 @@ pub struct ListArgs {
     #[arg(long, value_parser = ["Enabled", "Disabled", "PendingDeletion", "PendingImport"])]
     pub state: Option<String>,
     /// Only keys of this spec.
-    #[arg(long, value_parser = ["Aliyun_AES_256", "Aliyun_AES_128"])]
+    #[arg(long, value_parser = key_specs())]
     pub spec: Option<String>,
     /// Only keys with this usage.
-    #[arg(long, value_parser = ["ENCRYPT/DECRYPT"])]
+    #[arg(long, value_parser = key_usages())]
     pub usage: Option<String>,
     /// Only keys of this origin.
     #[arg(long, value_parser = ["Aliyun_KMS", "EXTERNAL"])]
@@ -222,10 +224,7 @@ pub enum RotationCommand {
     /// Turn automatic rotation on with --interval, or off with --disable.
     ///
     /// Not for EXTERNAL keys. `hkms key rotation show` tells when the next version comes.
-    ///
-    /// Examples:
-    ///   hkms key rotation set --key-id <KeyId> --interval 90d
-    ///   hkms key rotation set --key-id <KeyId> --disable
+    #[command(after_long_help = ROTATION_EXAMPLES)]
     Set {
         #[command(flatten)]
         key: KeyRef,
@@ -253,6 +252,61 @@ pub enum ProtectionCommand {
     },
     /// Turn deletion protection off.
     Off(KeyRef),
+}
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  hkms key create --description \"orders database\" --rotation-interval 90d
+  hkms key create --origin EXTERNAL --tag team=payments --protection
+  hkms key create --key-spec RSA_2048 --key-usage SIGN/VERIFY      # sign, verify
+  hkms key create --key-spec RSA_3072 --key-usage ENCRYPT/DECRYPT  # asymmetric-encrypt
+  hkms key create --key-spec EC_P256                               # sign, verify
+  hkms key create --key-spec HMAC_SHA_256                          # generate-mac";
+
+const ROTATION_EXAMPLES: &str = "\
+Examples:
+  hkms key rotation set --key-id <KeyId> --interval 90d
+  hkms key rotation set --key-id <KeyId> --disable";
+
+/// The key specs, with what each is for (shown by `--help`).
+fn key_specs() -> Open {
+    open(&[
+        (
+            "Aliyun_AES_256",
+            "AES-256: encrypt, decrypt, data keys (the default)",
+        ),
+        ("Aliyun_AES_128", "AES-128: the same, with a 128-bit key"),
+        (
+            "RSA_2048",
+            "RSA, 2048-bit: SIGN/VERIFY (PSS, PKCS#1 v1.5) or ENCRYPT/DECRYPT (RSA-OAEP)",
+        ),
+        ("RSA_3072", "RSA, 3072-bit: the same, stronger and slower"),
+        ("RSA_4096", "RSA, 4096-bit: the same, slower still"),
+        (
+            "EC_P256",
+            "ECDSA on NIST P-256 (ES256), SIGN/VERIFY: small, fast signatures",
+        ),
+        ("EC_P384", "ECDSA on NIST P-384 (ES384), SIGN/VERIFY"),
+        (
+            "EC_P256K",
+            "ECDSA on secp256k1 (Bitcoin, Ethereum), SIGN/VERIFY",
+        ),
+        ("HMAC_SHA_256", "HMAC-SHA-256, GENERATE/VERIFY_MAC"),
+        ("HMAC_SHA_384", "HMAC-SHA-384, GENERATE/VERIFY_MAC"),
+        ("HMAC_SHA_512", "HMAC-SHA-512, GENERATE/VERIFY_MAC"),
+    ])
+}
+
+/// The key usages, with the commands each allows.
+fn key_usages() -> PossibleValuesParser {
+    PossibleValuesParser::new([
+        PossibleValue::new("ENCRYPT/DECRYPT").help(
+            "AES keys: encrypt, decrypt, generate-data-key[-pair], re-encrypt. RSA keys: \
+             asymmetric-encrypt, asymmetric-decrypt",
+        ),
+        PossibleValue::new("SIGN/VERIFY").help("RSA and EC keys: sign, verify"),
+        PossibleValue::new("GENERATE/VERIFY_MAC").help("HMAC keys: generate-mac, verify-mac"),
+    ])
 }
 
 /// Days written as `<N>d` (`90d`), as a number of days.
