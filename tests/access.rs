@@ -631,7 +631,7 @@ async fn signed_requests_are_authenticated_then_authorised() {
     .encode_to_vec();
     let r = call(&d, &app, "Decrypt", body, "10.0.0.1").await;
     assert_eq!(r.code, "Forbidden.NoPermission");
-    let r = call(&d, &app, "Sign", vec![], "10.0.0.1").await;
+    let r = call(&d, &app, "GetSecretValue", vec![], "10.0.0.1").await;
     assert_eq!((r.status, r.code.as_str()), (400, "UnsupportedOperation"));
     let r = call(
         &d,

@@ -165,7 +165,7 @@ async fn disabled_and_unknown_keys_are_refused() {
     let err = c
         .keys
         .create_key(CreateKeyRequest {
-            key_spec: "RSA_2048".into(),
+            key_spec: "RSA_1024".into(),
             ..Default::default()
         })
         .await

@@ -115,7 +115,10 @@ fn official_sdk_runs_every_operation_over_https() {
     assert_eq!(v["advance_data_key"]["len"], 16);
     assert_eq!(v["advance_data_key"]["round_trip"], true);
     assert_eq!(v["random_len"], 48);
-    assert_eq!(v["sign"], "UnsupportedOperation");
+    assert_eq!(
+        v["sign"], "InvalidParameter",
+        "an ENCRYPT/DECRYPT key does not sign"
+    );
     assert_eq!(v["get_secret_value"], "UnsupportedOperation");
     assert_eq!(v["denied"], "Forbidden.NoPermission");
     assert_eq!(v["unknown_alias"], "Forbidden.NoPermission");
@@ -295,9 +298,14 @@ fn protocol_framing_limits_and_request_ids() {
         "SignatureNotMatch",
     );
     // Unknown operation names, and operations the appliance does not serve yet.
-    let sign_body = api::SignRequest::default().encode_to_vec();
+    let secret_body = api::GetSecretValueRequest::default().encode_to_vec();
     check_error(
-        &post(&mut conn, "/", &signed(&ck, "Sign", &sign_body), &sign_body),
+        &post(
+            &mut conn,
+            "/",
+            &signed(&ck, "GetSecretValue", &secret_body),
+            &secret_body,
+        ),
         400,
         "UnsupportedOperation",
     );

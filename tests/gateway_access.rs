@@ -97,7 +97,7 @@ fn operations_the_instance_api_does_not_define_answer_invalid_api_name() {
         );
     }
     // An operation the instance API defines and this appliance does not serve.
-    let a = post(&mut conn, "/", &ck.signed("Sign", &body), &body);
+    let a = post(&mut conn, "/", &ck.signed("GetSecretValue", &body), &body);
     assert_eq!(a.failure(), (400, "UnsupportedOperation".into()));
     // A defined and served operation on the same connection.
     let a = post(&mut conn, "/", &ck.signed("GenerateDataKey", &body), &body);

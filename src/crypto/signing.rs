@@ -100,11 +100,11 @@ impl SignAlgorithm {
                 .map(|d| d.to_vec())
                 .map_err(internal),
             "DIGEST" => {
-                if message.len() != self.hash.len() {
+                if message.len() != self.hash.output_len() {
                     return Err(KmsError::invalid(format!(
                         "a DIGEST for {} is {} bytes; got {}",
                         self.name,
-                        self.hash.len(),
+                        self.hash.output_len(),
                         message.len()
                     )));
                 }
@@ -135,7 +135,7 @@ impl SignAlgorithm {
         if self.scheme != SignScheme::Ecdsa {
             return Ok(raw);
         }
-        if raw.is_empty() || raw.len() % 2 != 0 {
+        if raw.is_empty() || !raw.len().is_multiple_of(2) {
             return Err(internal(
                 "the HSM answered an ECDSA signature of odd length",
             ));
@@ -205,7 +205,7 @@ impl OaepAlgorithm {
 
     /// The longest plaintext a key of `modulus_bytes` can encrypt.
     pub fn max_plaintext(self, modulus_bytes: usize) -> usize {
-        modulus_bytes.saturating_sub(2 * self.hash.len() + 2)
+        modulus_bytes.saturating_sub(2 * self.hash.output_len() + 2)
     }
 
     /// Encrypts with the public key (public-key encryption needs no secret).

@@ -85,7 +85,7 @@ pub fn generate(
         let _ = session.destroy_object(public);
         result?
     } else if let KeySpec::Hmac(hash) = spec {
-        let key = pkc::generate_mac_key(session, hash.len()).map_err(err)?;
+        let key = pkc::generate_mac_key(session, hash.key_len()).map_err(err)?;
         let wrapped = with_object(session, key, |key| {
             crypto::wrap_version_key(session, dk, key).map_err(err)
         })?;

@@ -21,7 +21,7 @@ pub enum MacHash {
 
 impl MacHash {
     /// Length of the key hkms generates (the hash's output length) and of the MAC, bytes.
-    pub fn len(self) -> usize {
+    pub fn key_len(self) -> usize {
         match self {
             MacHash::Sha256 => 32,
             MacHash::Sha384 => 48,

@@ -213,20 +213,6 @@ pub fn rotation_may_run(key: &KeyRecord) -> bool {
     key.automatic_rotation && key.key_state == STATE_ENABLED && key.origin != ORIGIN_EXTERNAL
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_are_seven_to_365_days() {
-        assert_eq!(check_interval(0).unwrap(), 365 * DAY);
-        assert_eq!(check_interval(7 * DAY).unwrap(), 7 * DAY);
-        assert_eq!(check_interval(365 * DAY).unwrap(), 365 * DAY);
-        assert!(check_interval(7 * DAY - 1).is_err());
-        assert!(check_interval(365 * DAY + 1).is_err());
-    }
-}
-
 /// How long generating one key pair may take (RSA-4096 on a slow device); other calls keep
 /// the pool's call deadline.
 const KEY_PAIR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -259,4 +245,18 @@ pub(super) async fn generate_token(
             .await?
     };
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_are_seven_to_365_days() {
+        assert_eq!(check_interval(0).unwrap(), 365 * DAY);
+        assert_eq!(check_interval(7 * DAY).unwrap(), 7 * DAY);
+        assert_eq!(check_interval(365 * DAY).unwrap(), 365 * DAY);
+        assert!(check_interval(7 * DAY - 1).is_err());
+        assert!(check_interval(365 * DAY + 1).is_err());
+    }
 }

@@ -13,7 +13,9 @@ mod venv;
 use common::{Daemon, GATEWAY_UID};
 use hkms::client::Client;
 use hkms::instance_api as api;
-use hkms::proto::{ApplicationCallRequest, HttpHeader};
+use hkms::proto::{
+    ApplicationCallRequest, CreateKeyRequest, HttpHeader, KeyMetadata, VerifyMacRequest,
+};
 use prost::Message;
 use serde_json::Value;
 use std::process::Command;
@@ -137,6 +139,118 @@ async fn replay(d: &Daemon, headers: Vec<(String, String)>, body: Vec<u8>) -> (u
     (r.http_status, r.error_code)
 }
 
+async fn create_key(c: &mut Client, spec: &str, usage: &str) -> KeyMetadata {
+    c.keys
+        .create_key(CreateKeyRequest {
+            key_spec: spec.into(),
+            key_usage: usage.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap()
+}
+
+/// Sign, Verify and GetPublicKey (the SDK client checked the signatures with the PEM), the
+/// data key pairs, and keys whose usage does not allow the operation.
+fn check_asymmetric(v: &Value, key: &str, rsa: &KeyMetadata, ec: &KeyMetadata) {
+    let s = &v["signing"];
+    for (alg, key_id) in [
+        ("RSA_PSS_SHA_256", &rsa.key_id),
+        ("RSA_PKCS1_SHA_256", &rsa.key_id),
+        ("ECDSA_SHA_256", &ec.key_id),
+    ] {
+        assert_eq!(s[alg]["key_id"], key_id.as_str(), "{s}");
+        assert_eq!(s[alg]["algorithm"], alg, "{s}");
+        assert_eq!(
+            s[alg]["message_types"],
+            serde_json::json!(["RAW", "DIGEST", "DIGEST"]),
+            "{s}"
+        );
+        assert_eq!(
+            s[alg]["verify"],
+            serde_json::json!([true, true, false]),
+            "{s}"
+        );
+        assert_eq!(s[alg]["verify_message_type"], "RAW", "{s}");
+    }
+    assert_eq!(s["both_digest_and_message"], "InvalidParameter", "{s}");
+    assert_eq!(s["by_version_key_id"], rsa.key_id.as_str(), "{s}");
+
+    let p = &v["data_key_pairs"];
+    for case in ["RSA_2048_PEM", "EC_P256_DER"] {
+        let c = &p[case];
+        let spec = case.rsplit_once('_').unwrap().0;
+        assert_eq!(c["key_ids"], serde_json::json!([key, key, key, key]), "{c}");
+        assert_eq!(
+            c["specs"],
+            serde_json::json!([spec, spec, spec, spec]),
+            "{c}"
+        );
+        assert_eq!(
+            c["algorithms"],
+            serde_json::json!(["AES_GCM", "AES_GCM", "AES_GCM", "AES_GCM"]),
+            "{c}"
+        );
+        assert_eq!(c["iv_lens"], serde_json::json!([12, 12, 12, 12]), "{c}");
+        assert_eq!(c["plaintext_decrypts"], true, "{c}");
+        assert_eq!(c["advance_plaintext_decrypts"], true, "{c}");
+        assert_eq!(
+            c["pairs_match"],
+            serde_json::json!([true, true, true, true]),
+            "{c}"
+        );
+        let versions = c["advance_versions"].as_array().unwrap();
+        assert!(!versions[0].as_str().unwrap().is_empty(), "{c}");
+        assert!(versions.iter().all(|x| *x == versions[0]), "{c}");
+    }
+    assert_eq!(p["algorithm_cbc"], "InvalidParameter", "{p}");
+
+    let w = &v["wrong_usage"];
+    for case in [
+        "sign_with_aes",
+        "encrypt_with_rsa",
+        "pair_under_rsa",
+        "hmac_with_aes",
+        "public_key_of_aes",
+    ] {
+        assert_eq!(w[case], "InvalidParameter", "{case}: {w}");
+    }
+}
+
+/// Hmac (sent by the SDK's request machinery): the same message gives the same MAC, another
+/// message another, and the MAC verifies over gRPC.
+async fn check_hmac(c: &mut Client, v: &Value, key_id: &str) {
+    let h = v["hmac"].as_array().unwrap();
+    let mac = |i: usize| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(h[i]["mac"].as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(h[0]["key_id"], key_id, "{h:?}");
+    assert!(!h[0]["request_id"].as_str().unwrap().is_empty());
+    assert_eq!(mac(0).len(), 32);
+    assert_eq!(mac(0), mac(1));
+    assert_ne!(mac(0), mac(2));
+    for (message, i) in [(&b"mac me"[..], 0), (b"other", 2)] {
+        let r = c
+            .asymmetric
+            .verify_mac(VerifyMacRequest {
+                key_id: key_id.into(),
+                message: message.to_vec(),
+                mac: mac(i),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.value, "{i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
     let Some(python) = venv::sdk_python() else {
@@ -151,6 +265,10 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
         .as_str()
         .unwrap()
         .to_owned();
+    let mut c = d.client().await;
+    let rsa = create_key(&mut c, "RSA_2048", "SIGN/VERIFY").await;
+    let ec = create_key(&mut c, "EC_P256", "SIGN/VERIFY").await;
+    let hmac = create_key(&mut c, "HMAC_SHA_256", "").await;
     d.cli_json(&[
         "network-rule",
         "create",
@@ -167,7 +285,10 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
         "--role",
         "CryptoServiceKeyUser",
         "--resources",
-        &format!("key/{key}"),
+        &format!(
+            "key/{key},key/{},key/{},key/{}",
+            rsa.key_id, ec.key_id, hmac.key_id
+        ),
         "--network-rules",
         "local",
     ]);
@@ -205,6 +326,14 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
         key.clone(),
         "--denied-key-id".into(),
         denied.clone(),
+        "--rsa-key-id".into(),
+        rsa.key_id.clone(),
+        "--rsa-version".into(),
+        rsa.primary_key_version.clone(),
+        "--ec-key-id".into(),
+        ec.key_id.clone(),
+        "--hmac-key-id".into(),
+        hmac.key_id.clone(),
     ];
     let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
         .await
@@ -223,6 +352,8 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
     assert_eq!(v["random_len"], 48);
     assert_eq!(v["denied_code"], "Forbidden.NoPermission", "{v}");
     assert!(!v["encrypt_request_id"].as_str().unwrap().is_empty());
+    check_asymmetric(&v, &key, &rsa, &ec);
+    check_hmac(&mut c, &v, &hmac.key_id).await;
 
     // The SDK's own Encrypt request, replayed with one thing changed, is refused.
     let (headers, body) = captured

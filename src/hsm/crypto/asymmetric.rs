@@ -66,7 +66,7 @@ impl Hash {
     }
 
     /// Output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
             Hash::Sha256 => 32,
@@ -244,7 +244,7 @@ pub fn sign(
         SignScheme::Pss(hash) => Mechanism::RsaPkcsPss(PkcsPssParams {
             hash_alg: hash.mechanism(),
             mgf: hash.mgf(),
-            s_len: (hash.len() as u64).into(),
+            s_len: (hash.output_len() as u64).into(),
         }),
         SignScheme::Pkcs1 => Mechanism::RsaPkcs,
         SignScheme::Ecdsa => Mechanism::Ecdsa,

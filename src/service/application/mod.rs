@@ -9,11 +9,10 @@
 //! Requests that arrive on the gateway's Internet endpoint are refused before
 //! authentication while Internet access is off ([`crate::access::endpoint`]); the endpoint
 //! also decides which of the AAP's network rules may admit a request. Keys may be named by
-//! alias; aliases resolve before authorisation. Encrypt, Decrypt and GenerateDataKey follow
-//! the instance API's plain conventions (bare ciphertext and Iv, the key's initial version:
-//! [`crate::crypto::instance`]); the Advance operations use hkmsd's self-describing
-//! ciphertext ([`crate::crypto::ciphertext`], AES-GCM or AES-CBC), and AdvanceDecrypt (like
-//! Decrypt) takes either form.
+//! alias; aliases resolve before authorisation. The operations themselves are in
+//! [`symmetric`], [`asymmetric`] (Sign, Verify, GetPublicKey), [`mac`] (Hmac) and
+//! [`key_pair`] (the data key pairs). A key whose usage does not allow an operation
+//! (signing with an ENCRYPT/DECRYPT key...) is refused with 400 `InvalidParameter`.
 //!
 //! The transfer SDK (classic KMS code moved onto an instance) keeps the key version that
 //! Encrypt reports in the `x-kms-migrationkeyversionid` response header inside its own
@@ -21,13 +20,17 @@
 //! KeyId: the version then names both the key (authorised like any other) and the version
 //! to decrypt with.
 
+mod asymmetric;
+mod key_pair;
+mod mac;
+mod symmetric;
+
 use crate::access::endpoint::{self, EndpointKind};
 use crate::access::{self, clientkey, operations};
 use crate::appliance::Appliance;
 use crate::authn::signed::{self, ApiError, Headers};
 use crate::authn::Caller;
-use crate::crypto::instance::{self, Algorithm};
-use crate::crypto::{self, ciphertext};
+use crate::crypto::ciphertext;
 use crate::error::{ErrorCode, KmsError};
 use crate::instance_api as api;
 use crate::keys::{self, alias};
@@ -37,12 +40,11 @@ use prost::Message;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use zeroize::{Zeroize, Zeroizing};
 
 /// Operations this build runs for applications. The other operations of the instance API
 /// are answered with `UnsupportedOperation`; names the instance API does not define
 /// ([`operations::in_instance_api`]) with `InvalidApiName`.
-pub const SUPPORTED: [&str; 7] = [
+pub const SUPPORTED: [&str; 15] = [
     "Encrypt",
     "Decrypt",
     "AdvanceEncrypt",
@@ -50,6 +52,14 @@ pub const SUPPORTED: [&str; 7] = [
     "GenerateDataKey",
     "AdvanceGenerateDataKey",
     "GenerateRandom",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "Hmac",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "AdvanceGenerateDataKeyPair",
+    "AdvanceGenerateDataKeyPairWithoutPlaintext",
 ];
 
 #[derive(Debug, Clone)]
@@ -103,9 +113,13 @@ fn api_error(e: KmsError) -> ApiError {
         ErrorCode::KeyDisabled | ErrorCode::KeyPendingDeletion | ErrorCode::KeyPendingImport => {
             ApiError::new(400, "Forbidden.KeyNotEnabled", e.message)
         }
-        ErrorCode::InvalidParameter | ErrorCode::UnsupportedKeySpec => {
-            ApiError::new(400, "InvalidParameter", e.message)
-        }
+        // The instance API documents no code of its own for a key whose usage or spec does
+        // not allow the operation, nor for algorithms and specs it does not offer: they are
+        // invalid parameters, told apart by the message.
+        ErrorCode::InvalidParameter
+        | ErrorCode::UnsupportedKeySpec
+        | ErrorCode::UnsupportedAlgorithm
+        | ErrorCode::IncorrectKeyUsage => ApiError::new(400, "InvalidParameter", e.message),
         ErrorCode::InvalidCiphertext => ApiError::new(400, "InvalidParameter", e.message),
         ErrorCode::HsmUnavailable => ApiError::new(
             503,
@@ -118,6 +132,18 @@ fn api_error(e: KmsError) -> ApiError {
         }
     }
 }
+
+/// One request being served: who asks, for which operation, with what.
+struct Call<'a> {
+    caller: &'a Caller,
+    api_name: &'a str,
+    headers: &'a Headers,
+    body: &'a [u8],
+    request_id: &'a str,
+}
+
+/// A response body and, for operations that encrypt, the key version used.
+type Answer = Result<(Vec<u8>, Option<String>), ApiError>;
 
 fn decode<M: Message + Default>(body: &[u8]) -> Result<M, ApiError> {
     M::decode(body).map_err(|_| {
@@ -203,258 +229,56 @@ impl ApplicationApi {
         }
     }
 
-    /// The self-describing ciphertext in `blob`, when the request's KeyId and Iv (if any)
-    /// agree with it.
-    fn self_describing<'a>(
+    /// The key a request names, authorised, and the version to use: the one the transfer
+    /// SDK names in `x-kms-migrationkeyversionid`, if any (then KeyId may be left out).
+    fn key_and_version(
         &self,
-        blob: &'a [u8],
+        call: &Call<'_>,
         requested_key: &str,
-        iv: &[u8],
-    ) -> Option<ciphertext::Parsed<'a>> {
-        let parsed = ciphertext::parse(blob).ok()?;
-        let key_ok = requested_key.is_empty()
-            || alias::resolve(&self.0, requested_key)
-                .is_ok_and(|k| k == parsed.header.key_id.to_string());
-        let iv_ok = iv.is_empty() || iv == parsed.header.iv();
-        (key_ok && iv_ok).then_some(parsed)
+    ) -> Result<(String, Option<String>), ApiError> {
+        let version = call
+            .headers
+            .one(MIGRATION_HEADER)?
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        match version {
+            Some(version) => {
+                let v =
+                    self.authorized_version(call.caller, call.api_name, requested_key, version)?;
+                Ok((v.key_id, Some(v.key_version_id)))
+            }
+            None => Ok((
+                self.authorized_key(call.caller, call.api_name, requested_key)?,
+                None,
+            )),
+        }
     }
 
-    /// Decrypts for Decrypt and AdvanceDecrypt: a bare ciphertext of the key version named
-    /// by `version` (`x-kms-migrationkeyversionid`), a self-describing ciphertext, or a bare
-    /// one with KeyId and Iv (the key's initial version).
-    async fn open(
-        &self,
-        caller: &Caller,
-        api_name: &str,
-        r: &api::DecryptRequest,
-        version: Option<&str>,
-    ) -> Result<(crypto::Opened, Algorithm), ApiError> {
-        let app = &self.0;
-        if let Some(version) = version {
-            let v = self.authorized_version(caller, api_name, &r.key_id, version)?;
-            let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
-            let o = instance::decrypt(
-                app,
-                &v.key_id,
-                Some(&v.key_version_id),
-                alg,
-                &r.iv,
-                &r.aad,
-                &r.ciphertext_blob,
-            )
-            .await
-            .map_err(api_error)?;
-            return Ok((o, alg));
-        }
-        if let Some(parsed) = self.self_describing(&r.ciphertext_blob, &r.key_id, &r.iv) {
-            let key_id = parsed.header.key_id.to_string();
-            let requested = if r.key_id.is_empty() {
-                key_id.as_str()
-            } else {
-                r.key_id.as_str()
-            };
-            self.authorize(
-                caller,
-                api_name,
-                operations::key_resources(requested, &key_id),
-            )?;
-            // Algorithm and PaddingMode are optional; given, they must be the blob's.
-            let alg = parsed.header.cipher.algorithm();
-            let other_algorithm = !r.algorithm.is_empty() && r.algorithm != alg.name();
-            let other_padding = matches!(alg, Algorithm::Cbc { .. })
-                && !r.padding_mode.is_empty()
-                && r.padding_mode != alg.padding_name();
-            if other_algorithm || other_padding {
-                return Err(api_error(KmsError::invalid_ciphertext()));
-            }
-            let o = crypto::decrypt(app, &r.ciphertext_blob, &r.aad)
-                .await
-                .map_err(api_error)?;
-            return Ok((o, alg));
-        }
-        if r.key_id.is_empty() {
-            return Err(ApiError::new(
-                400,
-                "InvalidParameter",
-                "KeyId is required (with Iv) for this ciphertext.",
-            ));
-        }
-        let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
-        let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
-        let o = instance::decrypt(app, &key_id, None, alg, &r.iv, &r.aad, &r.ciphertext_blob)
-            .await
-            .map_err(api_error)?;
-        Ok((o, alg))
-    }
-
-    fn data_key_len(n: i32) -> Result<usize, ApiError> {
-        let n = u32::try_from(n).map_err(|_| {
-            ApiError::new(400, "InvalidParameter", "NumberOfBytes must be 1..1024.")
-        })?;
-        crypto::data_key_len("", n).map_err(api_error)
-    }
-
-    /// Runs one operation; returns the response body and, for operations that encrypt,
-    /// the key version used (sent as `x-kms-migrationkeyversionid`).
-    async fn dispatch(
-        &self,
-        caller: &Caller,
-        api_name: &str,
-        headers: &Headers,
-        body: &[u8],
-        request_id: &str,
-    ) -> Result<(Vec<u8>, Option<String>), ApiError> {
-        let app = &self.0;
-        match api_name {
-            // Bare ciphertext and Iv, initial key version (the instance API's conventions).
-            "Encrypt" => {
-                let mut r: api::EncryptRequest = decode(body)?;
-                let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
-                let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
-                let plaintext = Arc::new(Zeroizing::new(std::mem::take(&mut r.plaintext)));
-                let b = instance::encrypt(app, &key_id, alg, &r.iv, &r.aad, plaintext)
-                    .await
-                    .map_err(api_error)?;
-                let body = api::EncryptResponse {
-                    key_id: b.key_id,
-                    ciphertext_blob: b.ciphertext,
-                    iv: b.iv,
-                    request_id: request_id.into(),
-                    algorithm: alg.name().into(),
-                    padding_mode: alg.padding_name().into(),
-                }
-                .encode_to_vec();
-                Ok((body, Some(b.key_version_id)))
-            }
-            "Decrypt" | "AdvanceDecrypt" => {
-                let r: api::DecryptRequest = decode(body)?;
-                let version = headers
-                    .one(MIGRATION_HEADER)?
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty());
-                let (mut o, alg) = self.open(caller, api_name, &r, version).await?;
-                let plaintext = std::mem::take(&mut *o.plaintext);
-                let body = if api_name == "Decrypt" {
-                    let mut resp = api::DecryptResponse {
-                        key_id: o.key_id,
-                        plaintext,
-                        request_id: request_id.into(),
-                        algorithm: alg.name().into(),
-                        padding_mode: alg.padding_name().into(),
-                    };
-                    let body = resp.encode_to_vec();
-                    resp.plaintext.zeroize();
-                    body
-                } else {
-                    let mut resp = api::AdvanceDecryptResponse {
-                        key_id: o.key_id,
-                        plaintext,
-                        request_id: request_id.into(),
-                        algorithm: alg.name().into(),
-                        padding_mode: alg.padding_name().into(),
-                        key_version_id: o.key_version_id,
-                    };
-                    let body = resp.encode_to_vec();
-                    resp.plaintext.zeroize();
-                    body
-                };
-                Ok((body, None))
-            }
-            // The self-describing ciphertext (src/crypto/ciphertext.rs), primary version;
-            // AES_GCM, or AES_CBC with PKCS7_PADDING or NO_PADDING.
-            "AdvanceEncrypt" => {
-                let mut r: api::AdvanceEncryptRequest = decode(body)?;
-                let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
-                let alg = Algorithm::parse(&r.algorithm, &r.padding_mode).map_err(api_error)?;
-                if !r.iv.is_empty() {
-                    return Err(ApiError::new(
-                        400,
-                        "InvalidParameter",
-                        "AdvanceEncrypt chooses the Iv itself; do not send one.",
-                    ));
-                }
-                let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
-                let s = crypto::encrypt_with(app, &key_id, alg, plaintext, &r.aad)
-                    .await
-                    .map_err(api_error)?;
-                let body = api::AdvanceEncryptResponse {
-                    key_id: s.key_id,
-                    iv: header_iv(&s.blob),
-                    ciphertext_blob: s.blob,
-                    request_id: request_id.into(),
-                    algorithm: alg.name().into(),
-                    padding_mode: alg.padding_name().into(),
-                    key_version_id: s.key_version_id.clone(),
-                }
-                .encode_to_vec();
-                Ok((body, Some(s.key_version_id)))
-            }
-            "GenerateDataKey" => {
-                let r: api::GenerateDataKeyRequest = decode(body)?;
-                let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
-                if !matches!(r.algorithm.as_str(), "" | "AES_GCM") {
-                    return Err(ApiError::new(
-                        400,
-                        "InvalidParameter",
-                        "GenerateDataKey encrypts with AES_GCM only.",
-                    ));
-                }
-                let len = Self::data_key_len(r.number_of_bytes)?;
-                let (b, mut plaintext) = instance::generate_data_key(app, &key_id, len, &r.aad)
-                    .await
-                    .map_err(api_error)?;
-                let mut resp = api::GenerateDataKeyResponse {
-                    key_id: b.key_id,
-                    iv: b.iv,
-                    plaintext: std::mem::take(&mut *plaintext),
-                    ciphertext_blob: b.ciphertext,
-                    request_id: request_id.into(),
-                    algorithm: "AES_GCM".into(),
-                };
-                let body = resp.encode_to_vec();
-                resp.plaintext.zeroize();
-                Ok((body, Some(b.key_version_id)))
-            }
-            "AdvanceGenerateDataKey" => {
-                let r: api::AdvanceGenerateDataKeyRequest = decode(body)?;
-                let key_id = self.authorized_key(caller, api_name, &r.key_id)?;
-                let len = Self::data_key_len(r.number_of_bytes)?;
-                let (s, mut plaintext) = crypto::generate_data_key(app, &key_id, len, &r.aad)
-                    .await
-                    .map_err(api_error)?;
-                let mut resp = api::AdvanceGenerateDataKeyResponse {
-                    key_id: s.key_id,
-                    iv: header_iv(&s.blob),
-                    plaintext: std::mem::take(&mut *plaintext),
-                    ciphertext_blob: s.blob,
-                    request_id: request_id.into(),
-                    algorithm: "AES_GCM".into(),
-                    key_version_id: s.key_version_id.clone(),
-                };
-                let body = resp.encode_to_vec();
-                resp.plaintext.zeroize();
-                Ok((body, Some(s.key_version_id)))
-            }
-            "GenerateRandom" => {
-                let r: api::GenerateRandomRequest = decode(body)?;
-                self.authorize(caller, api_name, Vec::new())?;
-                let len = usize::try_from(r.length).unwrap_or(0);
-                let mut random = crypto::random(app, len).await.map_err(api_error)?;
-                let mut resp = api::GenerateRandomResponse {
-                    random: std::mem::take(&mut *random),
-                    request_id: request_id.into(),
-                };
-                let body = resp.encode_to_vec();
-                resp.random.zeroize();
-                Ok((body, None))
-            }
+    /// Runs one operation of [`SUPPORTED`]; returns the response body and, for operations
+    /// that encrypt, the key version used (sent as `x-kms-migrationkeyversionid`).
+    async fn dispatch(&self, call: &Call<'_>) -> Answer {
+        match call.api_name {
+            "Encrypt" => self.encrypt(call).await,
+            "Decrypt" | "AdvanceDecrypt" => self.decrypt(call).await,
+            "AdvanceEncrypt" => self.advance_encrypt(call).await,
+            "GenerateDataKey" => self.generate_data_key(call).await,
+            "AdvanceGenerateDataKey" => self.advance_generate_data_key(call).await,
+            "GenerateRandom" => self.generate_random(call).await,
+            "Sign" => self.sign(call).await,
+            "Verify" => self.verify(call).await,
+            "GetPublicKey" => self.get_public_key(call).await,
+            "Hmac" => self.hmac(call).await,
+            "GenerateDataKeyPair"
+            | "GenerateDataKeyPairWithoutPlaintext"
+            | "AdvanceGenerateDataKeyPair"
+            | "AdvanceGenerateDataKeyPairWithoutPlaintext" => self.data_key_pair(call).await,
             _ => Err(unsupported()),
         }
     }
 }
 
 /// The IV inside a self-describing ciphertext's header.
-fn header_iv(blob: &[u8]) -> Vec<u8> {
+pub(super) fn header_iv(blob: &[u8]) -> Vec<u8> {
     ciphertext::parse(blob)
         .map(|p| p.header.iv().to_vec())
         .unwrap_or_default()
@@ -529,13 +353,17 @@ impl ApplicationApi {
                 } else if !SUPPORTED.contains(&v.api_name.as_str()) {
                     Err(unsupported())
                 } else {
-                    let result = self
-                        .dispatch(&caller, &v.api_name, &headers, &r.body, &request_id)
-                        .await
-                        .map(|(body, version)| {
-                            version_header = version;
-                            body
-                        });
+                    let call = Call {
+                        caller: &caller,
+                        api_name: &v.api_name,
+                        headers: &headers,
+                        body: &r.body,
+                        request_id: &request_id,
+                    };
+                    let result = self.dispatch(&call).await.map(|(body, version)| {
+                        version_header = version;
+                        body
+                    });
                     match &result {
                         Ok(_) => {
                             tracing::debug!(caller = %caller, api = %v.api_name, "application request served")
