@@ -13,6 +13,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/gateway_load.rs"]
+mod load;
 #[path = "support/encrypt.rs"]
 mod measure;
 #[path = "../tests/support/gateway.rs"]
@@ -21,17 +23,13 @@ mod support;
 use bytes::Bytes;
 use hkms::authn::signed::{http_date, sign_request};
 use hkms::instance_api as api;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use openssl::ssl::{SslConnector, SslMethod};
 use prost::Message;
-use std::pin::Pin;
-use std::time::Instant;
 
-use measure::{figures, grpc_encrypt, ms, raw_softhsm, secs, with_cpu, Figures, MESSAGE};
+use load::SignedRequest;
+use measure::{grpc_encrypt, ms, raw_softhsm, secs, with_cpu, MESSAGE};
 
 /// A signed Encrypt request, as HTTP parts.
-fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> (Vec<(String, String)>, Bytes) {
+fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> SignedRequest {
     let body = api::EncryptRequest {
         key_id: key.to_owned(),
         plaintext: vec![7u8; MESSAGE],
@@ -42,67 +40,6 @@ fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> (Vec<(String, Stri
     let headers =
         sign_request(&ck.private_key(), &ck.id, "Encrypt", &body, &http_date(now)).unwrap();
     (headers, Bytes::from(body))
-}
-
-async fn gateway_encrypt(
-    port: u16,
-    bundle: &std::path::Path,
-    request: &(Vec<(String, String)>, Bytes),
-    concurrency: usize,
-) -> Figures {
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_ca_file(bundle).unwrap();
-    let connector = b.build();
-    let run = secs();
-    // Connect (TLS handshakes) before the clock starts: keep-alive connections.
-    let mut senders = Vec::new();
-    for _ in 0..concurrency {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let ssl = connector
-            .configure()
-            .unwrap()
-            .into_ssl("localhost")
-            .unwrap();
-        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-        Pin::new(&mut tls).connect().await.unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        senders.push(sender);
-    }
-    let start = Instant::now();
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .map(|mut sender| {
-            let (headers, body) = request.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                while start.elapsed() < run {
-                    let mut req = hyper::Request::post("/").header("host", "localhost");
-                    for (n, v) in &headers {
-                        req = req.header(n.as_str(), v.as_str());
-                    }
-                    let req = req.body(Full::new(body.clone())).unwrap();
-                    let t = Instant::now();
-                    let resp = sender.send_request(req).await.unwrap();
-                    let status = resp.status();
-                    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-                    assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    figures(all, start.elapsed().as_secs_f64())
 }
 
 fn main() {
@@ -139,7 +76,7 @@ fn main() {
     // Warm up: unwrap the key, open sessions, connect.
     rt.block_on(async {
         grpc_encrypt(&inst.d, &key, 4).await;
-        gateway_encrypt(gw.port, &inst.bundle, &request, 4).await;
+        load::drive(gw.port, &inst.bundle, &request, 4).await;
     });
 
     println!(
@@ -182,12 +119,7 @@ fn main() {
             continue;
         }
         let (h, h_cpu) = with_cpu(&[hkmsd, gateway], || {
-            rt.block_on(gateway_encrypt(
-                gw.port,
-                &inst.bundle,
-                &request,
-                concurrency,
-            ))
+            rt.block_on(load::drive(gw.port, &inst.bundle, &request, concurrency))
         });
         let versus_grpc = grpc_ops
             .map(|g| format!("  gateway/gRPC {:.3}", h.ops / g))

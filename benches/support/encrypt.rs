@@ -7,7 +7,8 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
-use cryptoki::session::UserType;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use hkms::proto::EncryptRequest;
 use std::time::{Duration, Instant};
@@ -23,8 +24,10 @@ pub fn secs() -> Duration {
     )
 }
 
-/// AES-256-GCM encryptions per second straight through cryptoki, one session per thread.
-pub fn raw_softhsm(conf: &std::path::Path, label: &str, threads: usize) -> f64 {
+/// The process's SoftHSM2 library (initialised once, with `conf`), the slot of the token
+/// `label` and a session logged in as the user: session objects made on it stay usable from
+/// every other session of the slot while it is open.
+pub fn softhsm_login(conf: &std::path::Path, label: &str) -> (Pkcs11, Slot, Session) {
     std::env::set_var("SOFTHSM2_CONF", conf);
     static CTX: std::sync::OnceLock<Pkcs11> = std::sync::OnceLock::new();
     let ctx = CTX
@@ -46,6 +49,12 @@ pub fn raw_softhsm(conf: &std::path::Path, label: &str, threads: usize) -> f64 {
         UserType::User,
         Some(&AuthPin::from(common::USER_PIN.to_owned())),
     );
+    (ctx, slot, login)
+}
+
+/// AES-256-GCM encryptions per second straight through cryptoki, one session per thread.
+pub fn raw_softhsm(conf: &std::path::Path, label: &str, threads: usize) -> f64 {
+    let (ctx, slot, login) = softhsm_login(conf, label);
     let key = login
         .generate_key(
             &Mechanism::AesKeyGen,

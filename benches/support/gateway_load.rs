@@ -1,0 +1,78 @@
+//! Load on hkms-gateway: keep-alive HTTPS connections that each send one pre-signed KMS
+//! instance API request over and over, as an SDK reusing a signed request would.
+
+use crate::measure::{figures, secs, Figures};
+use bytes::Bytes;
+use hkms::instance_api as api;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use openssl::ssl::{SslConnector, SslMethod};
+use prost::Message;
+use std::pin::Pin;
+use std::time::Instant;
+
+/// A signed request, as HTTP parts: headers and body.
+pub type SignedRequest = (Vec<(String, String)>, Bytes);
+
+/// Sends `request` on `concurrency` connections to the gateway on `port` for the length of
+/// a run; every answer must be 200.
+pub async fn drive(
+    port: u16,
+    bundle: &std::path::Path,
+    request: &SignedRequest,
+    concurrency: usize,
+) -> Figures {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(bundle).unwrap();
+    let connector = b.build();
+    let run = secs();
+    // Connect (TLS handshakes) before the clock starts: keep-alive connections.
+    let mut senders = Vec::new();
+    for _ in 0..concurrency {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let ssl = connector
+            .configure()
+            .unwrap()
+            .into_ssl("localhost")
+            .unwrap();
+        let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        Pin::new(&mut tls).connect().await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|mut sender| {
+            let (headers, body) = request.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < run {
+                    let mut req = hyper::Request::post("/").header("host", "localhost");
+                    for (n, v) in &headers {
+                        req = req.header(n.as_str(), v.as_str());
+                    }
+                    let req = req.body(Full::new(body.clone())).unwrap();
+                    let t = Instant::now();
+                    let resp = sender.send_request(req).await.unwrap();
+                    let status = resp.status();
+                    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                    assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    figures(all, start.elapsed().as_secs_f64())
+}
