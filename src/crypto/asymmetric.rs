@@ -11,6 +11,7 @@ use super::Opened;
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::hsm::crypto::asymmetric as pkc;
+use crate::hsm::pool::Cost;
 use crate::hsm::HsmError;
 use crate::keys::spec::{KeySpec, Purpose, Usage};
 use crate::keys::{self, single_token, VersionChoice};
@@ -94,7 +95,7 @@ async fn checked_public_key(
     {
         let token = token.clone();
         app.pool
-            .run_needing(&[capability], None, move |m, _| {
+            .run_needing(&[capability], Cost::Light, move |m, _| {
                 single_token::handle(m, &token, spec, usage).map(|_| ())
             })
             .await?;
@@ -125,7 +126,7 @@ pub async fn sign(
     let token = Arc::new(token);
     let raw = app
         .pool
-        .run_needing(&[alg.name], None, move |m, s| {
+        .run_needing(&[alg.name], Cost::Heavy, move |m, s| {
             let private = single_token::handle(m, &token, spec, Usage::SignVerify)?;
             pkc::sign(s, private, alg.scheme, &input).map_err(|e| m.err(e))
         })
@@ -240,7 +241,7 @@ pub async fn decrypt(
     let ciphertext = ciphertext.to_vec();
     let plaintext = app
         .pool
-        .run_needing(&[alg.name], None, move |m, s| {
+        .run_needing(&[alg.name], Cost::Heavy, move |m, s| {
             let private = single_token::handle(m, &token, spec, Usage::EncryptDecrypt)?;
             pkc::oaep_decrypt(s, private, alg.hash, &ciphertext)
                 .map_err(|e| m.err(e).data_rejected_if_bad_input())

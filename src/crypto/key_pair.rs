@@ -6,6 +6,7 @@ use super::{ciphertext, instance};
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::hsm::crypto::asymmetric as pkc;
+use crate::hsm::pool::Cost;
 use crate::keys::spec::KeySpec;
 use crate::keys::{self, single_token};
 use std::sync::Arc;
@@ -88,9 +89,11 @@ pub async fn generate(
     keys::usable_token(app, key_id, None).await?;
     let private = app
         .pool
-        .run_needing(&[spec.as_str()], Some(PAIR_DEADLINE), move |m, s| {
-            pkc::data_key_pair(s, pair).map_err(|e| m.err(e))
-        })
+        .run_needing(
+            &[spec.as_str()],
+            Cost::Generation(PAIR_DEADLINE),
+            move |m, s| pkc::data_key_pair(s, pair).map_err(|e| m.err(e)),
+        )
         .await?;
     let internal =
         |e: openssl::error::ErrorStack| KmsError::new(ErrorCode::Internal, e.to_string());

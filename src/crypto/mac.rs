@@ -5,6 +5,7 @@ use super::asymmetric::{check_message, Verified};
 use crate::appliance::Appliance;
 use crate::error::KmsError;
 use crate::hsm::crypto::asymmetric::{self as pkc, Hash};
+use crate::hsm::pool::Cost;
 use crate::keys::spec::{KeySpec, MacHash, Purpose, Usage};
 use crate::keys::{self, single_token, VersionChoice};
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub async fn generate(
     let message = Arc::new(message.to_vec());
     let mac = app
         .pool
-        .run_needing(&[mac_hash.algorithm()], None, move |m, s| {
+        .run_needing(&[mac_hash.algorithm()], Cost::Light, move |m, s| {
             let key = single_token::handle(m, &token, spec, Usage::Mac)?;
             pkc::hmac(s, key, hash(mac_hash), &message).map_err(|e| m.err(e))
         })

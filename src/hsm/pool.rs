@@ -10,6 +10,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+/// How long a call keeps a CPU or the device busy, which decides where it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// Microseconds on a software token (AES, HMAC, cached handles): may run inline on the
+    /// async worker when the member's profile allows it.
+    Light,
+    /// A private-key operation (RSA or ECDSA signature, RSA decryption): always on a
+    /// blocking thread, so that several run at once on as many CPUs (or device sessions)
+    /// while the async workers keep serving.
+    Heavy,
+    /// Generating a key pair: a blocking thread, under this deadline instead of the call
+    /// deadline.
+    Generation(Duration),
+}
+
 /// Timing and breaker settings of the pool.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
@@ -136,19 +151,14 @@ impl Pool {
         T: Send + 'static,
         F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
     {
-        self.run_needing(&[], None, op).await
+        self.run_needing(&[], Cost::Light, op).await
     }
 
     /// Runs `op` like [`Pool::run`], only on members that can do every capability in
-    /// `needs` (key specs and algorithms, [`crate::hsm::capability`]), under `deadline`
-    /// instead of the call deadline when one is given (key-pair generation). When no member
-    /// can, it fails at once with [`HsmError::Unsupported`], naming what each one lacks.
-    pub async fn run_needing<T, F>(
-        &self,
-        needs: &[&str],
-        deadline: Option<Duration>,
-        op: F,
-    ) -> Result<T, HsmError>
+    /// `needs` (key specs and algorithms, [`crate::hsm::capability`]), as its [`Cost`] says.
+    /// When no member can, it fails at once with [`HsmError::Unsupported`], naming what each
+    /// one lacks.
+    pub async fn run_needing<T, F>(&self, needs: &[&str], cost: Cost, op: F) -> Result<T, HsmError>
     where
         T: Send + 'static,
         F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
@@ -186,9 +196,11 @@ impl Pool {
                 detail: format!("{}: {}", needs.join(" and "), reasons.join("; ")),
             });
         }
-        // Slow calls (a deadline of their own) never run inline on an async worker.
-        let inline_ok = deadline.is_none();
-        let deadline = deadline.unwrap_or(self.settings.call_timeout);
+        let inline_ok = cost == Cost::Light;
+        let deadline = match cost {
+            Cost::Generation(d) => d,
+            _ => self.settings.call_timeout,
+        };
         let mut last: Option<HsmError> = None;
         while let Some(index) = self.pick(&members, &tried) {
             tried.push(index);

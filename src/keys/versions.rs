@@ -16,6 +16,7 @@ use super::spec::{KeySpec, Usage};
 use super::{change_key, describe, single_token, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED};
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
+use crate::hsm::pool::Cost;
 use crate::proto::KeyVersion;
 use crate::store::records::KeyTokenRecord;
 use crate::store::TokenChange;
@@ -233,13 +234,13 @@ pub(super) async fn generate_token(
     let needs = [spec.as_str()];
     let token = if spec.is_symmetric() {
         app.pool
-            .run_needing(&needs, None, move |m, s| {
+            .run_needing(&needs, Cost::Light, move |m, s| {
                 token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
             })
             .await?
     } else {
         app.pool
-            .run_needing(&needs, Some(KEY_PAIR_DEADLINE), move |m, s| {
+            .run_needing(&needs, Cost::Generation(KEY_PAIR_DEADLINE), move |m, s| {
                 single_token::generate(m, s, &key_id, &version_id, spec, usage, &dk_id, &created)
             })
             .await?
