@@ -1,17 +1,18 @@
 //! Asymmetric and MAC keys over gRPC on two real SoftHSM2 members: every signature hkms
 //! makes verifies with the `openssl` CLI against the key from GetPublicKey (each algorithm,
-//! RAW and DIGEST, every key spec), OAEP ciphertexts made by OpenSSL decrypt in hkms, data
-//! key pairs are real pairs whose private key comes back from Decrypt, keys made on one
-//! member sign on the other, and wrong usages, algorithms, digests and specs give stable
-//! codes.
+//! RAW and DIGEST, every key spec), OAEP ciphertexts made by OpenSSL decrypt in hkms, keys
+//! made on one member sign on the other, and wrong usages, algorithms, digests and specs give
+//! stable codes. (Data key pairs: tests/data_key_pairs.rs.)
 
 mod common;
+#[path = "support/openssl_cli.rs"]
+mod openssl_cli;
 
 use common::{code, drain, Daemon};
 use hkms::client::Client;
 use hkms::proto::*;
+use openssl_cli::{hash_name, openssl, openssl_verifies};
 use std::path::Path;
-use std::process::Command;
 
 async fn create(c: &mut Client, spec: &str, usage: &str) -> String {
     c.keys
@@ -90,71 +91,6 @@ async fn public_pem(c: &mut Client, key_id: &str, dir: &Path) -> std::path::Path
     let path = dir.join(format!("{key_id}.pem"));
     std::fs::write(&path, &r.public_key_pem).unwrap();
     path
-}
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn hash_name(alg: &str) -> &'static str {
-    match &alg[alg.len() - 3..] {
-        "256" => "sha256",
-        "384" => "sha384",
-        _ => "sha512",
-    }
-}
-
-/// Checks a signature with the openssl CLI: `dgst` over the message, or `pkeyutl` over the
-/// digest.
-fn openssl_verifies(dir: &Path, pem: &Path, alg: &str, message: &[u8], digest: bool, sig: &[u8]) {
-    let (msg, sig_file) = (dir.join("msg"), dir.join("sig"));
-    std::fs::write(&msg, message).unwrap();
-    std::fs::write(&sig_file, sig).unwrap();
-    let (pem, msg, sig_file) = (
-        pem.to_str().unwrap(),
-        msg.to_str().unwrap(),
-        sig_file.to_str().unwrap(),
-    );
-    let md = hash_name(alg);
-    let pss = alg.starts_with("RSA_PSS");
-    let (ok, out) = if digest {
-        let mut args = vec!["pkeyutl", "-verify", "-pubin", "-inkey", pem, "-in", msg];
-        args.extend(["-sigfile", sig_file]);
-        let md_opt = format!("digest:{md}");
-        args.extend(["-pkeyopt", &md_opt]);
-        if pss {
-            args.extend([
-                "-pkeyopt",
-                "rsa_padding_mode:pss",
-                "-pkeyopt",
-                "rsa_pss_saltlen:digest",
-            ]);
-        }
-        openssl(&args)
-    } else {
-        let md_flag = format!("-{md}");
-        let mut args = vec!["dgst", &md_flag, "-verify", pem, "-signature", sig_file];
-        if pss {
-            args.extend([
-                "-sigopt",
-                "rsa_padding_mode:pss",
-                "-sigopt",
-                "rsa_pss_saltlen:-1",
-            ]);
-        }
-        args.push(msg);
-        openssl(&args)
-    };
-    assert!(
-        ok && (out.contains("Verified") || out.contains("Success")),
-        "{alg} digest={digest}: {out}"
-    );
 }
 
 fn digest(alg: &str, message: &[u8]) -> Vec<u8> {
@@ -518,103 +454,5 @@ async fn keys_work_on_every_member_rotate_and_refuse_what_they_cannot_do() {
             !m.algorithms.iter().any(|s| s == "RSAES_OAEP_SHA_256"),
             "profile quirk"
         );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_key_pairs_are_real_pairs_encrypted_under_the_master_key() {
-    let d = Daemon::initialised(1);
-    let mut c = d.client().await;
-    let dir = d.path("dkp");
-    std::fs::create_dir_all(&dir).unwrap();
-    let cmk = common::create_key(&mut c).await;
-    for (spec, format) in [("RSA_2048", "PEM"), ("EC_P256K", "DER"), ("EC_P384", "")] {
-        let r = c
-            .asymmetric
-            .generate_data_key_pair(GenerateDataKeyPairRequest {
-                key_id: cmk.clone(),
-                key_pair_spec: spec.into(),
-                key_format: format.into(),
-                aad: b"ctx".to_vec(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(r.key_pair_spec, spec);
-        let (private, public) = if r.key_format == "DER" {
-            (
-                openssl::pkey::PKey::private_key_from_pkcs8(&r.private_key_plaintext).unwrap(),
-                openssl::pkey::PKey::public_key_from_der(&r.public_key).unwrap(),
-            )
-        } else {
-            assert!(String::from_utf8_lossy(&r.private_key_plaintext)
-                .starts_with("-----BEGIN PRIVATE KEY-----"));
-            (
-                openssl::pkey::PKey::private_key_from_pem(&r.private_key_plaintext).unwrap(),
-                openssl::pkey::PKey::public_key_from_pem(&r.public_key).unwrap(),
-            )
-        };
-        assert!(
-            private.public_eq(&public),
-            "{spec}: the public key is the private key's"
-        );
-        // OpenSSL signs with the private key; the CLI verifies with the public key.
-        let (key_file, pub_file) = (dir.join("k.pem"), dir.join("p.pem"));
-        std::fs::write(&key_file, private.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        std::fs::write(&pub_file, public.public_key_to_pem().unwrap()).unwrap();
-        let (msg, sig) = (dir.join("m"), dir.join("s"));
-        std::fs::write(&msg, b"payload").unwrap();
-        let (ok, out) = openssl(&[
-            "dgst",
-            "-sha256",
-            "-sign",
-            key_file.to_str().unwrap(),
-            "-out",
-            sig.to_str().unwrap(),
-            msg.to_str().unwrap(),
-        ]);
-        assert!(ok, "{out}");
-        let sig = std::fs::read(&sig).unwrap();
-        openssl_verifies(&dir, &pub_file, "X_SHA_256", b"payload", false, &sig);
-        // The ciphertext decrypts (with the AAD) to the same private key.
-        let opened = c
-            .crypto
-            .decrypt(DecryptRequest {
-                ciphertext_blob: r.private_key_ciphertext_blob.clone(),
-                aad: b"ctx".to_vec(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(opened.plaintext, r.private_key_plaintext);
-    }
-    let r = c
-        .asymmetric
-        .generate_data_key_pair_without_plaintext(GenerateDataKeyPairRequest {
-            key_id: cmk.clone(),
-            key_pair_spec: "EC_P256".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.private_key_plaintext.is_empty());
-    assert!(!r.private_key_ciphertext_blob.is_empty());
-    let ec = create(&mut c, "EC_P256", "").await;
-    for (key, spec, want) in [
-        (&ec, "EC_P256", "IncorrectKeyUsage"),
-        (&cmk, "RSA_1024", "UnsupportedKeySpec"),
-        (&cmk, "HMAC_SHA_256", "UnsupportedKeySpec"),
-    ] {
-        let e = c
-            .asymmetric
-            .generate_data_key_pair(GenerateDataKeyPairRequest {
-                key_id: key.clone(),
-                key_pair_spec: spec.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(code(e), want, "{spec}");
     }
 }

@@ -153,6 +153,25 @@ fn private_keys_are_sensitive_unextractable_and_bound() {
         assert!(s_b
             .update_attributes(h, &[Attribute::Extractable(true)])
             .is_err());
+        // Only the mechanisms hkms uses with it: no raw RSA (a signature over anything), no
+        // PKCS #1 v1.5 decryption (a padding oracle).
+        if let KeySpec::Rsa(_) = spec {
+            let (refused, input) = match usage {
+                Usage::SignVerify => (s_b.sign(&Mechanism::RsaX509, h, &[1; 256]), "raw RSA"),
+                _ => (
+                    s_b.decrypt(&Mechanism::RsaPkcs, h, &[1; 256]),
+                    "PKCS#1 v1.5",
+                ),
+            };
+            let err = refused.expect_err(input);
+            assert!(
+                matches!(
+                    rv(err),
+                    RvError::MechanismInvalid | RvError::KeyFunctionNotPermitted
+                ),
+                "{input}"
+            );
+        }
         // The cache serves the same object next time.
         assert_eq!(single_token::handle(&b, &rec, spec, usage).unwrap(), h);
         tokens.push((rec, spec, usage));

@@ -132,7 +132,8 @@ pub async fn data_key_pair(c: &mut Client, cmd: &DataKeyPairCommand) -> Result<S
         "PublicKey": shown(&r.public_key),
         "PrivateKeyCiphertextBlob": blob,
     });
-    if with_plaintext {
+    // A private key written to a file is not printed as well, not even in JSON.
+    if with_plaintext && a.private_key_out.is_none() {
         j["PrivateKeyPlaintext"] = shown(&private).into();
     }
     let mut lines = vec![

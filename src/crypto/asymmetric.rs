@@ -10,6 +10,7 @@ use super::signing::{OaepAlgorithm, SignAlgorithm};
 use super::Opened;
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
+use crate::hsm::capability::Need;
 use crate::hsm::crypto::asymmetric as pkc;
 use crate::hsm::pool::Cost;
 use crate::hsm::HsmError;
@@ -88,14 +89,14 @@ async fn checked_public_key(
     key: &KeyRecord,
     spec: KeySpec,
     token: KeyTokenRecord,
-    capability: &'static str,
+    needs: &[Need<'_>],
 ) -> Result<PKey<Public>, KmsError> {
     let usage = Usage::of(key);
     let token = Arc::new(token);
     {
         let token = token.clone();
         app.pool
-            .run_needing(&[capability], Cost::Light, move |m, _| {
+            .run_needing(needs, Cost::Light, move |m, _| {
                 single_token::handle(m, &token, spec, usage).map(|_| ())
             })
             .await?;
@@ -126,10 +127,14 @@ pub async fn sign(
     let token = Arc::new(token);
     let raw = app
         .pool
-        .run_needing(&[alg.name], Cost::Heavy, move |m, s| {
-            let private = single_token::handle(m, &token, spec, Usage::SignVerify)?;
-            pkc::sign(s, private, alg.scheme, &input).map_err(|e| m.err(e))
-        })
+        .run_needing(
+            &[Need::Spec(spec.as_str()), Need::Algorithm(alg.name)],
+            Cost::Heavy,
+            move |m, s| {
+                let private = single_token::handle(m, &token, spec, Usage::SignVerify)?;
+                pkc::sign(s, private, alg.scheme, &input).map_err(|e| m.err(e))
+            },
+        )
         .await?;
     Ok(Signature {
         key_id: key.key_id,
@@ -156,7 +161,8 @@ pub async fn verify(
     let alg = SignAlgorithm::parse(algorithm, spec)?;
     let digest = alg.digest(message_type, message)?;
     let key_version_id = token.key_version_id.clone();
-    let public = checked_public_key(app, &key, spec, token, spec.as_str()).await?;
+    let needs = [Need::Spec(spec.as_str())];
+    let public = checked_public_key(app, &key, spec, token, &needs).await?;
     Ok(Verified {
         key_id: key.key_id,
         key_version_id,
@@ -173,7 +179,8 @@ pub async fn public_key(
     let (key, spec, token) =
         keys::usable_version(app, key_id, version, Purpose::PublicKey, "GetPublicKey")?;
     let key_version_id = token.key_version_id.clone();
-    let public = checked_public_key(app, &key, spec, token, spec.as_str()).await?;
+    let needs = [Need::Spec(spec.as_str())];
+    let public = checked_public_key(app, &key, spec, token, &needs).await?;
     Ok(PublicKey {
         key_id: key.key_id,
         key_version_id,
@@ -203,7 +210,8 @@ pub async fn encrypt(
     )?;
     let alg = OaepAlgorithm::parse(algorithm)?;
     let key_version_id = token.key_version_id.clone();
-    let public = checked_public_key(app, &key, spec, token, alg.name).await?;
+    let needs = [Need::Spec(spec.as_str()), Need::Algorithm(alg.name)];
+    let public = checked_public_key(app, &key, spec, token, &needs).await?;
     let max = alg.max_plaintext(public.size());
     if plaintext.len() > max {
         return Err(KmsError::invalid(format!(
@@ -241,11 +249,15 @@ pub async fn decrypt(
     let ciphertext = ciphertext.to_vec();
     let plaintext = app
         .pool
-        .run_needing(&[alg.name], Cost::Heavy, move |m, s| {
-            let private = single_token::handle(m, &token, spec, Usage::EncryptDecrypt)?;
-            pkc::oaep_decrypt(s, private, alg.hash, &ciphertext)
-                .map_err(|e| m.err(e).data_rejected_if_bad_input())
-        })
+        .run_needing(
+            &[Need::Spec(spec.as_str()), Need::Algorithm(alg.name)],
+            Cost::Heavy,
+            move |m, s| {
+                let private = single_token::handle(m, &token, spec, Usage::EncryptDecrypt)?;
+                pkc::oaep_decrypt(s, private, alg.hash, &ciphertext)
+                    .map_err(|e| m.err(e).data_rejected_if_bad_input())
+            },
+        )
         .await
         .map_err(|e| match e {
             HsmError::DataRejected { .. } => KmsError::invalid_ciphertext(),

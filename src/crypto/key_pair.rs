@@ -5,6 +5,7 @@
 use super::{ciphertext, instance};
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
+use crate::hsm::capability::Need;
 use crate::hsm::crypto::asymmetric as pkc;
 use crate::hsm::pool::Cost;
 use crate::keys::spec::KeySpec;
@@ -25,7 +26,6 @@ pub enum Sealing {
 }
 
 /// A data key pair.
-#[derive(Debug)]
 pub struct DataKeyPair {
     pub key_id: String,
     pub key_version_id: String,
@@ -39,6 +39,18 @@ pub struct DataKeyPair {
     pub ciphertext: Vec<u8>,
     /// The IV of `ciphertext` (also inside it for [`Sealing::Hkms`]).
     pub iv: Vec<u8>,
+}
+
+impl std::fmt::Debug for DataKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private key.
+        f.debug_struct("DataKeyPair")
+            .field("key_id", &self.key_id)
+            .field("key_version_id", &self.key_version_id)
+            .field("key_pair_spec", &self.key_pair_spec)
+            .field("key_format", &self.key_format)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long generating one pair may take (RSA-4096 on a slow device).
@@ -90,7 +102,7 @@ pub async fn generate(
     let private = app
         .pool
         .run_needing(
-            &[spec.as_str()],
+            &[Need::Spec(spec.as_str())],
             Cost::Generation(PAIR_DEADLINE),
             move |m, s| pkc::data_key_pair(s, pair).map_err(|e| m.err(e)),
         )
@@ -114,7 +126,12 @@ pub async fn generate(
             let s = super::encrypt(app, key_id, private_key.clone(), aad).await?;
             let iv = ciphertext::parse(&s.blob)
                 .map(|p| p.header.iv().to_vec())
-                .unwrap_or_default();
+                .map_err(|_| {
+                    KmsError::new(
+                        ErrorCode::Internal,
+                        "a ciphertext hkmsd made does not parse",
+                    )
+                })?;
             (s.key_id, s.key_version_id, s.blob, iv)
         }
         Sealing::InstanceBare => {

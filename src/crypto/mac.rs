@@ -4,7 +4,8 @@
 use super::asymmetric::{check_message, Verified};
 use crate::appliance::Appliance;
 use crate::error::KmsError;
-use crate::hsm::crypto::asymmetric::{self as pkc, Hash};
+use crate::hsm::capability::Need;
+use crate::hsm::crypto::asymmetric as pkc;
 use crate::hsm::pool::Cost;
 use crate::keys::spec::{KeySpec, MacHash, Purpose, Usage};
 use crate::keys::{self, single_token, VersionChoice};
@@ -34,14 +35,6 @@ fn algorithm_of(spec: KeySpec, algorithm: &str) -> Result<MacHash, KmsError> {
     Ok(hash)
 }
 
-fn hash(h: MacHash) -> Hash {
-    match h {
-        MacHash::Sha256 => Hash::Sha256,
-        MacHash::Sha384 => Hash::Sha384,
-        MacHash::Sha512 => Hash::Sha512,
-    }
-}
-
 /// Computes the MAC of `message` with an HMAC key, inside a member that offers it.
 pub async fn generate(
     app: &Appliance,
@@ -59,10 +52,14 @@ pub async fn generate(
     let message = Arc::new(message.to_vec());
     let mac = app
         .pool
-        .run_needing(&[mac_hash.algorithm()], Cost::Light, move |m, s| {
-            let key = single_token::handle(m, &token, spec, Usage::Mac)?;
-            pkc::hmac(s, key, hash(mac_hash), &message).map_err(|e| m.err(e))
-        })
+        .run_needing(
+            &[Need::Algorithm(mac_hash.algorithm())],
+            Cost::Light,
+            move |m, s| {
+                let key = single_token::handle(m, &token, spec, Usage::Mac)?;
+                pkc::hmac(s, key, single_token::mac_hash(mac_hash), &message).map_err(|e| m.err(e))
+            },
+        )
         .await?;
     Ok(Mac {
         key_id: key.key_id,

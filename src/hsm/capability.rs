@@ -14,10 +14,13 @@ struct Entry {
     unless: Option<fn(&Quirks) -> bool>,
 }
 
+/// What making an AES key version takes (its keys, their wrap, the binding value) and its
+/// main mode.
 const AES: &[(CK_MECHANISM_TYPE, &str)] = &[
     (CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"),
+    (CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD"),
+    (CKM_AES_ECB, "CKM_AES_ECB"),
     (CKM_AES_GCM, "CKM_AES_GCM"),
-    (CKM_AES_CBC_PAD, "CKM_AES_CBC_PAD"),
 ];
 /// Every private or MAC key is stored wrapped under the domain key.
 const RSA: &[(CK_MECHANISM_TYPE, &str)] = &[
@@ -92,14 +95,34 @@ const ALGORITHMS: &[Entry] = &[
     entry("HMAC_SHA_512", &[(CKM_SHA512_HMAC, "CKM_SHA512_HMAC")]),
 ];
 
-fn find(name: &str) -> Option<&'static Entry> {
-    SPECS.iter().chain(ALGORITHMS).find(|e| e.name == name)
+/// What an operation needs of a member: a key spec it can generate and hold, or an
+/// algorithm it can run (HMAC specs and algorithms share names, so the two are kept apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need<'a> {
+    Spec(&'a str),
+    Algorithm(&'a str),
 }
 
-/// Why a member with `mechanisms` and `quirks` cannot do `name`; `None` when it can (or
-/// when `name` needs nothing this table knows of).
-pub fn missing(name: &str, mechanisms: &[CK_MECHANISM_TYPE], quirks: &Quirks) -> Option<String> {
-    let entry = find(name)?;
+impl Need<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Need::Spec(n) | Need::Algorithm(n) => n,
+        }
+    }
+}
+
+fn find(need: Need) -> Option<&'static Entry> {
+    let (table, name) = match need {
+        Need::Spec(n) => (SPECS, n),
+        Need::Algorithm(n) => (ALGORITHMS, n),
+    };
+    table.iter().find(|e| e.name == name)
+}
+
+/// Why a member with `mechanisms` and `quirks` cannot do `need`; `None` when it can (or
+/// when `need` names nothing this table knows of).
+pub fn missing(need: Need, mechanisms: &[CK_MECHANISM_TYPE], quirks: &Quirks) -> Option<String> {
+    let entry = find(need)?;
     let absent: Vec<&str> = entry
         .mechanisms
         .iter()
@@ -120,10 +143,18 @@ pub fn offered(
     mechanisms: &[CK_MECHANISM_TYPE],
     quirks: &Quirks,
 ) -> (Vec<&'static str>, Vec<&'static str>) {
-    let can = |e: &&Entry| missing(e.name, mechanisms, quirks).is_none();
+    let can = |need: Need| missing(need, mechanisms, quirks).is_none();
     (
-        SPECS.iter().filter(can).map(|e| e.name).collect(),
-        ALGORITHMS.iter().filter(can).map(|e| e.name).collect(),
+        SPECS
+            .iter()
+            .map(|e| e.name)
+            .filter(|n| can(Need::Spec(n)))
+            .collect(),
+        ALGORITHMS
+            .iter()
+            .map(|e| e.name)
+            .filter(|n| can(Need::Algorithm(n)))
+            .collect(),
     )
 }
 
@@ -134,7 +165,11 @@ mod tests {
     #[test]
     fn every_key_spec_has_an_entry() {
         for spec in crate::keys::spec::KeySpec::ALL {
-            assert!(find(spec.as_str()).is_some(), "{}", spec.as_str());
+            assert!(
+                find(Need::Spec(spec.as_str())).is_some(),
+                "{}",
+                spec.as_str()
+            );
         }
     }
 
@@ -148,14 +183,20 @@ mod tests {
         let quirks = Quirks {
             oaep_sha1_only: true,
         };
-        assert_eq!(missing("RSA_2048", &list, &quirks), None);
-        assert_eq!(missing("RSAES_OAEP_SHA_1", &list, &quirks), None);
-        assert!(missing("RSAES_OAEP_SHA_256", &list, &quirks)
+        let alg = Need::Algorithm;
+        assert_eq!(missing(Need::Spec("RSA_2048"), &list, &quirks), None);
+        assert_eq!(missing(alg("RSAES_OAEP_SHA_1"), &list, &quirks), None);
+        assert!(missing(alg("RSAES_OAEP_SHA_256"), &list, &quirks)
             .unwrap()
             .contains("profile"));
-        assert!(missing("RSAES_OAEP_SHA_256", &list, &Quirks::default()).is_none());
-        let why = missing("RSA_PSS_SHA_256", &list, &quirks).unwrap();
+        assert!(missing(alg("RSAES_OAEP_SHA_256"), &list, &Quirks::default()).is_none());
+        let why = missing(alg("RSA_PSS_SHA_256"), &list, &quirks).unwrap();
         assert!(why.contains("CKM_RSA_PKCS_PSS"), "{why}");
+        // HMAC specs and algorithms share names: the algorithm needs only its mechanism.
+        let hmac_only = [CKM_SHA256_HMAC];
+        assert!(missing(alg("HMAC_SHA_256"), &hmac_only, &quirks).is_none());
+        let why = missing(Need::Spec("HMAC_SHA_256"), &hmac_only, &quirks).unwrap();
+        assert!(why.contains("CKM_GENERIC_SECRET_KEY_GEN"), "{why}");
         let (specs, algorithms) = offered(&list, &quirks);
         assert_eq!(specs, ["RSA_2048", "RSA_3072", "RSA_4096"]);
         assert_eq!(algorithms, ["RSAES_OAEP_SHA_1"]);

@@ -2,6 +2,7 @@
 //! retries on another member for operations without lasting side effects, a circuit
 //! breaker, and a prober that brings members back.
 
+use super::capability::Need;
 use super::error::{Action, HsmError};
 use super::member::{Health, Member};
 use super::session::SessionGuard;
@@ -158,7 +159,12 @@ impl Pool {
     /// `needs` (key specs and algorithms, [`crate::hsm::capability`]), as its [`Cost`] says.
     /// When no member can, it fails at once with [`HsmError::Unsupported`], naming what each
     /// one lacks.
-    pub async fn run_needing<T, F>(&self, needs: &[&str], cost: Cost, op: F) -> Result<T, HsmError>
+    pub async fn run_needing<T, F>(
+        &self,
+        needs: &[Need<'_>],
+        cost: Cost,
+        op: F,
+    ) -> Result<T, HsmError>
     where
         T: Send + 'static,
         F: Fn(&Member, &Session) -> Result<T, HsmError> + Send + Sync + 'static,
@@ -169,23 +175,31 @@ impl Pool {
         let mut tried = Vec::new();
         let mut reasons = Vec::new();
         for (i, m) in members.iter().enumerate() {
-            if let Some((need, why)) = needs.iter().find_map(|n| m.cannot(n).map(|why| (*n, why))) {
+            if let Some((need, why)) = needs.iter().find_map(|n| m.cannot(*n).map(|why| (*n, why)))
+            {
                 tried.push(i);
-                reasons.push(format!("{} {why} ({need})", m.name));
+                reasons.push(format!("{} {why} ({})", m.name, need.name()));
             }
         }
         // Fail at once when no member can do it (`Unsupported`, final). When some can but
         // all of those are draining or down, the call cannot run now but may later: it is
         // unavailable, with what the serving members lack and why the others do not serve.
+        let wanted = || {
+            needs
+                .iter()
+                .map(|n| n.name())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
         if !members.is_empty() && tried.len() == members.len() {
             return Err(HsmError::Unsupported {
-                capability: needs.join(" and "),
+                capability: wanted(),
                 detail: reasons.join("; "),
             });
         }
         let capable_serving =
-            (0..members.len()).any(|i| !tried.contains(&i) && members[i].accepts_requests());
-        if !reasons.is_empty() && !capable_serving {
+            || (0..members.len()).any(|i| !tried.contains(&i) && members[i].accepts_requests());
+        if !reasons.is_empty() && !capable_serving() {
             for (i, m) in members.iter().enumerate() {
                 if !tried.contains(&i) {
                     let state = if m.is_draining() { "draining" } else { "down" };
@@ -193,7 +207,7 @@ impl Pool {
                 }
             }
             return Err(HsmError::NoMemberAvailable {
-                detail: format!("{}: {}", needs.join(" and "), reasons.join("; ")),
+                detail: format!("{}: {}", wanted(), reasons.join("; ")),
             });
         }
         let inline_ok = cost == Cost::Light;

@@ -6,9 +6,9 @@
 //! wrapped key and the public key: a token copied to another key, or a public key swapped
 //! for another, is refused when it is unwrapped ([`HsmError::TokenBinding`]).
 
-use super::spec::{Curve, KeySpec, Usage};
+use super::spec::{Curve, KeySpec, MacHash, Usage};
 use super::token::{binding_mismatch, check_record, fresh_key, hex, same_binding, with_object};
-use crate::hsm::crypto::asymmetric::{self as pkc, PairSpec, PrivateUse};
+use crate::hsm::crypto::asymmetric::{self as pkc, Hash, PairSpec, PrivateUse};
 use crate::hsm::crypto::{self, ModeFamily};
 use crate::hsm::{HsmError, Member};
 use crate::store::records::KeyTokenRecord;
@@ -24,6 +24,15 @@ pub fn pair_spec(spec: KeySpec) -> Option<PairSpec> {
         KeySpec::Ec(Curve::P384) => Some(PairSpec::Ec(Nid::SECP384R1)),
         KeySpec::Ec(Curve::P256K) => Some(PairSpec::Ec(Nid::SECP256K1)),
         _ => None,
+    }
+}
+
+/// The hash of an HMAC key's MACs.
+pub fn mac_hash(hash: MacHash) -> Hash {
+    match hash {
+        MacHash::Sha256 => Hash::Sha256,
+        MacHash::Sha384 => Hash::Sha384,
+        MacHash::Sha512 => Hash::Sha512,
     }
 }
 
@@ -74,21 +83,9 @@ pub fn generate(
     let dk = member.domain_key()?;
     let err = |e| member.err(e);
     let (wrapped, public_key) = if let Some(pair) = pair_spec(spec) {
-        let (public, private) =
-            pkc::generate_pair(session, pair, private_use(usage)).map_err(err)?;
-        let result = (|| {
-            let wrapped = crypto::wrap_version_key(session, dk, private).map_err(err)?;
-            let der = pkc::public_key_der(session, public, pair).map_err(err)?;
-            Ok((wrapped, der))
-        })();
-        let _ = session.destroy_object(private);
-        let _ = session.destroy_object(public);
-        result?
+        pkc::generate_wrapped_pair(session, dk, pair, private_use(usage)).map_err(err)?
     } else if let KeySpec::Hmac(hash) = spec {
-        let key = pkc::generate_mac_key(session, hash.key_len()).map_err(err)?;
-        let wrapped = with_object(session, key, |key| {
-            crypto::wrap_version_key(session, dk, key).map_err(err)
-        })?;
+        let wrapped = pkc::generate_wrapped_mac_key(session, dk, hash.key_len()).map_err(err)?;
         (wrapped, Vec::new())
     } else {
         return Err(unsupported(member, spec));
@@ -161,7 +158,9 @@ fn unwrap(
             pkc::unwrap_private_key(session, domain_key, wrapped, pair, private_use(usage))
                 .map_err(err)
         }
-        (None, KeySpec::Hmac(_)) => pkc::unwrap_mac_key(session, domain_key, wrapped).map_err(err),
+        (None, KeySpec::Hmac(hash)) => {
+            pkc::unwrap_mac_key(session, domain_key, wrapped, mac_hash(hash)).map_err(err)
+        }
         _ => Err(unsupported(member, spec)),
     }
 }

@@ -245,7 +245,9 @@ impl Purpose {
             Purpose::PublicKeyEncryption => {
                 matches!(spec, KeySpec::Rsa(_)) && usage == Usage::EncryptDecrypt
             }
-            Purpose::Signing => usage == Usage::SignVerify,
+            Purpose::Signing => {
+                matches!(spec, KeySpec::Rsa(_) | KeySpec::Ec(_)) && usage == Usage::SignVerify
+            }
             Purpose::Mac => usage == Usage::Mac,
             Purpose::PublicKey => matches!(spec, KeySpec::Rsa(_) | KeySpec::Ec(_)),
         }

@@ -16,6 +16,7 @@ use super::spec::{KeySpec, Usage};
 use super::{change_key, describe, single_token, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED};
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
+use crate::hsm::capability::Need;
 use crate::hsm::pool::Cost;
 use crate::proto::KeyVersion;
 use crate::store::records::KeyTokenRecord;
@@ -231,19 +232,28 @@ pub(super) async fn generate_token(
     let dk_id = app.instance()?.domain_key_id;
     let (key_id, version_id, created) =
         (key_id.to_owned(), version_id.to_owned(), created.to_owned());
-    let needs = [spec.as_str()];
+    let needs = [Need::Spec(spec.as_str())];
+    // No member able to make the spec: the spec is what is unsupported.
+    let spec_error = |e: crate::hsm::HsmError| match e {
+        crate::hsm::HsmError::Unsupported { .. } => {
+            KmsError::new(ErrorCode::UnsupportedKeySpec, e.to_string())
+        }
+        other => other.into(),
+    };
     let token = if spec.is_symmetric() {
         app.pool
             .run_needing(&needs, Cost::Light, move |m, s| {
                 token::generate(m, s, &key_id, &version_id, spec.bits(), &dk_id, &created)
             })
-            .await?
+            .await
+            .map_err(spec_error)?
     } else {
         app.pool
             .run_needing(&needs, Cost::Generation(KEY_PAIR_DEADLINE), move |m, s| {
                 single_token::generate(m, s, &key_id, &version_id, spec, usage, &dk_id, &created)
             })
-            .await?
+            .await
+            .map_err(spec_error)?
     };
     Ok(token)
 }

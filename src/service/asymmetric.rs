@@ -10,7 +10,7 @@ use crate::proto::asymmetric_service_server::AsymmetricService;
 use crate::proto::*;
 use std::sync::Arc;
 use tonic::Request;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Debug, Clone)]
 pub struct AsymmetricApi(pub Arc<Appliance>);
@@ -107,9 +107,10 @@ impl AsymmetricService for AsymmetricApi {
         req: Request<AsymmetricEncryptRequest>,
     ) -> Reply<AsymmetricEncryptResponse> {
         let key_id = authorize_key(&self.0, &req, "AsymmetricEncrypt", &req.get_ref().key_id)?;
-        let r = req.get_ref();
+        let mut r = req.into_inner();
+        let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
         let v = version(&r.key_version_id);
-        let sealed = asymmetric::encrypt(&self.0, &key_id, v, &r.algorithm, &r.plaintext).await;
+        let sealed = asymmetric::encrypt(&self.0, &key_id, v, &r.algorithm, &plaintext).await;
         reply(sealed.map(|s| AsymmetricEncryptResponse {
             key_id: s.key_id,
             key_version_id: s.key_version_id,
@@ -168,9 +169,10 @@ impl AsymmetricService for AsymmetricApi {
 
     async fn generate_mac(&self, req: Request<GenerateMacRequest>) -> Reply<GenerateMacResponse> {
         let key_id = authorize_key(&self.0, &req, "GenerateMac", &req.get_ref().key_id)?;
-        let r = req.get_ref();
+        let mut r = req.into_inner();
+        let message = Zeroizing::new(std::mem::take(&mut r.message));
         let v = version(&r.key_version_id);
-        let made = mac::generate(&self.0, &key_id, v, &r.algorithm, &r.message).await;
+        let made = mac::generate(&self.0, &key_id, v, &r.algorithm, &message).await;
         reply(made.map(|m| GenerateMacResponse {
             key_id: m.key_id,
             key_version_id: m.key_version_id,

@@ -174,7 +174,7 @@ pub fn public_key_der(session: &Session, public: ObjectHandle, spec: PairSpec) -
             PKey::from_rsa(rsa).map_err(bad)?
         }
         PairSpec::Ec(curve) => {
-            let point = ec_point(session, public)?;
+            let point = ec_point(session, public, curve)?;
             let group = EcGroup::from_curve_name(curve).map_err(bad)?;
             let mut ctx = openssl::bn::BigNumContext::new().map_err(bad)?;
             let point = EcPoint::from_bytes(&group, &point, &mut ctx).map_err(bad)?;
@@ -184,9 +184,14 @@ pub fn public_key_der(session: &Session, public: ObjectHandle, spec: PairSpec) -
     pkey.public_key_to_der().map_err(bad)
 }
 
-/// `CKA_EC_POINT` without its DER OCTET STRING wrapping (PKCS#11 2.40 wraps it; some
-/// devices answer the bare point).
-fn ec_point(session: &Session, public: ObjectHandle) -> Result<Vec<u8>> {
+/// `CKA_EC_POINT` as the bare uncompressed point of `curve`: PKCS#11 2.40 wraps it in a DER
+/// OCTET STRING, some devices answer it bare (told apart by its length).
+fn ec_point(session: &Session, public: ObjectHandle, curve: Nid) -> Result<Vec<u8>> {
+    let field = match curve {
+        Nid::SECP384R1 => 48,
+        _ => 32,
+    };
+    let point_len = 1 + 2 * field;
     let attrs = session.get_attributes(public, &[AttributeType::EcPoint])?;
     let raw = attrs
         .into_iter()
@@ -195,19 +200,36 @@ fn ec_point(session: &Session, public: ObjectHandle) -> Result<Vec<u8>> {
             _ => None,
         })
         .ok_or(CkError::InvalidValue)?;
-    Ok(match raw.as_slice() {
-        [0x04, len, rest @ ..]
-            if usize::from(*len) == rest.len() && rest.first() == Some(&0x04) =>
-        {
-            rest.to_vec()
+    if raw.len() == point_len {
+        return Ok(raw);
+    }
+    match raw.as_slice() {
+        [0x04, len, rest @ ..] if usize::from(*len) == point_len && rest.len() == point_len => {
+            Ok(rest.to_vec())
         }
-        [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest.to_vec(),
-        _ => raw,
-    })
+        [0x04, 0x81, len, rest @ ..]
+            if usize::from(*len) == point_len && rest.len() == point_len =>
+        {
+            Ok(rest.to_vec())
+        }
+        _ => Err(CkError::InvalidValue),
+    }
+}
+
+/// The only mechanisms an unwrapped private key may be used with: hkms picks the mechanism
+/// of every call, and the HSM refuses any other (raw RSA, PKCS #1 v1.5 decryption...).
+fn allowed_mechanisms(spec: PairSpec, usage: PrivateUse) -> Vec<MechanismType> {
+    match (spec, usage) {
+        (PairSpec::Rsa(_), PrivateUse::Sign) => {
+            vec![MechanismType::RSA_PKCS_PSS, MechanismType::RSA_PKCS]
+        }
+        (PairSpec::Rsa(_), PrivateUse::Decrypt) => vec![MechanismType::RSA_PKCS_OAEP],
+        (PairSpec::Ec(_), _) => vec![MechanismType::ECDSA],
+    }
 }
 
 /// Unwraps a stored private key into a sensitive, non-extractable session object usable
-/// for `usage` only.
+/// for `usage` only, with the mechanisms hkms uses for it only.
 pub fn unwrap_private_key(
     session: &Session,
     domain_key: ObjectHandle,
@@ -226,8 +248,10 @@ pub fn unwrap_private_key(
         Attribute::Private(true),
         Attribute::Extractable(false),
         Attribute::Sign(usage == PrivateUse::Sign),
+        Attribute::SignRecover(false),
         Attribute::Decrypt(usage == PrivateUse::Decrypt),
         Attribute::Unwrap(false),
+        Attribute::AllowedMechanisms(allowed_mechanisms(spec, usage)),
     ];
     template.extend(unwrap_template());
     session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
@@ -265,6 +289,36 @@ pub fn oaep_decrypt(
         .map(Zeroizing::new)
 }
 
+/// Generates a key pair of a customer master key inside the HSM and returns its private key
+/// wrapped under `domain_key` and its public key (SubjectPublicKeyInfo DER). The generated
+/// objects are destroyed before returning, whatever happens.
+pub fn generate_wrapped_pair(
+    session: &Session,
+    domain_key: ObjectHandle,
+    spec: PairSpec,
+    usage: PrivateUse,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let (public, private) = generate_pair(session, spec, usage)?;
+    let result = super::wrap_version_key(session, domain_key, private)
+        .and_then(|wrapped| Ok((wrapped, public_key_der(session, public, spec)?)));
+    let _ = session.destroy_object(private);
+    let _ = session.destroy_object(public);
+    result
+}
+
+/// Generates an HMAC key of `len` bytes inside the HSM and returns it wrapped under
+/// `domain_key`; the generated object is destroyed before returning.
+pub fn generate_wrapped_mac_key(
+    session: &Session,
+    domain_key: ObjectHandle,
+    len: usize,
+) -> Result<Vec<u8>> {
+    let key = generate_mac_key(session, len)?;
+    let result = super::wrap_version_key(session, domain_key, key);
+    let _ = session.destroy_object(key);
+    result
+}
+
 /// Generates an HMAC key of `len` bytes as a sensitive session object that the domain key
 /// can wrap; the caller wraps and destroys it.
 pub fn generate_mac_key(session: &Session, len: usize) -> Result<ObjectHandle> {
@@ -288,11 +342,12 @@ pub fn generate_mac_key(session: &Session, len: usize) -> Result<ObjectHandle> {
 }
 
 /// Unwraps a stored HMAC key into a sensitive, non-extractable session object that can
-/// only sign (compute MACs).
+/// only compute MACs with `hash`.
 pub fn unwrap_mac_key(
     session: &Session,
     domain_key: ObjectHandle,
     wrapped: &[u8],
+    hash: Hash,
 ) -> Result<ObjectHandle> {
     let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -304,20 +359,24 @@ pub fn unwrap_mac_key(
         Attribute::Verify(false),
         Attribute::Encrypt(false),
         Attribute::Decrypt(false),
+        Attribute::AllowedMechanisms(vec![hmac_mechanism(hash).mechanism_type()]),
     ];
     template.extend(unwrap_template());
     session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
 }
 
-/// HMAC of `message` with an HMAC key.
-pub fn hmac(session: &Session, key: ObjectHandle, hash: Hash, message: &[u8]) -> Result<Vec<u8>> {
-    let mechanism = match hash {
+fn hmac_mechanism(hash: Hash) -> Mechanism<'static> {
+    match hash {
         Hash::Sha1 => Mechanism::Sha1Hmac,
         Hash::Sha256 => Mechanism::Sha256Hmac,
         Hash::Sha384 => Mechanism::Sha384Hmac,
         Hash::Sha512 => Mechanism::Sha512Hmac,
-    };
-    session.sign(&mechanism, key, message)
+    }
+}
+
+/// HMAC of `message` with an HMAC key.
+pub fn hmac(session: &Session, key: ObjectHandle, hash: Hash, message: &[u8]) -> Result<Vec<u8>> {
+    session.sign(&hmac_mechanism(hash), key, message)
 }
 
 /// A data key pair from the HSM's generator: the pair is generated as non-sensitive session
@@ -405,7 +464,7 @@ fn read_pair(
                     })
                     .ok_or(CkError::InvalidValue)?,
             );
-            let point = ec_point(session, public)?;
+            let point = ec_point(session, public, curve)?;
             let group = EcGroup::from_curve_name(curve).map_err(bad)?;
             let mut ctx = openssl::bn::BigNumContext::new().map_err(bad)?;
             let point = EcPoint::from_bytes(&group, &point, &mut ctx).map_err(bad)?;

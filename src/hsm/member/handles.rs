@@ -110,7 +110,7 @@ impl Member {
     /// Why this member cannot do `capability` (a key spec or algorithm name, see
     /// [`crate::hsm::capability`]); `None` when it can, or has not connected yet (it is
     /// then tried, and a missing mechanism fails like any HSM error). Makes no PKCS#11 call.
-    pub fn cannot(&self, capability: &str) -> Option<String> {
+    pub fn cannot(&self, capability: crate::hsm::capability::Need) -> Option<String> {
         let list = lock(&self.mechanisms);
         if list.is_empty() {
             return None;
