@@ -8,26 +8,11 @@ mod common;
 #[path = "support/openssl_cli.rs"]
 mod openssl_cli;
 
-use common::{code, drain, Daemon};
+use common::{code, create_key_of, drain, Daemon};
 use hkms::client::Client;
 use hkms::proto::*;
 use openssl_cli::{hash_name, openssl, openssl_verifies};
 use std::path::Path;
-
-async fn create(c: &mut Client, spec: &str, usage: &str) -> String {
-    c.keys
-        .create_key(CreateKeyRequest {
-            key_spec: spec.into(),
-            key_usage: usage.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{spec} {usage}: {e}"))
-        .into_inner()
-        .key_metadata
-        .unwrap()
-        .key_id
-}
 
 async fn create_err(c: &mut Client, spec: &str, usage: &str, origin: &str) -> String {
     let e = c
@@ -126,7 +111,7 @@ async fn signatures_verify_with_openssl_for_every_spec_and_algorithm() {
     ];
     let message = b"release-1.4.2.tar.gz";
     for (spec, algs) in cases {
-        let key = create(&mut c, spec, "SIGN/VERIFY").await;
+        let key = create_key_of(&mut c, spec, "SIGN/VERIFY").await;
         let pem = public_pem(&mut c, &key, &dir).await;
         for alg in algs {
             for digest_type in [false, true] {
@@ -163,7 +148,7 @@ async fn keys_work_on_every_member_rotate_and_refuse_what_they_cannot_do() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // Made on whichever member; signs on each member alone.
-    let ec = create(&mut c, "EC_P256", "").await;
+    let ec = create_key_of(&mut c, "EC_P256", "").await;
     let pem = public_pem(&mut c, &ec, &dir).await;
     for (serving, drained) in [("hsm-0", "hsm-1"), ("hsm-1", "hsm-0")] {
         drain(&mut c, drained, false).await;
@@ -209,7 +194,7 @@ async fn keys_work_on_every_member_rotate_and_refuse_what_they_cannot_do() {
     assert!(!r.into_inner().value, "another version's key");
 
     // RSA-OAEP: OpenSSL encrypts with the public key, hkms decrypts; and back.
-    let rsa = create(&mut c, "RSA_2048", "ENCRYPT/DECRYPT").await;
+    let rsa = create_key_of(&mut c, "RSA_2048", "ENCRYPT/DECRYPT").await;
     let pem = public_pem(&mut c, &rsa, &dir).await;
     let (pt, ct) = (dir.join("pt"), dir.join("ct"));
     std::fs::write(&pt, b"database password").unwrap();
@@ -301,7 +286,7 @@ async fn keys_work_on_every_member_rotate_and_refuse_what_they_cannot_do() {
         ("HMAC_SHA_384", 48),
         ("HMAC_SHA_512", 64),
     ] {
-        let k = create(&mut c, spec, "").await;
+        let k = create_key_of(&mut c, spec, "").await;
         let mac = |m: &[u8]| GenerateMacRequest {
             key_id: k.clone(),
             message: m.to_vec(),
@@ -363,8 +348,8 @@ async fn keys_work_on_every_member_rotate_and_refuse_what_they_cannot_do() {
 
     // Wrong usages, algorithms, digests and specs.
     let aes = common::create_key(&mut c).await;
-    let hmac = create(&mut c, "HMAC_SHA_256", "").await;
-    let rsa_sign = create(&mut c, "RSA_2048", "SIGN/VERIFY").await;
+    let hmac = create_key_of(&mut c, "HMAC_SHA_256", "").await;
+    let rsa_sign = create_key_of(&mut c, "RSA_2048", "SIGN/VERIFY").await;
     for (key, alg) in [
         (&rsa, "RSA_PSS_SHA_256"),
         (&aes, "RSA_PSS_SHA_256"),

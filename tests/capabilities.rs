@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{code, drain, Daemon, MemberSpec};
+use common::{code, create_key_of, drain, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
 use std::collections::HashMap;
@@ -30,21 +30,6 @@ async fn members(c: &mut Client) -> HashMap<String, MemberStatus> {
         .into_iter()
         .map(|m| (m.name.clone(), m))
         .collect()
-}
-
-async fn create(c: &mut Client, spec: &str, usage: &str) -> String {
-    c.keys
-        .create_key(CreateKeyRequest {
-            key_spec: spec.into(),
-            key_usage: usage.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{spec} {usage}: {e}"))
-        .into_inner()
-        .key_metadata
-        .unwrap()
-        .key_id
 }
 
 async fn sign(c: &mut Client, key_id: &str, algorithm: &str) -> Result<Vec<u8>, tonic::Status> {
@@ -124,8 +109,8 @@ async fn ecdsa_goes_only_to_the_member_that_has_it() {
     );
 
     // EC keys are made with CKM_EC_KEY_PAIR_GEN, which both have.
-    let ec = create(&mut c, "EC_P256", "SIGN/VERIFY").await;
-    let rsa = create(&mut c, "RSA_2048", "SIGN/VERIFY").await;
+    let ec = create_key_of(&mut c, "EC_P256", "SIGN/VERIFY").await;
+    let rsa = create_key_of(&mut c, "RSA_2048", "SIGN/VERIFY").await;
 
     // Verify checks the key's token on a member that has the key spec (B may do that), so
     // it runs before the count below.

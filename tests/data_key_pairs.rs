@@ -6,25 +6,9 @@ mod common;
 #[path = "support/openssl_cli.rs"]
 mod openssl_cli;
 
-use common::code;
-use hkms::client::Client;
+use common::{code, create_key_of};
 use hkms::proto::*;
 use openssl_cli::{openssl, openssl_verifies};
-
-async fn create(c: &mut Client, spec: &str, usage: &str) -> String {
-    c.keys
-        .create_key(CreateKeyRequest {
-            key_spec: spec.into(),
-            key_usage: usage.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{spec} {usage}: {e}"))
-        .into_inner()
-        .key_metadata
-        .unwrap()
-        .key_id
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_key_pairs_are_real_pairs_encrypted_under_the_master_key() {
@@ -105,7 +89,7 @@ async fn data_key_pairs_are_real_pairs_encrypted_under_the_master_key() {
         .into_inner();
     assert!(r.private_key_plaintext.is_empty());
     assert!(!r.private_key_ciphertext_blob.is_empty());
-    let ec = create(&mut c, "EC_P256", "").await;
+    let ec = create_key_of(&mut c, "EC_P256", "").await;
     for (key, spec, want) in [
         (&ec, "EC_P256", "IncorrectKeyUsage"),
         (&cmk, "RSA_1024", "UnsupportedKeySpec"),

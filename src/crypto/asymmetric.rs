@@ -192,6 +192,25 @@ pub async fn public_key(
     })
 }
 
+/// The RSA ENCRYPT/DECRYPT key, spec, token and OAEP algorithm of an AsymmetricEncrypt or
+/// AsymmetricDecrypt.
+fn oaep_key(
+    app: &Appliance,
+    key_id: &str,
+    version: VersionChoice<'_>,
+    algorithm: &str,
+    operation: &str,
+) -> Result<(KeyRecord, KeySpec, KeyTokenRecord, OaepAlgorithm), KmsError> {
+    let (key, spec, token) = keys::usable_version(
+        app,
+        key_id,
+        version,
+        Purpose::PublicKeyEncryption,
+        operation,
+    )?;
+    Ok((key, spec, token, OaepAlgorithm::parse(algorithm)?))
+}
+
 /// Encrypts with an RSA ENCRYPT/DECRYPT key's public key (RSA-OAEP). Refused when no member
 /// could decrypt the result.
 pub async fn encrypt(
@@ -201,14 +220,7 @@ pub async fn encrypt(
     algorithm: &str,
     plaintext: &[u8],
 ) -> Result<PkEncrypted, KmsError> {
-    let (key, spec, token) = keys::usable_version(
-        app,
-        key_id,
-        version,
-        Purpose::PublicKeyEncryption,
-        "AsymmetricEncrypt",
-    )?;
-    let alg = OaepAlgorithm::parse(algorithm)?;
+    let (key, spec, token, alg) = oaep_key(app, key_id, version, algorithm, "AsymmetricEncrypt")?;
     let key_version_id = token.key_version_id.clone();
     let needs = [Need::Spec(spec.as_str()), Need::Algorithm(alg.name)];
     let public = checked_public_key(app, &key, spec, token, &needs).await?;
@@ -236,14 +248,7 @@ pub async fn decrypt(
     algorithm: &str,
     ciphertext: &[u8],
 ) -> Result<Opened, KmsError> {
-    let (key, spec, token) = keys::usable_version(
-        app,
-        key_id,
-        version,
-        Purpose::PublicKeyEncryption,
-        "AsymmetricDecrypt",
-    )?;
-    let alg = OaepAlgorithm::parse(algorithm)?;
+    let (key, spec, token, alg) = oaep_key(app, key_id, version, algorithm, "AsymmetricDecrypt")?;
     let key_version_id = token.key_version_id.clone();
     let token = Arc::new(token);
     let ciphertext = ciphertext.to_vec();

@@ -366,6 +366,22 @@ pub async fn create_key(c: &mut Client) -> String {
         .key_id
 }
 
+/// Creates a key of `spec` and `usage` (empty: the spec's usage) and returns its id.
+pub async fn create_key_of(c: &mut Client, spec: &str, usage: &str) -> String {
+    c.keys
+        .create_key(hkms::proto::CreateKeyRequest {
+            key_spec: spec.into(),
+            key_usage: usage.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{spec} {usage}: {e}"))
+        .into_inner()
+        .key_metadata
+        .unwrap()
+        .key_id
+}
+
 /// A key's metadata (by id or alias).
 pub async fn describe(c: &mut Client, key_id: &str) -> hkms::proto::KeyMetadata {
     c.keys
