@@ -87,6 +87,26 @@ fn digest(alg: &str, message: &[u8]) -> Vec<u8> {
     openssl::hash::hash(md, message).unwrap().to_vec()
 }
 
+/// ECDSA signatures come with s in its low form (s <= n/2), as Bitcoin and Ethereum need.
+fn assert_low_s(spec: &str, der: &[u8]) {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::nid::Nid;
+    let nid = match spec {
+        "EC_P256" => Nid::X9_62_PRIME256V1,
+        "EC_P384" => Nid::SECP384R1,
+        _ => Nid::SECP256K1,
+    };
+    let group = openssl::ec::EcGroup::from_curve_name(nid).unwrap();
+    let mut n = BigNum::new().unwrap();
+    group
+        .order(&mut n, &mut BigNumContext::new().unwrap())
+        .unwrap();
+    let mut half = BigNum::new().unwrap();
+    half.rshift1(&n).unwrap();
+    let sig = openssl::ecdsa::EcdsaSig::from_der(der).unwrap();
+    assert!(sig.s() <= &*half, "{spec}: high s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_verify_with_openssl_for_every_spec_and_algorithm() {
     let d = Daemon::initialised(2);
@@ -113,6 +133,13 @@ async fn signatures_verify_with_openssl_for_every_spec_and_algorithm() {
     for (spec, algs) in cases {
         let key = create_key_of(&mut c, spec, "SIGN/VERIFY").await;
         let pem = public_pem(&mut c, &key, &dir).await;
+        if spec.starts_with("EC_") {
+            // Half of raw ECDSA signatures have a high s: 24 in a row low is no chance.
+            for i in 0..24u8 {
+                let s = sign(&mut c, &key, algs[0], "", &[i]).await.unwrap();
+                assert_low_s(spec, &s.signature);
+            }
+        }
         for alg in algs {
             for digest_type in [false, true] {
                 let input = if digest_type {
@@ -124,6 +151,9 @@ async fn signatures_verify_with_openssl_for_every_spec_and_algorithm() {
                 let s = sign(&mut c, &key, alg, mt, &input).await.unwrap();
                 assert_eq!(s.algorithm, *alg);
                 openssl_verifies(&dir, &pem, alg, &input, digest_type, &s.signature);
+                if spec.starts_with("EC_") {
+                    assert_low_s(spec, &s.signature);
+                }
                 assert!(
                     verify(&mut c, &key, alg, message, &s.signature).await,
                     "{spec} {alg}"

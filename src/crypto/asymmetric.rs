@@ -150,7 +150,7 @@ pub async fn sign(
         key_id: key.key_id,
         key_version_id,
         algorithm: alg.name,
-        signature: alg.encode(raw)?,
+        signature: alg.encode(raw, spec)?,
     })
 }
 

@@ -6,9 +6,11 @@
 use crate::error::{ErrorCode, KmsError};
 use crate::hsm::crypto::asymmetric::{Hash, SignScheme};
 use crate::keys::spec::{Curve, KeySpec};
-use openssl::bn::BigNum;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::EcGroup;
 use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
@@ -130,8 +132,10 @@ impl SignAlgorithm {
     }
 
     /// The signature as callers receive it: the HSM's answer, with ECDSA's r || s turned
-    /// into the DER ECDSA-Sig-Value that OpenSSL and X.509 use.
-    pub fn encode(self, raw: Vec<u8>) -> Result<Vec<u8>, KmsError> {
+    /// into the DER ECDSA-Sig-Value that OpenSSL and X.509 use, and `s` in its low form
+    /// (`s <= n/2`, replacing `s` by `n - s`, which is just as valid): Bitcoin and Ethereum
+    /// accept only that form, and it leaves one valid encoding per signature.
+    pub fn encode(self, raw: Vec<u8>, spec: KeySpec) -> Result<Vec<u8>, KmsError> {
         if self.scheme != SignScheme::Ecdsa {
             return Ok(raw);
         }
@@ -141,11 +145,9 @@ impl SignAlgorithm {
             ));
         }
         let (r, s) = raw.split_at(raw.len() / 2);
-        let sig = EcdsaSig::from_private_components(
-            BigNum::from_slice(r).map_err(internal)?,
-            BigNum::from_slice(s).map_err(internal)?,
-        )
-        .map_err(internal)?;
+        let s = low_s(BigNum::from_slice(s).map_err(internal)?, spec)?;
+        let sig = EcdsaSig::from_private_components(BigNum::from_slice(r).map_err(internal)?, s)
+            .map_err(internal)?;
         sig.to_der().map_err(internal)
     }
 
@@ -172,6 +174,28 @@ impl SignAlgorithm {
         };
         check().unwrap_or(false)
     }
+}
+
+/// `s` or `n - s`, whichever is not above half the order of `spec`'s curve.
+fn low_s(s: BigNum, spec: KeySpec) -> Result<BigNum, KmsError> {
+    let nid = match spec {
+        KeySpec::Ec(Curve::P256) => Nid::X9_62_PRIME256V1,
+        KeySpec::Ec(Curve::P384) => Nid::SECP384R1,
+        KeySpec::Ec(Curve::P256K) => Nid::SECP256K1,
+        _ => return Err(internal("ECDSA with a key that is not an EC key")),
+    };
+    let group = EcGroup::from_curve_name(nid).map_err(internal)?;
+    let mut ctx = BigNumContext::new().map_err(internal)?;
+    let mut n = BigNum::new().map_err(internal)?;
+    group.order(&mut n, &mut ctx).map_err(internal)?;
+    let mut half = BigNum::new().map_err(internal)?;
+    half.rshift1(&n).map_err(internal)?;
+    if s > half {
+        let mut low = BigNum::new().map_err(internal)?;
+        low.checked_sub(&n, &s).map_err(internal)?;
+        return Ok(low);
+    }
+    Ok(s)
 }
 
 /// An RSA-OAEP algorithm (MGF1 with the same hash, empty label).
@@ -272,8 +296,7 @@ fn internal(e: impl std::fmt::Display) -> KmsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::nid::Nid;
+    use openssl::ec::EcKey;
     use openssl::rsa::Rsa;
 
     #[test]
@@ -331,10 +354,25 @@ mod tests {
         let der = signer.sign_oneshot_to_vec(b"m").unwrap();
         let digest = a.digest("RAW", b"m").unwrap();
         assert!(a.verify(&public, &digest, &der));
-        // r || s from an HSM, re-encoded, verifies the same.
+        // r || s from an HSM, re-encoded, verifies the same, with s in its low form whether
+        // it came high or low.
         let sig = EcdsaSig::from_der(&der).unwrap();
-        let mut raw = sig.r().to_vec_padded(32).unwrap();
-        raw.extend(sig.s().to_vec_padded(32).unwrap());
-        assert!(a.verify(&public, &digest, &a.encode(raw).unwrap()));
+        let mut n = BigNum::new().unwrap();
+        group
+            .order(&mut n, &mut BigNumContext::new().unwrap())
+            .unwrap();
+        let mut other_s = BigNum::new().unwrap();
+        other_s.checked_sub(&n, sig.s()).unwrap();
+        let mut half = BigNum::new().unwrap();
+        half.rshift1(&n).unwrap();
+        for s in [sig.s().to_owned().unwrap(), other_s] {
+            let mut raw = sig.r().to_vec_padded(32).unwrap();
+            raw.extend(s.to_vec_padded(32).unwrap());
+            let encoded = a.encode(raw, KeySpec::Ec(Curve::P256K)).unwrap();
+            assert!(a.verify(&public, &digest, &encoded));
+            let back = EcdsaSig::from_der(&encoded).unwrap();
+            assert!(back.s() <= &*half, "low s");
+            assert_eq!(back.r(), sig.r());
+        }
     }
 }
