@@ -52,26 +52,9 @@ fn main() {
         false,
         "[throttle]\ntier_qps = 1000000000\n",
     );
-    // The load generator runs on one thread, like the one the comparison with
-    // aws-kms-xks-proxy (a sample proxy doing the same job) uses; HKMS_BENCH_CLIENT_THREADS
-    // gives it more. hkmsd and the gateway take their `[runtime]` default (half of the CPUs
-    // each).
-    let client_threads: usize = std::env::var("HKMS_BENCH_CLIENT_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    let rt = if client_threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(client_threads)
-            .enable_all()
-            .build()
-            .unwrap()
-    };
+    // The load generator, levels and paths as the environment asks (see the module doc).
+    let settings = load::Settings::from_env();
+    let rt = &settings.runtime;
     let request = signed_request(&ck, &key);
     // Warm up: unwrap the key, open sessions, connect.
     rt.block_on(async {
@@ -90,14 +73,8 @@ fn main() {
     let hkmsd = inst.d.pid().unwrap();
     let gateway = gw.pid();
     println!("server CPU: CPU time per request of hkmsd (gRPC), of hkmsd + hkms-gateway (gateway)");
-    let levels: Vec<usize> = std::env::var("HKMS_BENCH_LEVELS")
-        .unwrap_or_else(|_| "1,16,64".into())
-        .split(',')
-        .map(|l| l.trim().parse().expect("HKMS_BENCH_LEVELS: numbers"))
-        .collect();
-    let paths = std::env::var("HKMS_BENCH_PATHS").unwrap_or_else(|_| "grpc,gateway".into());
-    let drive_grpc = paths.split(',').any(|p| p.trim() == "grpc");
-    let drive_gateway = paths.split(',').any(|p| p.trim() == "gateway");
+    let levels = settings.levels.clone();
+    let (drive_grpc, drive_gateway) = (settings.grpc, settings.gateway);
     for concurrency in levels {
         let raw = if concurrency == 1 { raw1 } else { raw2 };
         let mut grpc_ops = None;

@@ -56,32 +56,11 @@ fn main() {
         false,
         "[throttle]\ntier_qps = 1000000000\n",
     );
-    // One load generator thread unless HKMS_BENCH_CLIENT_THREADS says otherwise; hkmsd and
-    // the gateway take their `[runtime]` default (half of the CPUs each).
-    let client_threads: usize = std::env::var("HKMS_BENCH_CLIENT_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    let rt = if client_threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(client_threads)
-            .enable_all()
-            .build()
-            .unwrap()
-    };
-    let levels: Vec<usize> = std::env::var("HKMS_BENCH_LEVELS")
-        .unwrap_or_else(|_| "1,16,64".into())
-        .split(',')
-        .map(|l| l.trim().parse().expect("HKMS_BENCH_LEVELS: numbers"))
-        .collect();
-    let paths = std::env::var("HKMS_BENCH_PATHS").unwrap_or_else(|_| "grpc,gateway".into());
-    let drive_grpc = paths.split(',').any(|p| p.trim() == "grpc");
-    let drive_gateway = paths.split(',').any(|p| p.trim() == "gateway");
+    // The load generator, levels and paths as the environment asks (see the module doc).
+    let settings = load::Settings::from_env();
+    let rt = &settings.runtime;
+    let levels = settings.levels.clone();
+    let (drive_grpc, drive_gateway) = (settings.grpc, settings.gateway);
 
     let keys: Vec<(Alg, String, SignedRequest)> = Alg::ALL
         .into_iter()

@@ -12,27 +12,9 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use hkms::config::MemberConfig;
-use hkms::hsm::{domain, HsmError, Member};
+use hkms::hsm::{domain, HsmError};
 use hkms::keys::single_token;
 use hkms::keys::spec::{KeySpec, Usage};
-
-fn member(dir: &std::path::Path, name: &str, label: &str) -> Member {
-    let pin_file = dir.join(format!("pin-{name}"));
-    std::fs::write(&pin_file, common::USER_PIN).unwrap();
-    let m = Member::new(&MemberConfig {
-        name: name.into(),
-        module: common::SOFTHSM_MODULE.into(),
-        token_label: Some(label.into()),
-        token_serial: None,
-        pin_file,
-        profile: "softhsm2".into(),
-        max_sessions: 2,
-        inline_calls: None,
-    });
-    m.connect(None).unwrap();
-    m
-}
 
 fn rv(e: CkError) -> RvError {
     match e {
@@ -56,8 +38,8 @@ fn private_keys_are_sensitive_unextractable_and_bound() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = common::Tokens::create(dir.path(), &["pk-a", "pk-b"]);
     std::env::set_var("SOFTHSM2_CONF", &tokens.conf);
-    let a = member(dir.path(), "a", "pk-a");
-    let b = member(dir.path(), "b", "pk-b");
+    let a = common::softhsm_member(dir.path(), "a", "pk-a");
+    let b = common::softhsm_member(dir.path(), "b", "pk-b");
     let dk_id = "5b0c1f5e-0000-4000-8000-00000000d0d1";
     domain::create(&a, dk_id).unwrap();
     let so_pin = cryptoki::types::AuthPin::from(common::SO_PIN.to_owned());
@@ -202,7 +184,7 @@ fn private_keys_are_sensitive_unextractable_and_bound() {
     // Bound: a public key swapped for another token's, a token moved to another key or
     // version, or one unwrapped as another spec or usage, is refused.
     // (Checked on b, whose cache holds the original, and on a member with an empty cache.)
-    let fresh = member(dir.path(), "c", "pk-b");
+    let fresh = common::softhsm_member(dir.path(), "c", "pk-b");
     fresh.connect(Some(dk_id)).unwrap();
     let (enc, _, _) = &tokens[1];
     let mut swapped = rec.clone();

@@ -15,26 +15,8 @@ use cryptoki::object::{
     Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::Session;
-use hkms::config::MemberConfig;
 use hkms::hsm::{domain, HsmError, Member};
 use hkms::keys::token;
-
-fn member(dir: &std::path::Path, name: &str, label: &str) -> Member {
-    let pin_file = dir.join(format!("pin-{name}"));
-    std::fs::write(&pin_file, common::USER_PIN).unwrap();
-    let m = Member::new(&MemberConfig {
-        name: name.into(),
-        module: common::SOFTHSM_MODULE.into(),
-        token_label: Some(label.into()),
-        token_serial: None,
-        pin_file,
-        profile: "softhsm2".into(),
-        max_sessions: 2,
-        inline_calls: None,
-    });
-    m.connect(None).unwrap();
-    m
-}
 
 fn bools(s: &Session, h: ObjectHandle, types: &[AttributeType]) -> Vec<Attribute> {
     s.get_attributes(h, types).unwrap()
@@ -59,8 +41,8 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = common::Tokens::create(dir.path(), &["obj-a", "obj-b"]);
     std::env::set_var("SOFTHSM2_CONF", &tokens.conf);
-    let a = member(dir.path(), "a", "obj-a");
-    let b = member(dir.path(), "b", "obj-b");
+    let a = common::softhsm_member(dir.path(), "a", "obj-a");
+    let b = common::softhsm_member(dir.path(), "b", "obj-b");
     let dk_id = "5b0c1f5e-0000-4000-8000-00000000d0d0";
     domain::create(&a, dk_id).unwrap();
     let so_pin = cryptoki::types::AuthPin::from(common::SO_PIN.to_owned());

@@ -76,3 +76,48 @@ pub async fn drive(
     }
     figures(all, start.elapsed().as_secs_f64())
 }
+
+/// What the environment asks of a gateway benchmark: the load generator's runtime
+/// (HKMS_BENCH_CLIENT_THREADS, default 1 thread, like the load generator of the
+/// aws-kms-xks-proxy comparison; hkmsd and the gateway take their `[runtime]` default),
+/// the concurrency levels (HKMS_BENCH_LEVELS, default `1,16,64`) and the paths to drive
+/// (HKMS_BENCH_PATHS, default `grpc,gateway`).
+pub struct Settings {
+    pub runtime: tokio::runtime::Runtime,
+    pub levels: Vec<usize>,
+    pub grpc: bool,
+    pub gateway: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        let client_threads: usize = std::env::var("HKMS_BENCH_CLIENT_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1);
+        let runtime = if client_threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(client_threads)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let levels = std::env::var("HKMS_BENCH_LEVELS")
+            .unwrap_or_else(|_| "1,16,64".into())
+            .split(',')
+            .map(|l| l.trim().parse().expect("HKMS_BENCH_LEVELS: numbers"))
+            .collect();
+        let paths = std::env::var("HKMS_BENCH_PATHS").unwrap_or_else(|_| "grpc,gateway".into());
+        Settings {
+            runtime,
+            levels,
+            grpc: paths.split(',').any(|p| p.trim() == "grpc"),
+            gateway: paths.split(',').any(|p| p.trim() == "gateway"),
+        }
+    }
+}

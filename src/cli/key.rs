@@ -443,23 +443,6 @@ mod tests {
     #[test]
     fn every_command_and_option_has_help() {
         use clap::CommandFactory;
-        fn check(cmd: &clap::Command, path: &str) {
-            for arg in cmd.get_arguments() {
-                let id = arg.get_id().as_str();
-                if id != "help" && id != "version" {
-                    assert!(arg.get_help().is_some(), "{path} {id} has no help");
-                }
-            }
-            for sub in cmd.get_subcommands() {
-                let path = format!("{path} {}", sub.get_name());
-                if sub.get_name() != "help" {
-                    assert!(sub.get_about().is_some(), "{path} has no help");
-                }
-                check(sub, &path);
-            }
-        }
-        let cmd = KeyCli::command();
-        cmd.clone().debug_assert();
-        check(&cmd, "key");
+        crate::cli::data_io::assert_all_helped(KeyCli::command());
     }
 }

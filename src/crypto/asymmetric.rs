@@ -46,20 +46,8 @@ pub struct PublicKey {
     pub key_usage: String,
     /// SubjectPublicKeyInfo, DER.
     pub der: Vec<u8>,
-}
-
-impl PublicKey {
     /// SubjectPublicKeyInfo, PEM.
-    pub fn pem(&self) -> String {
-        let body = openssl::base64::encode_block(&self.der);
-        let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
-        for line in body.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END PUBLIC KEY-----\n");
-        out
-    }
+    pub pem: String,
 }
 
 /// An AsymmetricEncrypt result.
@@ -69,6 +57,10 @@ pub struct PkEncrypted {
     pub key_version_id: String,
     pub algorithm: &'static str,
     pub ciphertext: Vec<u8>,
+}
+
+fn internal(e: impl std::fmt::Display) -> KmsError {
+    KmsError::new(ErrorCode::Internal, e.to_string())
 }
 
 /// Checks a message against the size limit of signed and MAC'd messages.
@@ -196,9 +188,8 @@ pub async fn public_key(
         key_version_id,
         key_spec: key.key_spec,
         key_usage: key.key_usage,
-        der: public
-            .public_key_to_der()
-            .map_err(|e| KmsError::new(ErrorCode::Internal, e.to_string()))?,
+        der: public.public_key_to_der().map_err(internal)?,
+        pem: String::from_utf8(public.public_key_to_pem().map_err(internal)?).map_err(internal)?,
     })
 }
 

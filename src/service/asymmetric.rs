@@ -143,7 +143,7 @@ impl AsymmetricService for AsymmetricApi {
         let v = version(&req.get_ref().key_version_id);
         let public = asymmetric::public_key(&self.0, &key_id, v).await;
         reply(public.map(|p| GetPublicKeyResponse {
-            public_key_pem: p.pem(),
+            public_key_pem: p.pem,
             key_id: p.key_id,
             key_version_id: p.key_version_id,
             key_spec: p.key_spec,

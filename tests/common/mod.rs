@@ -53,6 +53,26 @@ impl Tokens {
     }
 }
 
+/// A SoftHSM2 member built directly (no hkmsd) on the token labelled `label`, its PIN in a
+/// file under `dir`, connected with no domain key: for tests that look at the tokens through
+/// PKCS#11 themselves.
+pub fn softhsm_member(dir: &Path, name: &str, label: &str) -> hkms::hsm::Member {
+    let pin_file = dir.join(format!("pin-{name}"));
+    std::fs::write(&pin_file, USER_PIN).unwrap();
+    let m = hkms::hsm::Member::new(&hkms::config::MemberConfig {
+        name: name.into(),
+        module: SOFTHSM_MODULE.into(),
+        token_label: Some(label.into()),
+        token_serial: None,
+        pin_file,
+        profile: "softhsm2".into(),
+        max_sessions: 2,
+        inline_calls: None,
+    });
+    m.connect(None).unwrap();
+    m
+}
+
 /// One member as written to the config file.
 #[derive(Clone, Debug)]
 pub struct MemberSpec {

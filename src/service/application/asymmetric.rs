@@ -107,7 +107,7 @@ impl ApplicationApi {
             .await
             .map_err(api_error)?;
         let body = api::GetPublicKeyResponse {
-            public_key: p.pem(),
+            public_key: p.pem,
             key_id: p.key_id,
             request_id: call.request_id.into(),
         }
