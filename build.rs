@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/hkms/v1/store.proto",
         "proto/hkms/v1/access.proto",
         "proto/hkms/v1/application.proto",
+        "proto/hkms/v1/secrets.proto",
         "proto/kms_instance/api.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;

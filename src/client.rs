@@ -8,6 +8,7 @@ use crate::proto::application_service_client::ApplicationServiceClient;
 use crate::proto::asymmetric_service_client::AsymmetricServiceClient;
 use crate::proto::crypto_service_client::CryptoServiceClient;
 use crate::proto::key_service_client::KeyServiceClient;
+use crate::proto::secrets_service_client::SecretsServiceClient;
 use hyper_util::rt::TokioIo;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVersion};
 use std::path::{Path, PathBuf};
@@ -128,6 +129,7 @@ pub struct Client {
     pub asymmetric: AsymmetricServiceClient<Channel>,
     pub admin: AdminServiceClient<Channel>,
     pub access: AccessServiceClient<Channel>,
+    pub secrets: SecretsServiceClient<Channel>,
     /// Relays application requests (for hkms-gateway).
     pub application: ApplicationServiceClient<Channel>,
 }
@@ -149,6 +151,7 @@ impl Client {
             asymmetric: AsymmetricServiceClient::new(channel.clone()),
             admin: AdminServiceClient::new(channel.clone()),
             access: AccessServiceClient::new(channel.clone()),
+            secrets: SecretsServiceClient::new(channel.clone()),
             application: ApplicationServiceClient::new(channel),
         }
     }

@@ -158,6 +158,11 @@ fn router(
             ),
         )
         .add_service(
+            crate::proto::secrets_service_server::SecretsServiceServer::new(
+                crate::service::secrets::SecretsApi(app.clone()),
+            ),
+        )
+        .add_service(
             crate::proto::application_service_server::ApplicationServiceServer::new(
                 crate::service::application::ApplicationApi::new(app.clone()),
             ),

@@ -29,9 +29,9 @@ pub enum ErrorCode {
     Forbidden,
     /// The caller could not be identified (unknown peer, no valid ClientKey).
     Unauthenticated,
-    /// A network rule, policy, AAP or ClientKey that does not exist.
+    /// A network rule, policy, AAP, ClientKey, secret or secret version that does not exist.
     ResourceNotFound,
-    /// A network rule, policy or AAP with this name exists already.
+    /// A network rule, policy, AAP, secret or secret version with this name exists already.
     ResourceExists,
     /// The record is still referenced (a rule by a policy, a policy by an AAP...).
     ResourceInUse,
@@ -55,6 +55,9 @@ pub enum ErrorCode {
     /// The key's spec or usage does not allow the operation (signing with an encryption
     /// key, Encrypt with an RSA key...).
     IncorrectKeyUsage,
+    /// A secret scheduled for deletion: its values cannot be read or changed until it is
+    /// restored.
+    SecretPendingDeletion,
 }
 
 impl ErrorCode {
@@ -87,6 +90,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedAlgorithm => "UnsupportedAlgorithm",
             ErrorCode::Conflict => "Conflict",
             ErrorCode::IncorrectKeyUsage => "IncorrectKeyUsage",
+            ErrorCode::SecretPendingDeletion => "SecretPendingDeletion",
         }
     }
 
@@ -114,7 +118,9 @@ impl ErrorCode {
             ErrorCode::MaterialNotMatch | ErrorCode::UnsupportedAlgorithm => Code::InvalidArgument,
             ErrorCode::ImportTokenExpired => Code::FailedPrecondition,
             ErrorCode::Conflict => Code::Aborted,
-            ErrorCode::IncorrectKeyUsage => Code::FailedPrecondition,
+            ErrorCode::IncorrectKeyUsage | ErrorCode::SecretPendingDeletion => {
+                Code::FailedPrecondition
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Work that runs by the clock: automatic rotation, destruction of keys whose pending
-//! deletion window ended, and deletion of imported material that expired.
+//! deletion window ended, deletion of imported material that expired, and deletion of
+//! secrets whose recovery window ended.
 //!
 //! Jobs are not queued anywhere: each one follows from a key record (its next rotation
 //! time, deletion date or material expiry), so they survive restarts with the store and
@@ -120,6 +121,7 @@ pub async fn run_due(app: &Appliance) -> Result<Vec<JobOutcome>, KmsError> {
         tracing::info!(expired, "expired import parameters removed");
     }
     deletion::sweep(app)?;
+    crate::secrets::manage::purge_due(app)?;
     Ok(outcomes)
 }
 

@@ -3,6 +3,7 @@
 //! Layers, from the wire inwards:
 //! - [`service`]: gRPC handlers (thin);
 //! - [`keys`], [`crypto`]: key lifecycle and cryptographic operations;
+//! - [`secrets`]: versioned secrets sealed under customer master keys;
 //! - [`hsm`]: PKCS#11 members, sessions, the pool and every mechanism used;
 //! - [`store`]: persisted records (only wrapped key material);
 //! - [`authn`], [`access`]: who is calling, and what they may do;
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod logging;
 pub mod quiet_unix;
 pub mod runtime;
+pub mod secrets;
 pub mod service;
 pub mod store;
 

@@ -7,7 +7,8 @@
 //! - [`document`]: JSON policy documents (statements with Effect/Action/Resource/Principal);
 //! - [`clientkey`]: ClientKey passwords, key pairs, certificates, files;
 //! - [`manage`]: creating and changing the records, with their checks;
-//! - [`endpoint`]: which gateway endpoints answer (the Internet endpoint switch).
+//! - [`endpoint`]: which gateway endpoints answer (the Internet endpoint switch);
+//! - [`secrets`]: secret operations: roles, secret policies and managed secrets.
 //!
 //! Authorisation is deny by default: an operator (local administrator) may do everything;
 //! an application may only run the operations one of its AAP's policies grants, on the
@@ -22,6 +23,7 @@ pub mod network;
 pub mod operations;
 pub mod pattern;
 pub mod policy;
+pub mod secrets;
 
 use crate::authn::Caller;
 use crate::error::{ErrorCode, KmsError};

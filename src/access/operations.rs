@@ -35,6 +35,11 @@ const TABLE: &[(&str, &[Role])] = &[
         "GetSecretValue",
         &[Role::SecretUser, Role::SharedSecretUser],
     ),
+    ("DescribeSecret", &[Role::SecretUser]),
+    ("ListSecrets", &[Role::SecretUser]),
+    ("ListSecretVersionIds", &[Role::SecretUser]),
+    ("PutSecretValue", &[Role::SecretUser]),
+    ("UpdateSecretVersionStage", &[Role::SecretUser]),
 ];
 
 /// The operations the KMS instance API (`dkms-gcs-0.2`) defines: the fifteen every SDK

@@ -155,6 +155,7 @@ pub async fn aap(c: &mut Client, cmd: &AapCommand) -> Result<Printed, Status> {
                 name: name.clone(),
                 policies: policies.clone(),
                 description: description.clone(),
+                managed_product: None,
             };
             resource::one(api.update_application_access_point(req), |r| r.aap).await
         }

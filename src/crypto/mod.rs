@@ -4,6 +4,7 @@
 
 pub mod asymmetric;
 pub mod ciphertext;
+pub mod envelope;
 pub mod instance;
 pub mod key_pair;
 pub mod mac;

@@ -240,6 +240,9 @@ impl AccessService for AccessApi {
                 if let Some(d) = r.description {
                     a.description = d;
                 }
+                if let Some(p) = r.managed_product {
+                    a.managed_product = p;
+                }
             })?;
             Ok(UpdateApplicationAccessPointResponse { aap: Some(aap) })
         })

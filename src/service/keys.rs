@@ -253,8 +253,17 @@ impl KeyService for KeyApi {
         operator_call(req, "ScheduleKeyDeletion", |r| {
             let id = resolve(app, &r.key_id)?;
             let k = deletion::schedule(app, &id, r.pending_window_in_days)?;
+            let protected_secrets = crate::secrets::protected_by(app, &id)?;
+            if !protected_secrets.is_empty() {
+                tracing::warn!(
+                    key_id = %id,
+                    secrets = %protected_secrets.join(", "),
+                    "a key scheduled for deletion protects secrets: they cannot be read while the deletion is pending, nor ever after it"
+                );
+            }
             Ok(ScheduleKeyDeletionResponse {
                 key_metadata: meta(k),
+                protected_secrets,
             })
         })
     }

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod keys;
 pub mod relay;
 mod resource;
+pub mod secrets;
 
 use crate::error::KmsError;
 use crate::proto::KeyMetadata;

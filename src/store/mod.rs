@@ -1,4 +1,5 @@
-//! Persistent state of an instance: the instance record, key metadata and key tokens.
+//! Persistent state of an instance: the instance record, key metadata, key tokens, access
+//! records and secrets.
 //!
 //! The store never sees key material in plaintext, only key tokens wrapped under the domain
 //! key. [`Store`] is the seam where a replicated database can replace sled later.
@@ -6,11 +7,13 @@
 pub mod access;
 pub mod lifecycle;
 pub mod named;
+pub mod secrets;
 mod sled_store;
 
 pub use access::AccessStore;
 pub use lifecycle::{LifecycleStore, TokenChange};
 pub use named::NamedStore;
+pub use secrets::{SecretChange, SecretStore};
 pub use sled_store::SledStore;
 
 /// Records as persisted (prost messages, see `proto/hkms/v1/store.proto`).
@@ -43,7 +46,9 @@ pub enum StoreError {
 }
 
 /// Storage operations. Every method that writes returns only after the write is durable.
-pub trait Store: AccessStore + NamedStore + LifecycleStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    AccessStore + NamedStore + LifecycleStore + SecretStore + Send + Sync + std::fmt::Debug
+{
     fn instance(&self) -> Result<Option<InstanceRecord>, StoreError>;
     /// Records the instance; fails with `Exists` if one is recorded already.
     fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError>;

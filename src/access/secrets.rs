@@ -1,0 +1,330 @@
+//! Who may do what with a secret.
+//!
+//! - **Operators** may run every secret operation, except that they may only read managed
+//!   secrets (`<product>!<identifier>`) and manage their policies: creating, changing and
+//!   deleting those belongs to the product's principal.
+//! - **The product's principal**: the AAP an operator registered as the managing principal of
+//!   product `P` (`managed_product`) may run every operation but the policy ones on the
+//!   secrets named `P!...`, from the private endpoint. It needs nothing else for them except,
+//!   to create one, the right to make data keys with the CMK (`GenerateDataKey` on the key).
+//! - **Applications**: an operation an RBAC role grants ([`super::operations`]:
+//!   `CryptoServiceSecretUser` reads and writes values and stages; `SecretUser` only
+//!   GetSecretValue) on a matching `secret/<name>` pattern, from a network its rules admit;
+//!   or the secret's own policy. An explicit Deny in the secret policy wins over every
+//!   Allow. A caller admitted by the secret policy alone (an AAP the secret's owner does not
+//!   otherwise trust) is admitted on the private endpoint only, and reads the value only if
+//!   it may also decrypt with the secret's CMK: `Decrypt` on the key through its own
+//!   policies, or a `kms:Decrypt` statement on the key in the secret policy. Creating,
+//!   changing and deleting ordinary secrets stays with operators.
+//!
+//! Secret policies are JSON policy documents ([`super::document`]) whose principals are
+//! AAPs (`aap/<name>`, `aap/*`, `*`) and whose resources are `secret/<name>` or `key/<id>`,
+//! short for `acs:kms:${region}:${account}:secret/<name>`; the region is [`REGION`] and
+//! the account the instance id.
+
+use super::document::{Outcome, PolicyDocument, Request};
+use super::endpoint::EndpointKind;
+use super::policy::{AccessRequest, Decision};
+use super::{forbidden, operations};
+use crate::authn::Caller;
+use crate::error::{ErrorCode, KmsError};
+use crate::proto::ApplicationAccessPoint;
+use crate::store::access as records;
+use crate::store::Store;
+
+/// The region of every resource name (`acs:kms:local:<instance id>:secret/<name>`).
+pub const REGION: &str = "local";
+
+/// Operations that create, change or delete a secret or its values.
+const WRITES: [&str; 6] = [
+    "CreateSecret",
+    "PutSecretValue",
+    "UpdateSecretVersionStage",
+    "UpdateSecret",
+    "DeleteSecret",
+    "RestoreSecret",
+];
+
+/// Operations on a secret's policy: operators only.
+const POLICY_OPERATIONS: [&str; 3] = ["SetSecretPolicy", "GetSecretPolicy", "DeleteSecretPolicy"];
+
+/// Longest product code of a managed secret.
+const MAX_PRODUCT: usize = 32;
+
+/// Checks a product code: 1..32 lowercase letters, digits and '-', starting with a letter.
+pub fn check_product(product: &str) -> Result<(), KmsError> {
+    let ok = !product.is_empty()
+        && product.len() <= MAX_PRODUCT
+        && product.starts_with(|c: char| c.is_ascii_lowercase())
+        && product
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(KmsError::invalid(format!(
+            "product code {product:?} must be 1 to {MAX_PRODUCT} lowercase letters, digits or '-', starting with a letter"
+        )))
+    }
+}
+
+/// What is being decided: an operation on one secret.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretTarget<'a> {
+    pub name: &'a str,
+    /// The managing product of a managed secret's name.
+    pub product: Option<&'a str>,
+    /// The attached secret policy (JSON); empty when none.
+    pub policy: &'a str,
+    /// The secret's CMK (key id); empty before the secret exists.
+    pub key_id: &'a str,
+}
+
+/// An AAP's principal name in secret policies.
+pub fn principal(aap: &str) -> String {
+    format!("aap/{aap}")
+}
+
+/// The full resource name of `short` (`secret/<name>`, `key/<id>`).
+pub fn resource_name(account: &str, short: &str) -> String {
+    format!("acs:kms:{REGION}:{account}:{short}")
+}
+
+/// Parses a secret policy: a resource policy (every statement names principals) whose
+/// principals are `*` or `aap/...`.
+pub fn parse_policy(json: &str) -> Result<PolicyDocument, KmsError> {
+    let mut doc = PolicyDocument::parse_resource_policy(json).map_err(KmsError::invalid)?;
+    for (i, s) in doc.statements.iter_mut().enumerate() {
+        for p in s.principals.iter().flatten() {
+            if p != "*" && !p.starts_with("aap/") {
+                return Err(KmsError::invalid(format!(
+                    "statement {i}: principal {p:?} must be \"*\" or \"aap/<AAP name>\" (wildcards allowed)"
+                )));
+            }
+        }
+        for r in s.resources.iter_mut() {
+            if !r.starts_with("acs:") {
+                if !(r.starts_with("secret/") || r.starts_with("key/") || r == "*") {
+                    return Err(KmsError::invalid(format!(
+                        "statement {i}: resource {r:?} must be secret/<name>, key/<id> or acs:kms:${{region}}:${{account}}:..."
+                    )));
+                }
+                *r = format!("acs:kms:${{region}}:${{account}}:{r}");
+            }
+        }
+    }
+    Ok(doc)
+}
+
+fn policy_outcome(
+    account: &str,
+    target: &SecretTarget<'_>,
+    aap: &str,
+    action: &str,
+    short_resource: &str,
+) -> Outcome {
+    if target.policy.is_empty() {
+        return Outcome::NotApplicable;
+    }
+    let Ok(doc) = parse_policy(target.policy) else {
+        // A stored policy is checked when set; one that no longer parses grants nothing.
+        return Outcome::Deny(Some("unreadable secret policy".into()));
+    };
+    let who = principal(aap);
+    let resource = resource_name(account, short_resource);
+    doc.evaluate(&Request {
+        action: &format!("kms:{action}"),
+        resource: &resource,
+        principal: Some(&who),
+        region: REGION,
+        account,
+    })
+}
+
+/// The outcome of [`decide`]: why a request is allowed, or the error its caller gets and the
+/// reason (for the log only).
+#[derive(Debug)]
+pub enum Verdict {
+    Allow(String),
+    Deny { error: KmsError, reason: String },
+}
+
+fn deny(reason: impl Into<String>) -> Verdict {
+    Verdict::Deny {
+        error: forbidden(),
+        reason: reason.into(),
+    }
+}
+
+fn managed_refusal(name: &str, product: &str) -> Verdict {
+    Verdict::Deny {
+        reason: "a managed secret is changed only by its product's principal".into(),
+        error: KmsError::new(
+        ErrorCode::Forbidden,
+        format!(
+            "{name} is a managed secret of product {product}: only the AAP registered for {product} may create, change or delete it; others may only read it"
+        ),
+        ),
+    }
+}
+
+/// Decides whether `caller` may run `operation` on `target` and logs a denial with its
+/// reason. `account` is the instance id.
+pub fn authorize(
+    store: &dyn Store,
+    account: &str,
+    caller: &Caller,
+    operation: &str,
+    target: &SecretTarget<'_>,
+) -> Result<(), KmsError> {
+    match decide(store, account, caller, operation, target)? {
+        Verdict::Allow(why) => {
+            tracing::debug!(caller = %caller, operation, secret = target.name, "allowed: {why}");
+            Ok(())
+        }
+        Verdict::Deny { error, reason } => {
+            tracing::warn!(caller = %caller, operation, secret = target.name, "denied: {reason}");
+            Err(error)
+        }
+    }
+}
+
+/// Decides whether `caller` may run `operation` on `target`, without logging (listings
+/// decide once per secret). `account` is the instance id.
+pub fn decide(
+    store: &dyn Store,
+    account: &str,
+    caller: &Caller,
+    operation: &str,
+    target: &SecretTarget<'_>,
+) -> Result<Verdict, KmsError> {
+    let write = WRITES.contains(&operation);
+    let (aap_name, source, endpoint) = match caller {
+        Caller::Operator { .. } => {
+            return match target.product {
+                Some(product) if write => Ok(managed_refusal(target.name, product)),
+                _ => Ok(Verdict::Allow("an operator".into())),
+            };
+        }
+        Caller::Gateway { .. } | Caller::RemoteGateway { .. } => {
+            return Ok(deny("a gateway acts only for signed application requests"))
+        }
+        Caller::Application {
+            aap,
+            source,
+            endpoint,
+            ..
+        } => (aap.as_str(), *source, *endpoint),
+    };
+    if POLICY_OPERATIONS.contains(&operation) {
+        return Ok(deny("secret policies are managed by operators"));
+    }
+    let Some(aap) = records::get::<ApplicationAccessPoint>(store, aap_name)? else {
+        return Ok(deny("the AAP no longer exists"));
+    };
+    if let Some(product) = target.product {
+        if !aap.managed_product.is_empty() && aap.managed_product == product {
+            if endpoint != EndpointKind::Private {
+                return Ok(deny(
+                    "a product's principal manages its secrets from the private endpoint only",
+                ));
+            }
+            return Ok(Verdict::Allow(format!(
+                "the principal of product {product}"
+            )));
+        }
+        if write {
+            return Ok(managed_refusal(target.name, product));
+        }
+    }
+    if operations::roles_for(operation).is_none() {
+        return Ok(deny("only operators may do this"));
+    }
+    let short = operations::secret_resource(target.name);
+    let outcome = policy_outcome(account, target, aap_name, operation, &short);
+    if let Outcome::Deny(sid) = &outcome {
+        let reason = format!(
+            "an explicit Deny in the secret policy{}",
+            sid.as_ref()
+                .map(|s| format!(" (statement {s})"))
+                .unwrap_or_default()
+        );
+        return Ok(deny(&reason));
+    }
+    let req = AccessRequest {
+        operation: operation.to_owned(),
+        resources: vec![short.clone()],
+        source,
+        endpoint,
+    };
+    let rbac = super::decide(store, aap_name, &req)?;
+    if let Decision::Allow { policy } = rbac {
+        return Ok(Verdict::Allow(format!("policy {policy}")));
+    }
+    if outcome != Outcome::Allow {
+        let Decision::Deny { reason } = rbac else {
+            unreachable!("allowed above")
+        };
+        return Ok(deny(&reason));
+    }
+    if endpoint != EndpointKind::Private {
+        return Ok(deny(
+            "a secret policy alone admits callers on the private endpoint only",
+        ));
+    }
+    if operation == "GetSecretValue" {
+        if let Some(refused) = may_decrypt(store, account, target, aap_name, source, endpoint)? {
+            return Ok(refused);
+        }
+    }
+    Ok(Verdict::Allow("the secret policy".into()))
+}
+
+/// A caller admitted by the secret policy alone reads a value only if it may also decrypt
+/// with the secret's CMK.
+fn may_decrypt(
+    store: &dyn Store,
+    account: &str,
+    target: &SecretTarget<'_>,
+    aap: &str,
+    source: std::net::IpAddr,
+    endpoint: EndpointKind,
+) -> Result<Option<Verdict>, KmsError> {
+    let key = format!("key/{}", target.key_id);
+    match policy_outcome(account, target, aap, "Decrypt", &key) {
+        Outcome::Allow => return Ok(None),
+        Outcome::Deny(_) => {
+            return Ok(Some(deny(
+                "the secret policy denies kms:Decrypt on its key",
+            )))
+        }
+        Outcome::NotApplicable => {}
+    }
+    let req = AccessRequest {
+        operation: "Decrypt".to_owned(),
+        resources: vec![key],
+        source,
+        endpoint,
+    };
+    match super::decide(store, aap, &req)? {
+        Decision::Allow { .. } => Ok(None),
+        Decision::Deny { reason } => Ok(Some(deny(format!(
+                "the secret policy admits the AAP, but nothing lets it decrypt with the secret's key {} (grant Decrypt on key/{} or a kms:Decrypt statement in the secret policy): {reason}",
+                target.key_id, target.key_id
+            )))),
+    }
+}
+
+/// Whether `caller` may use the CMK `key_id` to make data keys (an application creating a
+/// secret). Operators may.
+pub fn may_seal_with(store: &dyn Store, caller: &Caller, key_id: &str) -> Result<(), KmsError> {
+    match caller {
+        Caller::Operator { .. } => Ok(()),
+        _ => super::authorize(
+            store,
+            caller,
+            "GenerateDataKey",
+            operations::key_resources(key_id, key_id),
+        ),
+    }
+}

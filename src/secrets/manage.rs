@@ -1,0 +1,254 @@
+//! Secret metadata, listings, deletion and restore, and secret policies.
+
+use super::{commit, require_normal, stages, Request, STATE_PENDING_DELETION};
+use crate::access::secrets::parse_policy;
+use crate::appliance::Appliance;
+use crate::error::{ErrorCode, KmsError};
+use crate::proto::SecretVersion;
+use crate::store::records::{SecretRecord, TagRecord};
+use crate::store::{SecretChange, StoreError};
+
+/// Shortest and longest recovery window, and the default, in days.
+pub const MIN_RECOVERY_DAYS: u32 = 7;
+pub const MAX_RECOVERY_DAYS: u32 = 30;
+pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
+
+/// DescribeSecret.
+pub fn describe(r: Request<'_>, name: &str) -> Result<SecretRecord, KmsError> {
+    r.find("DescribeSecret", name)
+}
+
+/// What ListSecrets keeps.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub name_prefix: String,
+    /// Every tag must be present; an empty value matches any value.
+    pub tags: Vec<TagRecord>,
+}
+
+/// ListSecrets: one page of the secrets that match `filter` and that the caller may list,
+/// in name order, and how many there are.
+pub fn list(
+    r: Request<'_>,
+    filter: &Filter,
+    page_number: u32,
+    page_size: u32,
+) -> Result<(Vec<SecretRecord>, u64, u32, u32), KmsError> {
+    let (page_number, page_size) = crate::keys::page(page_number, page_size)?;
+    let account = r.all_account()?;
+    let matching: Vec<SecretRecord> = r
+        .app
+        .store
+        .secrets()?
+        .into_iter()
+        .filter(|s| s.name.starts_with(&filter.name_prefix))
+        .filter(|s| {
+            filter.tags.iter().all(|want| {
+                s.tags
+                    .iter()
+                    .any(|t| t.key == want.key && (want.value.is_empty() || t.value == want.value))
+            })
+        })
+        .filter(|s| r.may(&account, "ListSecrets", s))
+        .collect();
+    let total = matching.len() as u64;
+    let skip = (page_number as usize - 1).saturating_mul(page_size as usize);
+    let page = matching
+        .into_iter()
+        .skip(skip)
+        .take(page_size as usize)
+        .collect();
+    Ok((page, total, page_number, page_size))
+}
+
+/// ListSecretVersionIds: the versions oldest first (with `include_deprecated`, also those
+/// that hold no stage), one page of them, and how many there are.
+pub fn list_versions(
+    r: Request<'_>,
+    name: &str,
+    include_deprecated: bool,
+    page_number: u32,
+    page_size: u32,
+) -> Result<(Vec<SecretVersion>, u64, u32, u32), KmsError> {
+    let (page_number, page_size) = crate::keys::page(page_number, page_size)?;
+    let rec = r.find("ListSecretVersionIds", name)?;
+    let mut out = Vec::new();
+    for id in &rec.version_ids {
+        let version_stages = stages::stages_of(&rec, id);
+        if version_stages.is_empty() && !include_deprecated {
+            continue;
+        }
+        let v = r.app.store.secret_version(name, id)?;
+        out.push(SecretVersion {
+            version_id: id.clone(),
+            version_stages,
+            create_time: v
+                .as_ref()
+                .map(|v| v.create_time.clone())
+                .unwrap_or_default(),
+            secret_data_type: v.map(|v| v.data_type).unwrap_or_default(),
+        });
+    }
+    let total = out.len() as u64;
+    let skip = (page_number as usize - 1).saturating_mul(page_size as usize);
+    let page = out
+        .into_iter()
+        .skip(skip)
+        .take(page_size as usize)
+        .collect();
+    Ok((page, total, page_number, page_size))
+}
+
+/// UpdateSecret: the description and extended configuration.
+pub fn update(
+    r: Request<'_>,
+    name: &str,
+    description: Option<&str>,
+    extended_config: Option<&str>,
+) -> Result<SecretRecord, KmsError> {
+    let rec = r.find("UpdateSecret", name)?;
+    require_normal(&rec)?;
+    if let Some(d) = description {
+        super::names::check_description(d)?;
+    }
+    if let Some(c) = extended_config {
+        super::names::check_extended_config(c)?;
+    }
+    commit(r.app, rec, None, &|rec| {
+        if let Some(d) = description {
+            rec.description = d.to_owned();
+        }
+        if let Some(c) = extended_config {
+            rec.extended_config = c.to_owned();
+        }
+        Ok(Vec::new())
+    })
+}
+
+/// DeleteSecret: schedules the deletion after a recovery window (7..30 days, 30 when 0), or
+/// deletes every version at once. Returns when the deletion becomes final (`None`: done).
+pub fn delete(
+    r: Request<'_>,
+    name: &str,
+    recovery_window_in_days: u32,
+    force: bool,
+) -> Result<Option<i64>, KmsError> {
+    let rec = r.find("DeleteSecret", name)?;
+    if force {
+        if recovery_window_in_days != 0 {
+            return Err(KmsError::invalid(
+                "ForceDeleteWithoutRecovery takes no RecoveryWindowInDays",
+            ));
+        }
+        remove(r.app, &rec)?;
+        tracing::warn!(caller = %r.caller, secret = name, "secret deleted without recovery");
+        return Ok(None);
+    }
+    let days = if recovery_window_in_days == 0 {
+        DEFAULT_RECOVERY_DAYS
+    } else {
+        recovery_window_in_days
+    };
+    if !(MIN_RECOVERY_DAYS..=MAX_RECOVERY_DAYS).contains(&days) {
+        return Err(KmsError::invalid(format!(
+            "RecoveryWindowInDays must be {MIN_RECOVERY_DAYS} to {MAX_RECOVERY_DAYS}"
+        )));
+    }
+    let due = crate::clock::now_unix() + i64::from(days) * 86_400;
+    let rec = commit(r.app, rec, None, &|rec| {
+        require_normal(rec)?;
+        rec.planned_delete_unix = due;
+        Ok(Vec::new())
+    })?;
+    tracing::info!(caller = %r.caller, secret = name, days, "secret deletion scheduled");
+    Ok(Some(rec.planned_delete_unix))
+}
+
+fn remove(app: &Appliance, rec: &SecretRecord) -> Result<(), KmsError> {
+    match app.store.change_secret(SecretChange {
+        expected: Some(rec),
+        new: None,
+        add: None,
+        remove: &[],
+    }) {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict) => Err(KmsError::new(
+            ErrorCode::Conflict,
+            format!("secret {} changed meanwhile; try again", rec.name),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// RestoreSecret: cancels a pending deletion.
+pub fn restore(r: Request<'_>, name: &str) -> Result<SecretRecord, KmsError> {
+    let rec = r.find("RestoreSecret", name)?;
+    commit(r.app, rec, None, &|rec| {
+        if rec.planned_delete_unix == 0 {
+            return Err(KmsError::new(
+                ErrorCode::InvalidState,
+                format!("secret {} is not {STATE_PENDING_DELETION}", rec.name),
+            ));
+        }
+        rec.planned_delete_unix = 0;
+        Ok(Vec::new())
+    })
+}
+
+/// Deletes the secrets whose recovery window has ended; returns their names.
+pub fn purge_due(app: &Appliance) -> Result<Vec<String>, KmsError> {
+    let now = crate::clock::now_unix();
+    let mut purged = Vec::new();
+    for rec in app.store.secrets()? {
+        if rec.planned_delete_unix != 0 && rec.planned_delete_unix <= now {
+            match remove(app, &rec) {
+                Ok(()) => {
+                    tracing::info!(secret = %rec.name, "secret deleted: its recovery window ended");
+                    purged.push(rec.name);
+                }
+                // Restored or changed meanwhile: the next run decides again.
+                Err(e) if e.code == ErrorCode::Conflict => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(purged)
+}
+
+/// SetSecretPolicy (an empty document is refused: use DeleteSecretPolicy).
+pub fn set_policy(r: Request<'_>, name: &str, policy: &str) -> Result<(), KmsError> {
+    let rec = r.find("SetSecretPolicy", name)?;
+    parse_policy(policy)?;
+    commit(r.app, rec, None, &|rec| {
+        rec.policy = policy.to_owned();
+        Ok(Vec::new())
+    })?;
+    tracing::info!(caller = %r.caller, secret = name, "secret policy set");
+    Ok(())
+}
+
+/// GetSecretPolicy: the document, or empty.
+pub fn get_policy(r: Request<'_>, name: &str) -> Result<String, KmsError> {
+    Ok(r.find("GetSecretPolicy", name)?.policy)
+}
+
+/// DeleteSecretPolicy.
+pub fn delete_policy(r: Request<'_>, name: &str) -> Result<(), KmsError> {
+    let rec = r.find("DeleteSecretPolicy", name)?;
+    if rec.policy.is_empty() {
+        return Err(not_found_policy(name));
+    }
+    commit(r.app, rec, None, &|rec| {
+        rec.policy.clear();
+        Ok(Vec::new())
+    })?;
+    tracing::info!(caller = %r.caller, secret = name, "secret policy deleted");
+    Ok(())
+}
+
+fn not_found_policy(name: &str) -> KmsError {
+    KmsError::new(
+        ErrorCode::ResourceNotFound,
+        format!("secret {name} has no secret policy"),
+    )
+}
