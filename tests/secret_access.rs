@@ -185,6 +185,15 @@ async fn managed_secrets_are_changed_only_by_their_products_aap() {
         .await
         .unwrap();
     delete(&mut product, "aigw!scratch").await.unwrap();
+    // Only under a key its policies let it use: another key, or one that does not exist,
+    // is forbidden alike.
+    let other_key = inst.create_key();
+    for k in [other_key.as_str(), "0b9f3c3e-0d4e-4d55-9d1a-0e6c2f0d7a11"] {
+        let e = create(&mut product, "aigw!elsewhere", k, b"x")
+            .await
+            .unwrap_err();
+        assert_eq!(code(e), "Forbidden", "{k}");
+    }
     // ... and nothing else: not another product's names, not ordinary secrets.
     for name in ["bailian!secret-1", "plain"] {
         let e = create(&mut product, name, &key, b"x").await.unwrap_err();

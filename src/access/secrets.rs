@@ -315,16 +315,22 @@ fn may_decrypt(
     }
 }
 
-/// Whether `caller` may use the CMK `key_id` to make data keys (an application creating a
-/// secret). Operators may.
-pub fn may_seal_with(store: &dyn Store, caller: &Caller, key_id: &str) -> Result<(), KmsError> {
+/// Whether `caller` may use the CMK it named `requested` (an id or `alias/<name>`),
+/// resolved to `key_id`, to make data keys (an application creating a secret). Operators
+/// may.
+pub fn may_seal_with(
+    store: &dyn Store,
+    caller: &Caller,
+    requested: &str,
+    key_id: &str,
+) -> Result<(), KmsError> {
     match caller {
         Caller::Operator { .. } => Ok(()),
         _ => super::authorize(
             store,
             caller,
             "GenerateDataKey",
-            operations::key_resources(key_id, key_id),
+            operations::key_resources(requested, key_id),
         ),
     }
 }

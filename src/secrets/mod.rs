@@ -255,13 +255,21 @@ pub async fn create(r: Request<'_>, new: NewSecret) -> Result<SecretRecord, KmsE
             "EncryptionKeyId is required: the AES key (id or alias/<name>) that protects the secret",
         ));
     }
-    let key_id = alias::resolve(r.app, &new.encryption_key_id)?;
+    let requested = &new.encryption_key_id;
+    // A key that does not exist is reported only to callers who may use that name.
+    let key_id = match alias::resolve(r.app, requested) {
+        Ok(id) => id,
+        Err(e) => {
+            access::may_seal_with(&*r.app.store, r.caller, requested, requested)?;
+            return Err(e);
+        }
+    };
+    access::may_seal_with(&*r.app.store, r.caller, requested, &key_id)?;
     if keys::describe(r.app, &key_id)?.internal {
         return Err(KmsError::invalid(format!(
             "key {key_id} is internal to hkmsd and cannot protect secrets"
         )));
     }
-    access::may_seal_with(&*r.app.store, r.caller, &key_id)?;
     if r.app.store.secret(&new.name)?.is_some() {
         return Err(exists(&new.name));
     }
