@@ -3,12 +3,15 @@
 //! policy (Allow for another AAP, Deny over any Allow, and the CMK's Decrypt), and managed
 //! secrets that only their product's AAP changes. Real hkmsd on SoftHSM2 tokens.
 
+#[path = "support/secrets.rs"]
+mod calls;
 mod common;
 #[path = "support/gateway.rs"]
 mod support;
 #[path = "support/mtls.rs"]
 mod tcp;
 
+use calls::{create, describe, put, value as get};
 use common::code;
 use hkms::client::Client;
 use hkms::proto::*;
@@ -72,53 +75,6 @@ async fn register_product(c: &mut Client, aap: &str, product: &str) -> Result<()
         .map(|_| ())
 }
 
-async fn create(
-    c: &mut Client,
-    name: &str,
-    key: &str,
-    data: &[u8],
-) -> Result<CreateSecretResponse, tonic::Status> {
-    c.secrets
-        .create_secret(CreateSecretRequest {
-            secret_name: name.into(),
-            secret_data: data.to_vec(),
-            encryption_key_id: key.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn get(c: &mut Client, name: &str) -> Result<Vec<u8>, tonic::Status> {
-    c.secrets
-        .get_secret_value(GetSecretValueRequest {
-            secret_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner().secret_data)
-}
-
-async fn put(c: &mut Client, name: &str, data: &[u8]) -> Result<(), tonic::Status> {
-    c.secrets
-        .put_secret_value(PutSecretValueRequest {
-            secret_name: name.into(),
-            secret_data: data.to_vec(),
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
-}
-
-async fn describe(c: &mut Client, name: &str) -> Result<SecretMetadata, tonic::Status> {
-    c.secrets
-        .describe_secret(DescribeSecretRequest {
-            secret_name: name.into(),
-        })
-        .await
-        .map(|r| r.into_inner().secret.unwrap())
-}
-
 async fn delete(c: &mut Client, name: &str) -> Result<(), tonic::Status> {
     c.secrets
         .delete_secret(DeleteSecretRequest {
@@ -174,7 +130,7 @@ async fn managed_secrets_are_changed_only_by_their_products_aap() {
     create(&mut product, "aigw!secret-abc", &key, b"sk-live-1")
         .await
         .unwrap();
-    put(&mut product, "aigw!secret-abc", b"sk-live-2")
+    put(&mut product, "aigw!secret-abc", "", b"sk-live-2", &[])
         .await
         .unwrap();
     assert_eq!(
@@ -218,7 +174,11 @@ async fn managed_secrets_are_changed_only_by_their_products_aap() {
         "{e:?}"
     );
     assert_eq!(
-        code(put(&mut op, "aigw!secret-abc", b"x").await.unwrap_err()),
+        code(
+            put(&mut op, "aigw!secret-abc", "", b"x", &[])
+                .await
+                .unwrap_err()
+        ),
         "Forbidden"
     );
     assert_eq!(
@@ -248,7 +208,11 @@ async fn managed_secrets_are_changed_only_by_their_products_aap() {
         b"sk-live-2"
     );
     assert_eq!(
-        code(put(&mut reader, "aigw!secret-abc", b"x").await.unwrap_err()),
+        code(
+            put(&mut reader, "aigw!secret-abc", "", b"x", &[])
+                .await
+                .unwrap_err()
+        ),
         "Forbidden"
     );
     let stranger = aap(
@@ -299,7 +263,9 @@ async fn roles_patterns_and_network_rules_decide_for_applications() {
         get(&mut ibm, "rds-ibm-prod").await.unwrap(),
         b"rds-ibm-prod"
     );
-    put(&mut ibm, "rds-ibm-test", b"rotated").await.unwrap();
+    put(&mut ibm, "rds-ibm-test", "", b"rotated", &[])
+        .await
+        .unwrap();
     assert_eq!(get(&mut op, "rds-ibm-test").await.unwrap(), b"rotated");
     assert_eq!(names(&mut ibm, "").await, ["rds-ibm-prod", "rds-ibm-test"]);
     // Outside the pattern: forbidden, whether the secret exists or not.
@@ -342,7 +308,11 @@ async fn roles_patterns_and_network_rules_decide_for_applications() {
         "Forbidden"
     );
     assert_eq!(
-        code(put(&mut shared, "rds-other", b"x").await.unwrap_err()),
+        code(
+            put(&mut shared, "rds-other", "", b"x", &[])
+                .await
+                .unwrap_err()
+        ),
         "Forbidden"
     );
     assert!(names(&mut shared, "").await.is_empty());
@@ -432,7 +402,11 @@ async fn secret_policies_admit_other_aaps_and_deny_wins() {
     );
     // The policy grants reading, not writing; other AAPs stay outside.
     assert_eq!(
-        code(put(&mut partner, "shared-db", b"x").await.unwrap_err()),
+        code(
+            put(&mut partner, "shared-db", "", b"x", &[])
+                .await
+                .unwrap_err()
+        ),
         "Forbidden"
     );
     let other = aap(&inst, "other", &[]);

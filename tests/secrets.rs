@@ -2,76 +2,17 @@
 //! recovery window, the version limit, restarts, and a store that holds no value in clear.
 //! Real hkmsd on SoftHSM2 tokens.
 
+#[path = "support/secrets.rs"]
+mod calls;
 #[path = "support/clock.rs"]
 mod clock;
 mod common;
 
+use calls::{create, describe, get, put};
 use clock::TestClock;
 use common::{code, create_key, create_key_of, Daemon, MemberSpec};
 use hkms::client::Client;
 use hkms::proto::*;
-
-async fn create(
-    c: &mut Client,
-    name: &str,
-    key: &str,
-    data: &[u8],
-) -> Result<CreateSecretResponse, tonic::Status> {
-    c.secrets
-        .create_secret(CreateSecretRequest {
-            secret_name: name.into(),
-            secret_data: data.to_vec(),
-            version_id: "v1".into(),
-            encryption_key_id: key.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn get(
-    c: &mut Client,
-    name: &str,
-    stage: &str,
-    version: &str,
-) -> Result<GetSecretValueResponse, tonic::Status> {
-    c.secrets
-        .get_secret_value(GetSecretValueRequest {
-            secret_name: name.into(),
-            version_stage: stage.into(),
-            version_id: version.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn put(
-    c: &mut Client,
-    name: &str,
-    version: &str,
-    data: &[u8],
-    stages: &[&str],
-) -> Result<PutSecretValueResponse, tonic::Status> {
-    c.secrets
-        .put_secret_value(PutSecretValueRequest {
-            secret_name: name.into(),
-            secret_data: data.to_vec(),
-            version_id: version.into(),
-            version_stages: stages.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn describe(c: &mut Client, name: &str) -> Result<SecretMetadata, tonic::Status> {
-    c.secrets
-        .describe_secret(DescribeSecretRequest {
-            secret_name: name.into(),
-        })
-        .await
-        .map(|r| r.into_inner().secret.unwrap())
-}
 
 async fn versions(c: &mut Client, name: &str, all: bool) -> Vec<(String, Vec<String>)> {
     c.secrets
