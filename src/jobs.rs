@@ -25,6 +25,8 @@ pub enum Kind {
     Delete,
     /// Imported material expired: it is deleted (the key is PendingImport).
     ExpireMaterial,
+    /// The end of a secret's recovery window: the secret and its versions are deleted.
+    DeleteSecret,
 }
 
 impl Kind {
@@ -33,24 +35,32 @@ impl Kind {
             Kind::Rotate => "Rotate",
             Kind::Delete => "Delete",
             Kind::ExpireMaterial => "ExpireMaterial",
+            Kind::DeleteSecret => "DeleteSecret",
         }
     }
 }
 
-/// One job: what, on which key, due when (Unix seconds).
+/// One job: what, on which key (or, for [`Kind::DeleteSecret`], which secret), due when
+/// (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub kind: Kind,
-    pub key_id: String,
+    /// The key id, or the secret's name.
+    pub target: String,
     pub due: i64,
 }
 
 impl Job {
     pub fn to_api(&self) -> ScheduledJob {
+        let (key_id, secret_name) = match self.kind {
+            Kind::DeleteSecret => (String::new(), self.target.clone()),
+            _ => (self.target.clone(), String::new()),
+        };
         ScheduledJob {
             kind: self.kind.as_str().into(),
-            key_id: self.key_id.clone(),
+            key_id,
             due: crate::clock::rfc3339(self.due),
+            secret_name,
         }
     }
 }
@@ -63,7 +73,7 @@ pub fn scheduled(app: &Appliance) -> Result<Vec<Job>, KmsError> {
         if k.key_state == STATE_PENDING_DELETION {
             jobs.push(Job {
                 kind: Kind::Delete,
-                key_id: k.key_id.clone(),
+                target: k.key_id.clone(),
                 due: k.deletion_unix,
             });
             // Nothing else runs on a key that is going away.
@@ -72,28 +82,38 @@ pub fn scheduled(app: &Appliance) -> Result<Vec<Job>, KmsError> {
         if versions::rotation_may_run(&k) {
             jobs.push(Job {
                 kind: Kind::Rotate,
-                key_id: k.key_id.clone(),
+                target: k.key_id.clone(),
                 due: k.next_rotation_unix,
             });
         }
         if k.origin == ORIGIN_EXTERNAL && k.material_expire_unix != 0 {
             jobs.push(Job {
                 kind: Kind::ExpireMaterial,
-                key_id: k.key_id.clone(),
+                target: k.key_id.clone(),
                 due: k.material_expire_unix,
             });
         }
     }
-    jobs.sort_by(|a, b| (a.due, &a.key_id).cmp(&(b.due, &b.key_id)));
+    for s in app.store.secrets()? {
+        if s.planned_delete_unix != 0 {
+            jobs.push(Job {
+                kind: Kind::DeleteSecret,
+                target: s.name,
+                due: s.planned_delete_unix,
+            });
+        }
+    }
+    jobs.sort_by(|a, b| (a.due, &a.target).cmp(&(b.due, &b.target)));
     Ok(jobs)
 }
 
 /// Runs one job; `Ok(false)` when there was nothing left to do.
 async fn run(app: &Appliance, job: &Job) -> Result<bool, KmsError> {
     match job.kind {
-        Kind::Rotate => versions::rotate_due(app, &job.key_id, job.due).await,
-        Kind::Delete => deletion::destroy_due(app, &job.key_id, job.due).await,
-        Kind::ExpireMaterial => import::expire_due(app, &job.key_id, job.due).await,
+        Kind::Rotate => versions::rotate_due(app, &job.target, job.due).await,
+        Kind::Delete => deletion::destroy_due(app, &job.target, job.due).await,
+        Kind::ExpireMaterial => import::expire_due(app, &job.target, job.due).await,
+        Kind::DeleteSecret => crate::secrets::manage::delete_due(app, &job.target, job.due),
     }
 }
 
@@ -107,7 +127,7 @@ pub async fn run_due(app: &Appliance) -> Result<Vec<JobOutcome>, KmsError> {
             // Done by another run meanwhile: nothing to report.
             Ok(false) => continue,
             Err(e) => {
-                tracing::warn!(kind = job.kind.as_str(), key_id = %job.key_id, code = e.code.as_str(), "job failed; it runs again next time: {}", e.message);
+                tracing::warn!(kind = job.kind.as_str(), target = %job.target, code = e.code.as_str(), "job failed; it runs again next time: {}", e.message);
                 e.to_string()
             }
         };
@@ -121,7 +141,6 @@ pub async fn run_due(app: &Appliance) -> Result<Vec<JobOutcome>, KmsError> {
         tracing::info!(expired, "expired import parameters removed");
     }
     deletion::sweep(app)?;
-    crate::secrets::manage::purge_due(app)?;
     Ok(outcomes)
 }
 

@@ -565,6 +565,18 @@ async fn deletion_waits_for_its_recovery_window_unless_forced() {
         .delete_secret(delete("old", 7, false))
         .await
         .unwrap();
+    let jobs = c
+        .admin
+        .list_scheduled_jobs(ListScheduledJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert!(
+        jobs.iter()
+            .any(|j| j.kind == "DeleteSecret" && j.secret_name == "old" && j.key_id.is_empty()),
+        "{jobs:?}"
+    );
     clock.advance(6 * 86_400);
     c.admin.run_due_jobs(RunDueJobsRequest {}).await.unwrap();
     assert_eq!(
@@ -572,7 +584,20 @@ async fn deletion_waits_for_its_recovery_window_unless_forced() {
         "PendingDeletion"
     );
     clock.advance(2 * 86_400);
-    c.admin.run_due_jobs(RunDueJobsRequest {}).await.unwrap();
+    let ran = c
+        .admin
+        .run_due_jobs(RunDueJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .outcomes;
+    assert!(
+        ran.iter().any(|o| {
+            let j = o.job.clone().unwrap_or_default();
+            j.kind == "DeleteSecret" && j.secret_name == "old" && o.error.is_empty()
+        }),
+        "{ran:?}"
+    );
     assert_eq!(
         code(describe(&mut c, "old").await.unwrap_err()),
         "ResourceNotFound"

@@ -25,7 +25,16 @@ pub enum JobsCommand {
 }
 
 fn job_json(j: &ScheduledJob) -> serde_json::Value {
-    json!({"Kind": j.kind, "KeyId": j.key_id, "Due": j.due})
+    json!({"Kind": j.kind, "KeyId": j.key_id, "SecretName": j.secret_name, "Due": j.due})
+}
+
+/// What a job works on: a key id, or `secret/<name>`.
+fn target(j: &ScheduledJob) -> String {
+    if j.secret_name.is_empty() {
+        j.key_id.clone()
+    } else {
+        format!("secret/{}", j.secret_name)
+    }
 }
 
 /// The jobs as a table.
@@ -33,9 +42,9 @@ fn jobs_text(jobs: &[ScheduledJob], now: &str) -> String {
     if jobs.is_empty() {
         return format!("No job is scheduled (hkmsd's clock: {now}).");
     }
-    let mut text = format!("{:<15} {:<40} DUE\n", "KIND", "KEY");
+    let mut text = format!("{:<15} {:<40} DUE\n", "KIND", "KEY OR SECRET");
     for j in jobs {
-        text.push_str(&format!("{:<15} {:<40} {}\n", j.kind, j.key_id, j.due));
+        text.push_str(&format!("{:<15} {:<40} {}\n", j.kind, target(j), j.due));
     }
     text.push_str(&format!("(hkmsd's clock: {now})"));
     text
@@ -50,7 +59,7 @@ fn outcomes_text(outcomes: &[JobOutcome]) -> String {
         .iter()
         .map(|o| {
             let j = o.job.clone().unwrap_or_default();
-            let what = format!("{} {} (due {})", j.kind, j.key_id, j.due);
+            let what = format!("{} {} (due {})", j.kind, target(&j), j.due);
             if o.error.is_empty() {
                 format!("{what}: done")
             } else {
@@ -108,19 +117,25 @@ mod tests {
             kind: kind.into(),
             key_id: key.into(),
             due: "2030-01-01T00:00:00Z".into(),
+            secret_name: String::new(),
         }
     }
 
     #[test]
     fn jobs_print_as_a_table() {
+        let secret = ScheduledJob {
+            secret_name: "db".into(),
+            ..job("DeleteSecret", "")
+        };
         let t = jobs_text(
-            &[job("Rotate", "k1"), job("Delete", "k2")],
+            &[job("Rotate", "k1"), job("Delete", "k2"), secret],
             "2029-12-31T00:00:00Z",
         );
         let lines: Vec<_> = t.lines().collect();
         assert!(lines[0].starts_with("KIND") && lines[0].ends_with("DUE"));
         assert!(lines[1].starts_with("Rotate") && lines[1].contains("k1"));
-        assert!(lines[3].contains("2029-12-31"));
+        assert!(lines[3].starts_with("DeleteSecret") && lines[3].contains("secret/db"));
+        assert!(lines[4].contains("2029-12-31"));
         assert!(jobs_text(&[], "now").starts_with("No job is scheduled"));
     }
 

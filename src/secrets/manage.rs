@@ -195,24 +195,24 @@ pub fn restore(r: Request<'_>, name: &str) -> Result<SecretRecord, KmsError> {
     })
 }
 
-/// Deletes the secrets whose recovery window has ended; returns their names.
-pub fn purge_due(app: &Appliance) -> Result<Vec<String>, KmsError> {
-    let now = crate::clock::now_unix();
-    let mut purged = Vec::new();
-    for rec in app.store.secrets()? {
-        if rec.planned_delete_unix != 0 && rec.planned_delete_unix <= now {
-            match remove(app, &rec) {
-                Ok(()) => {
-                    tracing::info!(secret = %rec.name, "secret deleted: its recovery window ended");
-                    purged.push(rec.name);
-                }
-                // Restored or changed meanwhile: the next run decides again.
-                Err(e) if e.code == ErrorCode::Conflict => {}
-                Err(e) => return Err(e),
-            }
-        }
+/// Deletes secret `name` if its deletion is still due at `due` (a jobs run); `Ok(false)`
+/// when it was restored, deleted or changed meanwhile.
+pub fn delete_due(app: &Appliance, name: &str, due: i64) -> Result<bool, KmsError> {
+    let Some(rec) = app.store.secret(name)? else {
+        return Ok(false);
+    };
+    if rec.planned_delete_unix != due || due > crate::clock::now_unix() {
+        return Ok(false);
     }
-    Ok(purged)
+    match remove(app, &rec) {
+        Ok(()) => {
+            tracing::info!(secret = name, "secret deleted: its recovery window ended");
+            Ok(true)
+        }
+        // Restored or changed meanwhile: the next run decides again.
+        Err(e) if e.code == ErrorCode::Conflict => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// SetSecretPolicy (an empty document is refused: use DeleteSecretPolicy).
