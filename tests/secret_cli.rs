@@ -4,10 +4,13 @@
 
 #[path = "support/cli_output.rs"]
 mod cli_output;
+#[path = "support/clock.rs"]
+mod clock;
 mod common;
 
 use cli_output::{ok, refused, s, stderr, stdout};
-use common::Daemon;
+use clock::TestClock;
+use common::{Daemon, MemberSpec};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -28,7 +31,14 @@ fn names(list: &Value) -> Vec<String> {
 
 #[test]
 fn the_cli_keeps_secrets_through_their_whole_life() {
-    let d = Daemon::initialised(1);
+    let clock = TestClock::default();
+    let (k, v) = clock.env();
+    let d = Daemon::start_custom(
+        &[MemberSpec::softhsm("hsm-0", "m0")],
+        &[(k, v.as_str())],
+        "jobs_interval_secs = 3600",
+    );
+    d.init_ok();
     let files = tempfile::tempdir().unwrap();
     let file = |name: &str, bytes: &[u8]| {
         let p = files.path().join(name);
@@ -444,6 +454,18 @@ fn the_cli_keeps_secrets_through_their_whole_life() {
     assert_eq!(out.status.code(), Some(2));
     let gone = d.cli_json(&["secret", "delete", "db/stdin", "--force"]);
     assert_eq!(gone["Recoverable"], false, "{gone}");
+
+    // At the end of its recovery window a deleted secret goes for good.
+    d.cli_json(&["secret", "delete", "db/orders", "--recovery-days", "7"]);
+    clock.advance(6 * 86_400);
+    d.cli_json(&["jobs", "run"]);
+    let (code, _) = refused(&d, &["secret", "get", "db/orders"]);
+    assert_eq!(code, "SecretPendingDeletion");
+    clock.advance(2 * 86_400);
+    d.cli_json(&["jobs", "run"]);
+    let (code, _) = refused(&d, &["secret", "describe", "db/orders"]);
+    assert_eq!(code, "ResourceNotFound");
+    assert_eq!(names(&d.cli_json(&["secret", "list"])).len(), 0);
 
     // Values never reach hkmsd's log.
     let log = d.log_text();
