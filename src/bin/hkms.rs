@@ -75,6 +75,19 @@ enum Command {
     /// ClientKeys: the key pairs applications authenticate with (files for the SDKs).
     #[command(subcommand)]
     ClientKey(hkms::cli::access::ClientKeyCommand),
+    /// Secrets: versioned values (passwords, API keys, tokens) kept encrypted under a CMK.
+    ///
+    /// Each value is a version of its secret, sealed with a fresh data key under the
+    /// secret's CMK. Stages name versions: ACSCurrent is the one read by default, and when
+    /// it moves ACSPrevious follows to the version that held it. A deleted secret can be
+    /// restored during its recovery window. Names "<product>!<identifier>" are managed
+    /// secrets: only the AAP registered for the product creates, changes or deletes them;
+    /// operators may read them and manage their secret policies.
+    ///
+    /// Values come from a file or stdin (--value-file, --value-stdin) so that they stay out
+    /// of `ps` and shell history.
+    #[command(subcommand, after_long_help = cli::secret::EXAMPLES)]
+    Secret(cli::secret::SecretCommand),
     /// Key aliases: other names of keys (alias/<name>), usable wherever a key id is.
     #[command(subcommand)]
     Alias(hkms::cli::alias::AliasCommand),
@@ -463,6 +476,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             let (t, j) = hkms::cli::access::client_key(&mut c, cmd).await?;
             Output::Text(t, j)
         }
+        Command::Secret(cmd) => cli::secret::secret(&mut c, cmd).await?.into(),
         Command::Alias(cmd) => {
             let (t, j) = hkms::cli::alias::alias(&mut c, cmd).await?;
             Output::Text(t, j)

@@ -27,6 +27,11 @@ pub enum AapCommand {
         policies: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
+        /// Make this AAP the principal of a product: it alone creates, changes and deletes
+        /// the managed secrets "<product>!<identifier>" (1 to 32 lowercase letters, digits,
+        /// '-', starting with a letter; one AAP per product).
+        #[arg(long, value_name = "PRODUCT")]
+        managed_product: Option<String>,
     },
     /// List AAPs with their ClientKeys' remaining validity (DAYS LEFT).
     List,
@@ -39,6 +44,12 @@ pub enum AapCommand {
         policies: Vec<String>,
         #[arg(long)]
         description: Option<String>,
+        /// Make this AAP the principal of a product (see `aap create --help`).
+        #[arg(long, value_name = "PRODUCT", conflicts_with = "no_managed_product")]
+        managed_product: Option<String>,
+        /// This AAP manages no product's secrets any more.
+        #[arg(long)]
+        no_managed_product: bool,
     },
     /// Delete an AAP that has no ClientKeys left.
     Delete { name: String },
@@ -52,18 +63,23 @@ impl View for ApplicationAccessPoint {
             "Name": self.name, "AuthenticationMethod": self.authentication_method,
             "Policies": self.policies, "Description": self.description,
             "CreateTime": self.create_time, "UpdateTime": self.update_time,
+            "ManagedProduct": self.managed_product,
         })
     }
 
     fn text(&self) -> String {
-        format!(
+        let mut t = format!(
             "Name:                 {}\nAuthenticationMethod: {}\nPolicies:             {}\nDescription:          {}\nCreateTime:           {}",
             self.name,
             self.authentication_method,
             self.policies.join(", "),
             self.description,
             self.create_time
-        )
+        );
+        if !self.managed_product.is_empty() {
+            t.push_str(&managed_words(&self.managed_product));
+        }
+        t
     }
 }
 
@@ -96,7 +112,7 @@ impl Row for ApplicationAccessPointSummary {
             a.policies.join(","),
             self.client_key_count,
             days
-        )
+        ) + &a.managed_product_suffix()
     }
 
     fn entry(&self) -> Value {
@@ -119,12 +135,14 @@ pub async fn aap(c: &mut Client, cmd: &AapCommand) -> Result<Printed, Status> {
             name,
             policies,
             description,
+            managed_product,
         } => {
             let aap = ApplicationAccessPoint {
                 name: name.clone(),
                 authentication_method: "ClientKey".into(),
                 policies: policies.clone(),
                 description: description.clone(),
+                managed_product: managed_product.clone().unwrap_or_default(),
                 ..Default::default()
             };
             let req = CreateApplicationAccessPointRequest { aap: Some(aap) };
@@ -150,18 +168,40 @@ pub async fn aap(c: &mut Client, cmd: &AapCommand) -> Result<Printed, Status> {
             name,
             policies,
             description,
+            managed_product,
+            no_managed_product,
         } => {
             let req = UpdateApplicationAccessPointRequest {
                 name: name.clone(),
                 policies: policies.clone(),
                 description: description.clone(),
-                managed_product: None,
+                managed_product: if *no_managed_product {
+                    Some(String::new())
+                } else {
+                    managed_product.clone()
+                },
             };
             resource::one(api.update_application_access_point(req), |r| r.aap).await
         }
         AapCommand::Delete { name } => {
             let req = DeleteApplicationAccessPointRequest { name: name.clone() };
             resource::deleted(api.delete_application_access_point(req), "AAP", name).await
+        }
+    }
+}
+
+/// The line `aap describe` adds for the principal of a product.
+fn managed_words(product: &str) -> String {
+    format!("\nManagedProduct:       {product} (this AAP alone creates, changes and deletes the secrets {product}!...)")
+}
+
+impl ApplicationAccessPoint {
+    /// What `aap list` adds to the line of the principal of a product.
+    fn managed_product_suffix(&self) -> String {
+        if self.managed_product.is_empty() {
+            String::new()
+        } else {
+            format!("  manages {}!*", self.managed_product)
         }
     }
 }

@@ -218,7 +218,11 @@ pub async fn key(c: &mut Client, cmd: &KeyCommand) -> Result<Printed, Status> {
                 key_id: key.id(),
                 pending_window_in_days: *pending_window_days,
             });
-            let m = r.await?.into_inner().key_metadata.unwrap_or_default();
+            let r = r.await?.into_inner();
+            let m = r.key_metadata.unwrap_or_default();
+            if let Some(warning) = protected_secrets_warning(&m, &r.protected_secrets) {
+                eprintln!("hkms: warning: {warning}");
+            }
             (
                 format!(
                     "Key {id} is PendingDeletion: every use is refused, and its material is \
@@ -227,7 +231,10 @@ pub async fn key(c: &mut Client, cmd: &KeyCommand) -> Result<Printed, Status> {
                     id = m.key_id,
                     date = m.deletion_date
                 ),
-                json!({ "KeyMetadata": metadata_json(&m) }),
+                json!({
+                    "KeyMetadata": metadata_json(&m),
+                    "ProtectedSecrets": r.protected_secrets,
+                }),
             )
         }
         KeyCommand::CancelDeletion(k) => {
@@ -305,6 +312,23 @@ pub async fn key(c: &mut Client, cmd: &KeyCommand) -> Result<Printed, Status> {
             (tags_text(&tags), json!({ "Tags": tags_json(&tags) }))
         }
     })
+}
+
+/// What a key scheduled for deletion takes with it: the secrets it protects, which cannot be
+/// read from now on, nor ever once the key is gone. `None` when it protects none.
+fn protected_secrets_warning(m: &KeyMetadata, secrets: &[String]) -> Option<String> {
+    if secrets.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "key {id} protects {n} secret(s): {names}. They cannot be read while its deletion is \
+         pending, and are lost for good once it is deleted on {date}. To keep them readable: \
+         hkms key cancel-deletion --key-id {id}",
+        id = m.key_id,
+        n = secrets.len(),
+        names = secrets.join(", "),
+        date = m.deletion_date,
+    ))
 }
 
 /// `Code: message` of a failed call, for a line of text.
@@ -438,6 +462,24 @@ mod tests {
             panic!("not untag");
         };
         assert_eq!(tag_keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_key_that_protects_secrets_warns_and_names_them() {
+        let m = KeyMetadata {
+            key_id: "k1".into(),
+            deletion_date: "2030-01-08T00:00:00Z".into(),
+            ..Default::default()
+        };
+        assert_eq!(protected_secrets_warning(&m, &[]), None);
+        let w = protected_secrets_warning(&m, &["db/orders".into(), "aigw!t".into()]).unwrap();
+        for part in [
+            "2 secret(s): db/orders, aigw!t",
+            "2030-01-08",
+            "cancel-deletion --key-id k1",
+        ] {
+            assert!(w.contains(part), "{w}");
+        }
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub enum KeyCommand {
     /// tokens are deleted, every version with it: this appliance can decrypt nothing it
     /// encrypted any more. A copy of the store made before then still holds them (see
     /// "Key lifecycle" in the README). Until the date `hkms key cancel-deletion` brings it
-    /// back.
+    /// back. Secrets the key protects cannot be read meanwhile, and are lost with it: a
+    /// warning names them.
     ///
     /// Example: hkms key schedule-deletion --key-id <KeyId> --pending-window-days 7
     ScheduleDeletion {

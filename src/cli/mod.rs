@@ -22,4 +22,7 @@ pub mod network_rule;
 pub mod policy;
 pub mod public_key;
 pub mod resource;
+pub mod secret;
+pub mod secret_manage;
+pub mod secret_policy;
 pub mod signature;
