@@ -5,8 +5,9 @@
 //!   deleting those belongs to the product's principal.
 //! - **The product's principal**: the AAP an operator registered as the managing principal of
 //!   product `P` (`managed_product`) may run every operation but the policy ones on the
-//!   secrets named `P!...`, from the private endpoint. It needs nothing else for them except,
-//!   to create one, the right to make data keys with the CMK (`GenerateDataKey` on the key).
+//!   secrets named `P!...`, from the private endpoint. It needs no permission policy for them
+//!   except, to create one, the right to make data keys with the CMK (`GenerateDataKey` on
+//!   the key); an explicit Deny in the secret's policy still applies to it.
 //! - **Applications**: an operation an RBAC role grants ([`super::operations`]:
 //!   `CryptoServiceSecretUser` reads and writes values and stages; `SecretUser` only
 //!   GetSecretValue) on a matching `secret/<name>` pattern, from a network its rules admit;
@@ -222,6 +223,18 @@ pub fn decide(
     let Some(aap) = records::get::<ApplicationAccessPoint>(store, aap_name)? else {
         return Ok(deny("the AAP no longer exists"));
     };
+    // An explicit Deny in the secret policy wins over every Allow, the product's too.
+    let short = operations::secret_resource(target.name);
+    let outcome = policy_outcome(account, target, aap_name, operation, &short);
+    if let Outcome::Deny(sid) = &outcome {
+        let reason = format!(
+            "an explicit Deny in the secret policy{}",
+            sid.as_ref()
+                .map(|s| format!(" (statement {s})"))
+                .unwrap_or_default()
+        );
+        return Ok(deny(&reason));
+    }
     if let Some(product) = target.product {
         if !aap.managed_product.is_empty() && aap.managed_product == product {
             if endpoint != EndpointKind::Private {
@@ -239,17 +252,6 @@ pub fn decide(
     }
     if operations::roles_for(operation).is_none() {
         return Ok(deny("only operators may do this"));
-    }
-    let short = operations::secret_resource(target.name);
-    let outcome = policy_outcome(account, target, aap_name, operation, &short);
-    if let Outcome::Deny(sid) = &outcome {
-        let reason = format!(
-            "an explicit Deny in the secret policy{}",
-            sid.as_ref()
-                .map(|s| format!(" (statement {s})"))
-                .unwrap_or_default()
-        );
-        return Ok(deny(&reason));
     }
     let req = AccessRequest {
         operation: operation.to_owned(),
