@@ -155,6 +155,8 @@ pub async fn aap(c: &mut Client, cmd: &AapCommand) -> Result<Printed, Status> {
                 name: name.clone(),
                 policies: policies.clone(),
                 description: description.clone(),
+                // Not an operator option of this command: left as it is.
+                managed_product: None,
             };
             resource::one(api.update_application_access_point(req), |r| r.aap).await
         }
