@@ -1,7 +1,9 @@
 //! hkmsd's clock: Unix seconds, and their RFC 3339 form.
 //!
 //! Everything that runs by the clock (automatic rotation, deletion at the end of a pending
-//! window, expiry of imported material and of import parameters) reads [`now_unix`].
+//! window, expiry of imported material and of import parameters) reads [`now_unix`], and so
+//! does every decision hkmsd makes on a ClientKey: its validity and retirement, the date of
+//! a signed request, the days left it reports.
 //!
 //! Tests need to move that clock by days. A debug build (`cargo build`, `cargo test`) adds
 //! the offset in seconds written in the file named by `HKMS_TEST_CLOCK_FILE`, read at each

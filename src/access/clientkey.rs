@@ -95,7 +95,9 @@ pub fn is_id(id: &str) -> bool {
         .is_some_and(|u| uuid::Uuid::try_parse(u).is_ok())
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, by this machine's system clock (the CLI's time for the
+/// certificates it makes). hkmsd decides on ClientKeys by its own clock,
+/// [`crate::clock::now_unix`].
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

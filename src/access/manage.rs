@@ -369,7 +369,7 @@ pub fn create_client_key(
     aap: &str,
     certificate: Vec<u8>,
 ) -> Result<ClientKey, KmsError> {
-    let info = clientkey::check_certificate(&certificate, clientkey::now_unix())
+    let info = clientkey::check_certificate(&certificate, crate::clock::now_unix())
         .map_err(KmsError::invalid)?;
     create(
         store,

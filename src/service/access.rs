@@ -188,7 +188,7 @@ impl AccessService for AccessApi {
     ) -> Reply<DescribeApplicationAccessPointResponse> {
         operator_call(req, "DescribeApplicationAccessPoint", |r| {
             let aap: ApplicationAccessPoint = manage::get(self.store(), &r.name)?;
-            let now = clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let client_keys = manage::client_keys(self.store(), &r.name)?
                 .iter()
                 .map(|k| summary(k, now))
@@ -206,7 +206,7 @@ impl AccessService for AccessApi {
     ) -> Reply<ListApplicationAccessPointsResponse> {
         operator_call(req, "ListApplicationAccessPoints", |_| {
             let keys: Vec<ClientKey> = manage::list(self.store())?;
-            let now = clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let aaps = manage::list::<ApplicationAccessPoint>(self.store())?
                 .into_iter()
                 .map(|aap| {
@@ -262,7 +262,7 @@ impl AccessService for AccessApi {
         operator_call(req, "CreateClientKey", |r| {
             let k = manage::create_client_key(self.store(), &r.aap_name, r.certificate)?;
             Ok(CreateClientKeyResponse {
-                client_key: Some(summary(&k, clientkey::now_unix())),
+                client_key: Some(summary(&k, crate::clock::now_unix())),
             })
         })
     }
@@ -276,7 +276,7 @@ impl AccessService for AccessApi {
             if !aap.is_empty() {
                 manage::get::<ApplicationAccessPoint>(self.store(), aap)?;
             }
-            let now = clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let client_keys: Vec<ClientKeySummary> = manage::client_keys(self.store(), aap)?
                 .iter()
                 .map(|k| summary(k, now))

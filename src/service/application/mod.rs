@@ -310,7 +310,7 @@ impl ApplicationApi {
         })?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let headers = Headers::new(r.headers.iter().map(|h| (h.name.as_str(), h.value.clone())));
-        let now = clientkey::now_unix();
+        let now = crate::clock::now_unix();
         let store = self.0.store.clone();
         let lookup = move |id: &str| {
             records::get::<ClientKey>(&*store, id).map_err(|e| {
