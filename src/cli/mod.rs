@@ -2,6 +2,7 @@
 //! lines live here, as clap subcommands with their handlers.
 
 pub mod aap;
+pub mod aap_quick;
 pub mod access;
 pub mod alias;
 pub mod asymmetric_cipher;
