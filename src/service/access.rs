@@ -5,7 +5,7 @@
 
 use super::resource::{operator, operator_call};
 use super::{reply, Reply};
-use crate::access::{clientkey, manage, network};
+use crate::access::{clientkey, manage, network, rotation};
 use crate::appliance::Appliance;
 use crate::authn::caller;
 use crate::error::KmsError;
@@ -19,7 +19,7 @@ pub struct AccessApi(pub Arc<Appliance>);
 
 /// Public summary of a ClientKey at `now`.
 pub fn summary(k: &ClientKey, now: i64) -> ClientKeySummary {
-    let (days_left, state) = clientkey::state(k.not_before, k.not_after, now);
+    let (days_left, state) = clientkey::standing(k.not_before, k.not_after, k.retire_unix, now);
     ClientKeySummary {
         client_key_id: k.client_key_id.clone(),
         aap_name: k.aap_name.clone(),
@@ -29,6 +29,7 @@ pub fn summary(k: &ClientKey, now: i64) -> ClientKeySummary {
         days_left,
         state: state.into(),
         certificate_sha256: k.certificate_sha256.clone(),
+        retire_unix: k.retire_unix,
     }
 }
 
@@ -214,7 +215,9 @@ impl AccessService for AccessApi {
                         keys.iter().filter(|k| k.aap_name == aap.name).collect();
                     let days_left = mine
                         .iter()
-                        .map(|k| clientkey::state(k.not_before, k.not_after, now).0)
+                        .map(|k| {
+                            clientkey::standing(k.not_before, k.not_after, k.retire_unix, now).0
+                        })
                         .max()
                         .unwrap_or(-1);
                     ApplicationAccessPointSummary {
@@ -263,6 +266,26 @@ impl AccessService for AccessApi {
             let k = manage::create_client_key(self.store(), &r.aap_name, r.certificate)?;
             Ok(CreateClientKeyResponse {
                 client_key: Some(summary(&k, crate::clock::now_unix())),
+            })
+        })
+    }
+
+    async fn retire_client_keys(
+        &self,
+        req: Request<RetireClientKeysRequest>,
+    ) -> Reply<RetireClientKeysResponse> {
+        operator_call(req, "RetireClientKeys", |r| {
+            let now = crate::clock::now_unix();
+            let (retire_unix, keys) = rotation::retire_client_keys(
+                self.store(),
+                &r.aap_name,
+                &r.keep_client_key_id,
+                r.overlap_days,
+                now,
+            )?;
+            Ok(RetireClientKeysResponse {
+                retire_unix,
+                client_keys: keys.iter().map(|k| summary(k, now)).collect(),
             })
         })
     }

@@ -79,7 +79,8 @@ pub const MIGRATION_HEADER: &str = "x-kms-migrationkeyversionid";
 static EXPIRY_WARNED: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
 
 fn warn_if_expiring(key: &ClientKey, now: i64) {
-    let (days_left, state) = clientkey::state(key.not_before, key.not_after, now);
+    let (days_left, state) =
+        clientkey::standing(key.not_before, key.not_after, key.retire_unix, now);
     if state != "ExpiringSoon" {
         return;
     }
