@@ -14,7 +14,7 @@
 //! what was made is deleted again.
 
 use super::client_key::{NewClientKey, Registered, Validity};
-use super::resource::{Printed, View};
+use super::resource::{noted, Printed, View};
 use crate::access::manage::validate_name;
 use crate::access::policy::Role;
 use crate::client::Client;
@@ -53,13 +53,6 @@ pub fn default_policies(name: &str) -> [Policy; 2] {
         policy("keys", Role::KeyUser, "key/*", "every key"),
         policy("secrets", Role::SecretUser, "secret/*", "every secret"),
     ]
-}
-
-/// `status` with `note` added to its message, its code kept.
-fn noted(status: Status, note: &str) -> Status {
-    let mut s = Status::new(status.code(), format!("{}; {note}", status.message()));
-    *s.metadata_mut() = status.metadata().clone();
-    s
 }
 
 fn is_not_found(status: &Status) -> bool {
@@ -246,13 +239,5 @@ mod tests {
         assert_eq!(secrets.rbac_role, "CryptoServiceSecretUser");
         assert_eq!(secrets.resources, ["secret/*"]);
         assert!(keys.network_rules.is_empty() && secrets.network_rules.is_empty());
-    }
-
-    #[test]
-    fn notes_keep_the_error_code() {
-        let s: Status = KmsError::new(ErrorCode::ResourceExists, "policy p already exists").into();
-        let n = noted(s, "nothing was created");
-        assert_eq!(error_code(&n).as_deref(), Some("ResourceExists"));
-        assert!(n.message().ends_with("already exists; nothing was created"));
     }
 }

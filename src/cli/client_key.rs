@@ -20,17 +20,39 @@ fn usage(message: impl Into<String>) -> Status {
     KmsError::invalid(message).into()
 }
 
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  # A ClientKey valid one year, with a generated password:
+  hkms client-key create --aap billing --output-dir ./billing
+  # -> ./billing/clientKey_KAAP.<id>.json and clientKey_KAAP.<id>_Password.txt
+
+  # 730 days from 2027-01-01, with a password of your own:
+  hkms client-key create --aap billing --output-dir ./billing --validity-days 730 \\
+      --not-before 2027-01-01 --password-file ./password.txt";
+
 #[derive(Debug, Subcommand)]
 pub enum ClientKeyCommand {
     /// Create a ClientKey for an AAP and write the application's two files into --output-dir:
     /// clientKey_<KeyId>.json (KeyId and the password-protected PKCS#12) and
     /// clientKey_<KeyId>_Password.txt.
     ///
-    /// The RSA-2048 key pair is generated here; only its certificate is sent to hkmsd.
-    /// To change a ClientKey before it expires: create a new one, configure the application
-    /// with it, then delete the old one.
+    /// The RSA-2048 key pair is generated here; only its certificate is sent to hkmsd. It is
+    /// valid one year by default. To change an AAP's ClientKey before it expires, use
+    /// hkms client-key rotate.
+    #[command(after_long_help = CREATE_EXAMPLES)]
     Create(CreateClientKey),
-    /// List ClientKeys with their validity and days left.
+    /// Change an AAP's ClientKey before it expires: create a new one (its two files written
+    /// as by create) and retire the AAP's earlier ClientKeys after an overlap.
+    ///
+    /// During the overlap (--overlap-days, 0 to 90, default 7) the earlier keys keep
+    /// working, so the application can move to the new files without an interruption;
+    /// from then on hkmsd refuses them as if they had expired (ClientKeyExpired). With 0 they
+    /// are refused at once. A key already retiring sooner keeps its date. If the earlier keys
+    /// cannot be retired, the new key is deleted again and its files removed.
+    #[command(after_long_help = super::client_key_rotate::EXAMPLES)]
+    Rotate(super::client_key_rotate::RotateClientKey),
+    /// List ClientKeys with their validity, days left and, for retiring keys, when hkmsd
+    /// stops accepting them.
     List {
         /// Only this AAP's keys.
         #[arg(long)]
@@ -44,21 +66,21 @@ pub enum ClientKeyCommand {
 pub struct CreateClientKey {
     /// The AAP the key authenticates.
     #[arg(long)]
-    aap: String,
+    pub aap: String,
     /// Directory for the two files (created if missing; files are mode 0600).
     #[arg(long)]
-    output_dir: PathBuf,
+    pub output_dir: PathBuf,
     /// File whose first line is the PKCS#12 password: 8 to 64 characters with at least two
     /// of digits, letters and ~!@#$%^&*?_- . Without it a strong password is generated.
     #[arg(long)]
-    password_file: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
     /// Days of validity, 1 to 1827 (5 years). Default: one year to the day (365 or 366
     /// days), the recommended validity.
     #[arg(long)]
-    validity_days: Option<i64>,
+    pub validity_days: Option<i64>,
     /// First day of validity, YYYY-MM-DD (UTC). Default: now.
     #[arg(long)]
-    not_before: Option<String>,
+    pub not_before: Option<String>,
 }
 
 impl Row for ClientKeySummary {
@@ -66,18 +88,19 @@ impl Row for ClientKeySummary {
 
     fn header() -> String {
         format!(
-            "{:<42} {:<20} {:<21} {:>9}  STATE",
-            "CLIENT KEY ID", "AAP", "NOT AFTER", "DAYS LEFT"
+            "{:<42} {:<20} {:<21} {:>9}  {:<21} STATE",
+            "CLIENT KEY ID", "AAP", "NOT AFTER", "DAYS LEFT", "RETIRES"
         )
     }
 
     fn row(&self) -> String {
         format!(
-            "{:<42} {:<20} {:<21} {:>9}  {}",
+            "{:<42} {:<20} {:<21} {:>9}  {:<21} {}",
             self.client_key_id,
             self.aap_name,
             unix_to_rfc3339(self.not_after),
             self.days_left,
+            retire_time(self).unwrap_or_else(|| "-".to_owned()),
             self.state
         )
     }
@@ -88,9 +111,16 @@ impl Row for ClientKeySummary {
             "NotBefore": unix_to_rfc3339(self.not_before),
             "NotAfter": unix_to_rfc3339(self.not_after),
             "CreateTime": self.create_time, "DaysLeft": self.days_left, "State": self.state,
+            "RetireTime": retire_time(self),
             "CertificateSha256": self.certificate_sha256,
         })
     }
+}
+
+/// When a retiring key stops being accepted (RFC 3339), `None` for a key that is not
+/// retiring.
+pub fn retire_time(k: &ClientKeySummary) -> Option<String> {
+    (k.retire_unix != 0).then(|| unix_to_rfc3339(k.retire_unix))
 }
 
 fn read_password(path: &std::path::Path) -> Result<Zeroizing<String>, Status> {
@@ -304,6 +334,7 @@ async fn create_client_key(c: &mut Client, a: &CreateClientKey) -> Result<Printe
 pub async fn client_key(c: &mut Client, cmd: &ClientKeyCommand) -> Result<Printed, Status> {
     match cmd {
         ClientKeyCommand::Create(a) => create_client_key(c, a).await,
+        ClientKeyCommand::Rotate(a) => super::client_key_rotate::rotate(c, a).await,
         ClientKeyCommand::List { aap } => {
             let req = ListClientKeysRequest {
                 aap_name: aap.clone().unwrap_or_default(),
@@ -319,8 +350,8 @@ pub async fn client_key(c: &mut Client, cmd: &ClientKeyCommand) -> Result<Printe
     }
 }
 
-/// Lines warning about ClientKeys that expire within 30 days or have expired (for
-/// `hkms status`); empty when there is nothing to say or the list cannot be read.
+/// Lines warning about ClientKeys that expire within 30 days, have expired or were retired
+/// (for `hkms status`); empty when there is nothing to say or the list cannot be read.
 pub async fn expiry_warnings(c: &mut Client) -> Vec<String> {
     let Ok(r) = c
         .access
@@ -332,19 +363,23 @@ pub async fn expiry_warnings(c: &mut Client) -> Vec<String> {
     r.into_inner()
         .client_keys
         .iter()
-        .filter(|k| k.state == "ExpiringSoon" || k.state == "Expired")
-        .map(|k| {
-            if k.state == "Expired" {
-                format!(
-                    "ClientKey {} of AAP {} has expired",
-                    k.client_key_id, k.aap_name
-                )
-            } else {
-                format!(
-                    "ClientKey {} of AAP {} expires in {} day(s); create a new one and delete it",
-                    k.client_key_id, k.aap_name, k.days_left
-                )
-            }
+        .filter_map(|k| match k.state.as_str() {
+            "Expired" => Some(format!(
+                "ClientKey {} of AAP {} has expired",
+                k.client_key_id, k.aap_name
+            )),
+            "ExpiringSoon" => Some(format!(
+                "ClientKey {} of AAP {} expires in {} day(s); change it (hkms client-key rotate --aap {} ...)",
+                k.client_key_id, k.aap_name, k.days_left, k.aap_name
+            )),
+            "Retired" => Some(format!(
+                "ClientKey {} of AAP {} was retired at {} and is refused; delete it (hkms client-key delete {})",
+                k.client_key_id,
+                k.aap_name,
+                unix_to_rfc3339(k.retire_unix),
+                k.client_key_id
+            )),
+            _ => None,
         })
         .collect()
 }

@@ -8,6 +8,7 @@ pub mod alias;
 pub mod asymmetric_cipher;
 pub mod ca;
 pub mod client_key;
+pub mod client_key_rotate;
 pub mod data_io;
 pub mod data_key_pair;
 pub mod filename;
