@@ -301,6 +301,103 @@ fn the_earlier_client_key_works_during_the_overlap_and_is_refused_after_it() {
     assert_eq!(count(&inst, "pay"), 4);
 }
 
+/// The PEM key and certificate inside a ClientKey's PKCS#12, for a mutual TLS client.
+fn tls_files(inst: &Instance, ck: &ClientKeyFiles) -> hkms::client::TlsClientFiles {
+    let json = std::fs::read_to_string(&ck.file).unwrap();
+    let password = std::fs::read_to_string(&ck.password_file).unwrap();
+    let (_, key, cert) = hkms::access::clientkey::load(&json, password.trim_end()).unwrap();
+    let dir = inst.d.path("client-pem");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = hkms::client::TlsClientFiles {
+        ca: inst.bundle.clone(),
+        cert: dir.join(format!("{}.pem", ck.id)),
+        key: dir.join(format!("{}.key", ck.id)),
+    };
+    std::fs::write(&files.cert, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&files.key, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    files
+}
+
+async fn tls_encrypt(c: &mut hkms::client::Client, key: &str) -> Result<(), String> {
+    c.crypto
+        .encrypt(hkms::proto::EncryptRequest {
+            key_id: key.into(),
+            plaintext: b"direct".to_vec(),
+            aad: Vec::new(),
+        })
+        .await
+        .map(drop)
+        .map_err(common::code)
+}
+
+/// hkmsd's own TCP listener, where ClientKey certificates are mutual TLS client
+/// certificates: the earlier key's connection works during the overlap, and its calls are
+/// refused after it, as an expired key's are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_refuses_a_client_key_after_its_retirement() {
+    let clock = TestClock::default();
+    let mut inst = Instance::new();
+    let (cert, tls_key) = (inst.d.path("tls/hkmsd.pem"), inst.d.path("tls/hkmsd.key"));
+    inst.d.cli_json(&[
+        "ca",
+        "issue-gateway",
+        "--dir",
+        inst.ca_dir.to_str().unwrap(),
+        "--dns",
+        "localhost",
+        "--cert-out",
+        cert.to_str().unwrap(),
+        "--key-out",
+        tls_key.to_str().unwrap(),
+    ]);
+    let port = support::free_port();
+    inst.d.listen =
+        format!("tcp = \"127.0.0.1:{port}\"\ntls_cert = {cert:?}\ntls_key = {tls_key:?}\n");
+    inst.d
+        .write_config(&[common::MemberSpec::softhsm("hsm-0", "m0")]);
+    let (k, v) = clock.env();
+    inst.d.extra_env.push((k.to_owned(), v));
+    inst.d.restart();
+    let key = inst.create_key();
+    let old = inst.app("pay", "key/*", None);
+    let endpoint = format!("https://localhost:{port}");
+    let mut old_conn =
+        hkms::client::Client::connect_tls(&endpoint, &tls_files(&inst, &old)).unwrap();
+    tls_encrypt(&mut old_conn, &key).await.unwrap();
+
+    let dir = inst.d.path("new");
+    let out = inst.d.cli_json(&rotate_args(
+        dir.to_str().unwrap(),
+        &["--overlap-days", "2"],
+    ));
+    let new = ClientKeyFiles {
+        id: s(&out["ClientKey"]["ClientKeyId"]),
+        file: PathBuf::from(s(&out["ClientKey"]["ClientKeyFile"])),
+        password_file: PathBuf::from(s(&out["ClientKey"]["PasswordFile"])),
+    };
+    let mut new_conn =
+        hkms::client::Client::connect_tls(&endpoint, &tls_files(&inst, &new)).unwrap();
+    clock.advance(DAY);
+    tls_encrypt(&mut old_conn, &key).await.unwrap();
+    tls_encrypt(&mut new_conn, &key).await.unwrap();
+    clock.advance(DAY + 60);
+    assert_eq!(
+        tls_encrypt(&mut old_conn, &key).await,
+        Err("Unauthenticated".to_owned())
+    );
+    let mut again = hkms::client::Client::connect_tls(&endpoint, &tls_files(&inst, &old)).unwrap();
+    assert_eq!(
+        tls_encrypt(&mut again, &key).await,
+        Err("Unauthenticated".to_owned())
+    );
+    tls_encrypt(&mut new_conn, &key).await.unwrap();
+    let log = inst.d.log_text();
+    assert!(
+        log.contains("refused a TCP request: the ClientKey has expired"),
+        "{log}"
+    );
+}
+
 #[test]
 fn help_teaches_rotation() {
     let out = Command::new(env!("CARGO_BIN_EXE_hkms"))
