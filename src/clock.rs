@@ -1,7 +1,9 @@
 //! hkmsd's clock: Unix seconds, and their RFC 3339 form.
 //!
 //! Everything that runs by the clock (automatic rotation, deletion at the end of a pending
-//! window, expiry of imported material and of import parameters) reads [`now_unix`].
+//! window, expiry of imported material and of import parameters) reads [`now_unix`], and so
+//! does every decision hkmsd makes on a ClientKey: its validity and retirement, the date of
+//! a signed request, the days left it reports.
 //!
 //! Tests need to move that clock by days. A debug build (`cargo build`, `cargo test`) adds
 //! the offset in seconds written in the file named by `HKMS_TEST_CLOCK_FILE`, read at each
@@ -107,6 +109,19 @@ pub fn date_to_unix(date: &str) -> Result<i64, String> {
     Ok(t)
 }
 
+/// The same time of day on the same date `years` later (Unix seconds); February 29 falls
+/// on February 28 in a year that has no such day.
+pub fn years_after(t: i64, years: i64) -> i64 {
+    let date = rfc3339(t);
+    let (y, rest) = date.split_at(4);
+    let y: i64 = y.parse().unwrap_or(1970) + years;
+    let (m, d) = (&rest[1..3], &rest[4..6]);
+    let day = date_to_unix(&format!("{y:04}-{m}-{d}"))
+        .or_else(|_| date_to_unix(&format!("{y:04}-{m}-28")))
+        .unwrap_or(t.div_euclid(86_400) * 86_400 + years * 365 * 86_400);
+    day + t.rem_euclid(86_400)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +135,24 @@ mod tests {
         for bad in ["2026-02-30", "2026-13-01", "x", "2026-1"] {
             assert!(date_to_unix(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn years_after_keeps_the_date_and_time_of_day() {
+        let t = date_to_unix("2026-03-05").unwrap() + 3_723;
+        assert_eq!(rfc3339(years_after(t, 1)), "2027-03-05T01:02:03Z");
+        assert_eq!(rfc3339(years_after(t, 5)), "2031-03-05T01:02:03Z");
+        // A year over a February 29 has 366 days; five years, 1826 or 1827.
+        let t = date_to_unix("2027-06-01").unwrap();
+        assert_eq!(years_after(t, 1) - t, 366 * 86_400);
+        assert_eq!(years_after(t, 5) - t, 1827 * 86_400);
+        assert_eq!(
+            years_after(date_to_unix("2029-06-01").unwrap(), 5),
+            date_to_unix("2034-06-01").unwrap()
+        );
+        let leap = date_to_unix("2028-02-29").unwrap() + 60;
+        assert_eq!(rfc3339(years_after(leap, 1)), "2029-02-28T00:01:00Z");
+        assert_eq!(rfc3339(years_after(leap, 4)), "2032-02-29T00:01:00Z");
     }
 
     #[test]

@@ -95,7 +95,9 @@ pub fn is_id(id: &str) -> bool {
         .is_some_and(|u| uuid::Uuid::try_parse(u).is_ok())
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, by this machine's system clock (the CLI's time for the
+/// certificates it makes). hkmsd decides on ClientKeys by its own clock,
+/// [`crate::clock::now_unix`].
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -228,17 +230,49 @@ pub fn check_certificate(der: &[u8], now: i64) -> Result<CertificateInfo, String
 
 /// Validity state at `now`: whole days left (negative when expired) and a label.
 pub fn state(not_before: i64, not_after: i64, now: i64) -> (i64, &'static str) {
-    let days_left = (not_after - now).div_euclid(86_400);
+    standing(not_before, not_after, 0, now)
+}
+
+/// Most days the earlier ClientKeys of an AAP keep working after a change of ClientKey.
+pub const MAX_OVERLAP_DAYS: i64 = 90;
+
+/// State at `now` of a ClientKey that may be retiring (`retire_unix`, 0 = not): whole days
+/// until hkmsd stops accepting it (its expiry, or its retirement when that comes first;
+/// negative once past) and a label: `NotYetValid`, `Expired`, `Retired` (past its
+/// retirement), `Retiring` (accepted until its retirement), `ExpiringSoon` or `Valid`.
+pub fn standing(
+    not_before: i64,
+    not_after: i64,
+    retire_unix: i64,
+    now: i64,
+) -> (i64, &'static str) {
+    let retiring = retire_unix != 0;
+    let end = if retiring {
+        retire_unix.min(not_after)
+    } else {
+        not_after
+    };
+    let days_left = (end - now).div_euclid(86_400);
     let label = if now < not_before {
         "NotYetValid"
     } else if now >= not_after {
         "Expired"
+    } else if retiring && now >= retire_unix {
+        "Retired"
+    } else if retiring {
+        "Retiring"
     } else if days_left <= WARN_DAYS {
         "ExpiringSoon"
     } else {
         "Valid"
     };
     (days_left, label)
+}
+
+/// Whether a ClientKey in state `label` ([`standing`]) authenticates requests: a key not
+/// yet valid, expired or retired does not.
+pub fn accepted(label: &str) -> bool {
+    !matches!(label, "NotYetValid" | "Expired" | "Retired")
 }
 
 /// The two files an application is configured with.
@@ -353,6 +387,27 @@ mod tests {
         assert_eq!(state(0, 100 * day, 100 * day), (0, "Expired"));
         assert_eq!(state(0, 100 * day, 101 * day), (-1, "Expired"));
         assert_eq!(state(5 * day, 100 * day, day), (99, "NotYetValid"));
+    }
+
+    #[test]
+    fn retiring_keys_count_their_days_to_the_retirement() {
+        let day = 86_400;
+        let s = |retire: i64, now: i64| standing(0, 100 * day, retire, now);
+        assert_eq!(s(0, 10 * day), (90, "Valid"));
+        assert_eq!(s(17 * day, 10 * day), (7, "Retiring"));
+        assert_eq!(s(17 * day, 17 * day - 1), (0, "Retiring"));
+        assert_eq!(s(17 * day, 17 * day), (0, "Retired"));
+        assert_eq!(s(17 * day, 20 * day), (-3, "Retired"));
+        // Retiring after its expiry: the expiry comes first.
+        assert_eq!(s(150 * day, 95 * day), (5, "Retiring"));
+        assert_eq!(s(150 * day, 100 * day), (0, "Expired"));
+        assert_eq!(standing(5 * day, 100 * day, 3 * day, day).1, "NotYetValid");
+        for label in ["Valid", "ExpiringSoon", "Retiring"] {
+            assert!(accepted(label), "{label}");
+        }
+        for label in ["NotYetValid", "Expired", "Retired"] {
+            assert!(!accepted(label), "{label}");
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@ use std::sync::Mutex;
 
 static CHANGES: Mutex<()> = Mutex::new(());
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
+/// Serialises a change of records with every other (see the module's documentation).
+pub(super) fn lock() -> std::sync::MutexGuard<'static, ()> {
     CHANGES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -384,7 +385,7 @@ pub fn create_client_key(
     aap: &str,
     certificate: Vec<u8>,
 ) -> Result<ClientKey, KmsError> {
-    let info = clientkey::check_certificate(&certificate, clientkey::now_unix())
+    let info = clientkey::check_certificate(&certificate, crate::clock::now_unix())
         .map_err(KmsError::invalid)?;
     create(
         store,
@@ -396,6 +397,7 @@ pub fn create_client_key(
             not_after: info.not_after,
             create_time: String::new(),
             certificate_sha256: info.sha256,
+            retire_unix: 0,
         },
     )
 }

@@ -7,6 +7,7 @@
 //! - [`document`]: JSON policy documents (statements with Effect/Action/Resource/Principal);
 //! - [`clientkey`]: ClientKey passwords, key pairs, certificates, files;
 //! - [`manage`]: creating and changing the records, with their checks;
+//! - [`rotation`]: changing an AAP's ClientKey, the earlier ones retiring after an overlap;
 //! - [`endpoint`]: which gateway endpoints answer (the Internet endpoint switch);
 //! - [`secrets`]: secret operations: roles, secret policies and managed secrets.
 //!
@@ -23,6 +24,7 @@ pub mod network;
 pub mod operations;
 pub mod pattern;
 pub mod policy;
+pub mod rotation;
 pub mod secrets;
 
 use crate::authn::Caller;

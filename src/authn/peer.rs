@@ -102,7 +102,7 @@ impl PeerAuth {
 impl tonic::service::Interceptor for PeerAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(info) = req.extensions().get::<RemoteConnectInfo>().cloned() {
-            let now = crate::access::clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let (caller, relay) = remote_caller(&*self.store, &info, now)?;
             if relay {
                 req.extensions_mut().insert(RelayAllowed);

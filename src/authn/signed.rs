@@ -4,7 +4,7 @@
 //! hkmsd does every check itself, in the protocol's order: API version, signature method,
 //! date (RFC 1123, within ±15 minutes), body digest (`content-sha256`), ClientKey id,
 //! signature (RSASSA-PKCS1-v1_5 with SHA-256 over the rebuilt string to sign), and finally
-//! the ClientKey's validity. Failures carry the protocol's HTTP status and error code.
+//! the ClientKey's validity and retirement. Failures carry the protocol's HTTP status and error code.
 
 use crate::access::clientkey;
 use crate::proto::ClientKey;
@@ -235,14 +235,15 @@ pub fn verify(
             "Signature is not matched.",
         ));
     }
-    // Validity is told only to whoever holds the key (the signature verified).
-    match clientkey::state(key.not_before, key.not_after, now).1 {
+    // Validity is told only to whoever holds the key (the signature verified). A key past
+    // its retirement (its AAP changed ClientKey) gets the answer of an expired one.
+    match clientkey::standing(key.not_before, key.not_after, key.retire_unix, now).1 {
         "NotYetValid" => Err(ApiError::new(
             401,
             "ClientKeyNotYetValid",
             format!("The ClientKey \"{key_id}\" is not valid yet."),
         )),
-        "Expired" => Err(ApiError::new(
+        "Expired" | "Retired" => Err(ApiError::new(
             401,
             "ClientKeyExpired",
             format!("The ClientKey \"{key_id}\" has expired."),

@@ -206,6 +206,16 @@ fn signatures_of_another_key_and_invalid_validity_are_refused() {
     let early = fixture(3600, 86_400);
     let e = run(&early, signed(&early, b"x", 0), b"x").unwrap_err();
     assert_eq!(e.code, "ClientKeyNotYetValid");
+
+    // A key whose AAP changed ClientKey: accepted until its retirement, then refused with
+    // the answer an expired key gets.
+    let mut retiring = fixture(-60, 86_400);
+    retiring.key.retire_unix = retiring.now + 1;
+    run(&retiring, signed(&retiring, b"x", 0), b"x").unwrap();
+    retiring.key.retire_unix = retiring.now;
+    let retired = run(&retiring, signed(&retiring, b"x", 0), b"x").unwrap_err();
+    let e = run(&expired, signed(&expired, b"x", 0), b"x").unwrap_err();
+    assert_eq!(retired, e, "the same key id, so the very same answer");
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //!
 //! Any other peer is disconnected after the handshake. On every call
 //! [`super::peer::PeerAuth`] checks again that the ClientKey still exists, still holds that
-//! certificate and is within its validity ([`remote_caller`]). Operators never use TCP.
+//! certificate, is within its validity and is not past its retirement ([`remote_caller`]). Operators never use TCP.
 //!
 //! Protocol: TLS 1.2 and 1.3 only, ECDHE (X25519, P-256, P-384) with AEAD ciphers only, no
 //! renegotiation, no session resumption (every connection proves its key anew).
@@ -390,9 +390,10 @@ pub fn remote_caller(
             let key = records::get::<ClientKey>(store, client_key_id)?
                 .filter(|k| k.certificate == **certificate)
                 .ok_or_else(|| refused("the connection's ClientKey no longer exists"))?;
-            match clientkey::state(key.not_before, key.not_after, now).1 {
+            match clientkey::standing(key.not_before, key.not_after, key.retire_unix, now).1 {
                 "NotYetValid" => Err(refused("the ClientKey is not valid yet")),
-                "Expired" => Err(refused("the ClientKey has expired")),
+                // Retired (its AAP changed ClientKey): refused as if it had expired.
+                "Expired" | "Retired" => Err(refused("the ClientKey has expired")),
                 _ => Ok((
                     Caller::Application {
                         aap: key.aap_name,
@@ -457,6 +458,21 @@ mod tests {
         assert_eq!(code(&s), ErrorCode::Unauthenticated, "not yet valid");
         put(now - 1000, now - 10, cert.clone());
         assert_eq!(code(&s), ErrorCode::Unauthenticated, "expired");
+        let retire = |retire_unix: i64| {
+            let mut k = records::get::<ClientKey>(&s, "KAAP.1").unwrap().unwrap();
+            k.not_after = now + 1000;
+            k.retire_unix = retire_unix;
+            records::put(&s, &k, false).unwrap();
+        };
+        retire(now + 100);
+        assert!(
+            remote_caller(&s, &info, now).is_ok(),
+            "retiring, still accepted"
+        );
+        retire(now);
+        assert_eq!(code(&s), ErrorCode::Unauthenticated, "retired");
+        retire(0);
+        assert!(remote_caller(&s, &info, now).is_ok());
         put(now - 10, now + 1000, vec![9]);
         assert_eq!(code(&s), ErrorCode::Unauthenticated, "another certificate");
 

@@ -1,6 +1,7 @@
 //! `hkms aap`: application access points, one per application, each with up to three
 //! policies and the ClientKeys the application authenticates with.
 
+use super::aap_quick;
 use super::resource::{self, Printed, Row, View};
 use crate::access::clientkey;
 use crate::client::Client;
@@ -11,27 +12,65 @@ use crate::proto::{
 };
 use clap::Subcommand;
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use tonic::Status;
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  # Quick creation: every key and secret of the instance, a ClientKey valid 5 years:
+  hkms aap create --quick --name billing --output-dir ./billing
+  # -> policies billing-keys and billing-secrets, and in ./billing the application's files
+  #    clientKey_KAAP.<id>.json and clientKey_KAAP.<id>_Password.txt
+
+  # Standard creation: your own policies, then a ClientKey (one year by default):
+  hkms policy create --name billing-keys --role CryptoServiceKeyUser \\
+      --resources alias/billing --network-rules office
+  hkms aap create --name billing --policies billing-keys
+  hkms client-key create --aap billing --output-dir ./billing";
 
 #[derive(Debug, Subcommand)]
 pub enum AapCommand {
-    /// Create an application access point (one per application) with up to three policies.
+    /// Create an application access point (one per application): with up to three policies
+    /// of your choosing, or with --quick, with access to every key and secret and its
+    /// ClientKey in one go.
     ///
-    /// Example: hkms aap create --name billing --policies app-keys
+    /// Standard creation attaches the policies you made (hkms policy create); then create
+    /// the application's ClientKey with hkms client-key create (valid one year by default).
+    ///
+    /// Quick creation (--quick) makes the policies <NAME>-keys (CryptoServiceKeyUser on
+    /// key/*) and <NAME>-secrets (CryptoServiceSecretUser on secret/*), attaches them, and
+    /// creates a ClientKey valid 5 years whose two files it writes into --output-dir:
+    /// clientKey_<KeyId>.json and clientKey_<KeyId>_Password.txt. It refuses a name whose
+    /// AAP or policies exist already, before creating anything.
+    #[command(after_long_help = CREATE_EXAMPLES)]
     Create {
-        /// AAP name: 1 to 64 letters, digits, '_', '-', '.', '/'.
+        /// AAP name: 1 to 64 letters, digits, '_', '-', '.', '/' (with --quick, at most 56,
+        /// to leave room for "-secrets").
         #[arg(long)]
         name: String,
-        /// Up to three policy names, comma separated.
-        #[arg(long, value_delimiter = ',')]
+        /// Up to three policy names, comma separated (standard creation).
+        #[arg(long, value_delimiter = ',', conflicts_with = "quick")]
         policies: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
         /// Make this AAP the principal of a product: it alone creates, changes and deletes
         /// the managed secrets "<product>!<identifier>" (1 to 32 lowercase letters, digits,
         /// '-', starting with a letter; one AAP per product).
-        #[arg(long, value_name = "PRODUCT")]
+        #[arg(long, value_name = "PRODUCT", conflicts_with = "quick")]
         managed_product: Option<String>,
+        /// Quick creation: access to every key and secret of the instance, and a ClientKey
+        /// valid 5 years. Needs --output-dir.
+        #[arg(long, requires = "output_dir")]
+        quick: bool,
+        /// With --quick: the directory for the ClientKey's two files (created if missing;
+        /// files are mode 0600 and never overwritten).
+        #[arg(long, requires = "quick")]
+        output_dir: Option<PathBuf>,
+        /// With --quick: a file whose first line is the ClientKey password (8 to 64
+        /// characters with at least two of digits, letters and ~!@#$%^&*?_-). Without it a
+        /// strong password is generated and written to the password file.
+        #[arg(long, requires = "quick")]
+        password_file: Option<PathBuf>,
     },
     /// List AAPs with their ClientKeys' remaining validity (DAYS LEFT).
     List,
@@ -129,6 +168,23 @@ impl Row for ApplicationAccessPointSummary {
 
 /// Runs one `hkms aap` command.
 pub async fn aap(c: &mut Client, cmd: &AapCommand) -> Result<Printed, Status> {
+    if let AapCommand::Create {
+        name,
+        description,
+        quick: true,
+        output_dir,
+        password_file,
+        ..
+    } = cmd
+    {
+        let quick = aap_quick::Quick {
+            name,
+            description,
+            output_dir: output_dir.as_deref().unwrap_or(Path::new(".")),
+            password_file: password_file.as_deref(),
+        };
+        return aap_quick::create(c, quick).await;
+    }
     let api = &mut c.access;
     match cmd {
         AapCommand::Create {
@@ -136,6 +192,7 @@ pub async fn aap(c: &mut Client, cmd: &AapCommand) -> Result<Printed, Status> {
             policies,
             description,
             managed_product,
+            ..
         } => {
             let aap = ApplicationAccessPoint {
                 name: name.clone(),

@@ -5,6 +5,9 @@
 //! an application access point (AAP) with up to three policies, then a ClientKey for the
 //! AAP. `client-key create` makes the key pair here, on the operator's machine: the private
 //! key goes only into the files it writes; hkmsd receives only the certificate.
+//! `aap create --quick` does it all in one command for every key and secret
+//! ([`super::aap_quick`]); `client-key rotate` changes an AAP's ClientKey, the earlier ones
+//! retiring after an overlap ([`super::client_key_rotate`]).
 //!
 //! Each command lives in a module of its own ([`super::network_rule`], [`super::policy`],
 //! [`super::aap`], [`super::client_key`]) and prints through [`super::resource`]; this module

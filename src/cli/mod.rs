@@ -2,11 +2,13 @@
 //! lines live here, as clap subcommands with their handlers.
 
 pub mod aap;
+pub mod aap_quick;
 pub mod access;
 pub mod alias;
 pub mod asymmetric_cipher;
 pub mod ca;
 pub mod client_key;
+pub mod client_key_rotate;
 pub mod data_io;
 pub mod data_key_pair;
 pub mod filename;

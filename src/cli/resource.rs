@@ -82,3 +82,25 @@ pub async fn deleted<T>(
     call.await?;
     Ok((format!("{kind} {name} deleted"), json!({ "Deleted": name })))
 }
+
+/// `status` with `note` added to its message, its code kept (what a command that stopped
+/// halfway did about its earlier steps).
+pub fn noted(status: Status, note: &str) -> Status {
+    let mut s = Status::new(status.code(), format!("{}; {note}", status.message()));
+    *s.metadata_mut() = status.metadata().clone();
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{error_code, ErrorCode, KmsError};
+
+    #[test]
+    fn notes_keep_the_error_code() {
+        let s: Status = KmsError::new(ErrorCode::ResourceExists, "policy p already exists").into();
+        let n = noted(s, "nothing was created");
+        assert_eq!(error_code(&n).as_deref(), Some("ResourceExists"));
+        assert!(n.message().ends_with("already exists; nothing was created"));
+    }
+}

@@ -5,7 +5,7 @@
 
 use super::resource::{operator, operator_call};
 use super::{reply, Reply};
-use crate::access::{clientkey, manage, network};
+use crate::access::{clientkey, manage, network, rotation};
 use crate::appliance::Appliance;
 use crate::authn::caller;
 use crate::error::KmsError;
@@ -19,7 +19,7 @@ pub struct AccessApi(pub Arc<Appliance>);
 
 /// Public summary of a ClientKey at `now`.
 pub fn summary(k: &ClientKey, now: i64) -> ClientKeySummary {
-    let (days_left, state) = clientkey::state(k.not_before, k.not_after, now);
+    let (days_left, state) = clientkey::standing(k.not_before, k.not_after, k.retire_unix, now);
     ClientKeySummary {
         client_key_id: k.client_key_id.clone(),
         aap_name: k.aap_name.clone(),
@@ -29,6 +29,7 @@ pub fn summary(k: &ClientKey, now: i64) -> ClientKeySummary {
         days_left,
         state: state.into(),
         certificate_sha256: k.certificate_sha256.clone(),
+        retire_unix: k.retire_unix,
     }
 }
 
@@ -188,7 +189,7 @@ impl AccessService for AccessApi {
     ) -> Reply<DescribeApplicationAccessPointResponse> {
         operator_call(req, "DescribeApplicationAccessPoint", |r| {
             let aap: ApplicationAccessPoint = manage::get(self.store(), &r.name)?;
-            let now = clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let client_keys = manage::client_keys(self.store(), &r.name)?
                 .iter()
                 .map(|k| summary(k, now))
@@ -206,7 +207,7 @@ impl AccessService for AccessApi {
     ) -> Reply<ListApplicationAccessPointsResponse> {
         operator_call(req, "ListApplicationAccessPoints", |_| {
             let keys: Vec<ClientKey> = manage::list(self.store())?;
-            let now = clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let aaps = manage::list::<ApplicationAccessPoint>(self.store())?
                 .into_iter()
                 .map(|aap| {
@@ -214,7 +215,9 @@ impl AccessService for AccessApi {
                         keys.iter().filter(|k| k.aap_name == aap.name).collect();
                     let days_left = mine
                         .iter()
-                        .map(|k| clientkey::state(k.not_before, k.not_after, now).0)
+                        .map(|k| {
+                            clientkey::standing(k.not_before, k.not_after, k.retire_unix, now).0
+                        })
                         .max()
                         .unwrap_or(-1);
                     ApplicationAccessPointSummary {
@@ -265,7 +268,27 @@ impl AccessService for AccessApi {
         operator_call(req, "CreateClientKey", |r| {
             let k = manage::create_client_key(self.store(), &r.aap_name, r.certificate)?;
             Ok(CreateClientKeyResponse {
-                client_key: Some(summary(&k, clientkey::now_unix())),
+                client_key: Some(summary(&k, crate::clock::now_unix())),
+            })
+        })
+    }
+
+    async fn retire_client_keys(
+        &self,
+        req: Request<RetireClientKeysRequest>,
+    ) -> Reply<RetireClientKeysResponse> {
+        operator_call(req, "RetireClientKeys", |r| {
+            let now = crate::clock::now_unix();
+            let (retire_unix, keys) = rotation::retire_client_keys(
+                self.store(),
+                &r.aap_name,
+                &r.keep_client_key_id,
+                r.overlap_days,
+                now,
+            )?;
+            Ok(RetireClientKeysResponse {
+                retire_unix,
+                client_keys: keys.iter().map(|k| summary(k, now)).collect(),
             })
         })
     }
@@ -279,7 +302,7 @@ impl AccessService for AccessApi {
             if !aap.is_empty() {
                 manage::get::<ApplicationAccessPoint>(self.store(), aap)?;
             }
-            let now = clientkey::now_unix();
+            let now = crate::clock::now_unix();
             let client_keys: Vec<ClientKeySummary> = manage::client_keys(self.store(), aap)?
                 .iter()
                 .map(|k| summary(k, now))

@@ -1,10 +1,13 @@
 //! Access-control records: network rules, policies, application access points, ClientKey
 //! certificates and the instance owner. One sled tree per record type; records are the
 //! `hkms.v1` access messages encoded with prost; every write is flushed before it returns.
+//! Changes to several records of a kind land together or not at all ([`swap`]).
 
+use super::sled_store::tx_err;
 use super::{SledStore, StoreError};
 use crate::proto::{ApplicationAccessPoint, ClientKey, InstanceOwner, NetworkRule, Policy};
 use prost::Message;
+use sled::transaction::ConflictableTransactionError;
 
 const NETWORK_RULES: &str = "access_network_rules";
 const POLICIES: &str = "access_policies";
@@ -42,6 +45,15 @@ impl Kind {
     }
 }
 
+/// One record replaced by [`AccessStore::swap_access`]: its name, the bytes it must still
+/// hold, and its new bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    pub name: String,
+    pub expected: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
 /// Storage of access-control records. Writes are durable when they return.
 pub trait AccessStore: Send + Sync + std::fmt::Debug {
     /// Stores a record under `name`. With `create`, fails with `Exists` when the name is
@@ -58,6 +70,10 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug {
     fn list_access(&self, kind: Kind) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Removes a record; `NotFound` when absent.
     fn delete_access(&self, kind: Kind, name: &str) -> Result<(), StoreError>;
+    /// Replaces records of `kind` together, each only if it is still exactly the `expected`
+    /// bytes (compare-and-swap), in one transaction. `Ok(true)` once durable; `Ok(false)`
+    /// when any of them changed or disappeared meanwhile, and then nothing was written.
+    fn swap_access(&self, kind: Kind, swaps: &[Swap]) -> Result<bool, StoreError>;
     fn instance_owner(&self) -> Result<Option<InstanceOwner>, StoreError>;
     /// Records the owner once; later calls keep the first owner.
     fn record_instance_owner(&self, owner: &InstanceOwner) -> Result<(), StoreError>;
@@ -135,6 +151,26 @@ impl AccessStore for SledStore {
             return Err(StoreError::NotFound(format!("{} {name}", kind.label())));
         }
         self.flush()
+    }
+
+    fn swap_access(&self, kind: Kind, swaps: &[Swap]) -> Result<bool, StoreError> {
+        let tree = self.tree(kind.tree())?;
+        let result = tree.transaction(|t| {
+            for s in swaps {
+                match t.get(s.name.as_bytes())? {
+                    Some(current) if current.as_ref() == s.expected.as_slice() => {
+                        t.insert(s.name.as_bytes(), s.new.as_slice())?;
+                    }
+                    _ => return Err(ConflictableTransactionError::Abort(StoreError::Conflict)),
+                }
+            }
+            Ok(())
+        });
+        match result.map_err(tx_err) {
+            Ok(()) => self.flush().map(|()| true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn instance_owner(&self) -> Result<Option<InstanceOwner>, StoreError> {
@@ -222,6 +258,28 @@ pub fn delete<R: Record>(store: &dyn AccessStore, name: &str) -> Result<(), Stor
     store.delete_access(R::KIND, name)
 }
 
+/// Replaces each record read (`expected`) with its new version (`new`, of the same name),
+/// all or none ([`AccessStore::swap_access`]): `Ok(false)` when any changed meanwhile.
+pub fn swap<R: Record>(store: &dyn AccessStore, changes: &[(&R, &R)]) -> Result<bool, StoreError> {
+    let mut swaps = Vec::with_capacity(changes.len());
+    for (expected, new) in changes {
+        if expected.name() != new.name() {
+            return Err(StoreError::Corrupt(format!(
+                "{} {} cannot become {}",
+                R::KIND.label(),
+                expected.name(),
+                new.name()
+            )));
+        }
+        swaps.push(Swap {
+            name: new.name().to_owned(),
+            expected: expected.encode_to_vec(),
+            new: new.encode_to_vec(),
+        });
+    }
+    store.swap_access(R::KIND, &swaps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +339,33 @@ mod tests {
             Err(StoreError::NotFound(_))
         ));
         assert!(get::<NetworkRule>(&s, "office").unwrap().is_none());
+    }
+
+    #[test]
+    fn swaps_land_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let key = |id: &str, retire_unix: i64| ClientKey {
+            client_key_id: id.into(),
+            aap_name: "app".into(),
+            retire_unix,
+            ..Default::default()
+        };
+        let (a, b) = (key("KAAP.a", 0), key("KAAP.b", 0));
+        put(&s, &a, true).unwrap();
+        put(&s, &b, true).unwrap();
+        let (a1, b1) = (key("KAAP.a", 100), key("KAAP.b", 100));
+        assert!(swap(&s, &[(&a, &a1), (&b, &b1)]).unwrap());
+        assert_eq!(get::<ClientKey>(&s, "KAAP.b").unwrap().unwrap(), b1);
+        // One record no longer as read: neither changes.
+        let (a2, b2) = (key("KAAP.a", 200), key("KAAP.b", 200));
+        assert!(!swap(&s, &[(&a1, &a2), (&b, &b2)]).unwrap());
+        assert_eq!(get::<ClientKey>(&s, "KAAP.a").unwrap().unwrap(), a1);
+        assert_eq!(get::<ClientKey>(&s, "KAAP.b").unwrap().unwrap(), b1);
+        // A record that is gone, or a change of name, is refused too.
+        delete::<ClientKey>(&s, "KAAP.b").unwrap();
+        assert!(!swap(&s, &[(&a1, &a2), (&b1, &b2)]).unwrap());
+        assert_eq!(get::<ClientKey>(&s, "KAAP.a").unwrap().unwrap(), a1);
+        assert!(swap(&s, &[(&a1, &b2)]).is_err());
     }
 }

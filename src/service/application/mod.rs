@@ -79,7 +79,8 @@ pub const MIGRATION_HEADER: &str = "x-kms-migrationkeyversionid";
 static EXPIRY_WARNED: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
 
 fn warn_if_expiring(key: &ClientKey, now: i64) {
-    let (days_left, state) = clientkey::state(key.not_before, key.not_after, now);
+    let (days_left, state) =
+        clientkey::standing(key.not_before, key.not_after, key.retire_unix, now);
     if state != "ExpiringSoon" {
         return;
     }
@@ -310,7 +311,7 @@ impl ApplicationApi {
         })?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let headers = Headers::new(r.headers.iter().map(|h| (h.name.as_str(), h.value.clone())));
-        let now = clientkey::now_unix();
+        let now = crate::clock::now_unix();
         let store = self.0.store.clone();
         let lookup = move |id: &str| {
             records::get::<ClientKey>(&*store, id).map_err(|e| {
