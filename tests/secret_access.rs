@@ -226,6 +226,25 @@ async fn managed_secrets_are_changed_only_by_their_products_aap() {
         "Forbidden"
     );
 
+    // An explicit Deny in the secret's policy holds the product's AAP too.
+    let deny = r#"{"Statement":[{"Effect":"Deny","Action":"kms:PutSecretValue",
+        "Principal":{"AAP":["aap/ai-gateway"]},"Resource":"secret/aigw!secret-abc"}]}"#;
+    set_policy(&mut op, "aigw!secret-abc", deny).await.unwrap();
+    let e = put(&mut product, "aigw!secret-abc", "", b"x", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), "Forbidden");
+    assert_eq!(
+        get(&mut product, "aigw!secret-abc").await.unwrap(),
+        b"sk-live-2"
+    );
+    op.secrets
+        .delete_secret_policy(DeleteSecretPolicyRequest {
+            secret_name: "aigw!secret-abc".into(),
+        })
+        .await
+        .unwrap();
+
     // The product's value is unchanged by every refused attempt.
     assert_eq!(
         get(&mut product, "aigw!secret-abc").await.unwrap(),
