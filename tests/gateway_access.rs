@@ -198,6 +198,15 @@ async fn codes(c: &mut hkms::client::Client) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "SetInternetSecretAccess",
+            code(
+                c.access
+                    .set_internet_secret_access(SetInternetSecretAccessRequest { enabled: false })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
             "GenerateRandom",
             code(
                 c.crypto

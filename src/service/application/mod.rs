@@ -7,8 +7,10 @@
 //! was refused (not a gateway, malformed source address).
 //!
 //! Requests that arrive on the gateway's Internet endpoint are refused before
-//! authentication while Internet access is off ([`crate::access::endpoint`]); the endpoint
-//! also decides which of the AAP's network rules may admit a request. Keys may be named by alias; aliases resolve before authorisation. The
+//! authentication while the switch that governs them is off ([`crate::access::endpoint`]:
+//! Internet access for cryptographic operations, secret reads over the Internet for
+//! GetSecretValue); the endpoint also decides which of the AAP's network rules may admit a
+//! request. Keys may be named by alias; aliases resolve before authorisation. The
 //! operations themselves are in [`symmetric`], [`asymmetric`] (Sign, Verify, GetPublicKey),
 //! [`mac`] (Hmac), [`key_pair`] (the data key pairs) and [`secrets`] (GetSecretValue). A
 //! key whose usage does not allow an operation (signing with an ENCRYPT/DECRYPT key...) is
@@ -336,16 +338,18 @@ impl ApplicationApi {
                 ApiError::new(500, "InternalFailure", "Internal Failure")
             })
         };
-        let internet_closed = endpoint == EndpointKind::Internet
-            && !endpoint::internet_enabled(&*self.0.store).unwrap_or(false);
-        let verified = if internet_closed {
-            Err(ApiError::new(
-                403,
-                "Forbidden.InternetAccessDisabled",
-                "Internet access to this instance is not enabled.",
-            ))
-        } else {
-            signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1)
+        // The operation named before authentication: the verified request names the same
+        // one (the same header, signed, read the same way), checked again below.
+        let named = headers
+            .one("x-kms-apiname")
+            .ok()
+            .flatten()
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned();
+        let verified = match endpoint::closed_to(&*self.0.store, endpoint, &named) {
+            Some(why) => Err(ApiError::new(403, "Forbidden.InternetAccessDisabled", why)),
+            None => signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1),
         };
         let mut version_header = None;
         let authenticated = Some(verified.is_ok());
@@ -362,7 +366,13 @@ impl ApplicationApi {
                     source,
                     endpoint,
                 };
-                if !operations::in_instance_api(&v.api_name) {
+                if v.api_name != named {
+                    Err(ApiError::new(
+                        400,
+                        "InvalidParameter",
+                        "The header x-kms-apiname is not valid.",
+                    ))
+                } else if !operations::in_instance_api(&v.api_name) {
                     Err(ApiError::new(
                         400,
                         "InvalidApiName",
