@@ -631,8 +631,9 @@ async fn signed_requests_are_authenticated_then_authorised() {
     .encode_to_vec();
     let r = call(&d, &app, "Decrypt", body, "10.0.0.1").await;
     assert_eq!(r.code, "Forbidden.NoPermission");
+    // GetSecretValue without a SecretName.
     let r = call(&d, &app, "GetSecretValue", vec![], "10.0.0.1").await;
-    assert_eq!((r.status, r.code.as_str()), (400, "UnsupportedOperation"));
+    assert_eq!((r.status, r.code.as_str()), (400, "InvalidParameter"));
     let r = call(
         &d,
         &app,

@@ -119,7 +119,10 @@ fn official_sdk_runs_every_operation_over_https() {
         v["sign"], "InvalidParameter",
         "an ENCRYPT/DECRYPT key does not sign"
     );
-    assert_eq!(v["get_secret_value"], "UnsupportedOperation");
+    assert_eq!(
+        v["get_secret_value"], "Forbidden.NoPermission",
+        "no secret granted"
+    );
     assert_eq!(v["denied"], "Forbidden.NoPermission");
     assert_eq!(v["unknown_alias"], "Forbidden.NoPermission");
 
@@ -297,7 +300,7 @@ fn protocol_framing_limits_and_request_ids() {
         401,
         "SignatureNotMatch",
     );
-    // Unknown operation names, and operations the appliance does not serve yet.
+    // Unknown operation names, and a GetSecretValue without its SecretName.
     let secret_body = api::GetSecretValueRequest::default().encode_to_vec();
     check_error(
         &post(
@@ -307,7 +310,7 @@ fn protocol_framing_limits_and_request_ids() {
             &secret_body,
         ),
         400,
-        "UnsupportedOperation",
+        "InvalidParameter",
     );
     check_error(
         &post(&mut conn, "/", &signed(&ck, "Frobnicate", &body), &body),

@@ -96,9 +96,9 @@ fn operations_the_instance_api_does_not_define_answer_invalid_api_name() {
             format!("The ApiName \"{name}\" is invalid.")
         );
     }
-    // An operation the instance API defines and this appliance does not serve.
+    // An operation the instance API defines, served: this AAP is granted keys, not secrets.
     let a = post(&mut conn, "/", &ck.signed("GetSecretValue", &body), &body);
-    assert_eq!(a.failure(), (400, "UnsupportedOperation".into()));
+    assert_eq!(a.failure(), (403, "Forbidden.NoPermission".into()));
     // A defined and served operation on the same connection.
     let a = post(&mut conn, "/", &ck.signed("GenerateDataKey", &body), &body);
     assert_eq!(a.status, 200, "{:?}", a.failure());
@@ -193,6 +193,15 @@ async fn codes(c: &mut hkms::client::Client) -> Vec<(&'static str, String)> {
             code(
                 c.access
                     .set_internet_access(SetInternetAccessRequest { enabled: true })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "SetInternetSecretAccess",
+            code(
+                c.access
+                    .set_internet_secret_access(SetInternetSecretAccessRequest { enabled: false })
                     .await
                     .map(drop),
             ),

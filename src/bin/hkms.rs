@@ -93,8 +93,9 @@ enum Command {
     Alias(hkms::cli::alias::AliasCommand),
     /// Instance settings: the Internet endpoint, whether key deletion may be scheduled.
     ///
-    /// `internet` turns the gateway's Internet endpoint on and off; `key-deletion` blocks
-    /// or allows scheduling the deletion of any key.
+    /// `internet` turns cryptographic operations on the gateway's Internet endpoint on and
+    /// off (`internet secrets`: secret reads there); `key-deletion` blocks or allows
+    /// scheduling the deletion of any key.
     #[command(subcommand)]
     Instance(hkms::cli::instance::InstanceCommand),
     /// The instance CA: create it, issue the gateway's certificate, export the CA bundle.

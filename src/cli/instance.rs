@@ -1,5 +1,6 @@
-//! `hkms instance`: instance-wide switches. `internet` turns the gateway's Internet
-//! endpoint on and off; `key-deletion` blocks or allows scheduling the deletion of any key.
+//! `hkms instance`: instance-wide switches. `internet` turns cryptographic operations on
+//! the gateway's Internet endpoint on and off, and `internet secrets` secret reads there;
+//! `key-deletion` blocks or allows scheduling the deletion of any key.
 
 use super::access::Printed;
 use super::hsm::{member_json, members_text};
@@ -11,7 +12,8 @@ use tonic::Status;
 
 #[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
-    /// The gateway's Internet endpoint: off until the instance owner enables it.
+    /// The gateway's Internet endpoint: cryptographic operations are off until the instance
+    /// owner enables them; secret reads are on until the owner turns them off.
     #[command(subcommand)]
     Internet(InternetCommand),
     /// Instance-wide deletion protection: while blocked, no key's deletion can be scheduled.
@@ -21,12 +23,36 @@ pub enum InstanceCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum InternetCommand {
-    /// Let the Internet endpoint answer (instance owner only). Cryptographic operations over
-    /// it stay capped at 1,000 QPS whatever the tier.
+    /// Answer cryptographic operations on the Internet endpoint (instance owner only).
+    ///
+    /// They stay capped at 1,000 QPS whatever the tier, and each AAP still needs a policy
+    /// naming a Public network rule.
     Enable,
-    /// Refuse every request that arrives on the Internet endpoint (instance owner only).
+    /// Refuse cryptographic operations on the Internet endpoint (instance owner only).
+    ///
+    /// Secret reads are not affected: `hkms instance internet secrets disable` turns them
+    /// off.
     Disable,
-    /// Show whether the Internet endpoint answers.
+    /// Show what the Internet endpoint answers: cryptographic operations, secret reads.
+    Status,
+    /// Secret reads (GetSecretValue) on the Internet endpoint: on by default, even while
+    /// Internet access for cryptographic operations is disabled.
+    ///
+    /// A read still needs a policy of the AAP that grants it on the secret and names a
+    /// Public network rule admitting the caller's address. Over the Internet endpoint the
+    /// gateway caps secret reads at `[throttle] secret_qps` (450 at most).
+    #[command(subcommand)]
+    Secrets(InternetSecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InternetSecretsCommand {
+    /// Answer secret reads on the Internet endpoint (the default; instance owner only).
+    Enable,
+    /// Refuse secret reads on the Internet endpoint (instance owner only); the private
+    /// endpoint keeps answering them.
+    Disable,
+    /// Show whether secret reads are answered on the Internet endpoint.
     Status,
 }
 
@@ -89,6 +115,7 @@ pub fn key_deletion_words(blocked: bool) -> &'static str {
 
 async fn internet(c: &mut Client, cmd: &InternetCommand) -> Result<Printed, Status> {
     let enabled = match cmd {
+        InternetCommand::Secrets(cmd) => return internet_secrets(c, cmd).await,
         InternetCommand::Enable | InternetCommand::Disable => {
             c.access
                 .set_internet_access(SetInternetAccessRequest {
@@ -99,20 +126,70 @@ async fn internet(c: &mut Client, cmd: &InternetCommand) -> Result<Printed, Stat
                 .enabled
         }
         InternetCommand::Status => {
-            c.access
+            let enabled = c
+                .access
                 .get_internet_access(GetInternetAccessRequest {})
+                .await?
+                .into_inner()
+                .enabled;
+            let secrets = internet_secret_reads(c).await?;
+            return Ok((
+                format!(
+                    "{}\n{}",
+                    internet_words(enabled),
+                    internet_secrets_words(secrets)
+                ),
+                json!({ "InternetAccess": enabled, "InternetSecretReads": secrets }),
+            ));
+        }
+    };
+    Ok((
+        internet_words(enabled).to_owned(),
+        json!({ "InternetAccess": enabled }),
+    ))
+}
+
+async fn internet_secret_reads(c: &mut Client) -> Result<bool, Status> {
+    Ok(c.access
+        .get_internet_secret_access(GetInternetSecretAccessRequest {})
+        .await?
+        .into_inner()
+        .enabled)
+}
+
+async fn internet_secrets(c: &mut Client, cmd: &InternetSecretsCommand) -> Result<Printed, Status> {
+    let enabled = match cmd {
+        InternetSecretsCommand::Enable | InternetSecretsCommand::Disable => {
+            c.access
+                .set_internet_secret_access(SetInternetSecretAccessRequest {
+                    enabled: matches!(cmd, InternetSecretsCommand::Enable),
+                })
                 .await?
                 .into_inner()
                 .enabled
         }
+        InternetSecretsCommand::Status => internet_secret_reads(c).await?,
     };
     Ok((
-        format!(
-            "Internet access: {}",
-            if enabled { "enabled" } else { "disabled" }
-        ),
-        json!({ "InternetAccess": enabled }),
+        internet_secrets_words(enabled).to_owned(),
+        json!({ "InternetSecretReads": enabled }),
     ))
+}
+
+fn internet_words(enabled: bool) -> &'static str {
+    if enabled {
+        "Internet access: enabled (cryptographic operations are answered on the Internet endpoint)"
+    } else {
+        "Internet access: disabled (cryptographic operations on the Internet endpoint are refused)"
+    }
+}
+
+fn internet_secrets_words(enabled: bool) -> &'static str {
+    if enabled {
+        "Secret reads over the Internet: enabled (GetSecretValue is answered on the Internet endpoint)"
+    } else {
+        "Secret reads over the Internet: disabled (`hkms instance internet secrets enable` turns them on)"
+    }
 }
 
 /// Runs `hkms status`: the instance, its key deletion switch, every HSM member, and

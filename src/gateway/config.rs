@@ -161,10 +161,12 @@ pub struct ThrottleConfig {
     /// Cryptographic operations per second over the Internet endpoint; at most 1000.
     #[serde(default = "default_internet_qps")]
     pub internet_crypto_qps: f64,
-    /// Shared-gateway mode: secret reads (GetSecretValue) are capped at `secret_qps`.
+    /// Shared-gateway mode: secret reads (GetSecretValue) on the private endpoint are capped
+    /// at `secret_qps` too (on the Internet endpoint they always are).
     #[serde(default)]
     pub shared_gateway: bool,
-    /// Secret reads per second in shared-gateway mode; at most 450.
+    /// Secret reads per second over the Internet endpoint, and over the private endpoint in
+    /// shared-gateway mode; at most 450.
     #[serde(default = "default_secret_qps")]
     pub secret_qps: f64,
     /// Unauthenticated requests per second from one source address (an IPv4 address or an

@@ -2,9 +2,11 @@
 //!
 //! - private endpoint: every request counts against the instance tier (`tier_qps`);
 //! - Internet endpoint: cryptographic operations count against `internet_crypto_qps`
-//!   (at most 1,000 whatever the tier);
-//! - shared-gateway mode: secret reads (`GetSecretValue`) also count against `secret_qps`
-//!   (at most 450), on either endpoint.
+//!   (at most 1,000 whatever the tier), secret reads (`GetSecretValue`) against
+//!   `secret_qps` (at most 450): the Internet endpoint serves secrets as the shared
+//!   gateway does, in either mode;
+//! - shared-gateway mode: secret reads on the private endpoint also count against
+//!   `secret_qps`.
 //!
 //! The operation is read from `x-kms-apiname` before the request is authenticated: a caller
 //! that lies about it only spends its own share of a cap.
@@ -253,7 +255,9 @@ impl SourceBudgets {
 pub struct Throttle {
     tier: Bucket,
     internet_crypto: Bucket,
-    secrets: Option<Bucket>,
+    secrets: Bucket,
+    /// Whether secret reads on the private endpoint count against `secrets` too.
+    shared_gateway: bool,
     sources: SourceBudgets,
     unsigned: Bucket,
 }
@@ -268,7 +272,8 @@ impl Throttle {
         Throttle {
             tier: Bucket::new(cfg.tier_qps),
             internet_crypto: Bucket::new(cfg.internet_crypto_qps),
-            secrets: cfg.shared_gateway.then(|| Bucket::new(cfg.secret_qps)),
+            secrets: Bucket::new(cfg.secret_qps),
+            shared_gateway: cfg.shared_gateway,
             sources: SourceBudgets::new(cfg.unsigned_qps_per_source),
             unsigned: Bucket::new(cfg.unsigned_qps_total),
         }
@@ -306,12 +311,9 @@ impl Throttle {
     /// Whether a request for `api_name` on `endpoint` may go on now (the instance caps).
     pub fn admit(&self, endpoint: Endpoint, api_name: &str) -> Result<(), Throttled> {
         let secret = is_secret_read(api_name);
-        if secret {
-            if let Some(b) = &self.secrets {
-                if !b.try_take() {
-                    return Err(Throttled::Secrets);
-                }
-            }
+        let shared = endpoint == Endpoint::Internet || self.shared_gateway;
+        if secret && shared && !self.secrets.try_take() {
+            return Err(Throttled::Secrets);
         }
         let ok = match endpoint {
             Endpoint::Private => self.tier.try_take(),
@@ -374,6 +376,30 @@ mod tests {
             t.admit(Endpoint::Internet, "GetSecretValue"),
             Err(Throttled::Secrets)
         );
+    }
+
+    #[test]
+    fn secret_reads_over_the_internet_are_capped_in_either_mode() {
+        let t = Throttle::new(&ThrottleConfig {
+            tier_qps: 100.0,
+            secret_qps: 2.0,
+            shared_gateway: false,
+            ..ThrottleConfig::default()
+        });
+        // The private endpoint of a dedicated gateway: the tier only.
+        for _ in 0..5 {
+            assert!(t.admit(Endpoint::Private, "GetSecretValue").is_ok());
+        }
+        // The Internet endpoint: the shared gateway's cap on secret reads, not the tier's
+        // and not the cryptographic cap.
+        assert!(t.admit(Endpoint::Internet, "GetSecretValue").is_ok());
+        assert!(t.admit(Endpoint::Internet, "GetSecretValue").is_ok());
+        assert_eq!(
+            t.admit(Endpoint::Internet, "GetSecretValue"),
+            Err(Throttled::Secrets)
+        );
+        assert!(t.admit(Endpoint::Internet, "Encrypt").is_ok());
+        assert!(t.admit(Endpoint::Private, "GetSecretValue").is_ok());
     }
 
     #[test]

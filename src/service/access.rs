@@ -358,6 +358,28 @@ impl AccessService for AccessApi {
                 .map(|enabled| GetInternetAccessResponse { enabled })
         })
     }
+
+    async fn set_internet_secret_access(
+        &self,
+        req: Request<SetInternetSecretAccessRequest>,
+    ) -> Reply<SetInternetSecretAccessResponse> {
+        reply((|| {
+            let c = caller(&req)?;
+            let enabled = req.get_ref().enabled;
+            crate::access::endpoint::set_internet_secret_reads(self.store_all(), &c, enabled)
+                .map(|enabled| SetInternetSecretAccessResponse { enabled })
+        })())
+    }
+
+    async fn get_internet_secret_access(
+        &self,
+        req: Request<GetInternetSecretAccessRequest>,
+    ) -> Reply<GetInternetSecretAccessResponse> {
+        operator_call(req, "GetInternetSecretAccess", |_| {
+            crate::access::endpoint::internet_secret_reads(&*self.0.store)
+                .map(|enabled| GetInternetSecretAccessResponse { enabled })
+        })
+    }
 }
 
 /// Refuses everyone but operators (for administrative handlers).

@@ -6,12 +6,16 @@ The client verifies the gateway's certificate with the exported CA bundle
   ops     every operation the appliance serves, with AAD, and the refusals of the others;
   encrypt one Encrypt call; prints {"ok": true} or the error the SDK raised;
   oversize one Encrypt call with a 4 MB plaintext (over the 3 MB body limit); prints the
-          error the SDK raised.
+          error the SDK raised;
+  secrets GetSecretValue calls, one per entry of --reads (a JSON list of objects with
+          "name" and optional "stage", "version", "fetch_extended_config"); prints
+          {"reads": [...]}, each the response's fields or the error the SDK raised.
 
 Prints one JSON object. Run it with the interpreter of the SDK's virtual environment.
 """
 
 import argparse
+import base64
 import json
 import sys
 import time
@@ -230,15 +234,53 @@ def ops(c, key, alias, denied):
     return out
 
 
+def secret_reads(c, reads):
+    """GetSecretValue for each read; a binary value is also given decoded from Base64."""
+    out = []
+    for r in reads:
+        try:
+            v = c.get_secret_value(
+                models.GetSecretValueRequest(
+                    secret_name=r["name"],
+                    version_stage=r.get("stage"),
+                    version_id=r.get("version"),
+                    fetch_extended_config=r.get("fetch_extended_config"),
+                )
+            )
+            got = {
+                "ok": True,
+                "secret_name": v.secret_name,
+                "secret_type": v.secret_type,
+                "secret_data": v.secret_data,
+                "secret_data_type": v.secret_data_type,
+                "version_stages": list(v.version_stages or []),
+                "version_id": v.version_id,
+                "create_time": v.create_time,
+                "request_id": v.request_id,
+                "extended_config": v.extended_config,
+                "automatic_rotation": v.automatic_rotation,
+                "last_rotation_date": v.last_rotation_date,
+                "next_rotation_date": v.next_rotation_date,
+                "rotation_interval": v.rotation_interval,
+            }
+            if v.secret_data_type == "binary":
+                got["binary_hex"] = base64.b64decode(v.secret_data, validate=True).hex()
+            out.append(got)
+        except Exception as e:  # TeaException / UnretryableException carry the protocol code
+            out.append({"ok": False, "error": error_of(e)})
+    return {"reads": out}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["ops", "encrypt", "oversize"])
+    ap.add_argument("mode", choices=["ops", "encrypt", "oversize", "secrets"])
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--client-key-file", required=True)
     ap.add_argument("--password-file", required=True)
     ap.add_argument("--password", help="use this password instead of the file's")
-    ap.add_argument("--key-id", required=True)
+    ap.add_argument("--key-id", default="")
+    ap.add_argument("--reads", default="[]", help="secrets mode: the reads, a JSON list")
     ap.add_argument("--alias", default="")
     ap.add_argument("--denied-key-id", default="")
     args = ap.parse_args()
@@ -261,6 +303,8 @@ def main() -> int:
         )
         if args.mode == "ops":
             out = ops(client, args.key_id, args.alias, args.denied_key_id)
+        elif args.mode == "secrets":
+            out = secret_reads(client, json.loads(args.reads))
         elif args.mode == "oversize":
             big = b"\x01" * (4 * 1024 * 1024)
             r = client.encrypt(models.EncryptRequest(key_id=args.key_id, plaintext=big))

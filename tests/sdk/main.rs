@@ -1,6 +1,6 @@
 //! Interoperability with the official KMS instance SDK for Python
 //! (`alibabacloud-dkms-gcs==1.0.2`): a ClientKey file made by `hkms client-key create` loads
-//! in the SDK, and the requests the SDK signs verify in hkmsd.
+//! in the SDK, the requests the SDK signs verify in hkmsd, and the SDK reads secrets.
 //!
 //! A minimal HTTP relay stands in for hkms-gateway: it hands every request, as received, to
 //! hkmsd's application service and returns hkmsd's answer. The SDK lives in its own virtual
@@ -14,7 +14,8 @@ use common::{Daemon, GATEWAY_UID};
 use hkms::client::Client;
 use hkms::instance_api as api;
 use hkms::proto::{
-    ApplicationCallRequest, CreateKeyRequest, HttpHeader, KeyMetadata, VerifyMacRequest,
+    ApplicationCallRequest, CreateKeyRequest, CreateSecretRequest, HttpHeader, KeyMetadata,
+    PutSecretValueRequest, VerifyMacRequest,
 };
 use prost::Message;
 use serde_json::Value;
@@ -151,6 +152,43 @@ async fn create_key(c: &mut Client, spec: &str, usage: &str) -> KeyMetadata {
         .into_inner()
         .key_metadata
         .unwrap()
+}
+
+/// Secrets the SDK reads: `sdk-db` (text, with extended configuration: "first", then
+/// "second" as version v2) and `sdk-blob` (binary). Returns `sdk-db`'s first version.
+async fn create_secrets(c: &mut Client, key: &str) -> String {
+    let created = c
+        .secrets
+        .create_secret(CreateSecretRequest {
+            secret_name: "sdk-db".into(),
+            secret_data: b"first".to_vec(),
+            encryption_key_id: key.into(),
+            extended_config: r#"{"app":"sdk"}"#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    c.secrets
+        .put_secret_value(PutSecretValueRequest {
+            secret_name: "sdk-db".into(),
+            secret_data: b"second".to_vec(),
+            version_id: "v2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c.secrets
+        .create_secret(CreateSecretRequest {
+            secret_name: "sdk-blob".into(),
+            secret_data: vec![0x00, 0xff, 0x10],
+            secret_data_type: "binary".into(),
+            encryption_key_id: key.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    created.version_id
 }
 
 /// Sign, Verify and GetPublicKey (the SDK client checked the signatures with the PEM), the
@@ -293,13 +331,26 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
         "local",
     ]);
     d.cli_json(&[
+        "policy",
+        "create",
+        "--name",
+        "sdk-secrets",
+        "--role",
+        "CryptoServiceSecretUser",
+        "--resources",
+        "secret/sdk-*",
+        "--network-rules",
+        "local",
+    ]);
+    d.cli_json(&[
         "aap",
         "create",
         "--name",
         "sdk-app",
         "--policies",
-        "one-key",
+        "one-key,sdk-secrets",
     ]);
+    let first = create_secrets(&mut c, &key).await;
     let dir = d.path("client-keys");
     let ck = d.cli_json(&[
         "client-key",
@@ -334,6 +385,10 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
         ec.key_id.clone(),
         "--hmac-key-id".into(),
         hmac.key_id.clone(),
+        "--secret-name".into(),
+        "sdk-db".into(),
+        "--binary-secret-name".into(),
+        "sdk-blob".into(),
     ];
     let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
         .await
@@ -354,6 +409,18 @@ async fn official_python_sdk_loads_the_client_key_and_its_signatures_verify() {
     assert!(!v["encrypt_request_id"].as_str().unwrap().is_empty());
     check_asymmetric(&v, &key, &rsa, &ec);
     check_hmac(&mut c, &v, &hmac.key_id).await;
+    let s = &v["secrets"];
+    assert_eq!(
+        s["current"],
+        serde_json::json!(["second", "v2", ["ACSCurrent"], r#"{"app":"sdk"}"#]),
+        "{s}"
+    );
+    assert_eq!(
+        s["previous"],
+        serde_json::json!(["first", first, ["ACSPrevious"]]),
+        "{s}"
+    );
+    assert_eq!(s["binary"], serde_json::json!(["binary", "00ff10"]), "{s}");
 
     // The SDK's own Encrypt request, replayed with one thing changed, is refused.
     let (headers, body) = captured

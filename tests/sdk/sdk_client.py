@@ -201,6 +201,22 @@ def hmac(client, key, message):
     return {"key_id": resp.KeyId, "mac": base64.b64encode(resp.Signature).decode(), "request_id": resp.RequestId}
 
 
+def secrets(client, text_name, binary_name):
+    """GetSecretValue of a text secret (current and previous) and of a binary one, whose
+    SecretData is Base64."""
+    cur = client.get_secret_value(models.GetSecretValueRequest(secret_name=text_name))
+    prev = client.get_secret_value(
+        models.GetSecretValueRequest(secret_name=text_name, version_stage="ACSPrevious")
+    )
+    blob = client.get_secret_value(models.GetSecretValueRequest(secret_name=binary_name))
+    return {
+        "current": [cur.secret_data, cur.version_id, list(cur.version_stages), cur.extended_config],
+        "previous": [prev.secret_data, prev.version_id, list(prev.version_stages)],
+        "binary": [blob.secret_data_type, base64.b64decode(blob.secret_data, validate=True).hex()],
+        "request_id": cur.request_id,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", required=True)
@@ -212,6 +228,8 @@ def main() -> int:
     ap.add_argument("--rsa-version", required=True)
     ap.add_argument("--ec-key-id", required=True)
     ap.add_argument("--hmac-key-id", required=True)
+    ap.add_argument("--secret-name", required=True)
+    ap.add_argument("--binary-secret-name", required=True)
     args = ap.parse_args()
 
     with open(args.password_file, encoding="utf-8") as f:
@@ -265,6 +283,7 @@ def main() -> int:
             lambda: client.get_public_key(models.GetPublicKeyRequest(key_id=args.key_id))
         ),
     }
+    out["secrets"] = secrets(client, args.secret_name, args.binary_secret_name)
     print(json.dumps(out))
     return 0
 

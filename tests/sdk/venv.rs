@@ -1,5 +1,5 @@
-//! The official Python SDK's virtual environment, installed by
-//! `scripts/install-sdk-test-deps.sh` when missing.
+//! The virtual environment of the official Python SDK and of Alibaba's Secrets Manager
+//! Client for Python, installed by `scripts/install-sdk-test-deps.sh` when missing.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -13,6 +13,10 @@ fn venv_dir() -> PathBuf {
         })
 }
 
+/// What the environment must import: the SDK and the Secrets Manager Client.
+const IMPORTS: &str = "import sdk.client, openapi.models, \
+    alibaba_cloud_secretsmanager_client.secret_manager_cache_client_builder";
+
 /// The SDK's Python, installing it first when needed. `None` only when this host cannot
 /// create a Python virtual environment at all.
 pub fn sdk_python() -> Option<PathBuf> {
@@ -20,7 +24,7 @@ pub fn sdk_python() -> Option<PathBuf> {
     let python = venv.join("bin/python");
     let ready = |p: &PathBuf| {
         Command::new(p)
-            .args(["-c", "import sdk.client, openapi.models"])
+            .args(["-c", IMPORTS])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())

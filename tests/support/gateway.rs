@@ -120,6 +120,42 @@ impl Instance {
             .cli_json(&["alias", "create", "--alias-name", alias, "--key-id", key_id]);
     }
 
+    /// Runs `f` with an operator's gRPC client, for calls the CLI does not make (secrets).
+    pub fn grpc<T>(&self, f: impl AsyncFnOnce(&mut hkms::client::Client) -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = self.d.client().await;
+            f(&mut c).await
+        })
+    }
+
+    /// Creates secret `name` (over gRPC, as the operator) under the CMK `key_id`; returns
+    /// its first version's id.
+    pub fn create_secret(
+        &self,
+        name: &str,
+        data: &[u8],
+        data_type: &str,
+        key_id: &str,
+        extended_config: &str,
+    ) -> String {
+        let req = hkms::proto::CreateSecretRequest {
+            secret_name: name.into(),
+            secret_data: data.to_vec(),
+            secret_data_type: data_type.into(),
+            encryption_key_id: key_id.into(),
+            extended_config: extended_config.into(),
+            ..Default::default()
+        };
+        self.grpc(async |c| c.secrets.create_secret(req).await)
+            .unwrap_or_else(|e| panic!("CreateSecret {name}: {e}"))
+            .into_inner()
+            .version_id
+    }
+
     /// A ClientKey of `aap`: (id, file, password file).
     pub fn client_key(&self, aap: &str) -> ClientKeyFiles {
         let dir = self
@@ -149,13 +185,25 @@ impl Instance {
     /// Like [`Instance::app`], with the network rule's addresses and network type
     /// (`Private`, `VPC` or `Public`).
     pub fn app_on(&self, aap: &str, resources: &str, rule: Option<(&str, &str)>) -> ClientKeyFiles {
+        self.app_as(aap, "CryptoServiceKeyUser", resources, rule)
+    }
+
+    /// Like [`Instance::app_on`], with the policy's RBAC role (`CryptoServiceSecretUser` for
+    /// `secret/...` resources...).
+    pub fn app_as(
+        &self,
+        aap: &str,
+        role: &str,
+        resources: &str,
+        rule: Option<(&str, &str)>,
+    ) -> ClientKeyFiles {
         let mut policy = vec![
             "policy".to_owned(),
             "create".into(),
             "--name".into(),
             format!("{aap}-policy"),
             "--role".into(),
-            "CryptoServiceKeyUser".into(),
+            role.into(),
             "--resources".into(),
             resources.into(),
         ];

@@ -7,12 +7,14 @@
 //! was refused (not a gateway, malformed source address).
 //!
 //! Requests that arrive on the gateway's Internet endpoint are refused before
-//! authentication while Internet access is off ([`crate::access::endpoint`]); the endpoint
-//! also decides which of the AAP's network rules may admit a request. Keys may be named by
-//! alias; aliases resolve before authorisation. The operations themselves are in
-//! [`symmetric`], [`asymmetric`] (Sign, Verify, GetPublicKey), [`mac`] (Hmac) and
-//! [`key_pair`] (the data key pairs). A key whose usage does not allow an operation
-//! (signing with an ENCRYPT/DECRYPT key...) is refused with 400 `InvalidParameter`.
+//! authentication while the switch that governs them is off ([`crate::access::endpoint`]:
+//! Internet access for cryptographic operations, secret reads over the Internet for
+//! GetSecretValue); the endpoint also decides which of the AAP's network rules may admit a
+//! request. Keys may be named by alias; aliases resolve before authorisation. The
+//! operations themselves are in [`symmetric`], [`asymmetric`] (Sign, Verify, GetPublicKey),
+//! [`mac`] (Hmac), [`key_pair`] (the data key pairs) and [`secrets`] (GetSecretValue). A
+//! key whose usage does not allow an operation (signing with an ENCRYPT/DECRYPT key...) is
+//! refused with 400 `InvalidParameter`.
 //!
 //! The transfer SDK (classic KMS code moved onto an instance) keeps the key version that
 //! Encrypt reports in the `x-kms-migrationkeyversionid` response header inside its own
@@ -23,6 +25,7 @@
 mod asymmetric;
 mod key_pair;
 mod mac;
+mod secrets;
 mod symmetric;
 
 use crate::access::endpoint::{self, EndpointKind};
@@ -41,10 +44,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// Operations this build runs for applications. The other operations of the instance API
-/// are answered with `UnsupportedOperation`; names the instance API does not define
-/// ([`operations::in_instance_api`]) with `InvalidApiName`.
-pub const SUPPORTED: [&str; 15] = [
+/// Operations this build runs for applications: every operation of the instance API. An
+/// operation of the API missing here would be answered with `UnsupportedOperation`; names
+/// the instance API does not define ([`operations::in_instance_api`]) get `InvalidApiName`.
+pub const SUPPORTED: [&str; 16] = [
     "Encrypt",
     "Decrypt",
     "AdvanceEncrypt",
@@ -60,6 +63,7 @@ pub const SUPPORTED: [&str; 15] = [
     "GenerateDataKeyPairWithoutPlaintext",
     "AdvanceGenerateDataKeyPair",
     "AdvanceGenerateDataKeyPairWithoutPlaintext",
+    "GetSecretValue",
 ];
 
 #[derive(Debug, Clone)]
@@ -122,6 +126,21 @@ fn api_error(e: KmsError) -> ApiError {
         | ErrorCode::UnsupportedAlgorithm
         | ErrorCode::IncorrectKeyUsage => ApiError::new(400, "InvalidParameter", e.message),
         ErrorCode::InvalidCiphertext => ApiError::new(400, "InvalidParameter", e.message),
+        // The instance API's error table names no code for secrets. A secret that does not
+        // exist gets the code the service documents for it in its secrets API
+        // (`Forbidden.ResourceNotFound`, which secrets clients test for), with 404 like
+        // `Forbidden.KeyNotFound`. A version or stage the secret lacks is told apart in
+        // [`secrets`] (a parameter error).
+        ErrorCode::ResourceNotFound => ApiError::new(
+            404,
+            "Forbidden.ResourceNotFound",
+            "The specified resource is not found.",
+        ),
+        // No documented code exists for a secret scheduled for deletion (none in the
+        // instance API's table, the SDKs or the Secrets Manager Client): it is refused as an
+        // invalid request, and the message says when the deletion becomes final and that
+        // RestoreSecret cancels it.
+        ErrorCode::SecretPendingDeletion => ApiError::new(400, "InvalidParameter", e.message),
         ErrorCode::HsmUnavailable => ApiError::new(
             503,
             "ServiceUnavailableTemporary",
@@ -273,6 +292,7 @@ impl ApplicationApi {
             | "GenerateDataKeyPairWithoutPlaintext"
             | "AdvanceGenerateDataKeyPair"
             | "AdvanceGenerateDataKeyPairWithoutPlaintext" => self.data_key_pair(call).await,
+            "GetSecretValue" => self.get_secret_value(call).await,
             _ => Err(unsupported()),
         }
     }
@@ -319,16 +339,18 @@ impl ApplicationApi {
                 ApiError::new(500, "InternalFailure", "Internal Failure")
             })
         };
-        let internet_closed = endpoint == EndpointKind::Internet
-            && !endpoint::internet_enabled(&*self.0.store).unwrap_or(false);
-        let verified = if internet_closed {
-            Err(ApiError::new(
-                403,
-                "Forbidden.InternetAccessDisabled",
-                "Internet access to this instance is not enabled.",
-            ))
-        } else {
-            signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1)
+        // The operation named before authentication: the verified request names the same
+        // one (the same header, signed, read the same way), checked again below.
+        let named = headers
+            .one("x-kms-apiname")
+            .ok()
+            .flatten()
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned();
+        let verified = match endpoint::closed_to(&*self.0.store, endpoint, &named) {
+            Some(why) => Err(ApiError::new(403, "Forbidden.InternetAccessDisabled", why)),
+            None => signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1),
         };
         let mut version_header = None;
         let authenticated = Some(verified.is_ok());
@@ -345,7 +367,13 @@ impl ApplicationApi {
                     source,
                     endpoint,
                 };
-                if !operations::in_instance_api(&v.api_name) {
+                if v.api_name != named {
+                    Err(ApiError::new(
+                        400,
+                        "InvalidParameter",
+                        "The header x-kms-apiname is not valid.",
+                    ))
+                } else if !operations::in_instance_api(&v.api_name) {
                     Err(ApiError::new(
                         400,
                         "InvalidApiName",
