@@ -402,7 +402,7 @@ async fn secret_policies_admit_other_aaps_and_deny_wins() {
     assert!(
         inst.d
             .log_text()
-            .contains("nothing lets it decrypt with the secret's key"),
+            .contains("nothing lets it use the secret's key"),
         "the log says what is missing"
     );
     let with_decrypt = format!(
@@ -434,6 +434,61 @@ async fn secret_policies_admit_other_aaps_and_deny_wins() {
         code(get(&mut other, "shared-db").await.unwrap_err()),
         "Forbidden"
     );
+
+    // Writing through the policy alone needs GenerateDataKey on the key likewise.
+    let writer = format!(
+        r#"{{"Statement":[
+        {{"Effect":"Allow","Action":["kms:GetSecretValue","kms:PutSecretValue","kms:Decrypt"],
+          "Principal":{{"AAP":["aap/partner"]}},"Resource":["secret/shared-db","key/{key}"]}}]}}"#
+    );
+    set_policy(&mut op, "shared-db", &writer).await.unwrap();
+    let e = put(&mut partner, "shared-db", "", b"partner-put", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), "Forbidden", "no GenerateDataKey on the CMK");
+    let writer = writer.replace("\"kms:Decrypt\"", "\"kms:Decrypt\",\"kms:GenerateDataKey\"");
+    set_policy(&mut op, "shared-db", &writer).await.unwrap();
+    put(&mut partner, "shared-db", "", b"partner-put", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&mut partner, "shared-db").await.unwrap(),
+        b"partner-put"
+    );
+    put(&mut op, "shared-db", "", b"partner-visible", &[])
+        .await
+        .unwrap();
+    set_policy(&mut op, "shared-db", &with_decrypt)
+        .await
+        .unwrap();
+
+    // The policy admits no one from where the AAP's own network rules do not.
+    let fenced = aap(
+        &inst,
+        "fenced",
+        &[("CryptoServiceSecretUser", "secret/*", Some("10.0.0.0/8"))],
+    );
+    let mut fenced = connect(&inst, port, &fenced);
+    let everyone = format!(
+        r#"{{"Statement":[{{"Effect":"Allow","Action":["kms:GetSecretValue","kms:Decrypt"],
+          "Principal":"*","Resource":["secret/shared-db","key/{key}"]}}]}}"#
+    );
+    set_policy(&mut op, "shared-db", &everyone).await.unwrap();
+    assert_eq!(
+        get(&mut partner, "shared-db").await.unwrap(),
+        b"partner-visible"
+    );
+    assert_eq!(
+        code(get(&mut fenced, "shared-db").await.unwrap_err()),
+        "Forbidden"
+    );
+    assert!(inst
+        .d
+        .log_text()
+        .contains("no network rule of its policies"));
+    set_policy(&mut op, "shared-db", &with_decrypt)
+        .await
+        .unwrap();
 
     // The Decrypt grant may also come from the AAP's own permission policies.
     let keyed = aap(

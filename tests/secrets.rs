@@ -191,6 +191,45 @@ async fn versions_and_stages_survive_restarts_and_the_store_holds_no_value_in_cl
     assert_eq!(meta.version_count, 3);
     assert_eq!(meta.description, "the production database");
 
+    // A version moved in the store to another secret does not open there.
+    d.stop(false);
+    {
+        use hkms::store::{SecretChange, SecretStore};
+        let store = hkms::store::SledStore::open(&d.path("store")).unwrap();
+        let mut moved = store.secret_version("rds/prod", "v1").unwrap().unwrap();
+        moved.secret_name = "tls/key".into();
+        let target = store.secret("tls/key").unwrap().unwrap();
+        let mut changed = target.clone();
+        changed.version_ids.push("v1".into());
+        changed
+            .stages
+            .push(hkms::store::records::SecretStageRecord {
+                stage: "moved".into(),
+                version_id: "v1".into(),
+            });
+        store
+            .change_secret(SecretChange {
+                expected: Some(&target),
+                new: Some(&changed),
+                add: Some(&moved),
+                remove: &[],
+            })
+            .unwrap();
+    }
+    d.restart();
+    let mut c = d.client().await;
+    assert_eq!(
+        code(get(&mut c, "tls/key", "moved", "").await.unwrap_err()),
+        "Internal"
+    );
+    assert!(d
+        .log_text()
+        .contains("does not open: the store was altered"));
+    assert_eq!(
+        get(&mut c, "tls/key", "", "").await.unwrap().secret_data,
+        binary
+    );
+
     // Nothing under the instance's directory (store, logs, tokens) holds a value in clear.
     d.stop(false);
     let mut scanned = 0;

@@ -5,18 +5,20 @@
 //!   deleting those belongs to the product's principal.
 //! - **The product's principal**: the AAP an operator registered as the managing principal of
 //!   product `P` (`managed_product`) may run every operation but the policy ones on the
-//!   secrets named `P!...`, from the private endpoint. It needs no permission policy for them
-//!   except, to create one, the right to make data keys with the CMK (`GenerateDataKey` on
-//!   the key); an explicit Deny in the secret's policy still applies to it.
+//!   secrets named `P!...`, from where its network rules admit it. It needs no permission
+//!   policy for them except, to create one, the right to make data keys with the CMK
+//!   (`GenerateDataKey` on the key); an explicit Deny in the secret's policy still applies.
 //! - **Applications**: an operation an RBAC role grants ([`super::operations`]:
 //!   `CryptoServiceSecretUser` reads and writes values and stages; `SecretUser` only
 //!   GetSecretValue) on a matching `secret/<name>` pattern, from a network its rules admit;
 //!   or the secret's own policy. An explicit Deny in the secret policy wins over every
 //!   Allow. A caller admitted by the secret policy alone (an AAP the secret's owner does not
-//!   otherwise trust) is admitted on the private endpoint only, and reads the value only if
-//!   it may also decrypt with the secret's CMK: `Decrypt` on the key through its own
-//!   policies, or a `kms:Decrypt` statement on the key in the secret policy. Creating,
-//!   changing and deleting ordinary secrets stays with operators.
+//!   otherwise trust) must still come from where its AAP's network rules admit it (the
+//!   private endpoint only when they name none); it reads the value only if it may also
+//!   decrypt with the secret's CMK (`Decrypt` on the key through its own policies, or a
+//!   `kms:Decrypt` statement on the key in the secret policy), and writes one only if it may
+//!   make data keys with it (`GenerateDataKey`, likewise). Creating, changing and deleting
+//!   ordinary secrets stays with operators.
 //!
 //! Secret policies are JSON policy documents ([`super::document`]) whose principals are
 //! AAPs (`aap/<name>`, `aap/*`, `*`) and whose resources are `secret/<name>` or `key/<id>`,
@@ -26,10 +28,10 @@
 use super::document::{Outcome, PolicyDocument, Request};
 use super::endpoint::EndpointKind;
 use super::policy::{AccessRequest, Decision};
-use super::{forbidden, operations};
+use super::{forbidden, network, operations};
 use crate::authn::Caller;
 use crate::error::{ErrorCode, KmsError};
-use crate::proto::ApplicationAccessPoint;
+use crate::proto::{ApplicationAccessPoint, NetworkRule, Policy};
 use crate::store::access as records;
 use crate::store::Store;
 
@@ -237,10 +239,10 @@ pub fn decide(
     }
     if let Some(product) = target.product {
         if !aap.managed_product.is_empty() && aap.managed_product == product {
-            if endpoint != EndpointKind::Private {
-                return Ok(deny(
-                    "a product's principal manages its secrets from the private endpoint only",
-                ));
+            if let Some(reason) = network_refusal(store, &aap, source, endpoint)? {
+                return Ok(deny(format!(
+                    "the principal of product {product}, but {reason}"
+                )));
             }
             return Ok(Verdict::Allow(format!(
                 "the principal of product {product}"
@@ -269,41 +271,87 @@ pub fn decide(
         };
         return Ok(deny(&reason));
     }
-    if endpoint != EndpointKind::Private {
-        return Ok(deny(
-            "a secret policy alone admits callers on the private endpoint only",
-        ));
+    if let Some(reason) = network_refusal(store, &aap, source, endpoint)? {
+        return Ok(deny(format!(
+            "the secret policy admits the AAP, but {reason}"
+        )));
     }
-    if operation == "GetSecretValue" {
-        if let Some(refused) = may_decrypt(store, account, target, aap_name, source, endpoint)? {
+    let key_use = match operation {
+        "GetSecretValue" => Some("Decrypt"),
+        "PutSecretValue" => Some("GenerateDataKey"),
+        _ => None,
+    };
+    if let Some(action) = key_use {
+        if let Some(refused) =
+            may_use_key(store, account, target, aap_name, action, source, endpoint)?
+        {
             return Ok(refused);
         }
     }
     Ok(Verdict::Allow("the secret policy".into()))
 }
 
+/// Why the AAP's network rules refuse a request admitted without its permission policies
+/// (by the secret policy, or as a product's principal); `None` when they admit it. The
+/// rules are those its policies name: one for the request's endpoint must contain the
+/// source. With none, only the private endpoint is admitted, as for a policy without rules.
+fn network_refusal(
+    store: &dyn Store,
+    aap: &ApplicationAccessPoint,
+    source: std::net::IpAddr,
+    endpoint: EndpointKind,
+) -> Result<Option<String>, KmsError> {
+    let mut named = Vec::new();
+    for p in &aap.policies {
+        if let Some(policy) = records::get::<Policy>(store, p)? {
+            named.extend(policy.network_rules);
+        }
+    }
+    if named.is_empty() {
+        return Ok((endpoint != EndpointKind::Private).then(|| {
+            format!("its policies name no network rule, so only the private endpoint admits it, not the {endpoint} endpoint")
+        }));
+    }
+    for name in &named {
+        if let Some(rule) = records::get::<NetworkRule>(store, name)? {
+            if network::admits_endpoint(&rule.network_type, endpoint)
+                && network::allows(&rule.source_private_ips, source)
+            {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(format!(
+        "no network rule of its policies ([{}]) admits {source} on the {endpoint} endpoint",
+        named.join(", ")
+    )))
+}
+
 /// A caller admitted by the secret policy alone reads a value only if it may also decrypt
-/// with the secret's CMK.
-fn may_decrypt(
+/// with the secret's CMK (`action` Decrypt), and writes one only if it may make data keys
+/// with it (GenerateDataKey): by a statement of the secret policy on `key/<id>`, or by its
+/// own permission policies.
+fn may_use_key(
     store: &dyn Store,
     account: &str,
     target: &SecretTarget<'_>,
     aap: &str,
+    action: &str,
     source: std::net::IpAddr,
     endpoint: EndpointKind,
 ) -> Result<Option<Verdict>, KmsError> {
     let key = format!("key/{}", target.key_id);
-    match policy_outcome(account, target, aap, "Decrypt", &key) {
+    match policy_outcome(account, target, aap, action, &key) {
         Outcome::Allow => return Ok(None),
         Outcome::Deny(_) => {
-            return Ok(Some(deny(
-                "the secret policy denies kms:Decrypt on its key",
-            )))
+            return Ok(Some(deny(format!(
+                "the secret policy denies kms:{action} on its key"
+            ))))
         }
         Outcome::NotApplicable => {}
     }
     let req = AccessRequest {
-        operation: "Decrypt".to_owned(),
+        operation: action.to_owned(),
         resources: vec![key],
         source,
         endpoint,
@@ -311,7 +359,7 @@ fn may_decrypt(
     match super::decide(store, aap, &req)? {
         Decision::Allow { .. } => Ok(None),
         Decision::Deny { reason } => Ok(Some(deny(format!(
-                "the secret policy admits the AAP, but nothing lets it decrypt with the secret's key {} (grant Decrypt on key/{} or a kms:Decrypt statement in the secret policy): {reason}",
+                "the secret policy admits the AAP, but nothing lets it use the secret's key {} for {action} (grant {action} on key/{} or a kms:{action} statement in the secret policy): {reason}",
                 target.key_id, target.key_id
             )))),
     }

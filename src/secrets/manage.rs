@@ -35,7 +35,7 @@ pub fn list(
     page_size: u32,
 ) -> Result<(Vec<SecretRecord>, u64, u32, u32), KmsError> {
     let (page_number, page_size) = crate::keys::page(page_number, page_size)?;
-    let account = r.all_account()?;
+    let account = r.account()?;
     let matching: Vec<SecretRecord> = r
         .app
         .store
@@ -115,6 +115,7 @@ pub fn update(
         super::names::check_extended_config(c)?;
     }
     commit(r.app, rec, None, &|rec| {
+        require_normal(rec)?;
         if let Some(d) = description {
             rec.description = d.to_owned();
         }

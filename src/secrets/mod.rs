@@ -40,7 +40,6 @@ pub struct Request<'a> {
 }
 
 /// A value read back.
-#[derive(Debug)]
 pub struct Value {
     pub secret: SecretRecord,
     pub version_id: String,
@@ -51,7 +50,6 @@ pub struct Value {
 }
 
 /// What a new secret starts with.
-#[derive(Debug)]
 pub struct NewSecret {
     pub name: String,
     pub data: Zeroizing<Vec<u8>>,
@@ -64,13 +62,38 @@ pub struct NewSecret {
 }
 
 /// A new version.
-#[derive(Debug)]
 pub struct NewVersion {
     pub data: Zeroizing<Vec<u8>>,
     pub data_type: String,
     pub version_id: String,
     pub stages: Vec<String>,
 }
+
+/// Debug output of the structs that carry a value: everything but the value.
+macro_rules! debug_without_data {
+    ($t:ty, $($field:ident),+) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($field), &self.$field))+
+                    .field("data", &format_args!("<{} bytes>", self.data.len()))
+                    .finish()
+            }
+        }
+    };
+}
+debug_without_data!(Value, secret, version_id, data_type, create_time, stages);
+debug_without_data!(
+    NewSecret,
+    name,
+    data_type,
+    version_id,
+    encryption_key_id,
+    description,
+    tags,
+    extended_config
+);
+debug_without_data!(NewVersion, data_type, version_id, stages);
 
 pub(crate) fn not_found(name: &str) -> KmsError {
     KmsError::new(
@@ -90,7 +113,7 @@ fn target<'a>(name: &'a str, rec: Option<&'a SecretRecord>) -> SecretTarget<'a> 
 
 impl Request<'_> {
     /// The instance id: the account of resource names in secret policies.
-    fn account(&self) -> Result<String, KmsError> {
+    pub(crate) fn account(&self) -> Result<String, KmsError> {
         Ok(self.app.instance()?.instance_id)
     }
 
@@ -120,10 +143,6 @@ impl Request<'_> {
             ),
             Ok(access::Verdict::Allow(_))
         )
-    }
-
-    pub(crate) fn all_account(&self) -> Result<String, KmsError> {
-        self.account()
     }
 }
 
@@ -195,14 +214,25 @@ fn version_exists(name: &str, version_id: &str) -> KmsError {
 }
 
 /// Stores `change(rec)` in place of `rec`, with `add` as a new version; re-reads and
-/// re-applies when another writer changed the secret meanwhile.
+/// re-applies when another writer changed the secret meanwhile. A secret deleted and created
+/// again meanwhile is another secret (its key and policy may differ): refused.
 pub(crate) fn commit(
     app: &Appliance,
     mut rec: SecretRecord,
     add: Option<&SecretVersionRecord>,
     change: &dyn Fn(&mut SecretRecord) -> Result<Vec<String>, KmsError>,
 ) -> Result<SecretRecord, KmsError> {
+    let (created, key_id) = (rec.create_time.clone(), rec.kms_key_id.clone());
     for _ in 0..8 {
+        if rec.create_time != created || rec.kms_key_id != key_id {
+            return Err(KmsError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "secret {} was deleted and created again meanwhile; try again",
+                    rec.name
+                ),
+            ));
+        }
         let mut new = rec.clone();
         let remove = change(&mut new)?;
         new.update_time = crate::clock::now_rfc3339();
@@ -287,7 +317,7 @@ pub async fn create(r: Request<'_>, new: NewSecret) -> Result<SecretRecord, KmsE
         extended_config: new.extended_config,
         ..Default::default()
     };
-    stages::add_version(&mut rec, &version_id, &[CURRENT.to_owned()]);
+    stages::add_version(&mut rec, &version_id, &[CURRENT.to_owned()])?;
     match r.app.store.change_secret(SecretChange {
         expected: None,
         new: Some(&rec),
@@ -319,12 +349,12 @@ pub async fn get_value(
     let rec = r.find("GetSecretValue", name)?;
     require_normal(&rec)?;
     let chosen = stages::choose(&rec, stage, version_id)?;
-    let v = r.app.store.secret_version(name, &chosen)?.ok_or_else(|| {
-        KmsError::new(
-            ErrorCode::StoreError,
-            format!("version {chosen} of secret {name} is missing from the store"),
-        )
-    })?;
+    // Deleted or pruned since the record was read: as if it had never been there.
+    let v = r
+        .app
+        .store
+        .secret_version(name, &chosen)?
+        .ok_or_else(|| not_found(name))?;
     let sealed = Envelope {
         sealed_data_key: v.sealed_data_key,
         iv: v.iv,
@@ -336,7 +366,19 @@ pub async fn get_value(
         &context(name, &chosen, &v.data_type),
         &sealed,
     )
-    .await?;
+    .await
+    .map_err(|e| match e.code {
+        // The caller sent no ciphertext: a version that does not open was altered or moved
+        // in the store.
+        ErrorCode::InvalidCiphertext => {
+            tracing::error!(secret = name, version_id = %chosen, "a stored secret version does not open: the store was altered");
+            KmsError::new(
+                ErrorCode::Internal,
+                format!("version {chosen} of secret {name} cannot be decrypted"),
+            )
+        }
+        _ => e,
+    })?;
     Ok(Value {
         stages: stages::stages_of(&rec, &chosen),
         secret: rec,
@@ -377,7 +419,7 @@ pub async fn put_value(
         if rec.version_ids.contains(&version_id) {
             return Err(version_exists(name, &version_id));
         }
-        Ok(stages::add_version(rec, &version_id, &wanted))
+        stages::add_version(rec, &version_id, &wanted)
     })?;
     tracing::info!(caller = %r.caller, secret = name, version_id = %version_id, "secret value put");
     Ok((rec, version_id))
@@ -394,6 +436,7 @@ pub fn update_stage(
     let rec = r.find("UpdateSecretVersionStage", name)?;
     require_normal(&rec)?;
     let rec = commit(r.app, rec, None, &|rec| {
+        require_normal(rec)?;
         stages::move_stage(rec, stage, from, to)?;
         Ok(Vec::new())
     })?;

@@ -109,13 +109,25 @@ pub fn requested(stages: &[String]) -> Result<Vec<String>, KmsError> {
 }
 
 /// Adds a new version holding `stages` and returns the versions that now go (the oldest
-/// without a stage, past [`MAX_VERSIONS`]).
-pub fn add_version(rec: &mut SecretRecord, version_id: &str, stages: &[String]) -> Vec<String> {
+/// without a stage, past [`MAX_VERSIONS`]). Refused when every version would still hold a
+/// stage past the limit.
+pub fn add_version(
+    rec: &mut SecretRecord,
+    version_id: &str,
+    stages: &[String],
+) -> Result<Vec<String>, KmsError> {
     rec.version_ids.push(version_id.to_owned());
     for s in stages {
         give(rec, s, version_id);
     }
-    prune(rec)
+    let removed = prune(rec);
+    if rec.version_ids.len() > MAX_VERSIONS {
+        return Err(KmsError::invalid(format!(
+            "secret {} keeps at most {MAX_VERSIONS} versions and every one holds a stage; take a custom stage off an old version first",
+            rec.name
+        )));
+    }
+    Ok(removed)
 }
 
 fn prune(rec: &mut SecretRecord) -> Vec<String> {
@@ -188,17 +200,17 @@ mod tests {
             name: "db".into(),
             ..Default::default()
         };
-        add_version(&mut r, "v1", &[CURRENT.into()]);
+        add_version(&mut r, "v1", &[CURRENT.into()]).unwrap();
         r
     }
 
     #[test]
     fn a_new_current_version_pushes_the_old_one_to_previous() {
         let mut r = rec();
-        add_version(&mut r, "v2", &[CURRENT.into()]);
+        add_version(&mut r, "v2", &[CURRENT.into()]).unwrap();
         assert_eq!(holder(&r, CURRENT), Some("v2"));
         assert_eq!(holder(&r, PREVIOUS), Some("v1"));
-        add_version(&mut r, "v3", &["staging".into()]);
+        add_version(&mut r, "v3", &["staging".into()]).unwrap();
         assert_eq!(holder(&r, CURRENT), Some("v2"));
         assert_eq!(stages_of(&r, "v3"), ["staging"]);
         assert_eq!(choose(&r, "", "").unwrap(), "v2");
@@ -216,7 +228,7 @@ mod tests {
     #[test]
     fn stages_move_and_current_is_never_lost() {
         let mut r = rec();
-        add_version(&mut r, "v2", &["staging".into()]);
+        add_version(&mut r, "v2", &["staging".into()]).unwrap();
         move_stage(&mut r, CURRENT, "v1", "v2").unwrap();
         assert_eq!(holder(&r, CURRENT), Some("v2"));
         assert_eq!(holder(&r, PREVIOUS), Some("v1"));
@@ -247,11 +259,20 @@ mod tests {
         move_stage(&mut r, "keep", "", "v1").unwrap();
         let mut removed = Vec::new();
         for i in 2..=MAX_VERSIONS + 2 {
-            removed.extend(add_version(&mut r, &format!("v{i}"), &[CURRENT.into()]));
+            removed.extend(add_version(&mut r, &format!("v{i}"), &[CURRENT.into()]).unwrap());
         }
         assert_eq!(r.version_ids.len(), MAX_VERSIONS);
         // v1 holds "keep"; v2 and v3 were the oldest without a stage.
         assert_eq!(removed, ["v2", "v3"]);
         assert_eq!(r.version_ids[0], "v1");
+
+        // When every version holds a stage, no version can go: the new one is refused.
+        let mut full = rec();
+        for i in 2..=MAX_VERSIONS {
+            let v = format!("v{i}");
+            add_version(&mut full, &v, &[format!("s{i}")]).unwrap();
+        }
+        move_stage(&mut full, "s1", "", "v1").unwrap();
+        assert!(add_version(&mut full, "v-extra", &["s-extra".into()]).is_err());
     }
 }
