@@ -228,11 +228,6 @@ pub fn check_certificate(der: &[u8], now: i64) -> Result<CertificateInfo, String
     })
 }
 
-/// Validity state at `now`: whole days left (negative when expired) and a label.
-pub fn state(not_before: i64, not_after: i64, now: i64) -> (i64, &'static str) {
-    standing(not_before, not_after, 0, now)
-}
-
 /// Most days the earlier ClientKeys of an AAP keep working after a change of ClientKey.
 pub const MAX_OVERLAP_DAYS: i64 = 90;
 
@@ -382,6 +377,7 @@ mod tests {
     #[test]
     fn states() {
         let day = 86_400;
+        let state = |not_before, not_after, now| standing(not_before, not_after, 0, now);
         assert_eq!(state(0, 100 * day, 10 * day), (90, "Valid"));
         assert_eq!(state(0, 100 * day, 75 * day), (25, "ExpiringSoon"));
         assert_eq!(state(0, 100 * day, 100 * day), (0, "Expired"));

@@ -301,21 +301,7 @@ impl Managed for ApplicationAccessPoint {
                 return Err(not_found("policy", p));
             }
         }
-        if !self.managed_product.is_empty() {
-            super::secrets::check_product(&self.managed_product)?;
-            let other = list::<ApplicationAccessPoint>(store)?
-                .into_iter()
-                .find(|a| a.name != self.name && a.managed_product == self.managed_product);
-            if let Some(other) = other {
-                return Err(KmsError::new(
-                    ErrorCode::ResourceExists,
-                    format!(
-                        "AAP {} is the principal of product {} already",
-                        other.name, self.managed_product
-                    ),
-                ));
-            }
-        }
+        super::secrets::check_product_principal(store, self)?;
         validate_description(&self.description)
     }
 

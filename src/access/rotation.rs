@@ -21,6 +21,17 @@ use crate::store::AccessStore;
 /// Tries before giving up on records that keep changing under the change.
 const ATTEMPTS: usize = 5;
 
+/// Checks an overlap: 0 to [`MAX_OVERLAP_DAYS`] days.
+pub fn check_overlap(overlap_days: i64) -> Result<(), KmsError> {
+    if !(0..=MAX_OVERLAP_DAYS).contains(&overlap_days) {
+        return Err(KmsError::invalid(format!(
+            "the overlap must be 0 to {MAX_OVERLAP_DAYS} days (it is {overlap_days}): the \
+             days during which the earlier ClientKeys keep working; 0 refuses them at once"
+        )));
+    }
+    Ok(())
+}
+
 /// Retires every ClientKey of `aap` but `keep` at `now` plus `overlap_days` days. Returns
 /// the retirement time and every ClientKey of the AAP after the change.
 pub fn retire_client_keys(
@@ -30,12 +41,7 @@ pub fn retire_client_keys(
     overlap_days: i64,
     now: i64,
 ) -> Result<(i64, Vec<ClientKey>), KmsError> {
-    if !(0..=MAX_OVERLAP_DAYS).contains(&overlap_days) {
-        return Err(KmsError::invalid(format!(
-            "the overlap must be 0 to {MAX_OVERLAP_DAYS} days (it is {overlap_days}): the \
-             days during which the earlier ClientKeys keep working; 0 refuses them at once"
-        )));
-    }
+    check_overlap(overlap_days)?;
     let retire_at = now + overlap_days * 86_400;
     let _g = manage::lock();
     for _ in 0..ATTEMPTS {

@@ -33,7 +33,7 @@ use crate::authn::Caller;
 use crate::error::{ErrorCode, KmsError};
 use crate::proto::{ApplicationAccessPoint, NetworkRule, Policy};
 use crate::store::access as records;
-use crate::store::Store;
+use crate::store::{AccessStore, Store};
 
 /// The region of every resource name (`acs:kms:local:<instance id>:secret/<name>`).
 pub const REGION: &str = "local";
@@ -68,6 +68,31 @@ pub fn check_product(product: &str) -> Result<(), KmsError> {
         Err(KmsError::invalid(format!(
             "product code {product:?} must be 1 to {MAX_PRODUCT} lowercase letters, digits or '-', starting with a letter"
         )))
+    }
+}
+
+/// Checks the product an AAP is registered for (if any): a valid code that no other AAP
+/// holds.
+pub fn check_product_principal(
+    store: &dyn AccessStore,
+    aap: &ApplicationAccessPoint,
+) -> Result<(), KmsError> {
+    if aap.managed_product.is_empty() {
+        return Ok(());
+    }
+    check_product(&aap.managed_product)?;
+    let other = records::list::<ApplicationAccessPoint>(store)?
+        .into_iter()
+        .find(|a| a.name != aap.name && a.managed_product == aap.managed_product);
+    match other {
+        Some(other) => Err(KmsError::new(
+            ErrorCode::ResourceExists,
+            format!(
+                "AAP {} is the principal of product {} already",
+                other.name, aap.managed_product
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::client_key::{retire_time, CreateClientKey, NewClientKey, Registered, Validity};
 use super::resource::{noted, Printed, Row};
-use crate::access::clientkey::{self, MAX_OVERLAP_DAYS};
+use crate::access::clientkey;
 use crate::client::Client;
 use crate::clock::rfc3339;
 use crate::error::KmsError;
@@ -51,12 +51,7 @@ fn usage(message: impl Into<String>) -> Status {
 pub async fn rotate(c: &mut Client, a: &RotateClientKey) -> Result<Printed, Status> {
     let aap = &a.new.aap;
     let overlap = a.overlap_days;
-    if !(0..=MAX_OVERLAP_DAYS).contains(&overlap) {
-        return Err(usage(format!(
-            "--overlap-days must be 0 to {MAX_OVERLAP_DAYS} (it is {overlap}): the days during \
-             which the earlier ClientKeys keep working; 0 refuses them at once"
-        )));
-    }
+    crate::access::rotation::check_overlap(overlap)?;
     // The AAP must exist (ResourceNotFound otherwise) and have a key to change.
     let before = c
         .access

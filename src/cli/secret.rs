@@ -326,12 +326,13 @@ pub async fn secret(c: &mut Client, cmd: &SecretCommand) -> Result<Shown, Status
 }
 
 async fn create(c: &mut Client, a: &CreateArgs) -> Result<super::access::Printed, Status> {
-    let (data, data_type) = a.value.read()?;
+    let (mut data, data_type) = a.value.read()?;
     let r = c
         .secrets
         .create_secret(CreateSecretRequest {
             secret_name: a.secret.name.clone(),
-            secret_data: data.to_vec(),
+            // Moved into the request (the transport's copy is beyond reach); none is left here.
+            secret_data: std::mem::take(&mut *data),
             secret_data_type: data_type.into(),
             version_id: a.version_id.clone().unwrap_or_default(),
             encryption_key_id: a.key.clone(),
@@ -400,12 +401,13 @@ async fn get(c: &mut Client, a: &GetArgs) -> Result<Shown, Status> {
 }
 
 async fn put(c: &mut Client, a: &PutArgs) -> Result<super::access::Printed, Status> {
-    let (data, data_type) = a.value.read()?;
+    let (mut data, data_type) = a.value.read()?;
     let r = c
         .secrets
         .put_secret_value(PutSecretValueRequest {
             secret_name: a.secret.name.clone(),
-            secret_data: data.to_vec(),
+            // Moved into the request (the transport's copy is beyond reach); none is left here.
+            secret_data: std::mem::take(&mut *data),
             secret_data_type: data_type.into(),
             version_id: a.version_id.clone().unwrap_or_default(),
             version_stages: a.stages.clone(),

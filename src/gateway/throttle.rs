@@ -264,7 +264,7 @@ pub struct Throttle {
 
 /// Operations that read secrets (the rest are cryptographic operations).
 fn is_secret_read(api_name: &str) -> bool {
-    api_name == "GetSecretValue"
+    api_name == crate::access::endpoint::SECRET_READ
 }
 
 impl Throttle {

@@ -243,11 +243,7 @@ impl KeyFilter {
             && field(&self.key_spec, &k.key_spec)
             && field(&self.key_usage, &k.key_usage)
             && field(&self.origin, origin)
-            && self.tags.iter().all(|t| {
-                k.tags
-                    .iter()
-                    .any(|h| h.key == t.key && (t.value.is_empty() || h.value == t.value))
-            })
+            && tags::carries(&k.tags, &self.tags)
     }
 }
 
@@ -261,6 +257,20 @@ pub fn page(page_number: u32, page_size: u32) -> Result<(u32, u32), KmsError> {
         )));
     }
     Ok((page_number, page_size))
+}
+
+/// The items of one page (after [`page`] checked its number and size).
+pub fn page_slice<T>(
+    items: impl IntoIterator<Item = T>,
+    page_number: u32,
+    page_size: u32,
+) -> Vec<T> {
+    let offset = (page_number.max(1) as usize - 1).saturating_mul(page_size as usize);
+    items
+        .into_iter()
+        .skip(offset)
+        .take(page_size as usize)
+        .collect()
 }
 
 /// One page of the keys that match `filter`, in key id order, and how many match.
@@ -290,11 +300,7 @@ pub fn list(
         .map(|k| k.key_id)
         .collect();
     let total = matching.len() as u64;
-    let ids = matching
-        .into_iter()
-        .skip(offset)
-        .take(page_size as usize)
-        .collect();
+    let ids = page_slice(matching, page_number, page_size);
     Ok((ids, page_number, page_size, total))
 }
 

@@ -55,6 +55,15 @@ pub fn check_all(tags: &[TagRecord]) -> Result<(), KmsError> {
     Ok(())
 }
 
+/// Whether `have` carries every tag of `wanted` (a wanted tag with an empty value matches
+/// any value of its key).
+pub fn carries(have: &[TagRecord], wanted: &[TagRecord]) -> bool {
+    wanted.iter().all(|w| {
+        have.iter()
+            .any(|h| h.key == w.key && (w.value.is_empty() || h.value == w.value))
+    })
+}
+
 /// `tags` with `new` set (a key already present gets the new value), sorted by key.
 fn merged(tags: &[TagRecord], new: &[TagRecord]) -> Vec<TagRecord> {
     let mut out: Vec<TagRecord> = tags

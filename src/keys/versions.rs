@@ -175,12 +175,8 @@ pub fn list(
 ) -> Result<(Vec<KeyVersion>, u32, u32, u64), KmsError> {
     let key = describe(app, key_id)?;
     let (page_number, page_size) = super::page(page_number, page_size)?;
-    let offset = (page_number as usize - 1).saturating_mul(page_size as usize);
-    let versions = key
-        .key_versions
-        .iter()
-        .skip(offset)
-        .take(page_size as usize)
+    let versions = super::page_slice(&key.key_versions, page_number, page_size)
+        .into_iter()
         .map(|v| version_of(app, &key, v))
         .collect::<Result<_, _>>()?;
     Ok((

@@ -4,6 +4,7 @@ use super::{commit, require_normal, stages, Request, STATE_PENDING_DELETION};
 use crate::access::secrets::parse_policy;
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
+use crate::keys::page_slice;
 use crate::proto::SecretVersion;
 use crate::store::records::{SecretRecord, TagRecord};
 use crate::store::{SecretChange, StoreError};
@@ -42,22 +43,11 @@ pub fn list(
         .secrets()?
         .into_iter()
         .filter(|s| s.name.starts_with(&filter.name_prefix))
-        .filter(|s| {
-            filter.tags.iter().all(|want| {
-                s.tags
-                    .iter()
-                    .any(|t| t.key == want.key && (want.value.is_empty() || t.value == want.value))
-            })
-        })
+        .filter(|s| crate::keys::tags::carries(&s.tags, &filter.tags))
         .filter(|s| r.may(&account, "ListSecrets", s))
         .collect();
     let total = matching.len() as u64;
-    let skip = (page_number as usize - 1).saturating_mul(page_size as usize);
-    let page = matching
-        .into_iter()
-        .skip(skip)
-        .take(page_size as usize)
-        .collect();
+    let page = page_slice(matching, page_number, page_size);
     Ok((page, total, page_number, page_size))
 }
 
@@ -72,30 +62,24 @@ pub fn list_versions(
 ) -> Result<(Vec<SecretVersion>, u64, u32, u32), KmsError> {
     let (page_number, page_size) = crate::keys::page(page_number, page_size)?;
     let rec = r.find("ListSecretVersionIds", name)?;
-    let mut out = Vec::new();
-    for id in &rec.version_ids {
-        let version_stages = stages::stages_of(&rec, id);
-        if version_stages.is_empty() && !include_deprecated {
-            continue;
-        }
-        let v = r.app.store.secret_version(name, id)?;
-        out.push(SecretVersion {
+    let listed: Vec<(&String, Vec<String>)> = rec
+        .version_ids
+        .iter()
+        .map(|id| (id, stages::stages_of(&rec, id)))
+        .filter(|(_, stages)| include_deprecated || !stages.is_empty())
+        .collect();
+    let total = listed.len() as u64;
+    // Only the page's versions are read from the store.
+    let mut page = Vec::new();
+    for (id, version_stages) in page_slice(listed, page_number, page_size) {
+        let v = r.app.store.secret_version(name, id)?.unwrap_or_default();
+        page.push(SecretVersion {
             version_id: id.clone(),
             version_stages,
-            create_time: v
-                .as_ref()
-                .map(|v| v.create_time.clone())
-                .unwrap_or_default(),
-            secret_data_type: v.map(|v| v.data_type).unwrap_or_default(),
+            create_time: v.create_time,
+            secret_data_type: v.data_type,
         });
     }
-    let total = out.len() as u64;
-    let skip = (page_number as usize - 1).saturating_mul(page_size as usize);
-    let page = out
-        .into_iter()
-        .skip(skip)
-        .take(page_size as usize)
-        .collect();
     Ok((page, total, page_number, page_size))
 }
 
