@@ -104,14 +104,7 @@ fn unb64(v: &Value) -> Vec<u8> {
 
 #[test]
 fn help_explains_algorithms_exit_status_and_new_specs() {
-    let help = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hkms"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let help = common::hkms_help;
     let sign = help(&["sign", "--help"]);
     for word in [
         "RSA_PSS_SHA_256",

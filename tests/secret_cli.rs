@@ -13,7 +13,6 @@ use clock::TestClock;
 use common::{Daemon, MemberSpec};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -476,14 +475,7 @@ fn the_cli_keeps_secrets_through_their_whole_life() {
 
 #[test]
 fn secret_help_teaches_with_examples_and_keeps_values_off_argv() {
-    let help = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hkms"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let help = common::hkms_help;
     let top = help(&["secret", "--help"]);
     for word in [
         "Examples:",

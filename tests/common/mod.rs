@@ -430,3 +430,13 @@ pub async fn drain(c: &mut Client, name: &str, resume: bool) {
 pub fn code(status: tonic::Status) -> String {
     hkms::error::error_code(&status).unwrap_or_else(|| format!("no code: {status:?}"))
 }
+
+/// `hkms ARGS` (a `--help`), which must succeed: its standard output.
+pub fn hkms_help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hkms"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
