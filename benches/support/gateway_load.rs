@@ -1,5 +1,6 @@
 //! Load on hkms-gateway: keep-alive HTTPS connections that each send one pre-signed KMS
 //! instance API request over and over, as an SDK reusing a signed request would.
+#![allow(dead_code)]
 
 use crate::measure::{figures, secs, Figures};
 use bytes::Bytes;
@@ -22,6 +23,20 @@ pub async fn drive(
     request: &SignedRequest,
     concurrency: usize,
 ) -> Figures {
+    drive_capped(port, bundle, request, concurrency, false)
+        .await
+        .0
+}
+
+/// Like [`drive`]; with `capped`, answers 429 (`Rejected.Throttling`) are counted (the
+/// second figure) rather than refused, and the figures are those of the requests served.
+pub async fn drive_capped(
+    port: u16,
+    bundle: &std::path::Path,
+    request: &SignedRequest,
+    concurrency: usize,
+    capped: bool,
+) -> (Figures, usize) {
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.set_ca_file(bundle).unwrap();
     let connector = b.build();
@@ -53,6 +68,7 @@ pub async fn drive(
             let (headers, body) = request.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
+                let mut throttled = 0;
                 while start.elapsed() < run {
                     let mut req = hyper::Request::post("/").header("host", "localhost");
                     for (n, v) in &headers {
@@ -63,18 +79,25 @@ pub async fn drive(
                     let resp = sender.send_request(req).await.unwrap();
                     let status = resp.status();
                     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                    if capped && status == 429 {
+                        throttled += 1;
+                        continue;
+                    }
                     assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
                     lat.push(t.elapsed());
                 }
-                lat
+                (lat, throttled)
             })
         })
         .collect();
     let mut all = Vec::new();
+    let mut throttled = 0;
     for t in tasks {
-        all.extend(t.await.unwrap());
+        let (lat, refused) = t.await.unwrap();
+        all.extend(lat);
+        throttled += refused;
     }
-    figures(all, start.elapsed().as_secs_f64())
+    (figures(all, start.elapsed().as_secs_f64()), throttled)
 }
 
 /// What the environment asks of a gateway benchmark: the load generator's runtime
