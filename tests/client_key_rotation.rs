@@ -10,7 +10,6 @@ mod common;
 mod support;
 
 use clock::TestClock;
-use hkms::authn::signed::{http_date, sign_request};
 use hkms::instance_api as api;
 use prost::Message;
 use serde_json::Value;
@@ -40,14 +39,7 @@ fn encrypt(
         ..Default::default()
     }
     .encode_to_vec();
-    let headers = sign_request(
-        &ck.private_key(),
-        &ck.id,
-        "Encrypt",
-        &body,
-        &http_date(clock.now()),
-    )
-    .unwrap();
+    let headers = ck.signed_at("Encrypt", &body, clock.now());
     let mut conn = connect(gw.port, &inst.bundle);
     let a = post(&mut conn, "/", &headers, &body);
     if a.status == 200 {

@@ -10,7 +10,6 @@ mod tcp;
 
 use common::code;
 use hkms::access::clientkey::{self, KeyPair};
-use hkms::authn::signed::{http_date, sign_request};
 use hkms::client::{Client, TlsClientFiles};
 use hkms::instance_api as api;
 use hkms::proto::*;
@@ -246,14 +245,7 @@ fn gateway_encrypt(
         ..Default::default()
     }
     .encode_to_vec();
-    let headers = sign_request(
-        &ck.private_key(),
-        &ck.id,
-        "Encrypt",
-        &body,
-        &http_date(clientkey::now_unix()),
-    )
-    .unwrap();
+    let headers = ck.signed("Encrypt", &body);
     let mut conn = connect(gw.port, &inst.bundle);
     let a = post(&mut conn, "/", &headers, &body);
     (a.status, a.body)

@@ -254,7 +254,11 @@ impl ClientKeyFiles {
 
     /// Signed request headers for `api_name` with `body`, as the SDKs send them.
     pub fn signed(&self, api_name: &str, body: &[u8]) -> Vec<(String, String)> {
-        let now = hkms::access::clientkey::now_unix();
+        self.signed_at(api_name, body, hkms::access::clientkey::now_unix())
+    }
+
+    /// Like [`ClientKeyFiles::signed`], dated `now` (Unix seconds; a moved test clock).
+    pub fn signed_at(&self, api_name: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
         hkms::authn::signed::sign_request(
             &self.private_key(),
             &self.id,
