@@ -124,6 +124,16 @@ pub fn decide(
             reason: format!("AAP {aap} no longer exists"),
         });
     };
+    decide_for(store, &aap, req)
+}
+
+/// Evaluates a request of an AAP record already read against its current policies and
+/// rules.
+pub fn decide_for(
+    store: &dyn AccessStore,
+    aap: &ApplicationAccessPoint,
+    req: &AccessRequest,
+) -> Result<Decision, KmsError> {
     let mut policies = Vec::new();
     let mut rules = Vec::new();
     for name in &aap.policies {
@@ -136,7 +146,7 @@ pub fn decide(
             policies.push(p);
         }
     }
-    Ok(policy::evaluate(&aap, &policies, &rules, req))
+    Ok(policy::evaluate(aap, &policies, &rules, req))
 }
 
 #[cfg(test)]

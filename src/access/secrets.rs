@@ -286,7 +286,7 @@ pub fn decide(
         source,
         endpoint,
     };
-    let rbac = super::decide(store, aap_name, &req)?;
+    let rbac = super::decide_for(store, &aap, &req)?;
     if let Decision::Allow { policy } = rbac {
         return Ok(Verdict::Allow(format!("policy {policy}")));
     }
@@ -307,8 +307,7 @@ pub fn decide(
         _ => None,
     };
     if let Some(action) = key_use {
-        if let Some(refused) =
-            may_use_key(store, account, target, aap_name, action, source, endpoint)?
+        if let Some(refused) = may_use_key(store, account, target, &aap, action, source, endpoint)?
         {
             return Ok(refused);
         }
@@ -360,13 +359,13 @@ fn may_use_key(
     store: &dyn Store,
     account: &str,
     target: &SecretTarget<'_>,
-    aap: &str,
+    aap: &ApplicationAccessPoint,
     action: &str,
     source: std::net::IpAddr,
     endpoint: EndpointKind,
 ) -> Result<Option<Verdict>, KmsError> {
     let key = format!("key/{}", target.key_id);
-    match policy_outcome(account, target, aap, action, &key) {
+    match policy_outcome(account, target, &aap.name, action, &key) {
         Outcome::Allow => return Ok(None),
         Outcome::Deny(_) => {
             return Ok(Some(deny(format!(
@@ -381,7 +380,7 @@ fn may_use_key(
         source,
         endpoint,
     };
-    match super::decide(store, aap, &req)? {
+    match super::decide_for(store, aap, &req)? {
         Decision::Allow { .. } => Ok(None),
         Decision::Deny { reason } => Ok(Some(deny(format!(
                 "the secret policy admits the AAP, but nothing lets it use the secret's key {} for {action} (grant {action} on key/{} or a kms:{action} statement in the secret policy): {reason}",
