@@ -17,7 +17,7 @@ mod measure;
 mod support;
 
 use bytes::Bytes;
-use hkms::authn::signed::{http_date, sign_request};
+use hkms::front::instance::auth::{http_date, sign_request};
 use hkms::instance_api as api;
 use hkms::proto::CreateSecretRequest;
 use measure::{ms, secs, with_cpu};

@@ -164,7 +164,7 @@ fn router(
         )
         .add_service(
             crate::proto::application_service_server::ApplicationServiceServer::new(
-                crate::service::application::ApplicationApi::new(app.clone()),
+                crate::service::relay::RelayApi(crate::front::Fronts::new(app.clone())),
             ),
         )
 }

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     /// A secret scheduled for deletion: its values cannot be read or changed until it is
     /// restored.
     SecretPendingDeletion,
+    /// A disabled secret: its values cannot be read or changed until it is enabled.
+    SecretDisabled,
 }
 
 impl ErrorCode {
@@ -91,6 +93,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "Conflict",
             ErrorCode::IncorrectKeyUsage => "IncorrectKeyUsage",
             ErrorCode::SecretPendingDeletion => "SecretPendingDeletion",
+            ErrorCode::SecretDisabled => "SecretDisabled",
         }
     }
 
@@ -118,9 +121,9 @@ impl ErrorCode {
             ErrorCode::MaterialNotMatch | ErrorCode::UnsupportedAlgorithm => Code::InvalidArgument,
             ErrorCode::ImportTokenExpired => Code::FailedPrecondition,
             ErrorCode::Conflict => Code::Aborted,
-            ErrorCode::IncorrectKeyUsage | ErrorCode::SecretPendingDeletion => {
-                Code::FailedPrecondition
-            }
+            ErrorCode::IncorrectKeyUsage
+            | ErrorCode::SecretPendingDeletion
+            | ErrorCode::SecretDisabled => Code::FailedPrecondition,
         }
     }
 }

@@ -1,13 +1,16 @@
 //! hkms: a key management service that keeps every key inside hardware security modules.
 //!
 //! Layers, from the wire inwards:
+//! - [`front`]: the external APIs the gateway relays (KMS instance API, Tencent Cloud API
+//!   3.0), each an authenticator, a codec and an error table;
 //! - [`service`]: gRPC handlers (thin);
+//! - [`ops`]: the operations layer every front and service calls: authorise, then run;
 //! - [`keys`], [`crypto`]: key lifecycle and cryptographic operations;
 //! - [`secrets`]: versioned secrets sealed under customer master keys;
 //! - [`hsm`]: PKCS#11 members, sessions, the pool and every mechanism used;
 //! - [`store`]: persisted records (only wrapped key material);
 //! - [`authn`], [`access`]: who is calling, and what they may do;
-//! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the KMS instance API (no keys, no HSM).
+//! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the external APIs (no keys, no HSM).
 #![deny(unsafe_code)]
 
 pub mod access;
@@ -20,12 +23,14 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod error;
+pub mod front;
 pub mod gateway;
 pub mod hardening;
 pub mod hsm;
 pub mod jobs;
 pub mod keys;
 pub mod logging;
+pub mod ops;
 pub mod quiet_unix;
 pub mod runtime;
 pub mod secrets;

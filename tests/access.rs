@@ -6,7 +6,7 @@ mod common;
 
 use common::{Daemon, GATEWAY_UID};
 use hkms::access::clientkey;
-use hkms::authn::signed::{http_date, sign_request};
+use hkms::front::instance::auth::{http_date, sign_request};
 use hkms::instance_api as api;
 use hkms::proto::*;
 use openssl::pkey::{PKey, Private};

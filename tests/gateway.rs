@@ -8,7 +8,7 @@ mod support;
 #[path = "sdk/venv.rs"]
 mod venv;
 
-use hkms::authn::signed::{http_date, sign_request};
+use hkms::front::instance::auth::{http_date, sign_request};
 use hkms::instance_api as api;
 use prost::Message;
 use serde_json::Value;

@@ -7,7 +7,7 @@ mod common;
 #[path = "support/gateway.rs"]
 mod support;
 
-use hkms::authn::signed::{http_date, sign_request};
+use hkms::front::instance::auth::{http_date, sign_request};
 use hkms::instance_api as api;
 use prost::Message;
 use std::os::unix::net::UnixDatagram;

@@ -307,10 +307,17 @@ impl Managed for ApplicationAccessPoint {
 
     fn in_use(store: &dyn AccessStore, name: &str) -> Result<Option<String>, KmsError> {
         let keys = client_keys(store, name)?;
-        Ok((!keys.is_empty()).then(|| {
-            format!(
+        if !keys.is_empty() {
+            return Ok(Some(format!(
                 "AAP {name} still has {} ClientKey(s); delete them first (hkms client-key delete)",
                 keys.len()
+            )));
+        }
+        let api_keys = super::apikey::list(store, name)?;
+        Ok((!api_keys.is_empty()).then(|| {
+            format!(
+                "AAP {name} still has {} API key(s); delete them first (hkms api-key delete)",
+                api_keys.len()
             )
         }))
     }

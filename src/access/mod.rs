@@ -6,6 +6,7 @@
 //! - [`operations`]: which role and resource each operation needs;
 //! - [`document`]: JSON policy documents (statements with Effect/Action/Resource/Principal);
 //! - [`clientkey`]: ClientKey passwords, key pairs, certificates, files;
+//! - [`apikey`]: API keys (SecretId and a SecretKey sealed inside the HSMs);
 //! - [`manage`]: creating and changing the records, with their checks;
 //! - [`rotation`]: changing an AAP's ClientKey, the earlier ones retiring after an overlap;
 //! - [`endpoint`]: which gateway endpoints answer (the Internet endpoint switch);
@@ -16,6 +17,7 @@
 //! resources and from the networks that policy names. A denial is logged with the grant
 //! that was missing; the caller learns only that it was forbidden.
 
+pub mod apikey;
 pub mod clientkey;
 pub mod document;
 pub mod endpoint;
@@ -186,13 +188,13 @@ mod tests {
         };
         let app = Caller::Application {
             aap: "app".into(),
-            client_key_id: "KAAP.x".into(),
+            credential: "KAAP.x".into(),
             source: "10.0.0.1".parse().unwrap(),
             endpoint: endpoint::EndpointKind::Private,
         };
         let ghost = Caller::Application {
             aap: "deleted".into(),
-            client_key_id: "KAAP.y".into(),
+            credential: "KAAP.y".into(),
             source: "10.0.0.1".parse().unwrap(),
             endpoint: endpoint::EndpointKind::Private,
         };

@@ -1,7 +1,8 @@
 //! Which role each application operation needs, and which resource it touches.
 //!
-//! Operations not listed here (key lifecycle, access management, init...) are
-//! administrative: only operators may call them.
+//! Operations not listed here (access management, HSM members, init...) are administrative:
+//! only operators may call them. Key and secret lifecycle operations are listed for the
+//! administrator roles, which APIs that manage keys (Tencent Cloud's) need.
 
 use super::policy::Role;
 
@@ -33,13 +34,55 @@ const TABLE: &[(&str, &[Role])] = &[
     ),
     (
         "GetSecretValue",
-        &[Role::SecretUser, Role::SharedSecretUser],
+        &[
+            Role::SecretUser,
+            Role::SharedSecretUser,
+            Role::SecretAdministrator,
+        ],
     ),
-    ("DescribeSecret", &[Role::SecretUser]),
-    ("ListSecrets", &[Role::SecretUser]),
-    ("ListSecretVersionIds", &[Role::SecretUser]),
-    ("PutSecretValue", &[Role::SecretUser]),
-    ("UpdateSecretVersionStage", &[Role::SecretUser]),
+    (
+        "DescribeSecret",
+        &[Role::SecretUser, Role::SecretAdministrator],
+    ),
+    (
+        "ListSecrets",
+        &[Role::SecretUser, Role::SecretAdministrator],
+    ),
+    (
+        "ListSecretVersionIds",
+        &[Role::SecretUser, Role::SecretAdministrator],
+    ),
+    (
+        "PutSecretValue",
+        &[Role::SecretUser, Role::SecretAdministrator],
+    ),
+    (
+        "UpdateSecretVersionStage",
+        &[Role::SecretUser, Role::SecretAdministrator],
+    ),
+    // Key metadata: for the keys a policy covers.
+    ("DescribeKey", &[Role::KeyUser, Role::KeyAdministrator]),
+    ("ListKeys", &[Role::KeyUser, Role::KeyAdministrator]),
+    // Key lifecycle.
+    ("CreateKey", &[Role::KeyAdministrator]),
+    ("EnableKey", &[Role::KeyAdministrator]),
+    ("DisableKey", &[Role::KeyAdministrator]),
+    ("UpdateAlias", &[Role::KeyAdministrator]),
+    ("UpdateKeyDescription", &[Role::KeyAdministrator]),
+    ("ScheduleKeyDeletion", &[Role::KeyAdministrator]),
+    ("CancelKeyDeletion", &[Role::KeyAdministrator]),
+    ("UpdateRotationPolicy", &[Role::KeyAdministrator]),
+    ("CreateKeyVersion", &[Role::KeyAdministrator]),
+    ("GetParametersForImport", &[Role::KeyAdministrator]),
+    ("ImportKeyMaterial", &[Role::KeyAdministrator]),
+    ("DeleteKeyMaterial", &[Role::KeyAdministrator]),
+    // Secret lifecycle.
+    ("CreateSecret", &[Role::SecretAdministrator]),
+    ("UpdateSecret", &[Role::SecretAdministrator]),
+    ("DeleteSecret", &[Role::SecretAdministrator]),
+    ("RestoreSecret", &[Role::SecretAdministrator]),
+    ("EnableSecret", &[Role::SecretAdministrator]),
+    ("DisableSecret", &[Role::SecretAdministrator]),
 ];
 
 /// The operations the KMS instance API (`dkms-gcs-0.2`) defines: the fifteen every SDK
@@ -108,9 +151,9 @@ mod tests {
     #[test]
     fn admin_operations_are_not_grantable() {
         for op in [
-            "CreateKey",
-            "DisableKey",
             "Init",
+            "AddMember",
+            "SetDeletionProtection",
             "CreatePolicy",
             "CreateClientKey",
             "",
@@ -118,6 +161,10 @@ mod tests {
             assert!(roles_for(op).is_none(), "{op}");
         }
         assert_eq!(roles_for("Encrypt"), Some(&[Role::KeyUser][..]));
+        assert_eq!(roles_for("CreateKey"), Some(&[Role::KeyAdministrator][..]));
+        assert!(!roles_for("CreateSecret")
+            .unwrap()
+            .contains(&Role::SecretUser));
         assert!(roles_for("GetSecretValue")
             .unwrap()
             .contains(&Role::SharedSecretUser));

@@ -20,16 +20,31 @@ pub enum Role {
     SecretUser,
     /// `SecretUser`: GetSecretValue through a shared gateway.
     SharedSecretUser,
+    /// `CryptoServiceKeyAdministrator`: key lifecycle (create, enable, disable, rotate,
+    /// import, schedule deletion...), for APIs that manage keys as well as use them
+    /// (Tencent Cloud's KMS API). Keys it creates are covered by its policy's resources.
+    KeyAdministrator,
+    /// `CryptoServiceSecretAdministrator`: secret lifecycle (create, update, enable,
+    /// disable, delete, restore) as well as what `CryptoServiceSecretUser` grants.
+    SecretAdministrator,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::KeyUser, Role::SecretUser, Role::SharedSecretUser];
+    pub const ALL: [Role; 5] = [
+        Role::KeyUser,
+        Role::SecretUser,
+        Role::SharedSecretUser,
+        Role::KeyAdministrator,
+        Role::SecretAdministrator,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::KeyUser => "CryptoServiceKeyUser",
             Role::SecretUser => "CryptoServiceSecretUser",
             Role::SharedSecretUser => "SecretUser",
+            Role::KeyAdministrator => "CryptoServiceKeyAdministrator",
+            Role::SecretAdministrator => "CryptoServiceSecretAdministrator",
         }
     }
 
@@ -39,7 +54,7 @@ impl Role {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "RBAC role {s:?} is not one of CryptoServiceKeyUser, CryptoServiceSecretUser, SecretUser"
+                    "RBAC role {s:?} is not one of CryptoServiceKeyUser, CryptoServiceSecretUser, SecretUser, CryptoServiceKeyAdministrator, CryptoServiceSecretAdministrator"
                 )
             })
     }

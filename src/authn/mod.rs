@@ -3,13 +3,12 @@
 //!
 //! - [`peer`]: local peers on the Unix socket, by their credentials (SO_PEERCRED), and
 //!   remote peers on the TCP listener, by the identity [`tls`] established;
-//! - [`signed`]: application requests of the KMS instance API, relayed by the gateway and
-//!   verified here with the ClientKey's certificate;
+//! - application requests relayed by the gateway are authenticated by their API's front
+//!   ([`crate::front`]), which then names the caller as a [`Caller::Application`];
 //! - [`tls`]: the optional TCP listener with mutual TLS (ClientKey certificates of
 //!   applications, instance-CA certificates of gateways on other hosts).
 
 pub mod peer;
-pub mod signed;
 pub mod tls;
 
 use crate::access::endpoint::EndpointKind;
@@ -26,13 +25,14 @@ pub enum Caller {
     /// An hkms-gateway on another host, connected over TCP with a gateway client
     /// certificate of the instance CA: the same rights as a local gateway.
     RemoteGateway { subject: String, address: IpAddr },
-    /// An application, authenticated by one of its AAP's ClientKeys. `source` and
+    /// An application, authenticated by one of its AAP's credentials: a ClientKey (its id,
+    /// `KAAP.<uuid>`) or an API key (its SecretId, `AKID...`). `source` and
     /// `endpoint` say where the request came from, for the AAP's network rules: the
     /// gateway endpoint it arrived on, or [`EndpointKind::Private`] for a call to hkmsd's
     /// own TCP listener (a private network between hosts).
     Application {
         aap: String,
-        client_key_id: String,
+        credential: String,
         source: IpAddr,
         endpoint: EndpointKind,
     },
@@ -48,12 +48,12 @@ impl std::fmt::Display for Caller {
             }
             Caller::Application {
                 aap,
-                client_key_id,
+                credential,
                 source,
                 endpoint,
             } => write!(
                 f,
-                "aap={aap} client_key={client_key_id} source={source} endpoint={endpoint}"
+                "aap={aap} credential={credential} source={source} endpoint={endpoint}"
             ),
         }
     }

@@ -397,7 +397,7 @@ pub fn remote_caller(
                 _ => Ok((
                     Caller::Application {
                         aap: key.aap_name,
-                        client_key_id: key.client_key_id,
+                        credential: key.client_key_id,
                         source: info.remote.ip(),
                         // hkmsd's TCP listener serves hosts of the private network; it is
                         // not the gateway's Internet endpoint.
@@ -449,7 +449,7 @@ mod tests {
             caller,
             Caller::Application {
                 aap: "app".into(),
-                client_key_id: "KAAP.1".into(),
+                credential: "KAAP.1".into(),
                 source: "10.1.2.3".parse().unwrap(),
                 endpoint: EndpointKind::Private,
             }

@@ -9,6 +9,7 @@ pub mod instance;
 pub mod key_pair;
 pub mod mac;
 pub mod signing;
+pub mod tc3;
 
 use crate::appliance::Appliance;
 use crate::error::KmsError;

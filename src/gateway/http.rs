@@ -14,7 +14,7 @@
 //! digest, ClientKey, authorisation, the operation) is hkmsd's. Every failure has a protobuf
 //! `Error` body, and every answer an `x-kms-requestid` header. Connections are kept alive.
 
-use crate::authn::signed::MAX_BODY;
+use crate::front::instance::auth::MAX_BODY;
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::conn::{source_of, ConnClock, Guarded, Linger, SourceConns};
 use crate::gateway::forward::{ConnRelay, ForwardError, Forwarder};

@@ -3,9 +3,9 @@
 //! Each handler is one `operator_call` (see `super::resource`): the operation name, a call of
 //! the generic record functions of [`crate::access::manage`], and the reply message.
 
-use super::resource::{operator, operator_call};
+use super::resource::{operator, operator_call, operator_call_async};
 use super::{reply, Reply};
-use crate::access::{clientkey, manage, network, rotation};
+use crate::access::{apikey, clientkey, manage, network, rotation};
 use crate::appliance::Appliance;
 use crate::authn::caller;
 use crate::error::KmsError;
@@ -323,6 +323,46 @@ impl AccessService for AccessApi {
         operator_call(req, "DeleteClientKey", |r| {
             manage::delete::<ClientKey>(self.store(), &r.client_key_id)?;
             Ok(DeleteClientKeyResponse {})
+        })
+    }
+
+    async fn create_api_key(
+        &self,
+        req: Request<CreateApiKeyRequest>,
+    ) -> Reply<CreateApiKeyResponse> {
+        operator_call_async(req, "CreateApiKey", |r| async move {
+            let (k, secret_key) =
+                apikey::create(&self.0, &r.aap_name, r.validity_days, &r.description).await?;
+            Ok(CreateApiKeyResponse {
+                api_key: Some(apikey::summary(&k, crate::clock::now_unix())),
+                // The response buffer goes to the transport; the copy held here is wiped.
+                secret_key: secret_key.as_str().to_owned(),
+            })
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, req: Request<ListApiKeysRequest>) -> Reply<ListApiKeysResponse> {
+        operator_call(req, "ListApiKeys", |r| {
+            if !r.aap_name.is_empty() {
+                manage::get::<ApplicationAccessPoint>(self.store(), &r.aap_name)?;
+            }
+            let now = crate::clock::now_unix();
+            let api_keys = apikey::list(self.store(), &r.aap_name)?
+                .iter()
+                .map(|k| apikey::summary(k, now))
+                .collect();
+            Ok(ListApiKeysResponse { api_keys })
+        })
+    }
+
+    async fn delete_api_key(
+        &self,
+        req: Request<DeleteApiKeyRequest>,
+    ) -> Reply<DeleteApiKeyResponse> {
+        operator_call(req, "DeleteApiKey", |r| {
+            apikey::delete(self.store(), &r.secret_id)?;
+            Ok(DeleteApiKeyResponse {})
         })
     }
 

@@ -3,7 +3,6 @@
 
 pub mod access;
 pub mod admin;
-pub mod application;
 pub mod asymmetric;
 pub mod crypto;
 pub mod keys;

@@ -1,11 +1,11 @@
-//! `hkms.v1.ApplicationService` over gRPC: the gateway relays KMS instance API requests one
-//! per `Call`, or many over one `Relay` stream per client connection. Both end in
-//! [`ApplicationApi::serve`]; only peers allowed to relay ([`crate::authn::may_relay`]) get
-//! that far.
+//! `hkms.v1.ApplicationService` over gRPC: the gateway relays application requests (of any
+//! external API) one per `Call`, or many over one `Relay` stream per client connection. Both
+//! end in [`Fronts::serve`], which picks the request's front; only peers allowed to relay
+//! ([`crate::authn::may_relay`]) get that far.
 
-use super::application::ApplicationApi;
 use super::Reply;
 use crate::error::{ErrorCode, KmsError};
+use crate::front::Fronts;
 use crate::proto::application_service_server::ApplicationService;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
 use std::future::Future;
@@ -13,6 +13,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status, Streaming};
+
+/// The relay service: every front, behind the gateway-only check.
+#[derive(Debug, Clone)]
+pub struct RelayApi(pub Fronts);
 
 /// The answers of one relay stream, in the order of its requests.
 pub type Answers = Pin<Box<dyn Stream<Item = Result<ApplicationCallResponse, Status>> + Send>>;
@@ -48,10 +52,10 @@ impl Stream for UntilStopping {
 }
 
 #[tonic::async_trait]
-impl ApplicationService for ApplicationApi {
+impl ApplicationService for RelayApi {
     async fn call(&self, req: Request<ApplicationCallRequest>) -> Reply<ApplicationCallResponse> {
         refuse_non_gateway(&req)?;
-        Ok(tonic::Response::new(self.serve(req.into_inner()).await?))
+        Ok(tonic::Response::new(self.0.serve(req.into_inner()).await?))
     }
 
     type RelayStream = Answers;
@@ -69,13 +73,13 @@ impl ApplicationService for ApplicationApi {
         // can tell the next was never read (the stream ends instead of answering).
         let requests = UntilStopping {
             requests: req.into_inner(),
-            stopping: Box::pin(self.0.stopping()),
+            stopping: Box::pin(self.0.appliance().stopping()),
         };
         let answers = requests.then(move |next| {
             let api = api.clone();
             async move {
                 match next {
-                    Ok(r) => api.serve(r).await.map_err(Status::from),
+                    Ok(r) => api.0.serve(r).await.map_err(Status::from),
                     Err(s) => Err(s),
                 }
             }

@@ -254,6 +254,20 @@ impl SecretsService for SecretsApi {
         })
     }
 
+    async fn enable_secret(
+        &self,
+        _req: Request<EnableSecretRequest>,
+    ) -> Reply<EnableSecretResponse> {
+        Err(tonic::Status::unimplemented("EnableSecret"))
+    }
+
+    async fn disable_secret(
+        &self,
+        _req: Request<DisableSecretRequest>,
+    ) -> Reply<DisableSecretResponse> {
+        Err(tonic::Status::unimplemented("DisableSecret"))
+    }
+
     async fn set_secret_policy(
         &self,
         req: Request<SetSecretPolicyRequest>,

@@ -1,11 +1,11 @@
 //! Access-control records: network rules, policies, application access points, ClientKey
-//! certificates and the instance owner. One sled tree per record type; records are the
+//! certificates, API keys (their SecretKeys sealed) and the instance owner. One sled tree per record type; records are the
 //! `hkms.v1` access messages encoded with prost; every write is flushed before it returns.
 //! Changes to several records of a kind land together or not at all ([`swap`]).
 
 use super::sled_store::tx_err;
 use super::{SledStore, StoreError};
-use crate::proto::{ApplicationAccessPoint, ClientKey, InstanceOwner, NetworkRule, Policy};
+use crate::proto::{ApiKey, ApplicationAccessPoint, ClientKey, InstanceOwner, NetworkRule, Policy};
 use prost::Message;
 use sled::transaction::ConflictableTransactionError;
 
@@ -13,6 +13,7 @@ const NETWORK_RULES: &str = "access_network_rules";
 const POLICIES: &str = "access_policies";
 const AAPS: &str = "access_aaps";
 const CLIENT_KEYS: &str = "access_client_keys";
+const API_KEYS: &str = "access_api_keys";
 const ACCESS_META: &str = "access_meta";
 const OWNER_KEY: &[u8] = b"instance_owner";
 
@@ -23,6 +24,7 @@ pub enum Kind {
     Policy,
     Aap,
     ClientKey,
+    ApiKey,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Policy => POLICIES,
             Kind::Aap => AAPS,
             Kind::ClientKey => CLIENT_KEYS,
+            Kind::ApiKey => API_KEYS,
         }
     }
 
@@ -41,6 +44,7 @@ impl Kind {
             Kind::Policy => "policy",
             Kind::Aap => "application access point",
             Kind::ClientKey => "ClientKey",
+            Kind::ApiKey => "API key",
         }
     }
 }
@@ -225,6 +229,13 @@ impl Record for ClientKey {
     const KIND: Kind = Kind::ClientKey;
     fn name(&self) -> &str {
         &self.client_key_id
+    }
+}
+
+impl Record for ApiKey {
+    const KIND: Kind = Kind::ApiKey;
+    fn name(&self) -> &str {
+        &self.secret_id
     }
 }
 

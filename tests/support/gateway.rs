@@ -259,12 +259,12 @@ impl ClientKeyFiles {
 
     /// Like [`ClientKeyFiles::signed`], dated `now` (Unix seconds; a moved test clock).
     pub fn signed_at(&self, api_name: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
-        hkms::authn::signed::sign_request(
+        hkms::front::instance::auth::sign_request(
             &self.private_key(),
             &self.id,
             api_name,
             body,
-            &hkms::authn::signed::http_date(now),
+            &hkms::front::instance::auth::http_date(now),
         )
         .unwrap()
     }
@@ -282,9 +282,9 @@ impl ClientKeyFiles {
         let mut headers = self.signed(api_name, body);
         headers.retain(|(n, _)| n != "authorization");
         headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-        let to_sign = hkms::authn::signed::string_to_sign(&hkms::authn::signed::Headers::new(
-            headers.clone(),
-        ))
+        let to_sign = hkms::front::instance::auth::string_to_sign(
+            &hkms::front::instance::auth::Headers::new(headers.clone()),
+        )
         .unwrap();
         let mut signer =
             openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.private_key())

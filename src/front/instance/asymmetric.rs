@@ -5,8 +5,8 @@
 //! default, is hashed here; `DIGEST` is signed as it is), or the legacy `Digest` field,
 //! which is a DIGEST. A wrong signature is `Value: false`, never an error.
 
+use super::auth::ApiError;
 use super::{api_error, decode, Answer, ApplicationApi, Call};
-use crate::authn::signed::ApiError;
 use crate::crypto::asymmetric;
 use crate::instance_api as api;
 use crate::keys::VersionChoice;

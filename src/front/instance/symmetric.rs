@@ -6,9 +6,9 @@
 //! operations use hkmsd's self-describing ciphertext ([`crate::crypto::ciphertext`],
 //! AES-GCM or AES-CBC), and AdvanceDecrypt (like Decrypt) takes either form.
 
+use super::auth::ApiError;
 use super::{api_error, decode, header_iv, Answer, ApplicationApi, Call, MIGRATION_HEADER};
 use crate::access::operations;
-use crate::authn::signed::ApiError;
 use crate::authn::Caller;
 use crate::crypto::instance::{self, Algorithm};
 use crate::crypto::{self, ciphertext};

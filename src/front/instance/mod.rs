@@ -1,6 +1,6 @@
 //! `hkms.v1.ApplicationService`: KMS instance API requests relayed by hkms-gateway.
 //!
-//! Each call is authenticated here ([`crate::authn::signed`]), authorised against the
+//! Each call is authenticated here ([`crate::front::instance::auth`]), authorised against the
 //! caller's AAP ([`crate::access::authorize`]), then run. Every outcome that belongs to the
 //! external client is a successful gRPC reply carrying the HTTP status and the protobuf body
 //! (the operation's response or the protocol's `Error`); gRPC errors mean the relay itself
@@ -23,15 +23,16 @@
 //! to decrypt with.
 
 mod asymmetric;
+pub mod auth;
 mod key_pair;
 mod mac;
 mod secrets;
 mod symmetric;
 
+use self::auth::{ApiError, Headers};
 use crate::access::endpoint::{self, EndpointKind};
 use crate::access::{self, clientkey, operations};
 use crate::appliance::Appliance;
-use crate::authn::signed::{self, ApiError, Headers};
 use crate::authn::Caller;
 use crate::crypto::ciphertext;
 use crate::error::{ErrorCode, KmsError};
@@ -67,7 +68,7 @@ pub const SUPPORTED: [&str; 16] = [
 ];
 
 #[derive(Debug, Clone)]
-pub struct ApplicationApi(pub Arc<Appliance>, Arc<signed::PublicKeys>);
+pub struct ApplicationApi(pub Arc<Appliance>, Arc<auth::PublicKeys>);
 
 impl ApplicationApi {
     pub fn new(app: Arc<Appliance>) -> ApplicationApi {
@@ -350,7 +351,7 @@ impl ApplicationApi {
             .to_owned();
         let verified = match endpoint::closed_to(&*self.0.store, endpoint, &named) {
             Some(why) => Err(ApiError::new(403, "Forbidden.InternetAccessDisabled", why)),
-            None => signed::verify(&r.method, &headers, &r.body, now, &lookup, &self.1),
+            None => auth::verify(&r.method, &headers, &r.body, now, &lookup, &self.1),
         };
         let mut version_header = None;
         let authenticated = Some(verified.is_ok());
@@ -363,7 +364,7 @@ impl ApplicationApi {
                 warn_if_expiring(&v.client_key, now);
                 let caller = Caller::Application {
                     aap: v.client_key.aap_name.clone(),
-                    client_key_id: v.client_key.client_key_id.clone(),
+                    credential: v.client_key.client_key_id.clone(),
                     source,
                     endpoint,
                 };

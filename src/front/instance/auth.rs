@@ -389,5 +389,5 @@ pub fn http_date(unix: i64) -> String {
 }
 
 #[cfg(test)]
-#[path = "signed_tests.rs"]
+#[path = "auth_tests.rs"]
 mod tests;

@@ -9,8 +9,8 @@
 //! reported too), which AdvanceDecrypt takes alone. KeyFormat is PEM (the default) or DER,
 //! for the public key and the private key alike.
 
+use super::auth::ApiError;
 use super::{api_error, decode, Answer, ApplicationApi, Call};
-use crate::authn::signed::ApiError;
 use crate::crypto::key_pair::{self, Sealing};
 use crate::instance_api as api;
 use prost::Message;

@@ -1,0 +1,112 @@
+//! Fronts: one per external API that applications speak through hkms-gateway.
+//!
+//! A front has three parts, each in its own module of the front's folder:
+//! - an **authenticator** (`auth`) that verifies the caller's signature over the request
+//!   exactly as the gateway received it, and names the caller ([`Caller::Application`]);
+//! - a **codec** that turns the wire request into one call of the operations layer
+//!   ([`crate::ops`]) and the result back into the wire response;
+//! - an **error table** (`errors`) from hkmsd's stable codes ([`crate::error::ErrorCode`])
+//!   to the API's own codes and HTTP statuses.
+//!
+//! Fronts never reach the store, the HSM pool or the cryptography themselves: everything
+//! past authentication goes through [`crate::ops`], as the gRPC services do.
+//!
+//! - [`instance`]: the KMS instance API (`x-kms-apiname`, protobuf bodies, requests signed
+//!   with a ClientKey's RSA key);
+//! - [`tencent`]: Tencent Cloud KMS API 3.0 and SSM (`X-TC-Action`, JSON bodies, requests
+//!   signed with an API key's SecretKey, TC3-HMAC-SHA256).
+//!
+//! Both are served on the gateway's one HTTPS port: [`Api::of`] tells them apart by their
+//! headers, the same way in the gateway (for its own refusals, in the API's envelope) and in
+//! hkmsd (to pick the front).
+//!
+//! [`Caller::Application`]: crate::authn::Caller::Application
+
+pub mod instance;
+pub mod tencent;
+
+use crate::appliance::Appliance;
+use crate::error::KmsError;
+use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
+use std::sync::Arc;
+
+/// The external API a relayed request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The KMS instance API.
+    Instance,
+    /// Tencent Cloud API 3.0 (KMS `2019-01-18`, SSM `2019-09-23`).
+    Tencent,
+}
+
+/// The header every Tencent Cloud API 3.0 request carries, and no instance API request.
+pub const TENCENT_ACTION_HEADER: &str = "x-tc-action";
+
+impl Api {
+    /// The API of a request with these headers (`header(name)` finds a header by its
+    /// lowercase name): Tencent's when it names an `X-TC-Action`, the instance API's
+    /// otherwise.
+    pub fn of<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Api {
+        if header(TENCENT_ACTION_HEADER).is_some() {
+            Api::Tencent
+        } else {
+            Api::Instance
+        }
+    }
+
+    /// The operation a request names before it is authenticated (for caps and logs).
+    pub fn operation_header(self) -> &'static str {
+        match self {
+            Api::Instance => "x-kms-apiname",
+            Api::Tencent => TENCENT_ACTION_HEADER,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Instance => "instance",
+            Api::Tencent => "tencent",
+        }
+    }
+}
+
+/// Every front hkmsd serves relayed requests with.
+#[derive(Debug, Clone)]
+pub struct Fronts {
+    app: Arc<Appliance>,
+    instance: instance::ApplicationApi,
+    tencent: tencent::TencentApi,
+}
+
+impl Fronts {
+    pub fn new(app: Arc<Appliance>) -> Fronts {
+        Fronts {
+            instance: instance::ApplicationApi::new(app.clone()),
+            tencent: tencent::TencentApi::new(app.clone()),
+            app,
+        }
+    }
+
+    pub fn appliance(&self) -> &Arc<Appliance> {
+        &self.app
+    }
+
+    /// Serves one relayed request with the front of its API. An error means the relay
+    /// message itself was malformed (unknown endpoint, bad source address); every outcome
+    /// that belongs to the external client is an answer.
+    pub async fn serve(
+        &self,
+        r: ApplicationCallRequest,
+    ) -> Result<ApplicationCallResponse, KmsError> {
+        let api = Api::of(|name| {
+            r.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str())
+        });
+        match api {
+            Api::Instance => self.instance.serve(r).await,
+            Api::Tencent => self.tencent.serve(r).await,
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Tencent Cloud KMS API 3.0 (`2019-01-18`) and SSM (`2019-09-23`), as the unchanged
+//! `tencentcloud-sdk-python-kms` / `-ssm` SDKs and `tccli` speak them.
+//!
+//! A request is `POST /` with a JSON body, the operation in `X-TC-Action`, the API version in
+//! `X-TC-Version`, and a TC3-HMAC-SHA256 signature made with one of an AAP's API keys
+//! ([`auth`]). The version picks the service (KMS or SSM), which must be the service the
+//! signature's credential scope names. Once authenticated, the request is one call of the
+//! operations layer ([`kms`], [`ssm`]: the codecs), authorised against the AAP like a
+//! ClientKey's requests. Every answer, errors included ([`errors`]), is HTTP 200 with
+//! `Content-Type: application/json` and `{"Response": {..., "RequestId"}}`.
+
+pub mod auth;
+pub mod errors;
+pub mod kms;
+pub mod ssm;
+
+use crate::access::endpoint::{self, EndpointKind};
+use crate::appliance::Appliance;
+use crate::authn::Caller;
+use crate::error::KmsError;
+use crate::ops::Ctx;
+use crate::proto::{ApplicationCallRequest, ApplicationCallResponse, HttpHeader};
+use errors::TcError;
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The two services of Tencent's API that hkms serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Kms,
+    Ssm,
+}
+
+impl Service {
+    /// The service an `X-TC-Version` names.
+    pub fn of_version(version: &str) -> Option<Service> {
+        match version {
+            "2019-01-18" => Some(Service::Kms),
+            "2019-09-23" => Some(Service::Ssm),
+            _ => None,
+        }
+    }
+
+    /// The service's name in a credential scope (`<date>/kms/tc3_request`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Kms => "kms",
+            Service::Ssm => "ssm",
+        }
+    }
+}
+
+/// The fields of a successful response (without `RequestId`).
+pub type Fields = Map<String, Value>;
+
+/// The Tencent front.
+#[derive(Debug, Clone)]
+pub struct TencentApi {
+    app: Arc<Appliance>,
+    keys: Arc<auth::SigningKeys>,
+}
+
+/// Headers of a relayed request, found by lowercase name.
+#[derive(Debug)]
+pub struct Headers<'a>(&'a [HttpHeader]);
+
+impl<'a> Headers<'a> {
+    pub fn new(headers: &'a [HttpHeader]) -> Headers<'a> {
+        Headers(headers)
+    }
+
+    /// The value of header `name` (any case), trimmed; `None` when absent.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.trim())
+    }
+}
+
+impl TencentApi {
+    pub fn new(app: Arc<Appliance>) -> TencentApi {
+        TencentApi {
+            app,
+            keys: Arc::default(),
+        }
+    }
+
+    /// Authenticates, authorises and runs one relayed request; every outcome that belongs
+    /// to the client is an answer. An error means the relay message itself was malformed.
+    pub async fn serve(
+        &self,
+        r: ApplicationCallRequest,
+    ) -> Result<ApplicationCallResponse, KmsError> {
+        let Some(endpoint) = EndpointKind::parse(&r.endpoint) else {
+            return Err(KmsError::invalid(format!(
+                "unknown endpoint {:?}",
+                r.endpoint
+            )));
+        };
+        let source: IpAddr = r.source_address.trim().parse().map_err(|_| {
+            KmsError::invalid(format!(
+                "source_address {:?} is not an IP address",
+                r.source_address
+            ))
+        })?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let headers = Headers::new(&r.headers);
+        let action = headers.get("x-tc-action").unwrap_or("").to_owned();
+        let mut authenticated = false;
+        let outcome = async {
+            let service = self.request_service(&r, &headers)?;
+            if let Some(why) = endpoint::closed_to(&*self.app.store, endpoint, &action) {
+                return Err(TcError::new(errors::UNAUTHORIZED, why));
+            }
+            let now = crate::clock::now_unix();
+            let key = auth::verify(&self.app, &self.keys, &r.method, &headers, &r.body, service, now)
+                .await?;
+            authenticated = true;
+            let caller = Caller::Application {
+                aap: key.aap_name,
+                credential: key.secret_id,
+                source,
+                endpoint,
+            };
+            let body: Value = serde_json::from_slice(&r.body).map_err(|e| {
+                TcError::new("InvalidParameter", format!("the request body is not a JSON object: {e}"))
+            })?;
+            let Value::Object(body) = body else {
+                return Err(TcError::new("InvalidParameter", "the request body is not a JSON object"));
+            };
+            let ctx = Ctx::new(&self.app, &caller);
+            let result = match service {
+                Service::Kms => kms::run(ctx, &action, body).await,
+                Service::Ssm => ssm::run(ctx, &action, body).await,
+            };
+            match &result {
+                Ok(_) => tracing::debug!(caller = %caller, action = %action, "Tencent API request served"),
+                Err(e) => tracing::info!(caller = %caller, action = %action, code = e.code, "Tencent API request refused: {}", e.message),
+            }
+            result
+        }
+        .await;
+        if let (Err(e), false) = (&outcome, authenticated) {
+            tracing::info!(source = %source, action = %action, code = e.code, "Tencent API request refused: {}", e.message);
+        }
+        let error_code = outcome
+            .as_ref()
+            .err()
+            .map(|e| e.code.to_owned())
+            .unwrap_or_default();
+        Ok(ApplicationCallResponse {
+            http_status: 200,
+            headers: vec![
+                HttpHeader {
+                    name: "content-type".into(),
+                    value: "application/json".into(),
+                },
+                HttpHeader {
+                    name: "x-tc-requestid".into(),
+                    value: request_id.clone(),
+                },
+            ],
+            body: response_body(outcome, &request_id),
+            request_id,
+            error_code,
+            authenticated: Some(authenticated),
+        })
+    }
+
+    /// The service the request's `X-TC-Version` names; checks the request's shape first.
+    fn request_service(
+        &self,
+        r: &ApplicationCallRequest,
+        headers: &Headers<'_>,
+    ) -> Result<Service, TcError> {
+        if r.method != "POST" {
+            return Err(TcError::new(
+                "UnsupportedProtocol",
+                "only POST requests with a JSON body are served",
+            ));
+        }
+        let content_type = headers.get("content-type").unwrap_or("");
+        if !content_type
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        {
+            return Err(TcError::new(
+                "InvalidParameter",
+                "Content-Type must be application/json",
+            ));
+        }
+        let version = headers.get("x-tc-version").unwrap_or("");
+        Service::of_version(version).ok_or_else(|| {
+            TcError::new(
+                "NoSuchVersion",
+                format!("X-TC-Version {version:?} is not served; use 2019-01-18 (KMS) or 2019-09-23 (SSM)"),
+            )
+        })
+    }
+}
+
+/// `{"Response": {...fields, "RequestId"}}`, or `{"Response": {"Error": {...}, "RequestId"}}`.
+pub fn response_body(outcome: Result<Fields, TcError>, request_id: &str) -> Vec<u8> {
+    let mut response = match outcome {
+        Ok(fields) => fields,
+        Err(e) => {
+            let mut m = Map::new();
+            m.insert(
+                "Error".into(),
+                serde_json::json!({"Code": e.code, "Message": e.message}),
+            );
+            m
+        }
+    };
+    response.insert("RequestId".into(), Value::String(request_id.to_owned()));
+    serde_json::to_vec(&serde_json::json!({ "Response": response })).unwrap_or_default()
+}
