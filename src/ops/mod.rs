@@ -11,8 +11,10 @@
 //! request. A key that does not exist is reported as missing only to callers that may use
 //! the name they sent, so nobody learns which keys exist without a grant.
 //!
-//! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom.
+//! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom;
+//! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs.
 
+pub mod asymmetric;
 pub mod crypto;
 
 use crate::access::{self, operations};
