@@ -12,10 +12,12 @@
 //! the name they sent, so nobody learns which keys exist without a grant.
 //!
 //! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom;
-//! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs.
+//! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs;
+//! - [`keys`]: key creation, metadata, lifecycle, aliases, rotation, imported material.
 
 pub mod asymmetric;
 pub mod crypto;
+pub mod keys;
 
 use crate::access::{self, operations};
 use crate::appliance::Appliance;
