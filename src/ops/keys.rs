@@ -237,16 +237,28 @@ pub fn update_alias(ctx: Ctx<'_>, alias_name: &str, key_ref: &str) -> Result<Key
     alias::update(ctx.app, alias_name, &key_id)
 }
 
-/// Gives a key alias `new_name` in place of its alias `old_name` (Tencent's UpdateAlias,
-/// where a key has one alias); authorised as `UpdateAlias` on the key.
+/// Gives a key alias `new_name` in place of the alias `replaced` picks among the key's
+/// aliases (oldest first; `None`: the key just gets `new_name`), for APIs where a key has
+/// one alias that is renamed (Tencent's UpdateAlias). Authorised as `UpdateAlias` on the
+/// key.
 pub fn rename_alias(
     ctx: Ctx<'_>,
     key_ref: &str,
-    old_name: Option<&str>,
     new_name: &str,
+    replaced: impl FnOnce(&[KeyAlias]) -> Option<String>,
 ) -> Result<KeyAlias, KmsError> {
     let key_id = ctx.key("UpdateAlias", key_ref)?;
-    alias::rename(ctx.app, &key_id, old_name, new_name)
+    let mut aliases = alias::list(ctx.app, &key_id)?;
+    oldest_first(&mut aliases);
+    let old = replaced(&aliases);
+    alias::rename(ctx.app, &key_id, old.as_deref(), new_name)
+}
+
+fn oldest_first(aliases: &mut [KeyAlias]) {
+    aliases.sort_by(|a, b| {
+        (a.create_time.as_str(), a.alias_name.as_str())
+            .cmp(&(b.create_time.as_str(), b.alias_name.as_str()))
+    });
 }
 
 /// Deletes an alias.
@@ -291,10 +303,7 @@ pub fn aliases_of(
         }
     }
     for v in out.values_mut() {
-        v.sort_by(|a, b| {
-            (a.create_time.as_str(), a.alias_name.as_str())
-                .cmp(&(b.create_time.as_str(), b.alias_name.as_str()))
-        });
+        oldest_first(v);
     }
     Ok(out)
 }
