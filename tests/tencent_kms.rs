@@ -259,15 +259,15 @@ fn keys_are_created_described_listed_and_managed() {
         "ListKeyDetail",
         json!({"KeyUsage": "ASYMMETRIC_SIGN_VERIFY_ECC"}),
     );
-    assert_eq!(ids(&r, "KeyMetadatas"), [signing.clone()]);
+    assert_eq!(ids(&r, "KeyMetadatas"), [signing.as_str()]);
     let r = tc.ok("ListKeyDetail", json!({"SearchKeyAlias": "ord"}));
-    assert_eq!(ids(&r, "KeyMetadatas"), [k1.clone()]);
+    assert_eq!(ids(&r, "KeyMetadatas"), [k1.as_str()]);
     assert_eq!(r["KeyMetadatas"][0]["Description"], "orders db");
     let r = tc.ok(
         "ListKeyDetail",
         json!({"TagFilters": [{"TagKey": "team", "TagValue": ["payments"]}]}),
     );
-    assert_eq!(ids(&r, "KeyMetadatas"), [k1.clone()]);
+    assert_eq!(ids(&r, "KeyMetadatas"), [k1.as_str()]);
     let r = tc.ok("ListKeyDetail", json!({"Origin": "EXTERNAL"}));
     assert_eq!(r["TotalCount"], 0);
     assert_eq!(
@@ -701,7 +701,7 @@ fn asymmetric_keys_sign_verify_and_decrypt() {
     // DIGEST: the caller hashed the message.
     let r = tc.ok(
         "SignByAsymmetricKey",
-        json!({"KeyId": ecc, "Algorithm": "ECC_P256_R1", "Message": B64.encode(&digest),
+        json!({"KeyId": ecc, "Algorithm": "ECC_P256_R1", "Message": B64.encode(digest),
                "MessageType": "DIGEST"}),
     );
     let pk = public_key(&mut tc, &ecc);
@@ -714,7 +714,7 @@ fn asymmetric_keys_sign_verify_and_decrypt() {
     ));
     let r = tc.ok(
         "VerifyByAsymmetricKey",
-        json!({"KeyId": ecc, "Algorithm": "ECC_P256_R1", "Message": B64.encode(&digest),
+        json!({"KeyId": ecc, "Algorithm": "ECC_P256_R1", "Message": B64.encode(digest),
                "MessageType": "DIGEST", "SignatureValue": r["Signature"]}),
     );
     assert_eq!(r["SignatureValid"], true);
@@ -1027,10 +1027,10 @@ fn the_appliance_describes_itself_and_refuses_what_it_does_not_serve() {
     );
     let mut u = Tc::new(&gw, &inst, &user);
     let r = u.ok("ListKeys", json!({}));
-    assert_eq!(ids(&r, "Keys"), [mine.clone()]);
+    assert_eq!(ids(&r, "Keys"), [mine.as_str()]);
     assert_eq!(r["TotalCount"], 1);
     let r = u.ok("ListKeyDetail", json!({}));
-    assert_eq!(ids(&r, "KeyMetadatas"), [mine.clone()]);
+    assert_eq!(ids(&r, "KeyMetadatas"), [mine.as_str()]);
     assert_eq!(u.meta(&mine)["Alias"], "mine");
     u.ok(
         "Encrypt",

@@ -37,9 +37,12 @@ const MAX_CACHED: usize = 4096;
 
 const ALGORITHM: &str = "TC3-HMAC-SHA256";
 
+/// What a derived signing key is cached under: SecretId, date and service.
+type SigningScope = (String, String, &'static str);
+
 /// Signing keys derived today, by SecretId, date and service.
 #[derive(Default)]
-pub struct SigningKeys(Mutex<HashMap<(String, String, &'static str), Zeroizing<Vec<u8>>>>);
+pub struct SigningKeys(Mutex<HashMap<SigningScope, Zeroizing<Vec<u8>>>>);
 
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
