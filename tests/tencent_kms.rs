@@ -1156,7 +1156,15 @@ fn the_official_sdk_makes_every_served_action() {
         2
     );
     assert_eq!(tencent::ok(&r[2])["TotalCount"], 4);
-    assert_eq!(tencent::ok(&r[3])["KeyMetadatas"][3]["Origin"], "EXTERNAL");
+    let detail = tencent::ok(&r[3])["KeyMetadatas"].clone();
+    let external = detail
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["KeyId"] == ext.as_str())
+        .unwrap();
+    assert_eq!(external["Origin"], "EXTERNAL", "{detail}");
+    assert_eq!(external["KeyState"], "PendingImport", "{detail}");
     let blob = tencent::ok(&r[4])["CiphertextBlob"].clone();
     let data_key = tencent::ok(&r[5]).clone();
     assert_eq!(b64(&data_key["Plaintext"]).len(), 16);
