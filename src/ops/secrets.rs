@@ -110,17 +110,19 @@ pub async fn put_value(
     secrets::put_value(request(&ctx), rec, new).await
 }
 
-/// Replaces the value of an existing version (Tencent SSM's UpdateSecret), authorised as
-/// `UpdateSecret`: it overwrites what a version held, which only the lifecycle roles may.
+/// Replaces the value of an existing version, by id or stage (Tencent SSM's UpdateSecret),
+/// authorised as `UpdateSecret`: it overwrites what a version held, which only the
+/// lifecycle roles may. Returns the record and the version's id.
 pub async fn replace_value(
     ctx: Ctx<'_>,
     name: &str,
+    stage: &str,
     version_id: &str,
     data: &[u8],
     data_type: &str,
-) -> Result<SecretRecord, KmsError> {
+) -> Result<(SecretRecord, String), KmsError> {
     let rec = find(&ctx, "UpdateSecret", name)?;
-    secrets::replace_value(request(&ctx), rec, version_id, data, data_type).await
+    secrets::replace_value(request(&ctx), rec, stage, version_id, data, data_type).await
 }
 
 /// UpdateSecretVersionStage.

@@ -405,40 +405,38 @@ pub async fn put_value(
     Ok((rec, version_id))
 }
 
-/// Replaces the value of version `version_id` (what Tencent SSM's UpdateSecret does): the
-/// version keeps its id and its stages; the new value is sealed with a fresh data key, and
-/// the old value is gone. Every other API of hkms adds versions instead (PutSecretValue).
+/// Replaces the value of a version (what Tencent SSM's UpdateSecret does), chosen like
+/// GetSecretValue chooses one (by id, by stage, or ACSCurrent): the version keeps its id and
+/// its stages; the new value is sealed with a fresh data key, and the old value is gone.
+/// Every other API of hkms adds versions instead (PutSecretValue). Returns the record and
+/// the version's id.
 pub async fn replace_value(
     r: Request<'_>,
     rec: SecretRecord,
+    stage: &str,
     version_id: &str,
     data: &[u8],
     data_type: &str,
-) -> Result<SecretRecord, KmsError> {
+) -> Result<(SecretRecord, String), KmsError> {
     require_enabled(&rec)?;
     let data_type = DataType::parse(data_type)?;
     names::check_value(data, data_type)?;
-    let missing = |rec: &SecretRecord| {
-        KmsError::new(
-            ErrorCode::ResourceNotFound,
-            format!("secret {} has no version {version_id}", rec.name),
-        )
-    };
-    if !rec.version_ids.iter().any(|v| v == version_id) {
-        return Err(missing(&rec));
-    }
+    let chosen = stages::choose(&rec, stage, version_id)?;
     let name = rec.name.clone();
-    let version = seal_version(r.app, &name, &rec.kms_key_id, version_id, data_type, data).await?;
+    let version = seal_version(r.app, &name, &rec.kms_key_id, &chosen, data_type, data).await?;
     let rec = commit(r.app, rec, Some(&version), &|rec| {
         require_enabled(rec)?;
-        if !rec.version_ids.iter().any(|v| v == version_id) {
-            return Err(missing(rec));
+        if !rec.version_ids.contains(&chosen) {
+            return Err(KmsError::new(
+                ErrorCode::ResourceNotFound,
+                format!("secret {} has no version {chosen}", rec.name),
+            ));
         }
         // The stored version goes and the new one takes its place, in one transaction.
-        Ok(vec![version_id.to_owned()])
+        Ok(vec![chosen.clone()])
     })?;
-    tracing::info!(caller = %r.caller, secret = %name, version_id, "secret version's value replaced");
-    Ok(rec)
+    tracing::info!(caller = %r.caller, secret = %name, version_id = %chosen, "secret version's value replaced");
+    Ok((rec, chosen))
 }
 
 /// UpdateSecretVersionStage.
