@@ -48,7 +48,7 @@ pub fn list_versions(
     let listed: Vec<(&String, Vec<String>)> = rec
         .version_ids
         .iter()
-        .map(|id| (id, stages::stages_of(&rec, id)))
+        .map(|id| (id, stages::stages_of(rec, id)))
         .filter(|(_, stages)| include_deprecated || !stages.is_empty())
         .collect();
     let total = listed.len() as u64;
