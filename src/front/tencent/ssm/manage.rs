@@ -101,9 +101,11 @@ impl Wanted {
             2 => Some("Disabled"),
             3 => Some("PendingDelete"),
             4 | 5 => Some(""),
-            n => return Err(TcError::invalid(format!(
+            n => {
+                return Err(TcError::invalid(format!(
                 "State {n} must be 0 (all), 1 (Enabled), 2 (Disabled), 3 (PendingDelete), 4 or 5"
-            ))),
+            )))
+            }
         };
         let secret_type = r.int("SecretType")?.unwrap_or(0);
         if !(0..=4).contains(&secret_type) {
