@@ -12,10 +12,12 @@
 //! the name they sent, so nobody learns which keys exist without a grant.
 //!
 //! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom;
-//! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs.
+//! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs;
+//! - [`secrets`]: the secrets manager (values, versions, lifecycle, secret policies).
 
 pub mod asymmetric;
 pub mod crypto;
+pub mod secrets;
 
 use crate::access::{self, operations};
 use crate::appliance::Appliance;
