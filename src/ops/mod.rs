@@ -13,11 +13,13 @@
 //!
 //! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom;
 //! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs;
-//! - [`keys`]: key creation, metadata, lifecycle, aliases, rotation, imported material.
+//! - [`keys`]: key creation, metadata, lifecycle, aliases, rotation, imported material;
+//! - [`secrets`]: the secrets manager (values, versions, lifecycle, secret policies).
 
 pub mod asymmetric;
 pub mod crypto;
 pub mod keys;
+pub mod secrets;
 
 use crate::access::{self, operations};
 use crate::appliance::Appliance;
