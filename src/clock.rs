@@ -109,6 +109,31 @@ pub fn date_to_unix(date: &str) -> Result<i64, String> {
     Ok(t)
 }
 
+/// Unix seconds of `YYYY-MM-DDTHH:MM:SSZ`, the RFC 3339 form hkms writes ([`rfc3339`]):
+/// UTC, whole seconds, two digits for each part of the time.
+pub fn rfc3339_to_unix(t: &str) -> Result<i64, String> {
+    let bad = || format!("{t:?} is not a time like 2026-01-31T12:00:00Z");
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let day = date_to_unix(date).map_err(|_| bad())?;
+    let time = time.strip_suffix('Z').ok_or_else(bad)?;
+    let mut parts = time.split(':').map(|p| {
+        if p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()) {
+            p.parse::<i64>().ok()
+        } else {
+            None
+        }
+    });
+    let (Some(Some(h)), Some(Some(m)), Some(Some(s)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if h > 23 || m > 59 || s > 60 {
+        return Err(bad());
+    }
+    Ok(day + h * 3600 + m * 60 + s)
+}
+
 /// The same time of day on the same date `years` later (Unix seconds); February 29 falls
 /// on February 28 in a year that has no such day.
 pub fn years_after(t: i64, years: i64) -> i64 {
@@ -134,6 +159,42 @@ mod tests {
         assert_eq!(date_to_unix("2024-02-29").unwrap() % 86_400, 0);
         for bad in ["2026-02-30", "2026-13-01", "x", "2026-1"] {
             assert!(date_to_unix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_times_convert_both_ways() {
+        for t in [
+            0,
+            1,
+            86_399,
+            1_700_000_000,
+            1_767_225_599,
+            2_147_443_200,
+            4_102_444_800,
+        ] {
+            assert_eq!(rfc3339_to_unix(&rfc3339(t)), Ok(t), "{t}");
+        }
+        assert_eq!(rfc3339_to_unix("2026-11-23T07:19:18Z"), Ok(1_795_418_358));
+        for bad in [
+            "",
+            "x",
+            "2026-01-31",
+            "2026-01-31T12:00:00",
+            "2026-01-31 12:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-01-31T24:00:00Z",
+            "2026-01-31T12:60:00Z",
+            "2026-01-31T12:00:61Z",
+            "2026-01-31T12:00Z",
+            "2026-01-31T12:00:00:00Z",
+            "2026-01-31T1:00:00Z",
+            "2026-01-31T12:-1:00Z",
+            "2026-01-31T12:00:00+08:00",
+            "2026-01-31T12:00:00.5Z",
+        ] {
+            assert!(rfc3339_to_unix(bad).is_err(), "{bad}");
         }
     }
 

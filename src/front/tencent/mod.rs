@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod json;
 pub mod kms;
 pub mod ssm;
 

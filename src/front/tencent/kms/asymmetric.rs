@@ -2,23 +2,17 @@
 //! AsymmetricRsaDecrypt. Always with the key's primary version.
 
 use super::super::errors::TcError;
+use super::super::json::fields;
 use super::super::Fields;
 use super::wire::{self, refine};
 use crate::error::ErrorCode;
 use crate::keys::VersionChoice;
 use crate::ops::{self, Ctx};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Longest RAW message, bytes (before base64).
 const MAX_MESSAGE: usize = 4096;
-
-fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m,
-        _ => Fields::new(),
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]

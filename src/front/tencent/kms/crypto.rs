@@ -1,6 +1,7 @@
 //! Symmetric cryptography: Encrypt, Decrypt, GenerateDataKey, ReEncrypt, GenerateRandom.
 
 use super::super::errors::TcError;
+use super::super::json::fields;
 use super::super::Fields;
 use super::wire;
 use crate::ops::{self, Ctx};
@@ -12,13 +13,6 @@ use zeroize::Zeroizing;
 const MAX_PLAINTEXT: usize = 4096;
 /// Most bytes of GenerateRandom and GenerateDataKey.
 const MAX_BYTES: u32 = 1024;
-
-fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m,
-        _ => Fields::new(),
-    }
-}
 
 const NO_PUBLIC_KEY: &str = "plaintexts are returned base64-encoded over TLS only; leave \
                              EncryptionPublicKey and EncryptionAlgorithm out";

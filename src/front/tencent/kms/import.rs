@@ -2,22 +2,16 @@
 //! (keys created with Type 2, EXTERNAL).
 
 use super::super::errors::TcError;
+use super::super::json::fields;
 use super::super::Fields;
 use super::wire::{self, refine};
 use crate::error::{ErrorCode, KmsError};
 use crate::ops::{self, Ctx};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Latest ValidTo Tencent accepts.
 const MAX_VALID_TO: i64 = 2_147_443_200;
-
-fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m,
-        _ => Fields::new(),
-    }
-}
 
 /// A key that was not created EXTERNAL, or whose state refuses the request.
 fn external_refusal(ctx: Ctx<'_>, op: &str, key_id: &str, e: KmsError) -> TcError {

@@ -3,6 +3,7 @@
 //! GetKeyRotationStatus, RotateKey.
 
 use super::super::errors::TcError;
+use super::super::json::{fields, unix};
 use super::super::Fields;
 use super::wire::{self, refine};
 use crate::error::ErrorCode;
@@ -18,13 +19,6 @@ const MAX_DESCRIPTION: usize = 1024;
 const MAX_KEY_IDS: usize = 100;
 /// Largest Limit of a listing.
 const MAX_LIMIT: u32 = 200;
-
-fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m,
-        _ => Fields::new(),
-    }
-}
 
 fn check_description(description: &str) -> Result<(), TcError> {
     if description.len() > MAX_DESCRIPTION {
@@ -110,7 +104,7 @@ pub(super) async fn create_key(ctx: Ctx<'_>, r: CreateKey) -> Result<Fields, TcE
     Ok(fields(json!({
         "KeyId": k.key_id,
         "Alias": r.alias,
-        "CreateTime": wire::unix(&k.creation_date),
+        "CreateTime": unix(&k.creation_date),
         "Description": k.description,
         "KeyState": wire::key_state(&k.key_state),
         "KeyUsage": wire::key_usage(&k),
@@ -340,7 +334,7 @@ pub(super) fn list_key_detail(ctx: Ctx<'_>, r: ListKeyDetail) -> Result<Fields, 
                     })
                 })
         })
-        .map(|k| (wire::unix(&k.creation_date), k))
+        .map(|k| (unix(&k.creation_date), k))
         .collect();
     keys.sort_by(|(ta, a), (tb, b)| (ta, &a.key_id).cmp(&(tb, &b.key_id)));
     if descending {

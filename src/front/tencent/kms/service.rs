@@ -2,18 +2,12 @@
 //! authenticated caller may ask; nothing here names a key.
 
 use super::super::errors::TcError;
+use super::super::json::fields;
 use super::super::Fields;
 use super::wire::KEY_USAGES;
 use crate::keys::spec::{Curve, KeySpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m,
-        _ => Fields::new(),
-    }
-}
 
 /// A request without parameters.
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,7 @@
 //! mapping of hkms's key records to Tencent's KeyUsage, KeyState and KeyMetadata.
 
 use super::super::errors::TcError;
+use super::super::json::{self, unix};
 use crate::error::{ErrorCode, KmsError};
 use crate::keys::spec::{Curve, KeySpec, MacHash, Usage};
 use crate::proto::KeyAlias;
@@ -13,36 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Decodes a request body into the action's request struct.
+/// Decodes a request body into the action's request struct; a value of the wrong type is
+/// `InvalidParameterValue` ([`json::parse`]).
 pub(super) fn parse<T: DeserializeOwned>(body: Value) -> Result<T, TcError> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if let Some(field) = backquoted(&inner, "missing field `") {
-            let field = if path == "." {
-                field.to_owned()
-            } else {
-                format!("{path}.{field}")
-            };
-            TcError::new(
-                "MissingParameter",
-                format!("the required parameter {field} is missing"),
-            )
-        } else if let Some(field) = backquoted(&inner, "unknown field `") {
-            TcError::new(
-                "UnknownParameter",
-                format!("{field} is not a parameter of this action"),
-            )
-        } else {
-            TcError::invalid(format!("parameter {path}: {inner}"))
-        }
-    })
-}
-
-/// The name between backquotes after `prefix`, in a serde message.
-fn backquoted<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = message.strip_prefix(prefix)?;
-    rest.split('`').next()
+    json::parse(body, "InvalidParameterValue")
 }
 
 /// A request string that must not be empty.
@@ -343,23 +318,6 @@ pub(super) fn shown_alias(aliases: &[KeyAlias]) -> &str {
         .unwrap_or("")
 }
 
-/// Unix seconds of an RFC 3339 time as hkms writes it (`YYYY-MM-DDTHH:MM:SSZ`); 0 when
-/// it is empty or malformed.
-pub(super) fn unix(rfc3339: &str) -> i64 {
-    let parse = || -> Option<i64> {
-        let (date, time) = rfc3339.split_once('T')?;
-        let day = crate::clock::date_to_unix(date).ok()?;
-        let time = time.strip_suffix('Z')?;
-        let mut parts = time.split(':').map(|p| p.parse::<i64>().ok());
-        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
-        if parts.next().is_some() || h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        Some(day + h * 3600 + m * 60 + s)
-    };
-    parse().unwrap_or(0)
-}
-
 const DAY: u64 = 86_400;
 
 /// Tencent's KeyMetadata of a key with the Alias it shows.
@@ -496,22 +454,10 @@ mod tests {
     }
 
     #[test]
-    fn states_and_times() {
+    fn states_are_tencents() {
         assert_eq!(key_state("PendingDeletion"), "PendingDelete");
         for same in ["Enabled", "Disabled", "PendingImport"] {
             assert_eq!(key_state(same), same);
-        }
-        for t in [0, 1, 86_399, 1_700_000_000, 2_147_443_200] {
-            assert_eq!(unix(&crate::clock::rfc3339(t)), t);
-        }
-        for bad in [
-            "",
-            "2024-01-01",
-            "2024-01-01T10:00:00",
-            "2024-13-01T00:00:00Z",
-            "x",
-        ] {
-            assert_eq!(unix(bad), 0, "{bad}");
         }
     }
 
@@ -546,35 +492,5 @@ mod tests {
         );
         assert_eq!(shown_alias(&[alias("a/b")]), "");
         assert_eq!(shown_alias(&[]), "");
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(rename_all = "PascalCase", deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Probe {
-        key_id: String,
-        number_of_bytes: Option<u32>,
-        key_ids: Option<Vec<String>>,
-    }
-
-    #[test]
-    fn request_errors_name_the_parameter() {
-        let ok: Probe = parse(json!({"KeyId": "k", "NumberOfBytes": 3})).unwrap();
-        assert_eq!((ok.key_id.as_str(), ok.number_of_bytes), ("k", Some(3)));
-        let e = parse::<Probe>(json!({"NumberOfBytes": 3})).unwrap_err();
-        assert_eq!(e.code, "MissingParameter");
-        assert!(e.message.contains("KeyId"), "{}", e.message);
-        let e = parse::<Probe>(json!({"KeyId": "k", "Color": 3})).unwrap_err();
-        assert_eq!(e.code, "UnknownParameter");
-        assert!(e.message.contains("Color"), "{}", e.message);
-        let e = parse::<Probe>(json!({"KeyId": "k", "NumberOfBytes": "3"})).unwrap_err();
-        assert_eq!(e.code, "InvalidParameterValue");
-        assert!(e.message.contains("NumberOfBytes"), "{}", e.message);
-        let e = parse::<Probe>(json!({"KeyId": "k", "NumberOfBytes": -1})).unwrap_err();
-        assert_eq!(e.code, "InvalidParameterValue");
-        let e = parse::<Probe>(json!({"KeyId": "k", "KeyIds": ["a", 2]})).unwrap_err();
-        assert!(e.message.contains("KeyIds[1]"), "{}", e.message);
-        let e = parse::<Probe>(json!({"KeyId": 5})).unwrap_err();
-        assert!(e.message.contains("KeyId"), "{}", e.message);
     }
 }

@@ -4,8 +4,9 @@
 
 use super::errors::{ssm_error, table, Exists};
 use super::fields::Req;
-use super::{fields, status, unix, Fields};
+use super::{status, Fields};
 use crate::front::tencent::errors::TcError;
+use crate::front::tencent::json::{fields, unix};
 use crate::ops::{self, Ctx};
 use crate::secrets::manage::{Deletion, Filter, MAX_RECOVERY_DAYS, MIN_RECOVERY_DAYS};
 use crate::secrets::names::managed_product;

@@ -94,13 +94,6 @@ fn unsupported(action: &str) -> Option<&'static str> {
     })
 }
 
-fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
 /// Tencent's state of a secret.
 fn status(rec: &SecretRecord) -> &'static str {
     if rec.planned_delete_unix != 0 {
@@ -112,35 +105,9 @@ fn status(rec: &SecretRecord) -> &'static str {
     }
 }
 
-/// Unix seconds of hkms's `YYYY-MM-DDTHH:MM:SSZ` (0 when it is not such a time).
-fn unix(t: &str) -> i64 {
-    let parse = || -> Option<i64> {
-        let (date, time) = t.strip_suffix('Z')?.split_once('T')?;
-        let day = crate::clock::date_to_unix(date).ok()?;
-        let hms: Vec<i64> = time
-            .split(':')
-            .map(|p| p.parse().ok())
-            .collect::<Option<_>>()?;
-        let [h, m, s] = hms.as_slice() else {
-            return None;
-        };
-        Some(day + h * 3600 + m * 60 + s)
-    };
-    parse().unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_unix_seconds() {
-        for t in [0, 1_700_000_000, 1_767_225_599, 4_102_444_800] {
-            assert_eq!(unix(&crate::clock::rfc3339(t)), t);
-        }
-        assert_eq!(unix("2026-01-31"), 0);
-        assert_eq!(unix(""), 0);
-    }
 
     #[test]
     fn states_are_tencents() {

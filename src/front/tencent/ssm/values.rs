@@ -3,8 +3,9 @@
 
 use super::errors::{ssm_error, table, Exists};
 use super::fields::{missing, Req};
-use super::{fields, Fields, SSM_CURRENT};
+use super::{Fields, SSM_CURRENT};
 use crate::front::tencent::errors::TcError;
+use crate::front::tencent::json::fields;
 use crate::ops::{self, Ctx};
 use crate::secrets::names::CURRENT;
 use crate::secrets::{NewSecret, NewVersion};
