@@ -14,10 +14,10 @@ mod tencent;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
-use support::{connect, GatewayProc, Instance};
+use support::{connect, post, GatewayProc, Instance};
 use tencent::{
-    api_key, call, err, error_code, now, ok, run_sdk, sdk_call, tc_app, tencent_python, ApiKey,
-    Signing, SSM_VERSION,
+    api_key, call, envelope, err, error_code, now, ok, run_sdk, sdk_call, signed_headers, tc_app,
+    tencent_python, ApiKey, Signing, SSM_VERSION,
 };
 
 /// Bytes that are not UTF-8, with a NUL.
@@ -592,4 +592,169 @@ fn ssm_requests_are_authorised_per_secret_and_other_actions_are_refused() {
     );
     assert_eq!(error_code(&r), None, "{r}");
     assert_eq!(r["Status"], "Enabled");
+}
+
+#[test]
+fn a_body_made_for_one_action_does_not_run_as_another() {
+    // The Python SDK does not sign X-TC-Action: a relay may send a signed body under
+    // another action. GetSecretValue's body is a valid DisableSecret and DeleteSecret body
+    // but for its VersionId, which those actions do not have.
+    let s = Setup::new();
+    s.inst
+        .create_secret("db-password", b"pw-1", "text", &s.key, "");
+    let mut conn = connect(s.gw.port, &s.inst.bundle);
+    let signing = Signing::new(&s.admin, SSM_VERSION);
+    let body =
+        serde_json::to_vec(&json!({"SecretName": "db-password", "VersionId": "SSM_Current"}))
+            .unwrap();
+    let headers = signed_headers(&signing, "GetSecretValue", &body);
+    let mut as_action = |action: &str| {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| {
+                let v = if n == "x-tc-action" { action } else { v };
+                (n.clone(), v.to_owned())
+            })
+            .collect();
+        envelope(&post(&mut conn, "/", &headers, &body))
+    };
+    let r = as_action("GetSecretValue");
+    assert_eq!(r["SecretString"], "pw-1", "{r}");
+    let unknown = |r: &Value| {
+        assert_eq!(error_code(r).as_deref(), Some("UnknownParameter"), "{r}");
+        assert!(
+            r["Error"]["Message"]
+                .as_str()
+                .unwrap()
+                .contains("VersionId"),
+            "{r}"
+        );
+    };
+    unknown(&as_action("DisableSecret"));
+    let d = s.inst.d.cli_json(&["secret", "describe", "db-password"]);
+    assert_eq!(d["Secret"]["SecretState"], "Normal", "still enabled: {d}");
+    // Disabled for real: DeleteSecret would now delete it at once (no RecoveryWindowInDays).
+    s.inst.d.cli_json(&["secret", "disable", "db-password"]);
+    unknown(&as_action("DeleteSecret"));
+    let d = s.inst.d.cli_json(&["secret", "describe", "db-password"]);
+    assert_eq!(d["Secret"]["SecretState"], "Disabled", "not deleted: {d}");
+    s.inst.d.cli_json(&["secret", "enable", "db-password"]);
+    let r = as_action("GetSecretValue");
+    assert_eq!(r["SecretString"], "pw-1", "{r}");
+    // Every other action refuses a field it does not have, named, before doing anything.
+    for (action, params, field) in [
+        (
+            "DeleteSecret",
+            json!({"SecretName": "db-password", "RecoveryWindowInDays": 7, "Force": true}),
+            "Force",
+        ),
+        (
+            "EnableSecret",
+            json!({"SecretName": "db-password", "VersionId": "v1"}),
+            "VersionId",
+        ),
+        (
+            "PutSecretValue",
+            json!({"SecretName": "db-password", "SecretString": "x", "KmsKeyId": "k"}),
+            "KmsKeyId",
+        ),
+        (
+            "UpdateSecret",
+            json!({"SecretName": "db-password", "VersionId": "SSM_Current",
+                   "SecretString": "x", "Description": "d"}),
+            "Description",
+        ),
+        (
+            "CreateSecret",
+            json!({"SecretName": "new", "SecretString": "x", "KmsKeyId": s.key,
+                   "Tags": [{"TagKey": "a", "TagValues": ["b"]}]}),
+            "TagValues",
+        ),
+        (
+            "ListSecrets",
+            json!({"SecretName": "db-password"}),
+            "SecretName",
+        ),
+    ] {
+        let r = call(&mut conn, &signing, action, &params);
+        assert_eq!(
+            error_code(&r).as_deref(),
+            Some("UnknownParameter"),
+            "{action}: {r}"
+        );
+        assert!(
+            r["Error"]["Message"].as_str().unwrap().contains(field),
+            "{action}: {r}"
+        );
+    }
+    let d = s.inst.d.cli_json(&["secret", "describe", "db-password"]);
+    assert_eq!(d["Secret"]["SecretState"], "Normal", "{d}");
+    assert_eq!(d["Secret"]["VersionCount"], 1, "no version was added: {d}");
+    assert_eq!(
+        s.inst.d.cli_error(&["secret", "describe", "new"]),
+        "ResourceNotFound"
+    );
+}
+
+#[test]
+fn the_sdk_is_refused_the_parameters_hkms_does_not_honour() {
+    let Some(python) = tencent_python() else {
+        return;
+    };
+    let s = Setup::new();
+    let key = s.key.as_str();
+    s.inst
+        .create_secret("db-password", b"pw-1", "text", key, "");
+    let r = s.sdk(
+        &python,
+        &s.admin,
+        json!([
+            ssm("ListSecrets", json!({"ProductName": "Mysql"})),
+            ssm("ListSecrets", json!({"InstanceID": "cdb-1"})),
+            ssm(
+                "CreateSecret",
+                json!({"SecretName": "new", "SecretString": "x", "KmsKeyId": key,
+                "KmsHsmClusterId": "cluster-1"})
+            ),
+            ssm(
+                "GetSecretValue",
+                json!({"SecretName": "db-password", "VersionId": "SSM_Current",
+                "EncryptionAlgorithm": "SM2"})
+            ),
+            ssm(
+                "DeleteSecret",
+                json!({"SecretName": "db-password", "DeleteMode": 1})
+            ),
+            // Their defaults are what hkms does.
+            ssm(
+                "ListSecrets",
+                json!({"ProductName": "", "InstanceID": "", "SecretType": 0, "EncryptType": 0})
+            ),
+            ssm(
+                "GetSecretValue",
+                json!({"SecretName": "db-password", "VersionId": "SSM_Current",
+                "EncryptionPublicKey": "", "EncryptionAlgorithm": ""})
+            ),
+        ]),
+    );
+    for (i, (code, field)) in [
+        ("UnsupportedOperation", "ProductName"),
+        ("UnsupportedOperation", "InstanceID"),
+        ("InvalidParameterValue", "KmsHsmClusterId"),
+        ("UnsupportedOperation", "EncryptionAlgorithm"),
+        ("UnsupportedOperation", "DeleteMode"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(err(&r[i]), code, "{i}");
+        let message = r[i]["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{i}: {message}");
+    }
+    assert_eq!(ok(&r[5])["TotalCount"], 1);
+    assert_eq!(ok(&r[6])["SecretString"], "pw-1");
+    assert_eq!(
+        s.inst.d.cli_error(&["secret", "describe", "new"]),
+        "ResourceNotFound"
+    );
 }

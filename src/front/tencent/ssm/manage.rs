@@ -3,7 +3,7 @@
 //! DisableSecret.
 
 use super::errors::{ssm_error, table, Exists};
-use super::fields::Req;
+use super::fields::{flag, int, missing, refuse_unless_default, required, tag_filters, TagFilter};
 use super::{status, Fields};
 use crate::front::tencent::errors::TcError;
 use crate::front::tencent::json::{fields, unix};
@@ -12,7 +12,61 @@ use crate::secrets::manage::{Deletion, Filter, MAX_RECOVERY_DAYS, MIN_RECOVERY_D
 use crate::secrets::names::managed_product;
 use crate::secrets::stages::MAX_VERSIONS;
 use crate::store::records::SecretRecord;
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The fields of DescribeSecret, ListSecretVersionIds, RestoreSecret, EnableSecret and
+/// DisableSecret: the secret's name only.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct SecretNameRequest {
+    secret_name: Option<String>,
+}
+
+/// UpdateDescription's fields.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct UpdateDescriptionRequest {
+    secret_name: Option<String>,
+    description: Option<String>,
+}
+
+/// ListSecrets' fields.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct ListSecretsRequest {
+    #[serde(default, deserialize_with = "int")]
+    offset: Option<i64>,
+    #[serde(default, deserialize_with = "int")]
+    limit: Option<i64>,
+    #[serde(default, deserialize_with = "int")]
+    order_type: Option<i64>,
+    #[serde(default, deserialize_with = "int")]
+    state: Option<i64>,
+    search_secret_name: Option<String>,
+    tag_filters: Option<Vec<TagFilter>>,
+    #[serde(default, deserialize_with = "int")]
+    secret_type: Option<i64>,
+    product_name: Option<String>,
+    #[serde(default, deserialize_with = "int")]
+    encrypt_type: Option<i64>,
+    #[serde(rename = "InstanceID")]
+    instance_id: Option<String>,
+}
+
+/// DeleteSecret's fields.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct DeleteSecretRequest {
+    secret_name: Option<String>,
+    #[serde(default, deserialize_with = "int")]
+    recovery_window_in_days: Option<i64>,
+    #[serde(default, deserialize_with = "flag")]
+    #[serde(rename = "CleanSSHKey")]
+    clean_ssh_key: Option<bool>,
+    #[serde(default, deserialize_with = "int")]
+    delete_mode: Option<i64>,
+}
 
 /// Limit of ListSecrets when none (or 0) is given.
 const DEFAULT_LIMIT: i64 = 20;
@@ -24,10 +78,13 @@ fn name_only(name: &str) -> Fields {
 }
 
 /// UpdateDescription.
-pub fn update_description(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
-    let Some(description) = r.string("Description")? else {
-        return Err(super::fields::missing("Description"));
+pub(super) fn update_description(
+    ctx: Ctx<'_>,
+    r: UpdateDescriptionRequest,
+) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
+    let Some(description) = r.description.as_deref() else {
+        return Err(missing("Description"));
     };
     let rec = ops::secrets::update(ctx, name, Some(description), None)
         .map_err(|e| ssm_error(ctx, name, Exists::Secret, e))?;
@@ -61,8 +118,8 @@ fn common(rec: &SecretRecord) -> Fields {
 }
 
 /// DescribeSecret.
-pub fn describe(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
+pub(super) fn describe(ctx: Ctx<'_>, r: SecretNameRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
     let rec =
         ops::secrets::describe(ctx, name).map_err(|e| ssm_error(ctx, name, Exists::Secret, e))?;
     let mut out = common(&rec);
@@ -95,8 +152,8 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn parse(r: &Req<'_>) -> Result<Wanted, TcError> {
-        let state = match r.int("State")?.unwrap_or(0) {
+    fn parse(r: ListSecretsRequest) -> Result<Wanted, TcError> {
+        let state = match r.state.unwrap_or(0) {
             0 => None,
             1 => Some("Enabled"),
             2 => Some("Disabled"),
@@ -108,17 +165,31 @@ impl Wanted {
             )))
             }
         };
-        let secret_type = r.int("SecretType")?.unwrap_or(0);
+        let secret_type = r.secret_type.unwrap_or(0);
         if !(0..=4).contains(&secret_type) {
             return Err(TcError::invalid(format!(
                 "SecretType {secret_type} must be 0 to 4"
             )));
         }
+        refuse_unless_default(
+            "ProductName",
+            r.product_name.as_deref(),
+            "",
+            "UnsupportedOperation",
+            "hkms keeps no cloud product secrets (SecretType 1); a secret managed by a product is named <product>!<id>, and SearchSecretName \"<product>!\" lists them",
+        )?;
+        refuse_unless_default(
+            "InstanceID",
+            r.instance_id.as_deref(),
+            "",
+            "UnsupportedOperation",
+            "hkms keeps no secrets of cloud product instances; leave it out",
+        )?;
         Ok(Wanted {
             state,
-            search: r.text("SearchSecretName")?.to_owned(),
-            tags: r.tag_filters("TagFilters")?,
-            none: secret_type != 0 || r.int("EncryptType")?.unwrap_or(0) != 0,
+            search: r.search_secret_name.unwrap_or_default(),
+            tags: tag_filters(r.tag_filters)?,
+            none: secret_type != 0 || r.encrypt_type.unwrap_or(0) != 0,
         })
     }
 
@@ -136,12 +207,12 @@ impl Wanted {
 
 /// ListSecrets: the secrets the caller may list, filtered, by creation time (newest first
 /// unless OrderType 1), from Offset, at most Limit of them, and how many match in all.
-pub fn list(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let offset = r.int("Offset")?.unwrap_or(0);
+pub(super) fn list(ctx: Ctx<'_>, r: ListSecretsRequest) -> Result<Fields, TcError> {
+    let offset = r.offset.unwrap_or(0);
     if offset < 0 {
         return Err(TcError::invalid("Offset must be 0 or more"));
     }
-    let limit = match r.int("Limit")?.unwrap_or(0) {
+    let limit = match r.limit.unwrap_or(0) {
         0 => DEFAULT_LIMIT,
         n if (1..=MAX_LIMIT).contains(&n) => n,
         n => {
@@ -150,7 +221,7 @@ pub fn list(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
             )))
         }
     };
-    let newest_first = match r.int("OrderType")?.unwrap_or(0) {
+    let newest_first = match r.order_type.unwrap_or(0) {
         0 => true,
         1 => false,
         n => {
@@ -185,8 +256,8 @@ pub fn list(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
 }
 
 /// ListSecretVersionIds: every version of the secret, oldest first.
-pub fn list_versions(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
+pub(super) fn list_versions(ctx: Ctx<'_>, r: SecretNameRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
     let (versions, _, _, _) = ops::secrets::list_versions(ctx, name, true, 1, MAX_VERSIONS as u32)
         .map_err(|e| ssm_error(ctx, name, Exists::Secret, e))?;
     let versions: Vec<Value> = versions
@@ -200,21 +271,21 @@ pub fn list_versions(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
 }
 
 /// DeleteSecret: a disabled secret, now (RecoveryWindowInDays 0) or after 7 to 30 days.
-pub fn delete(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
-    let days = r.int("RecoveryWindowInDays")?.unwrap_or(0);
+pub(super) fn delete(ctx: Ctx<'_>, r: DeleteSecretRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
+    let days = r.recovery_window_in_days.unwrap_or(0);
     let (min, max) = (i64::from(MIN_RECOVERY_DAYS), i64::from(MAX_RECOVERY_DAYS));
     if days != 0 && !(min..=max).contains(&days) {
         return Err(TcError::invalid(format!(
             "RecoveryWindowInDays {days} must be 0 (delete now) or {min} to {max}"
         )));
     }
-    if r.flag("CleanSSHKey")? {
+    if r.clean_ssh_key.unwrap_or(false) {
         return Err(TcError::invalid(
             "CleanSSHKey applies to SSH key pair secrets, which hkms does not keep",
         ));
     }
-    if let Some(mode) = r.int("DeleteMode")?.filter(|m| *m != 0) {
+    if let Some(mode) = r.delete_mode.filter(|m| *m != 0) {
         return Err(TcError::new(
             "UnsupportedOperation",
             format!("DeleteMode {mode} is not supported by hkms: it deletes secrets, never accounts (DeleteMode 0)"),
@@ -235,16 +306,20 @@ pub fn delete(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
 
 /// RestoreSecret: cancels a pending deletion; the secret is disabled, as it was when it was
 /// deleted (EnableSecret enables it).
-pub fn restore(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
+pub(super) fn restore(ctx: Ctx<'_>, r: SecretNameRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
     let rec =
         ops::secrets::restore(ctx, name).map_err(|e| ssm_error(ctx, name, Exists::Secret, e))?;
     Ok(name_only(&rec.name))
 }
 
 /// EnableSecret (`enabled`) or DisableSecret.
-pub fn set_enabled(ctx: Ctx<'_>, r: &Req<'_>, enabled: bool) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
+pub(super) fn set_enabled(
+    ctx: Ctx<'_>,
+    r: SecretNameRequest,
+    enabled: bool,
+) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
     let rec = ops::secrets::set_enabled(ctx, name, enabled)
         .map_err(|e| ssm_error(ctx, name, Exists::Secret, e))?;
     Ok(name_only(&rec.name))
@@ -254,7 +329,6 @@ pub fn set_enabled(ctx: Ctx<'_>, r: &Req<'_>, enabled: bool) -> Result<Fields, T
 mod tests {
     use super::*;
     use crate::store::records::TagRecord;
-    use serde_json::Map;
 
     fn rec(name: &str, tags: &[(&str, &str)]) -> SecretRecord {
         SecretRecord {
@@ -272,8 +346,7 @@ mod tests {
     }
 
     fn wanted(v: Value) -> Result<Wanted, TcError> {
-        let m: Map<String, Value> = serde_json::from_value(v).unwrap();
-        Wanted::parse(&Req(&m))
+        Wanted::parse(super::super::fields::parse(v)?)
     }
 
     #[test]

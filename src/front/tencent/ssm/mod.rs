@@ -21,6 +21,15 @@
 //! - A disabled secret refuses reads and writes of its values
 //!   (`ResourceUnavailable.ResourceDisabled`), PutSecretValue included (Tencent accepts a new
 //!   version of a disabled secret; hkms writes no value while a secret is disabled).
+//! - Each action takes exactly the fields of the SDK's request model for it: any other field
+//!   is `UnknownParameter` naming it ([`fields`]). The Python SDK does not sign
+//!   `X-TC-Action`; this keeps a body made for one action (GetSecretValue's `SecretName`
+//!   and `VersionId`) from running as another (DisableSecret, DeleteSecret) unless both
+//!   take the same fields (DescribeSecret's `SecretName` alone is a DeleteSecret body).
+//!   Fields of the model that hkms does not honour (ListSecrets' `ProductName` and
+//!   `InstanceID`, CreateSecret's `KmsHsmClusterId`, GetSecretValue's `EncryptionPublicKey`
+//!   and `EncryptionAlgorithm`, `SecretType` and `EncryptType` other than 0...) are refused
+//!   when set to anything but their default, never ignored.
 //!
 //! The other actions of the SDK (rotation, product, SSH key pair and API key secrets,
 //! DeleteSecretVersion, service and region queries) answer `UnsupportedOperation` with what
@@ -35,28 +44,29 @@ use super::errors::TcError;
 use super::Fields;
 use crate::ops::Ctx;
 use crate::store::records::SecretRecord;
-use fields::Req;
+use fields::parse;
 use serde_json::{Map, Value};
 
 /// Tencent's name for the current version.
 pub const SSM_CURRENT: &str = "SSM_Current";
 
-/// Runs `action` with the request's fields.
+/// Runs `action` with the request's fields, which must be the action's
+/// ([`fields::parse`]).
 pub async fn run(ctx: Ctx<'_>, action: &str, body: Map<String, Value>) -> Result<Fields, TcError> {
-    let r = Req(&body);
+    let body = Value::Object(body);
     match action {
-        "CreateSecret" => values::create(ctx, &r).await,
-        "GetSecretValue" => values::get(ctx, &r).await,
-        "PutSecretValue" => values::put(ctx, &r).await,
-        "UpdateSecret" => values::update(ctx, &r).await,
-        "UpdateDescription" => manage::update_description(ctx, &r),
-        "DescribeSecret" => manage::describe(ctx, &r),
-        "ListSecrets" => manage::list(ctx, &r),
-        "ListSecretVersionIds" => manage::list_versions(ctx, &r),
-        "DeleteSecret" => manage::delete(ctx, &r),
-        "RestoreSecret" => manage::restore(ctx, &r),
-        "EnableSecret" => manage::set_enabled(ctx, &r, true),
-        "DisableSecret" => manage::set_enabled(ctx, &r, false),
+        "CreateSecret" => values::create(ctx, parse(body)?).await,
+        "GetSecretValue" => values::get(ctx, parse(body)?).await,
+        "PutSecretValue" => values::put(ctx, parse(body)?).await,
+        "UpdateSecret" => values::update(ctx, parse(body)?).await,
+        "UpdateDescription" => manage::update_description(ctx, parse(body)?),
+        "DescribeSecret" => manage::describe(ctx, parse(body)?),
+        "ListSecrets" => manage::list(ctx, parse(body)?),
+        "ListSecretVersionIds" => manage::list_versions(ctx, parse(body)?),
+        "DeleteSecret" => manage::delete(ctx, parse(body)?),
+        "RestoreSecret" => manage::restore(ctx, parse(body)?),
+        "EnableSecret" => manage::set_enabled(ctx, parse(body)?, true),
+        "DisableSecret" => manage::set_enabled(ctx, parse(body)?, false),
         other => Err(match unsupported(other) {
             Some(why) => TcError::new(
                 "UnsupportedOperation",

@@ -2,7 +2,9 @@
 //! UpdateSecret.
 
 use super::errors::{ssm_error, table, Exists};
-use super::fields::{missing, Req};
+use super::fields::{
+    int, missing, refuse_unless_default, required, required_value, secret, tags, Tag,
+};
 use super::{Fields, SSM_CURRENT};
 use crate::front::tencent::errors::TcError;
 use crate::front::tencent::json::fields;
@@ -11,41 +13,87 @@ use crate::secrets::names::CURRENT;
 use crate::secrets::{NewSecret, NewVersion};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::json;
+use zeroize::Zeroizing;
+
+/// CreateSecret's fields.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct CreateSecretRequest {
+    secret_name: Option<String>,
+    version_id: Option<String>,
+    description: Option<String>,
+    kms_key_id: Option<String>,
+    #[serde(default, deserialize_with = "int")]
+    secret_type: Option<i64>,
+    #[serde(default, deserialize_with = "secret")]
+    secret_binary: Option<Zeroizing<String>>,
+    #[serde(default, deserialize_with = "secret")]
+    secret_string: Option<Zeroizing<String>>,
+    additional_config: Option<String>,
+    tags: Option<Vec<Tag>>,
+    kms_hsm_cluster_id: Option<String>,
+    #[serde(default, deserialize_with = "int")]
+    encrypt_type: Option<i64>,
+}
+
+/// GetSecretValue's fields.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct GetSecretValueRequest {
+    secret_name: Option<String>,
+    version_id: Option<String>,
+    encryption_public_key: Option<String>,
+    encryption_algorithm: Option<String>,
+}
+
+/// The fields of PutSecretValue and of UpdateSecret (the same in the SDK).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct VersionValueRequest {
+    secret_name: Option<String>,
+    version_id: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    secret_binary: Option<Zeroizing<String>>,
+    #[serde(default, deserialize_with = "secret")]
+    secret_string: Option<Zeroizing<String>>,
+}
 
 /// `SecretType`, `EncryptType`: only 0 (a user-defined secret, under a KMS key).
-fn only_zero(r: &Req<'_>, name: &str, why: &str) -> Result<(), TcError> {
-    match r.int(name)? {
-        None | Some(0) => Ok(()),
-        Some(n) => Err(TcError::new(
-            "UnsupportedOperation",
-            format!("{name} {n} is not supported by hkms: {why}"),
-        )),
-    }
+fn only_zero(name: &str, value: Option<i64>, why: &str) -> Result<(), TcError> {
+    refuse_unless_default(name, value, 0, "UnsupportedOperation", why)
 }
 
 /// CreateSecret: the secret and its first version, which is current (`SSM_Current`).
-pub async fn create(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
+pub(super) async fn create(ctx: Ctx<'_>, r: CreateSecretRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
     only_zero(
-        r,
         "SecretType",
+        r.secret_type,
         "hkms keeps user-defined secrets (SecretType 0) only",
     )?;
     only_zero(
-        r,
         "EncryptType",
+        r.encrypt_type,
         "hkms encrypts every secret under a KMS key inside its HSMs (EncryptType 0)",
     )?;
-    let key = r.string("KmsKeyId")?.unwrap_or("");
+    refuse_unless_default(
+        "KmsHsmClusterId",
+        r.kms_hsm_cluster_id.as_deref(),
+        "",
+        "InvalidParameterValue",
+        "the appliance's HSM members form one pool without cluster ids; leave it out and name the key in KmsKeyId",
+    )?;
+    let key = r.kms_key_id.as_deref().unwrap_or("");
     if key.is_empty() {
         return Err(TcError::new(
             "MissingParameter",
             "KmsKeyId is required: hkms has no default key for secrets; name the KeyId of an enabled ENCRYPT_DECRYPT key",
         ));
     }
-    let value = r.required_value()?;
-    let version_id = match r.text("VersionId")? {
+    let value = required_value(r.secret_string, r.secret_binary)?;
+    let version_id = match r.version_id.as_deref().unwrap_or("") {
         SSM_CURRENT => "",
         v => v,
     };
@@ -55,9 +103,9 @@ pub async fn create(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
         data_type: value.data_type.into(),
         version_id: version_id.to_owned(),
         encryption_key_id: key.to_owned(),
-        description: r.text("Description")?.to_owned(),
-        tags: r.tags("Tags")?,
-        extended_config: r.text("AdditionalConfig")?.to_owned(),
+        description: r.description.unwrap_or_default(),
+        tags: tags(r.tags)?,
+        extended_config: r.additional_config.unwrap_or_default(),
     };
     let rec = ops::secrets::create(ctx, new)
         .await
@@ -73,20 +121,25 @@ pub async fn create(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
 
 /// GetSecretValue: the value of VersionId (required), or of the current version for
 /// `SSM_Current`. Text comes back in SecretString, binary in SecretBinary (base64).
-pub async fn get(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
-    let version_id = r.string("VersionId")?.unwrap_or("");
+pub(super) async fn get(ctx: Ctx<'_>, r: GetSecretValueRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
+    let version_id = r.version_id.as_deref().unwrap_or("");
     if version_id.is_empty() {
         return Err(TcError::new(
             "MissingParameter",
             format!("VersionId is required ({SSM_CURRENT} names the current version)"),
         ));
     }
-    if !r.text("EncryptionPublicKey")?.is_empty() {
-        return Err(TcError::new(
-            "UnsupportedOperation",
-            "hkms does not encrypt values for the caller (EncryptionPublicKey): the value travels under TLS",
-        ));
+    for (field, value) in [
+        ("EncryptionPublicKey", &r.encryption_public_key),
+        ("EncryptionAlgorithm", &r.encryption_algorithm),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(TcError::new(
+                "UnsupportedOperation",
+                format!("{field} is not supported by hkms: it does not encrypt values for the caller (EncryptionPublicKey, EncryptionAlgorithm); the value travels under TLS"),
+            ));
+        }
     }
     let (stage, id) = match version_id {
         SSM_CURRENT => (CURRENT, ""),
@@ -115,15 +168,15 @@ pub async fn get(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
 }
 
 /// PutSecretValue: a new version, which becomes current.
-pub async fn put(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
-    let version_id = r.text("VersionId")?;
+pub(super) async fn put(ctx: Ctx<'_>, r: VersionValueRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
+    let version_id = r.version_id.as_deref().unwrap_or("");
     if version_id == SSM_CURRENT {
         return Err(TcError::invalid(format!(
             "VersionId {SSM_CURRENT} names the current version: a new version needs an id of its own (it becomes {SSM_CURRENT})"
         )));
     }
-    let value = r.required_value()?;
+    let value = required_value(r.secret_string, r.secret_binary)?;
     let new = NewVersion {
         data: value.data,
         data_type: value.data_type.into(),
@@ -140,13 +193,13 @@ pub async fn put(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
 }
 
 /// UpdateSecret: replaces the value of VersionId (the current version for `SSM_Current`).
-pub async fn update(ctx: Ctx<'_>, r: &Req<'_>) -> Result<Fields, TcError> {
-    let name = r.required("SecretName")?;
-    let version_id = r.string("VersionId")?.unwrap_or("");
+pub(super) async fn update(ctx: Ctx<'_>, r: VersionValueRequest) -> Result<Fields, TcError> {
+    let name = required("SecretName", &r.secret_name)?;
+    let version_id = r.version_id.as_deref().unwrap_or("");
     if version_id.is_empty() {
         return Err(missing("VersionId"));
     }
-    let value = r.required_value()?;
+    let value = required_value(r.secret_string, r.secret_binary)?;
     let (stage, id) = match version_id {
         SSM_CURRENT => (CURRENT, ""),
         id => ("", id),
