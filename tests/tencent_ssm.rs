@@ -425,6 +425,11 @@ fn the_sdk_describes_lists_and_runs_a_secrets_lifecycle() {
     assert_eq!(ok(&r[3])["Status"], "Disabled");
     assert_eq!(names(&r[4]), ["app-db"]);
     assert_eq!(err(&r[5]), "InvalidParameterValue");
+    let why = r[5]["error"]["message"].as_str().unwrap();
+    assert!(
+        why.contains("at least 7 days") && why.contains("7 to 30") && why.contains("0 to delete"),
+        "{why}"
+    );
     near(&ok(&r[6])["DeleteTime"], now() + 7 * 86_400);
     let d = ok(&r[7]);
     assert_eq!(d["Status"], "PendingDelete");

@@ -276,8 +276,17 @@ pub(super) fn delete(ctx: Ctx<'_>, r: DeleteSecretRequest) -> Result<Fields, TcE
     let days = r.recovery_window_in_days.unwrap_or(0);
     let (min, max) = (i64::from(MIN_RECOVERY_DAYS), i64::from(MAX_RECOVERY_DAYS));
     if days != 0 && !(min..=max).contains(&days) {
+        // Tencent allows 1 to 6 days too; hkms keeps a secret it deletes later for a week
+        // at least, so that a mistaken deletion can still be undone.
+        let shorter = if (1..min).contains(&days) {
+            format!(
+                "hkms keeps a secret whose deletion is scheduled for at least {min} days, so that RestoreSecret can still undo it; "
+            )
+        } else {
+            String::new()
+        };
         return Err(TcError::invalid(format!(
-            "RecoveryWindowInDays {days} must be 0 (delete now) or {min} to {max}"
+            "RecoveryWindowInDays {days}: {shorter}send {min} to {max} to schedule the deletion, or 0 to delete the secret and every version of it at once"
         )));
     }
     if r.clean_ssh_key.unwrap_or(false) {

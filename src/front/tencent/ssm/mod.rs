@@ -17,7 +17,8 @@
 //!   UpdateDescription is hkms's UpdateSecret of the description.
 //! - DeleteSecret deletes only a disabled secret, as Tencent's does: `RecoveryWindowInDays`
 //!   0 (the default) deletes every version now; 7 to 30 schedules the deletion
-//!   (`PendingDelete`), which RestoreSecret cancels, leaving the secret disabled.
+//!   (`PendingDelete`), which RestoreSecret cancels, leaving the secret disabled. Tencent's
+//!   1 to 6 are `InvalidParameterValue`: hkms keeps such a secret for a week at least.
 //! - A disabled secret refuses reads and writes of its values
 //!   (`ResourceUnavailable.ResourceDisabled`), PutSecretValue included (Tencent accepts a new
 //!   version of a disabled secret; hkms writes no value while a secret is disabled).
