@@ -13,7 +13,9 @@
 //!   CreateSecret without a VersionId (or with `SSM_Current`) gets a generated one.
 //! - UpdateSecret replaces the value of an existing version, as Tencent's does: the version
 //!   keeps its id and its stages, and its old value is gone ([`crate::secrets::replace_value`]).
-//!   It is authorised as hkms's `UpdateSecret` (the lifecycle), not `PutSecretValue`.
+//!   It is authorised as hkms's `UpdateSecret` (the lifecycle), not `PutSecretValue`. When
+//!   `SSM_Current` moves to another version while it runs, it replaces nothing and answers
+//!   `FailedOperation` (try again).
 //!   UpdateDescription is hkms's UpdateSecret of the description.
 //! - DeleteSecret deletes only a disabled secret, as Tencent's does: `RecoveryWindowInDays`
 //!   0 (the default) deletes every version now; 7 to 30 schedules the deletion
