@@ -1,5 +1,6 @@
-//! Load on hkms-gateway: keep-alive HTTPS connections that each send one pre-signed KMS
-//! instance API request over and over, as an SDK reusing a signed request would.
+//! Load on hkms-gateway: keep-alive HTTPS connections that each send one pre-signed
+//! request (KMS instance API or Tencent Cloud API 3.0) over and over, as an SDK reusing a
+//! signed request would.
 #![allow(dead_code)]
 
 use crate::measure::{figures, secs, Figures};
@@ -84,6 +85,12 @@ pub async fn drive_capped(
                         continue;
                     }
                     assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
+                    // Tencent's API answers errors with 200 too, in a JSON `Error` object.
+                    assert!(
+                        !bytes.windows(9).any(|w| w == b"\"Error\":{"),
+                        "{}",
+                        String::from_utf8_lossy(&bytes)
+                    );
                     lat.push(t.elapsed());
                 }
                 (lat, throttled)

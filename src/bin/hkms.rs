@@ -75,6 +75,9 @@ enum Command {
     /// ClientKeys: the key pairs applications authenticate with (files for the SDKs).
     #[command(subcommand)]
     ClientKey(hkms::cli::access::ClientKeyCommand),
+    /// API keys: SecretId / SecretKey pairs for Tencent Cloud API 3.0 clients (SDKs, tccli).
+    #[command(subcommand)]
+    ApiKey(hkms::cli::api_key::ApiKeyCommand),
     /// Secrets: versioned values (passwords, API keys, tokens) kept encrypted under a CMK.
     ///
     /// Each value is a version of its secret, sealed with a fresh data key under the
@@ -475,6 +478,10 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::ClientKey(cmd) => {
             let (t, j) = hkms::cli::access::client_key(&mut c, cmd).await?;
+            Output::Text(t, j)
+        }
+        Command::ApiKey(cmd) => {
+            let (t, j) = hkms::cli::api_key::api_key(&mut c, cmd).await?;
             Output::Text(t, j)
         }
         Command::Secret(cmd) => cli::secret::secret(&mut c, cmd).await?.into(),

@@ -207,7 +207,8 @@ pub async fn status(c: &mut Client) -> Result<Printed, Status> {
         "Instance not initialised: run `hkms init`.\n".to_owned()
     };
     text.push_str(&members_text(&r.members));
-    let warnings = super::access::expiry_warnings(c).await;
+    let mut warnings = super::access::expiry_warnings(c).await;
+    warnings.extend(super::api_key::expiry_warnings(c).await);
     for w in &warnings {
         text.push_str(&format!("\nWARNING: {w}"));
     }

@@ -5,6 +5,7 @@ pub mod aap;
 pub mod aap_quick;
 pub mod access;
 pub mod alias;
+pub mod api_key;
 pub mod asymmetric_cipher;
 pub mod ca;
 pub mod client_key;

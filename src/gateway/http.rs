@@ -1,5 +1,5 @@
-//! HTTP/1.1 over TLS: accepts connections, frames KMS instance API requests and relays
-//! them to hkmsd.
+//! HTTP/1.1 over TLS: accepts connections, frames application requests (KMS instance API
+//! or Tencent Cloud API 3.0) and relays them to hkmsd.
 //!
 //! Per connection: at most `max_connections` per endpoint (more wait to be accepted) and
 //! `max_connections_per_source` per source (more are closed at once), the handshake, header,
@@ -11,15 +11,19 @@
 //! and the budgets of unauthenticated requests (429 `Rejected.Throttling`, see
 //! [`crate::gateway::throttle`]), then the whole request goes to hkmsd with the endpoint it
 //! came in on and the client's address. Everything else (API version, signature, date,
-//! digest, ClientKey, authorisation, the operation) is hkmsd's. Every failure has a protobuf
-//! `Error` body, and every answer an `x-kms-requestid` header. Connections are kept alive.
+//! digest, credential, authorisation, the operation) is hkmsd's. The gateway's own refusals
+//! use the envelope of the request's API ([`crate::gateway::wire`]: a protobuf `Error` and
+//! an `x-kms-requestid` header, or Tencent's JSON error with HTTP 200). Connections are kept
+//! alive.
 
 use crate::front::instance::auth::MAX_BODY;
+use crate::front::Api;
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::conn::{source_of, ConnClock, Guarded, Linger, SourceConns};
 use crate::gateway::forward::{ConnRelay, ForwardError, Forwarder};
 use crate::gateway::throttle::{self, Endpoint, Throttle, Throttled};
 use crate::gateway::tls::Certs;
+use crate::gateway::wire;
 use crate::instance_api as api;
 use crate::proto::{ApplicationCallRequest, HttpHeader};
 use bytes::Bytes;
@@ -85,26 +89,9 @@ impl Gateway {
     }
 }
 
-const PROTOBUF: &str = "application/x-protobuf";
-
-/// A protobuf `Error` answer made by the gateway itself.
+/// A KMS instance API `Error` answer made by the gateway itself.
 pub fn error_response(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let body = api::Error {
-        status_code: status.into(),
-        error_code: code.into(),
-        error_message: message.into(),
-        request_id: request_id.clone(),
-    }
-    .encode_to_vec();
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-kms-requestid", v);
-    }
-    r
+    wire::refusal(Api::Instance, status, code, message)
 }
 
 /// A refusal after which the connection is closed.
@@ -116,9 +103,10 @@ fn closing(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 
 /// 413, before the body is read: the connection is closed with a lingering close, so that
 /// a client that writes its whole body before reading gets this answer.
-fn too_large(clock: &ConnClock) -> Response<Full<Bytes>> {
+fn too_large(api: Api, clock: &ConnClock) -> Response<Full<Bytes>> {
     clock.linger_on_close();
-    closing(error_response(
+    closing(wire::refusal(
+        api,
         413,
         "InvalidParameter",
         "The request body is larger than 3 MB.",
@@ -163,13 +151,14 @@ async fn respond(
     relay: &mut ConnRelay,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    let api = Api::of(|name| req.headers().get(name).and_then(|v| v.to_str().ok()));
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return too_large(clock);
+        return too_large(api, clock);
     }
     let (parts, body) = req.into_parts();
     let read = Limited::new(body, MAX_BODY).collect();
@@ -179,10 +168,11 @@ async fn respond(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return too_large(clock);
+                return too_large(api, clock);
             }
             tracing::debug!("request body not read: {e}");
-            return closing(error_response(
+            return closing(wire::refusal(
+                api,
                 400,
                 "InvalidParameter",
                 "The specified parameter is not valid.",
@@ -190,7 +180,8 @@ async fn respond(
         }
         Err(_) => {
             tracing::debug!(peer = %peer, "request body not received in time");
-            return closing(error_response(
+            return closing(wire::refusal(
+                api,
                 408,
                 "RequestTimeout",
                 "The request body was not received in time.",
@@ -199,7 +190,8 @@ async fn respond(
     };
     // Refusals below come after the body is read, so the connection stays usable.
     if parts.uri.path() != "/" {
-        return error_response(
+        return wire::refusal(
+            api,
             404,
             "InvalidParameter",
             "The specified parameter is not valid.",
@@ -207,7 +199,7 @@ async fn respond(
     }
     let api_name = parts
         .headers
-        .get("x-kms-apiname")
+        .get(api.operation_header())
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .trim()
@@ -217,7 +209,7 @@ async fn respond(
     if let Err(t) = gw.throttle.admit_from(endpoint, &api_name, source, signed) {
         tracing::debug!(endpoint = endpoint.as_str(), api = %api_name, cap = t.cap(),
             source = %source, "throttled");
-        return error_response(429, Throttled::CODE, t.message());
+        return wire::refusal(api, 429, Throttled::CODE, t.message());
     }
     let headers = parts
         .headers
@@ -239,7 +231,8 @@ async fn respond(
         Ok(r) => r,
         Err(ForwardError::Unavailable(m)) => {
             tracing::warn!("hkmsd unavailable: {m}");
-            return error_response(
+            return wire::refusal(
+                api,
                 503,
                 "ServiceUnavailableTemporary",
                 "Service Unavailable Temporary.",
@@ -247,7 +240,7 @@ async fn respond(
         }
         Err(e @ ForwardError::Refused(_)) => {
             tracing::error!("{e}");
-            return error_response(500, "InternalFailure", "Internal Failure");
+            return wire::refusal(api, 500, "InternalFailure", "Internal Failure");
         }
     };
     // Unsigned requests were charged before they went out; a signed-looking one is charged
@@ -279,8 +272,7 @@ async fn respond(
             h.insert(n, v);
         }
     }
-    h.entry(CONTENT_TYPE)
-        .or_insert(HeaderValue::from_static(PROTOBUF));
+    h.entry(CONTENT_TYPE).or_insert(wire::content_type(api));
     resp
 }
 

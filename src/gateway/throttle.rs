@@ -124,8 +124,9 @@ impl Throttled {
     }
 }
 
-/// Whether a request carries the signature headers of the protocol (not whether the
-/// signature is valid: hkmsd decides that).
+/// Whether a request carries the signature headers of its protocol (the instance API's
+/// Bearer signature and key id, or Tencent's TC3-HMAC-SHA256 Authorization), not whether
+/// the signature is valid: hkmsd decides that.
 pub fn is_signed(headers: &hyper::HeaderMap) -> bool {
     let bearer = headers
         .get("authorization")
@@ -136,7 +137,11 @@ pub fn is_signed(headers: &hyper::HeaderMap) -> bool {
         .get("x-kms-acccesskeyid")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.trim().is_empty());
-    bearer && key_id
+    let tc3 = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().starts_with("TC3-HMAC-SHA256 "));
+    (bearer && key_id) || tc3
 }
 
 /// hkmsd's error codes for a request it could not authenticate, for hkmsd releases that

@@ -197,6 +197,12 @@ impl Instance {
         resources: &str,
         rule: Option<(&str, &str)>,
     ) -> ClientKeyFiles {
+        self.aap_as(aap, role, resources, rule);
+        self.client_key(aap)
+    }
+
+    /// The AAP of [`Instance::app_as`], without a credential.
+    pub fn aap_as(&self, aap: &str, role: &str, resources: &str, rule: Option<(&str, &str)>) {
         let mut policy = vec![
             "policy".to_owned(),
             "create".into(),
@@ -231,7 +237,6 @@ impl Instance {
             "--policies",
             &format!("{aap}-policy"),
         ]);
-        self.client_key(aap)
     }
 }
 
