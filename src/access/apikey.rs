@@ -154,10 +154,7 @@ pub async fn create(
 
 /// The API keys of one AAP (every AAP when `aap` is empty).
 pub fn list(store: &dyn AccessStore, aap: &str) -> Result<Vec<ApiKey>, KmsError> {
-    Ok(records::list::<ApiKey>(store)?
-        .into_iter()
-        .filter(|k| aap.is_empty() || k.aap_name == aap)
-        .collect())
+    manage::api_keys(store, aap)
 }
 
 pub fn delete(store: &dyn AccessStore, secret_id: &str) -> Result<(), KmsError> {
