@@ -1,8 +1,9 @@
 //! The embedded store: one sled database, one tree per record type, flushed before every
 //! write is acknowledged.
 
+use super::error::{StoreError, SCHEMA_VERSION};
+use super::interface::Store;
 use super::records::{InstanceRecord, KeyRecord, KeyTokenRecord, MemberRecord};
-use super::{Store, StoreError, SCHEMA_VERSION};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -124,6 +125,15 @@ impl SledStore {
         self.db.flush().map(|_| ()).map_err(io)
     }
 
+    /// The record of key `key_id`, if there is one.
+    pub(super) fn key_record(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.keys
+            .get(key_id.as_bytes())
+            .map_err(io)?
+            .map(|v| decode(&format!("key {key_id}"), &v))
+            .transpose()
+    }
+
     /// A tree of this database (opened on first use).
     pub(super) fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         self.db.open_tree(name).map_err(io)
@@ -201,11 +211,7 @@ impl Store for SledStore {
     }
 
     fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.keys
-            .get(key_id.as_bytes())
-            .map_err(io)?
-            .map(|v| decode(&format!("key {key_id}"), &v))
-            .transpose()
+        self.key_record(key_id)
     }
 
     fn update_key(
