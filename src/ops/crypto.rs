@@ -16,7 +16,8 @@ use crate::keys::alias;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-pub use crate::crypto::instance::{Algorithm, Bare};
+pub use crate::crypto::algorithm::Algorithm;
+pub use crate::crypto::instance::Bare;
 pub use crate::crypto::{Opened, Sealed};
 
 /// Encrypt: AES-GCM under the key's primary version; a self-describing ciphertext.
