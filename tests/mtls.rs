@@ -139,7 +139,7 @@ async fn applications_call_the_grpc_api_directly_with_their_client_key() {
     assert!(
         inst.d
             .log_text()
-            .contains(&format!("client_key={} source=127.0.0.1", ck.id)),
+            .contains(&format!("credential={} source=127.0.0.1", ck.id)),
         "the TCP peer's address is the source address:\n{}",
         inst.d.log_text()
     );

@@ -10,15 +10,19 @@
 //!   (`GenerateDataKey` on the key); an explicit Deny in the secret's policy still applies.
 //! - **Applications**: an operation an RBAC role grants ([`super::operations`]:
 //!   `CryptoServiceSecretUser` reads and writes values and stages; `SecretUser` only
-//!   GetSecretValue) on a matching `secret/<name>` pattern, from a network its rules admit;
-//!   or the secret's own policy. An explicit Deny in the secret policy wins over every
+//!   GetSecretValue; `CryptoServiceSecretAdministrator` both, and the lifecycle: create,
+//!   update, enable, disable, delete, restore) on a matching `secret/<name>` pattern, from a
+//!   network its rules admit; or the secret's own policy. An explicit Deny in the secret policy wins over every
 //!   Allow. A caller admitted by the secret policy alone (an AAP the secret's owner does not
 //!   otherwise trust) must still come from where its AAP's network rules admit it (the
 //!   private endpoint only when they name none); it reads the value only if it may also
 //!   decrypt with the secret's CMK (`Decrypt` on the key through its own policies, or a
 //!   `kms:Decrypt` statement on the key in the secret policy), and writes one only if it may
-//!   make data keys with it (`GenerateDataKey`, likewise). Creating, changing and deleting
-//!   ordinary secrets stays with operators.
+//!   make data keys with it (`GenerateDataKey`, likewise). A secret policy never grants the
+//!   lifecycle ([`LIFECYCLE`]): creating, changing, enabling, disabling, deleting and
+//!   restoring ordinary secrets stays with operators and the AAPs a
+//!   `CryptoServiceSecretAdministrator` policy names. Creating one also takes the right to
+//!   make data keys with its CMK (`GenerateDataKey` on the key, [`may_seal_with`]).
 //!
 //! Secret policies are JSON policy documents ([`super::document`]) whose principals are
 //! AAPs (`aap/<name>`, `aap/*`, `*`) and whose resources are `secret/<name>` or `key/<id>`,
@@ -38,14 +42,28 @@ use crate::store::{AccessStore, Store};
 /// The region of every resource name (`acs:kms:local:<instance id>:secret/<name>`).
 pub const REGION: &str = "local";
 
-/// Operations that create, change or delete a secret or its values.
-const WRITES: [&str; 6] = [
+/// Operations that create, change or delete a secret or its values: on a managed secret,
+/// only its product's principal runs them.
+const WRITES: [&str; 8] = [
     "CreateSecret",
     "PutSecretValue",
     "UpdateSecretVersionStage",
     "UpdateSecret",
     "DeleteSecret",
     "RestoreSecret",
+    "EnableSecret",
+    "DisableSecret",
+];
+
+/// A secret's lifecycle: granted to applications by the `CryptoServiceSecretAdministrator`
+/// role only, never by a secret policy.
+pub const LIFECYCLE: [&str; 6] = [
+    "CreateSecret",
+    "UpdateSecret",
+    "DeleteSecret",
+    "RestoreSecret",
+    "EnableSecret",
+    "DisableSecret",
 ];
 
 /// Operations on a secret's policy: operators only.
@@ -290,10 +308,15 @@ pub fn decide(
     if let Decision::Allow { policy } = rbac {
         return Ok(Verdict::Allow(format!("policy {policy}")));
     }
-    if outcome != Outcome::Allow {
+    if outcome != Outcome::Allow || LIFECYCLE.contains(&operation) {
         let Decision::Deny { reason } = rbac else {
             unreachable!("allowed above")
         };
+        if outcome == Outcome::Allow {
+            return Ok(deny(format!(
+                "{reason}; a secret policy does not grant {operation} (a CryptoServiceSecretAdministrator policy does)"
+            )));
+        }
         return Ok(deny(&reason));
     }
     if let Some(reason) = network_refusal(store, &aap, source, endpoint)? {
@@ -406,5 +429,153 @@ pub fn may_seal_with(
             "GenerateDataKey",
             operations::key_resources(requested, key_id),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{endpoint, manage};
+    use crate::store::SledStore;
+
+    const ACCOUNT: &str = "kst-test";
+
+    fn store() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        for (name, role, resources) in [
+            (
+                "admin",
+                "CryptoServiceSecretAdministrator",
+                vec!["secret/app-*"],
+            ),
+            ("user", "CryptoServiceSecretUser", vec!["secret/*"]),
+        ] {
+            manage::create(
+                &s,
+                Policy {
+                    name: name.into(),
+                    rbac_role: role.into(),
+                    resources: resources.into_iter().map(String::from).collect(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        for (aap, policies, product) in [
+            ("admins", vec!["admin"], ""),
+            ("users", vec!["user"], ""),
+            ("aigw", vec![], "aigw"),
+        ] {
+            manage::create(
+                &s,
+                ApplicationAccessPoint {
+                    name: aap.into(),
+                    policies: policies.into_iter().map(String::from).collect(),
+                    managed_product: product.into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        (dir, s)
+    }
+
+    fn app(aap: &str) -> Caller {
+        Caller::Application {
+            aap: aap.into(),
+            credential: format!("AKID{aap}"),
+            source: "10.0.0.1".parse().unwrap(),
+            endpoint: endpoint::EndpointKind::Private,
+        }
+    }
+
+    fn allowed(s: &SledStore, caller: &Caller, op: &str, name: &str, policy: &str) -> bool {
+        let target = SecretTarget {
+            name,
+            product: crate::secrets::names::managed_product(name),
+            policy,
+            key_id: "k1",
+        };
+        matches!(
+            decide(s, ACCOUNT, caller, op, &target).unwrap(),
+            Verdict::Allow(_)
+        )
+    }
+
+    #[test]
+    fn the_secret_administrator_runs_the_lifecycle_in_its_resources() {
+        let (_dir, s) = store();
+        let (admins, users) = (app("admins"), app("users"));
+        for op in LIFECYCLE {
+            assert!(allowed(&s, &admins, op, "app-db", ""), "{op}");
+            assert!(!allowed(&s, &admins, op, "other-db", ""), "{op} outside");
+            assert!(!allowed(&s, &users, op, "app-db", ""), "{op} by a user");
+        }
+        // It also has what CryptoServiceSecretUser grants, but no policy operation.
+        for op in [
+            "GetSecretValue",
+            "PutSecretValue",
+            "DescribeSecret",
+            "ListSecrets",
+        ] {
+            assert!(allowed(&s, &admins, op, "app-db", ""), "{op}");
+        }
+        assert!(!allowed(&s, &admins, "SetSecretPolicy", "app-db", ""));
+    }
+
+    #[test]
+    fn a_secret_policy_grants_no_lifecycle_and_its_deny_wins() {
+        let (_dir, s) = store();
+        let users = app("users");
+        let allow_all = r#"{"Statement":[{"Effect":"Allow","Action":"kms:*",
+            "Principal":{"AAP":["aap/users"]},"Resource":"*"}]}"#;
+        assert!(allowed(&s, &users, "DescribeSecret", "x", allow_all));
+        for op in LIFECYCLE {
+            assert!(!allowed(&s, &users, op, "x", allow_all), "{op}");
+        }
+        let deny = r#"{"Statement":[{"Effect":"Deny","Action":"kms:DeleteSecret",
+            "Principal":{"AAP":["aap/admins"]},"Resource":"secret/app-db"}]}"#;
+        let admins = app("admins");
+        assert!(!allowed(&s, &admins, "DeleteSecret", "app-db", deny));
+        assert!(allowed(&s, &admins, "DisableSecret", "app-db", deny));
+    }
+
+    #[test]
+    fn managed_secrets_stay_with_their_product() {
+        let (_dir, s) = store();
+        let operator = Caller::Operator { uid: 0, gid: 0 };
+        for op in [
+            "EnableSecret",
+            "DisableSecret",
+            "DeleteSecret",
+            "CreateSecret",
+        ] {
+            assert!(allowed(&s, &app("aigw"), op, "aigw!key", ""), "{op}");
+            assert!(!allowed(&s, &operator, op, "aigw!key", ""), "{op}");
+        }
+        let broad = ApplicationAccessPoint {
+            name: "broad".into(),
+            policies: vec!["broad".into()],
+            ..Default::default()
+        };
+        manage::create(
+            &s,
+            Policy {
+                name: "broad".into(),
+                rbac_role: "CryptoServiceSecretAdministrator".into(),
+                resources: vec!["secret/*".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        manage::create(&s, broad).unwrap();
+        let broad = app("broad");
+        assert!(allowed(&s, &broad, "GetSecretValue", "aigw!key", ""));
+        for op in LIFECYCLE {
+            assert!(!allowed(&s, &broad, op, "aigw!key", ""), "{op}");
+            assert!(allowed(&s, &broad, op, "db", ""), "{op}");
+        }
+        assert!(allowed(&s, &operator, "DisableSecret", "db", ""));
     }
 }

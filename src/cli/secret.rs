@@ -88,8 +88,24 @@ pub enum SecretCommand {
     Delete(DeleteArgs),
     /// Cancel a secret's pending deletion; it can be read and changed again.
     ///
+    /// A secret that was disabled before its deletion was scheduled stays disabled:
+    /// `hkms secret enable` lets its values be read again.
+    ///
     /// Example: hkms secret restore db/orders
     Restore(SecretName),
+    /// Enable a disabled secret: its values can be read and written again.
+    ///
+    /// Example: hkms secret enable db/orders
+    Enable(SecretName),
+    /// Disable a secret: every read and write of its values is refused (SecretDisabled)
+    /// until it is enabled again; nothing is deleted.
+    ///
+    /// Its versions, stages, metadata and policy stay as they are; describe, list, delete
+    /// and restore still work. Use it to stop every application from reading a secret at
+    /// once (a leaked password you are about to replace, a secret you mean to delete and
+    /// want to see nobody missing first).
+    #[command(after_long_help = DISABLE_EXAMPLES)]
+    Disable(SecretName),
     /// Secret policies: which AAPs may do what with one secret (set, get, delete).
     #[command(subcommand)]
     Policy(SecretPolicyCommand),
@@ -256,6 +272,12 @@ Examples:
   hkms secret list --product aigw          # managed secrets of product aigw (aigw!...)
   hkms secret list --page 2 --page-size 50";
 
+const DISABLE_EXAMPLES: &str = "\
+Examples:
+  hkms secret disable db/orders        # reads now answer SecretDisabled
+  hkms secret describe db/orders       # State: Disabled
+  hkms secret enable db/orders         # readable again, versions unchanged";
+
 const DELETE_EXAMPLES: &str = "\
 Examples:
   hkms secret delete db/orders                     # recoverable for 30 days
@@ -320,6 +342,8 @@ pub async fn secret(c: &mut Client, cmd: &SecretCommand) -> Result<Shown, Status
         SecretCommand::Update(a) => manage::update(c, a).await?,
         SecretCommand::Delete(a) => manage::delete(c, a).await?,
         SecretCommand::Restore(s) => manage::restore(c, &s.name).await?,
+        SecretCommand::Enable(s) => manage::set_enabled(c, &s.name, true).await?,
+        SecretCommand::Disable(s) => manage::set_enabled(c, &s.name, false).await?,
         SecretCommand::Policy(p) => super::secret_policy::policy(c, p).await?,
     };
     Ok(Shown::Text(printed))

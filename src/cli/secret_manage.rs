@@ -1,4 +1,5 @@
-//! `hkms secret describe|list|versions|update|delete|restore`, and how secrets print:
+//! `hkms secret describe|list|versions|update|delete|restore|enable|disable`, and how
+//! secrets print:
 //! labelled text that says what a secret's state allows, and JSON whose field names follow
 //! the KMS API (SecretName, EncryptionKeyId, ...).
 
@@ -94,6 +95,13 @@ fn state_words(m: &SecretMetadata) -> String {
             "PendingDeletion: reads and writes are refused, and every version is deleted on \
              {date}.\n{pad}To keep it, before then: hkms secret restore {name}",
             date = m.planned_delete_time,
+            pad = " ".repeat(LABEL),
+            name = m.secret_name
+        )
+    } else if m.secret_state == "Disabled" {
+        format!(
+            "Disabled: reads and writes of its values are refused; its versions are kept.\n\
+             {pad}To use it again: hkms secret enable {name}",
             pad = " ".repeat(LABEL),
             name = m.secret_name
         )
@@ -330,6 +338,37 @@ pub async fn restore(c: &mut Client, name: &str) -> Result<Printed, Status> {
     ))
 }
 
+pub async fn set_enabled(c: &mut Client, name: &str, enabled: bool) -> Result<Printed, Status> {
+    let m = if enabled {
+        c.secrets
+            .enable_secret(EnableSecretRequest {
+                secret_name: name.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .secret
+    } else {
+        c.secrets
+            .disable_secret(DisableSecretRequest {
+                secret_name: name.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .secret
+    }
+    .unwrap_or_default();
+    let (text, j) = printed(&m);
+    let head = if enabled {
+        format!("Secret {name} is enabled: its values can be read and written.")
+    } else {
+        format!(
+            "Secret {name} is disabled: every read and write of its values is refused until \
+             `hkms secret enable {name}`."
+        )
+    };
+    Ok((format!("{head}\n\n{text}"), j))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +400,21 @@ mod tests {
         let j = metadata_json(&m);
         assert_eq!(j["ManagedProduct"], "aigw");
         assert_eq!(j["Tags"][0]["TagKey"], "a");
+    }
+
+    #[test]
+    fn disabled_says_how_to_enable() {
+        let m = SecretMetadata {
+            secret_name: "db".into(),
+            secret_state: "Disabled".into(),
+            ..Default::default()
+        };
+        let t = metadata_text(&m);
+        assert!(
+            t.contains("State:            Disabled: reads and writes"),
+            "{t}"
+        );
+        assert!(t.contains("hkms secret enable db"), "{t}");
+        assert_eq!(metadata_json(&m)["SecretState"], "Disabled");
     }
 }

@@ -89,6 +89,65 @@ pub fn update(app: &Appliance, alias_name: &str, key_id: &str) -> Result<KeyAlia
     Ok(alias)
 }
 
+/// Gives key `key_id` the alias `new_name` in place of its alias `old_name` (if any), for
+/// APIs where a key has one alias that is renamed (Tencent's UpdateAlias). The new alias
+/// keeps the old one's creation time, so it takes the old one's place among the key's
+/// aliases; it is refused with `ResourceExists` when it names another key. The old alias
+/// is deleted only if it names this key. Renaming an alias to itself changes nothing.
+pub fn rename(
+    app: &Appliance,
+    key_id: &str,
+    old_name: Option<&str>,
+    new_name: &str,
+) -> Result<KeyAlias, KmsError> {
+    let name = normalize(new_name)?;
+    let old = old_name.map(normalize).transpose()?;
+    let _g = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    let key = crate::keys::describe(app, key_id)?;
+    let existing = match app.store.get_named(Space::Aliases, &name)? {
+        Some(bytes) => Some(decode(&bytes)?),
+        None => None,
+    };
+    if let Some(existing) = &existing {
+        if existing.key_id != key.key_id {
+            return Err(KmsError::new(
+                ErrorCode::ResourceExists,
+                format!("{name} already names another key"),
+            ));
+        }
+        if old.as_deref() == Some(name.as_str()) {
+            return Ok(existing.clone());
+        }
+    }
+    let old = match old.filter(|o| *o != name) {
+        Some(o) => match app.store.get_named(Space::Aliases, &o)? {
+            Some(bytes) => Some(decode(&bytes)?).filter(|a| a.key_id == key.key_id),
+            None => None,
+        },
+        None => None,
+    };
+    let create_time = old
+        .as_ref()
+        .or(existing.as_ref())
+        .map(|a| a.create_time.clone())
+        .unwrap_or_else(now_rfc3339);
+    let alias = KeyAlias {
+        alias_name: name.clone(),
+        key_id: key.key_id.clone(),
+        create_time,
+    };
+    app.store
+        .put_named(Space::Aliases, &name, alias.encode_to_vec(), false)?;
+    if let Some(old) = &old {
+        match app.store.delete_named(Space::Aliases, &old.alias_name) {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(alias = %name, from = ?old.map(|a| a.alias_name), key_id = %key.key_id, "alias renamed");
+    Ok(alias)
+}
+
 /// Deletes an alias (the key is not touched).
 pub fn delete(app: &Appliance, alias_name: &str) -> Result<(), KmsError> {
     let name = normalize(alias_name)?;

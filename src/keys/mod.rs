@@ -232,7 +232,8 @@ pub struct KeyFilter {
 }
 
 impl KeyFilter {
-    fn matches(&self, k: &KeyRecord) -> bool {
+    /// Whether key `k` matches every field of the filter.
+    pub fn matches(&self, k: &KeyRecord) -> bool {
         let origin = if k.origin.is_empty() {
             ORIGIN_KMS
         } else {

@@ -17,17 +17,21 @@
 //! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom, and the instance
 //!   API's forms of them (bare ciphertexts, chosen algorithms);
 //! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs;
-//! - [`key_pair`]: data key pairs.
+//! - [`key_pair`]: data key pairs;
+//! - [`keys`]: key creation, metadata, lifecycle, aliases, rotation, imported material;
+//! - [`secrets`]: the secrets manager (values, versions, lifecycle, secret policies).
 
 pub mod asymmetric;
 pub mod crypto;
 pub mod key_pair;
+pub mod keys;
+pub mod secrets;
 
 use crate::access::{self, operations};
 use crate::appliance::Appliance;
 use crate::authn::Caller;
 use crate::error::KmsError;
-use crate::keys::{self, alias, VersionRef};
+use crate::keys::{alias, find_version, VersionRef};
 
 // Fronts and services name versions with it, without reaching into the key store's module.
 pub use crate::keys::VersionChoice;
@@ -88,7 +92,7 @@ impl<'a> Ctx<'a> {
         key_ref: &str,
         version_id: &str,
     ) -> Result<VersionRef, KmsError> {
-        let found = keys::find_version(self.app, version_id)?;
+        let found = find_version(self.app, version_id)?;
         if !key_ref.is_empty() {
             let key_id = self.key(operation, key_ref)?;
             return match found {

@@ -1,4 +1,5 @@
-//! Secret metadata, listings, deletion and restore, and secret policies.
+//! Secret metadata, listings, enabling and disabling, deletion and restore, and secret
+//! policies. Each function runs on a record [`crate::ops::secrets`] read and authorised.
 
 use super::{commit, require_normal, stages, Request, STATE_PENDING_DELETION};
 use crate::access::secrets::parse_policy;
@@ -14,11 +15,6 @@ pub const MIN_RECOVERY_DAYS: u32 = 7;
 pub const MAX_RECOVERY_DAYS: u32 = 30;
 pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
 
-/// DescribeSecret.
-pub fn describe(r: Request<'_>, name: &str) -> Result<SecretRecord, KmsError> {
-    r.find("DescribeSecret", name)
-}
-
 /// What ListSecrets keeps.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -27,45 +23,32 @@ pub struct Filter {
     pub tags: Vec<TagRecord>,
 }
 
-/// ListSecrets: one page of the secrets that match `filter` and that the caller may list,
-/// in name order, and how many there are.
-pub fn list(
-    r: Request<'_>,
-    filter: &Filter,
-    page_number: u32,
-    page_size: u32,
-) -> Result<(Vec<SecretRecord>, u64, u32, u32), KmsError> {
-    let (page_number, page_size) = crate::keys::page(page_number, page_size)?;
-    let account = r.account()?;
-    let matching: Vec<SecretRecord> = r
-        .app
+/// The secrets that match `filter`, in name order (the caller keeps those it may list).
+pub fn matching(app: &Appliance, filter: &Filter) -> Result<Vec<SecretRecord>, KmsError> {
+    Ok(app
         .store
         .secrets()?
         .into_iter()
         .filter(|s| s.name.starts_with(&filter.name_prefix))
         .filter(|s| crate::keys::tags::carries(&s.tags, &filter.tags))
-        .filter(|s| r.may(&account, "ListSecrets", s))
-        .collect();
-    let total = matching.len() as u64;
-    let page = page_slice(matching, page_number, page_size);
-    Ok((page, total, page_number, page_size))
+        .collect())
 }
 
 /// ListSecretVersionIds: the versions oldest first (with `include_deprecated`, also those
 /// that hold no stage), one page of them, and how many there are.
 pub fn list_versions(
     r: Request<'_>,
-    name: &str,
+    rec: &SecretRecord,
     include_deprecated: bool,
     page_number: u32,
     page_size: u32,
 ) -> Result<(Vec<SecretVersion>, u64, u32, u32), KmsError> {
     let (page_number, page_size) = crate::keys::page(page_number, page_size)?;
-    let rec = r.find("ListSecretVersionIds", name)?;
+    let name = rec.name.as_str();
     let listed: Vec<(&String, Vec<String>)> = rec
         .version_ids
         .iter()
-        .map(|id| (id, stages::stages_of(&rec, id)))
+        .map(|id| (id, stages::stages_of(rec, id)))
         .filter(|(_, stages)| include_deprecated || !stages.is_empty())
         .collect();
     let total = listed.len() as u64;
@@ -86,11 +69,10 @@ pub fn list_versions(
 /// UpdateSecret: the description and extended configuration.
 pub fn update(
     r: Request<'_>,
-    name: &str,
+    rec: SecretRecord,
     description: Option<&str>,
     extended_config: Option<&str>,
 ) -> Result<SecretRecord, KmsError> {
-    let rec = r.find("UpdateSecret", name)?;
     require_normal(&rec)?;
     if let Some(d) = description {
         super::names::check_description(d)?;
@@ -110,15 +92,42 @@ pub fn update(
     })
 }
 
+/// How DeleteSecret deletes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deletion {
+    /// Days before the deletion is final: 7..30, 30 when 0.
+    pub recovery_window_in_days: u32,
+    /// Every version at once, without a recovery window.
+    pub force: bool,
+    /// Refuse unless the secret is disabled (Tencent SSM deletes only disabled secrets).
+    pub only_disabled: bool,
+}
+
+/// Refuses a deletion of an enabled secret when `d` asks for a disabled one.
+fn check_disabled(rec: &SecretRecord, d: &Deletion) -> Result<(), KmsError> {
+    if d.only_disabled && !rec.disabled && rec.planned_delete_unix == 0 {
+        return Err(KmsError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "secret {} is enabled: disable it first (DisableSecret), then delete it",
+                rec.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// DeleteSecret: schedules the deletion after a recovery window (7..30 days, 30 when 0), or
 /// deletes every version at once. Returns when the deletion becomes final (`None`: done).
-pub fn delete(
-    r: Request<'_>,
-    name: &str,
-    recovery_window_in_days: u32,
-    force: bool,
-) -> Result<Option<i64>, KmsError> {
-    let rec = r.find("DeleteSecret", name)?;
+pub fn delete(r: Request<'_>, rec: SecretRecord, d: Deletion) -> Result<Option<i64>, KmsError> {
+    let Deletion {
+        recovery_window_in_days,
+        force,
+        ..
+    } = d;
+    let name = rec.name.clone();
+    let name = name.as_str();
+    check_disabled(&rec, &d)?;
     if force {
         if recovery_window_in_days != 0 {
             return Err(KmsError::invalid(
@@ -142,6 +151,7 @@ pub fn delete(
     let due = crate::clock::now_unix() + i64::from(days) * 86_400;
     let rec = commit(r.app, rec, None, &|rec| {
         require_normal(rec)?;
+        check_disabled(rec, &d)?;
         rec.planned_delete_unix = due;
         Ok(Vec::new())
     })?;
@@ -165,10 +175,10 @@ fn remove(app: &Appliance, rec: &SecretRecord) -> Result<(), KmsError> {
     }
 }
 
-/// RestoreSecret: cancels a pending deletion.
-pub fn restore(r: Request<'_>, name: &str) -> Result<SecretRecord, KmsError> {
-    let rec = r.find("RestoreSecret", name)?;
-    commit(r.app, rec, None, &|rec| {
+/// RestoreSecret: cancels a pending deletion; the secret is as enabled or disabled as it
+/// was before.
+pub fn restore(r: Request<'_>, rec: SecretRecord) -> Result<SecretRecord, KmsError> {
+    let rec = commit(r.app, rec, None, &|rec| {
         if rec.planned_delete_unix == 0 {
             return Err(KmsError::new(
                 ErrorCode::InvalidState,
@@ -177,7 +187,30 @@ pub fn restore(r: Request<'_>, name: &str) -> Result<SecretRecord, KmsError> {
         }
         rec.planned_delete_unix = 0;
         Ok(Vec::new())
-    })
+    })?;
+    tracing::info!(caller = %r.caller, secret = %rec.name, "secret deletion cancelled");
+    Ok(rec)
+}
+
+/// EnableSecret (`enabled`) or DisableSecret. A secret pending deletion is neither: restore
+/// it first. Enabling an enabled secret (or disabling a disabled one) changes nothing.
+pub fn set_enabled(
+    r: Request<'_>,
+    rec: SecretRecord,
+    enabled: bool,
+) -> Result<SecretRecord, KmsError> {
+    require_normal(&rec)?;
+    if rec.disabled != enabled {
+        return Ok(rec);
+    }
+    let rec = commit(r.app, rec, None, &|rec| {
+        require_normal(rec)?;
+        rec.disabled = !enabled;
+        Ok(Vec::new())
+    })?;
+    let what = if enabled { "enabled" } else { "disabled" };
+    tracing::info!(caller = %r.caller, secret = %rec.name, "secret {what}");
+    Ok(rec)
 }
 
 /// Deletes secret `name` if its deletion is still due at `due` (a jobs run); `Ok(false)`
@@ -201,33 +234,28 @@ pub fn delete_due(app: &Appliance, name: &str, due: i64) -> Result<bool, KmsErro
 }
 
 /// SetSecretPolicy (an empty document is refused: use DeleteSecretPolicy).
-pub fn set_policy(r: Request<'_>, name: &str, policy: &str) -> Result<(), KmsError> {
-    let rec = r.find("SetSecretPolicy", name)?;
+pub fn set_policy(r: Request<'_>, rec: SecretRecord, policy: &str) -> Result<(), KmsError> {
+    let name = rec.name.clone();
     parse_policy(policy)?;
     commit(r.app, rec, None, &|rec| {
         rec.policy = policy.to_owned();
         Ok(Vec::new())
     })?;
-    tracing::info!(caller = %r.caller, secret = name, "secret policy set");
+    tracing::info!(caller = %r.caller, secret = %name, "secret policy set");
     Ok(())
 }
 
-/// GetSecretPolicy: the document, or empty.
-pub fn get_policy(r: Request<'_>, name: &str) -> Result<String, KmsError> {
-    Ok(r.find("GetSecretPolicy", name)?.policy)
-}
-
 /// DeleteSecretPolicy.
-pub fn delete_policy(r: Request<'_>, name: &str) -> Result<(), KmsError> {
-    let rec = r.find("DeleteSecretPolicy", name)?;
+pub fn delete_policy(r: Request<'_>, rec: SecretRecord) -> Result<(), KmsError> {
+    let name = rec.name.clone();
     if rec.policy.is_empty() {
-        return Err(not_found_policy(name));
+        return Err(not_found_policy(&name));
     }
     commit(r.app, rec, None, &|rec| {
         rec.policy.clear();
         Ok(Vec::new())
     })?;
-    tracing::info!(caller = %r.caller, secret = name, "secret policy deleted");
+    tracing::info!(caller = %r.caller, secret = %name, "secret policy deleted");
     Ok(())
 }
 

@@ -6,20 +6,26 @@
 //!
 //! Every version is sealed with a fresh data key that the secret's CMK protects inside an
 //! HSM member ([`crate::crypto::envelope`]); the associated data binds it to the secret's
-//! name, the version id and the data type. Every operation is authorised first by
-//! [`crate::access::secrets`]; a caller who may not see a secret learns only that the
-//! operation is forbidden, whether the secret exists or not.
+//! name, the version id and the data type.
+//!
+//! The functions here run an operation on a record that [`crate::ops::secrets`] has read
+//! and authorised for the caller ([`crate::access::secrets`]); a caller who may not see a
+//! secret learns only that the operation is forbidden, whether the secret exists or not.
+//!
+//! A secret is enabled, disabled ([`manage::set_enabled`]) or pending deletion. A disabled
+//! secret keeps its versions, but its values are neither read nor written
+//! (`SecretDisabled`) until it is enabled again; its metadata, listings, deletion and
+//! restore still work, and a restored secret is as enabled or disabled as it was.
 
 pub mod manage;
 pub mod names;
 pub mod stages;
 
-use crate::access::secrets::{self as access, SecretTarget};
 use crate::appliance::Appliance;
 use crate::authn::Caller;
 use crate::crypto::envelope::{self, Envelope};
 use crate::error::{ErrorCode, KmsError};
-use crate::keys::{self, alias};
+use crate::keys;
 use crate::proto::{SecretMetadata, Tag};
 use crate::store::records::{SecretRecord, SecretVersionRecord, TagRecord};
 use crate::store::{SecretChange, StoreError};
@@ -31,8 +37,10 @@ pub const GENERIC: &str = "Generic";
 /// Secret states.
 pub const STATE_NORMAL: &str = "Normal";
 pub const STATE_PENDING_DELETION: &str = "PendingDeletion";
+pub const STATE_DISABLED: &str = "Disabled";
 
-/// A secret and the caller asking about it.
+/// The appliance, and the caller an operation runs for (named in the audit log; it was
+/// authorised before).
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub app: &'a Appliance,
@@ -102,50 +110,6 @@ pub(crate) fn not_found(name: &str) -> KmsError {
     )
 }
 
-fn target<'a>(name: &'a str, rec: Option<&'a SecretRecord>) -> SecretTarget<'a> {
-    SecretTarget {
-        name,
-        product: managed_product(name),
-        policy: rec.map(|r| r.policy.as_str()).unwrap_or(""),
-        key_id: rec.map(|r| r.kms_key_id.as_str()).unwrap_or(""),
-    }
-}
-
-impl Request<'_> {
-    /// The instance id: the account of resource names in secret policies.
-    pub(crate) fn account(&self) -> Result<String, KmsError> {
-        Ok(self.app.instance()?.instance_id)
-    }
-
-    /// Authorises `operation` on secret `name` and returns its record. A secret that does
-    /// not exist is reported only to callers who may run the operation on that name.
-    pub(crate) fn find(&self, operation: &str, name: &str) -> Result<SecretRecord, KmsError> {
-        let rec = self.app.store.secret(name)?;
-        access::authorize(
-            &*self.app.store,
-            &self.account()?,
-            self.caller,
-            operation,
-            &target(name, rec.as_ref()),
-        )?;
-        rec.ok_or_else(|| not_found(name))
-    }
-
-    /// Whether `operation` on `rec` would be allowed (listings; nothing is logged).
-    pub(crate) fn may(&self, account: &str, operation: &str, rec: &SecretRecord) -> bool {
-        matches!(
-            access::decide(
-                &*self.app.store,
-                account,
-                self.caller,
-                operation,
-                &target(&rec.name, Some(rec)),
-            ),
-            Ok(access::Verdict::Allow(_))
-        )
-    }
-}
-
 /// Refuses reads and writes of a secret whose deletion is pending.
 pub(crate) fn require_normal(rec: &SecretRecord) -> Result<(), KmsError> {
     if rec.planned_delete_unix != 0 {
@@ -155,6 +119,22 @@ pub(crate) fn require_normal(rec: &SecretRecord) -> Result<(), KmsError> {
                 "secret {} is scheduled for deletion on {}; restore it first (RestoreSecret)",
                 rec.name,
                 crate::clock::rfc3339(rec.planned_delete_unix)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses reads and writes of a value: of a secret whose deletion is pending, or that is
+/// disabled.
+pub(crate) fn require_enabled(rec: &SecretRecord) -> Result<(), KmsError> {
+    require_normal(rec)?;
+    if rec.disabled {
+        return Err(KmsError::new(
+            ErrorCode::SecretDisabled,
+            format!(
+                "secret {} is disabled: its values are neither read nor written until it is enabled again (EnableSecret)",
+                rec.name
             ),
         ));
     }
@@ -263,20 +243,15 @@ pub(crate) fn commit(
     ))
 }
 
-/// CreateSecret: the secret and its first version (ACSCurrent).
-pub async fn create(r: Request<'_>, new: NewSecret) -> Result<SecretRecord, KmsError> {
-    names::check_name(&new.name)?;
-    let account = r.account()?;
-    access::authorize(
-        &*r.app.store,
-        &account,
-        r.caller,
-        "CreateSecret",
-        &target(&new.name, None),
-    )?;
+/// Checks what a new secret starts with, before its CMK is looked at: the value, the
+/// version id, the description, the extended configuration, the tags, and that a CMK is
+/// named.
+pub fn check_new(new: &NewSecret) -> Result<(), KmsError> {
     let data_type = DataType::parse(&new.data_type)?;
     names::check_value(&new.data, data_type)?;
-    let version_id = version_id_or_new(&new.version_id)?;
+    if !new.version_id.is_empty() {
+        names::check_id("VersionId", &new.version_id)?;
+    }
     names::check_description(&new.description)?;
     names::check_extended_config(&new.extended_config)?;
     keys::tags::check_all(&new.tags)?;
@@ -285,16 +260,20 @@ pub async fn create(r: Request<'_>, new: NewSecret) -> Result<SecretRecord, KmsE
             "EncryptionKeyId is required: the AES key (id or alias/<name>) that protects the secret",
         ));
     }
-    let requested = &new.encryption_key_id;
-    // A key that does not exist is reported only to callers who may use that name.
-    let key_id = match alias::resolve(r.app, requested) {
-        Ok(id) => id,
-        Err(e) => {
-            access::may_seal_with(&*r.app.store, r.caller, requested, requested)?;
-            return Err(e);
-        }
-    };
-    access::may_seal_with(&*r.app.store, r.caller, requested, &key_id)?;
+    Ok(())
+}
+
+/// CreateSecret: the secret and its first version (ACSCurrent), under the CMK `key_id`
+/// (resolved, and authorised for the caller). `new` passed [`check_new`].
+pub async fn create(
+    r: Request<'_>,
+    new: NewSecret,
+    key_id: String,
+) -> Result<SecretRecord, KmsError> {
+    names::check_name(&new.name)?;
+    check_new(&new)?;
+    let data_type = DataType::parse(&new.data_type)?;
+    let version_id = version_id_or_new(&new.version_id)?;
     if keys::describe(r.app, &key_id)?.internal {
         return Err(KmsError::invalid(format!(
             "key {key_id} is internal to hkmsd and cannot protect secrets"
@@ -342,12 +321,12 @@ fn exists(name: &str) -> KmsError {
 /// GetSecretValue: by version id, by stage, or ACSCurrent.
 pub async fn get_value(
     r: Request<'_>,
-    name: &str,
+    rec: SecretRecord,
     stage: &str,
     version_id: &str,
 ) -> Result<Value, KmsError> {
-    let rec = r.find("GetSecretValue", name)?;
-    require_normal(&rec)?;
+    require_enabled(&rec)?;
+    let name = rec.name.as_str();
     let chosen = stages::choose(&rec, stage, version_id)?;
     // Deleted or pruned since the record was read: as if it had never been there.
     let v = r
@@ -393,11 +372,12 @@ pub async fn get_value(
 /// record and the new version's id.
 pub async fn put_value(
     r: Request<'_>,
-    name: &str,
+    rec: SecretRecord,
     new: NewVersion,
 ) -> Result<(SecretRecord, String), KmsError> {
-    let rec = r.find("PutSecretValue", name)?;
-    require_normal(&rec)?;
+    require_enabled(&rec)?;
+    let name = rec.name.clone();
+    let name = name.as_str();
     let data_type = DataType::parse(&new.data_type)?;
     names::check_value(&new.data, data_type)?;
     let version_id = version_id_or_new(&new.version_id)?;
@@ -415,7 +395,7 @@ pub async fn put_value(
     )
     .await?;
     let rec = commit(r.app, rec, Some(&version), &|rec| {
-        require_normal(rec)?;
+        require_enabled(rec)?;
         if rec.version_ids.contains(&version_id) {
             return Err(version_exists(name, &version_id));
         }
@@ -425,22 +405,55 @@ pub async fn put_value(
     Ok((rec, version_id))
 }
 
+/// Replaces the value of a version (what Tencent SSM's UpdateSecret does), chosen like
+/// GetSecretValue chooses one (by id, by stage, or ACSCurrent): the version keeps its id and
+/// its stages; the new value is sealed with a fresh data key, and the old value is gone.
+/// Every other API of hkms adds versions instead (PutSecretValue). Returns the record and
+/// the version's id.
+pub async fn replace_value(
+    r: Request<'_>,
+    rec: SecretRecord,
+    stage: &str,
+    version_id: &str,
+    data: &[u8],
+    data_type: &str,
+) -> Result<(SecretRecord, String), KmsError> {
+    require_enabled(&rec)?;
+    let data_type = DataType::parse(data_type)?;
+    names::check_value(data, data_type)?;
+    let chosen = stages::choose(&rec, stage, version_id)?;
+    let name = rec.name.clone();
+    let version = seal_version(r.app, &name, &rec.kms_key_id, &chosen, data_type, data).await?;
+    let rec = commit(r.app, rec, Some(&version), &|rec| {
+        require_enabled(rec)?;
+        if !rec.version_ids.contains(&chosen) {
+            return Err(KmsError::new(
+                ErrorCode::ResourceNotFound,
+                format!("secret {} has no version {chosen}", rec.name),
+            ));
+        }
+        // The stored version goes and the new one takes its place, in one transaction.
+        Ok(vec![chosen.clone()])
+    })?;
+    tracing::info!(caller = %r.caller, secret = %name, version_id = %chosen, "secret version's value replaced");
+    Ok((rec, chosen))
+}
+
 /// UpdateSecretVersionStage.
 pub fn update_stage(
     r: Request<'_>,
-    name: &str,
+    rec: SecretRecord,
     stage: &str,
     from: &str,
     to: &str,
 ) -> Result<SecretRecord, KmsError> {
-    let rec = r.find("UpdateSecretVersionStage", name)?;
-    require_normal(&rec)?;
+    require_enabled(&rec)?;
     let rec = commit(r.app, rec, None, &|rec| {
-        require_normal(rec)?;
+        require_enabled(rec)?;
         stages::move_stage(rec, stage, from, to)?;
         Ok(Vec::new())
     })?;
-    tracing::info!(caller = %r.caller, secret = name, stage, from, to, "secret stage moved");
+    tracing::info!(caller = %r.caller, secret = %rec.name, stage, from, to, "secret stage moved");
     Ok(rec)
 }
 
@@ -467,6 +480,8 @@ pub fn metadata(rec: &SecretRecord) -> SecretMetadata {
         update_time: rec.update_time.clone(),
         secret_state: if pending {
             STATE_PENDING_DELETION
+        } else if rec.disabled {
+            STATE_DISABLED
         } else {
             STATE_NORMAL
         }

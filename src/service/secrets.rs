@@ -1,4 +1,4 @@
-//! `hkms.v1.SecretsService`: decode, call [`crate::secrets`] (which authorises every
+//! `hkms.v1.SecretsService`: decode, call [`crate::ops::secrets`] (which authorises every
 //! operation for the caller: operators, and applications over hkmsd's mutual-TLS listener),
 //! encode.
 
@@ -6,6 +6,7 @@ use super::{reply, Reply};
 use crate::appliance::Appliance;
 use crate::authn::{caller, Caller};
 use crate::error::KmsError;
+use crate::ops::{self, Ctx};
 use crate::proto::secrets_service_server::SecretsService;
 use crate::proto::*;
 use crate::secrets::{self, manage, metadata};
@@ -31,17 +32,9 @@ impl SecretsApi {
     fn with<Req, Resp>(
         &self,
         req: Request<Req>,
-        call: impl FnOnce(secrets::Request<'_>, Req) -> Result<Resp, KmsError>,
+        call: impl FnOnce(Ctx<'_>, Req) -> Result<Resp, KmsError>,
     ) -> Reply<Resp> {
-        reply(caller(&req).and_then(|c| {
-            call(
-                secrets::Request {
-                    app: &self.0,
-                    caller: &c,
-                },
-                req.into_inner(),
-            )
-        }))
+        reply(caller(&req).and_then(|c| call(Ctx::new(&self.0, &c), req.into_inner())))
     }
 
     fn caller_of<T>(req: &Request<T>) -> Result<Caller, tonic::Status> {
@@ -70,18 +63,16 @@ impl SecretsService for SecretsApi {
             description: r.description,
             extended_config: r.extended_config,
         };
-        let req = secrets::Request {
-            app: &self.0,
-            caller: &c,
-        };
-        reply(secrets::create(req, new).await.map(|rec| {
-            CreateSecretResponse {
-                version_id: secrets::stages::holder(&rec, secrets::names::CURRENT)
-                    .unwrap_or_default()
-                    .to_owned(),
-                secret: Some(metadata(&rec)),
-            }
-        }))
+        reply(
+            ops::secrets::create(Ctx::new(&self.0, &c), new)
+                .await
+                .map(|rec| CreateSecretResponse {
+                    version_id: secrets::stages::holder(&rec, secrets::names::CURRENT)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    secret: Some(metadata(&rec)),
+                }),
+        )
     }
 
     async fn get_secret_value(
@@ -90,24 +81,25 @@ impl SecretsService for SecretsApi {
     ) -> Reply<GetSecretValueResponse> {
         let c = Self::caller_of(&req)?;
         let r = req.into_inner();
-        let req = secrets::Request {
-            app: &self.0,
-            caller: &c,
-        };
         reply(
-            secrets::get_value(req, &r.secret_name, &r.version_stage, &r.version_id)
-                .await
-                .map(|mut v| GetSecretValueResponse {
-                    secret_name: v.secret.name.clone(),
-                    secret_type: v.secret.secret_type.clone(),
-                    // Handed to the transport; the copy held here is wiped.
-                    secret_data: std::mem::take(&mut *v.data),
-                    secret_data_type: v.data_type,
-                    version_stages: v.stages,
-                    version_id: v.version_id,
-                    create_time: v.create_time,
-                    extended_config: v.secret.extended_config,
-                }),
+            ops::secrets::get_value(
+                Ctx::new(&self.0, &c),
+                &r.secret_name,
+                &r.version_stage,
+                &r.version_id,
+            )
+            .await
+            .map(|mut v| GetSecretValueResponse {
+                secret_name: v.secret.name.clone(),
+                secret_type: v.secret.secret_type.clone(),
+                // Handed to the transport; the copy held here is wiped.
+                secret_data: std::mem::take(&mut *v.data),
+                secret_data_type: v.data_type,
+                version_stages: v.stages,
+                version_id: v.version_id,
+                create_time: v.create_time,
+                extended_config: v.secret.extended_config,
+            }),
         )
     }
 
@@ -123,12 +115,8 @@ impl SecretsService for SecretsApi {
             version_id: r.version_id,
             stages: r.version_stages,
         };
-        let req = secrets::Request {
-            app: &self.0,
-            caller: &c,
-        };
         reply(
-            secrets::put_value(req, &r.secret_name, new)
+            ops::secrets::put_value(Ctx::new(&self.0, &c), &r.secret_name, new)
                 .await
                 .map(|(rec, version_id)| PutSecretValueResponse {
                     version_stages: secrets::stages::stages_of(&rec, &version_id),
@@ -143,7 +131,7 @@ impl SecretsService for SecretsApi {
         req: Request<UpdateSecretVersionStageRequest>,
     ) -> Reply<UpdateSecretVersionStageResponse> {
         self.with(req, |s, r| {
-            secrets::update_stage(
+            ops::secrets::update_stage(
                 s,
                 &r.secret_name,
                 &r.version_stage,
@@ -161,7 +149,7 @@ impl SecretsService for SecretsApi {
         req: Request<DescribeSecretRequest>,
     ) -> Reply<DescribeSecretResponse> {
         self.with(req, |s, r| {
-            manage::describe(s, &r.secret_name).map(|rec| DescribeSecretResponse {
+            ops::secrets::describe(s, &r.secret_name).map(|rec| DescribeSecretResponse {
                 secret: Some(metadata(&rec)),
             })
         })
@@ -173,7 +161,7 @@ impl SecretsService for SecretsApi {
                 name_prefix: r.name_prefix,
                 tags: tags(&r.tag_filters),
             };
-            manage::list(s, &filter, r.page_number, r.page_size).map(
+            ops::secrets::list(s, &filter, r.page_number, r.page_size).map(
                 |(page, total_count, page_number, page_size)| ListSecretsResponse {
                     secrets: page.iter().map(metadata).collect(),
                     page_number,
@@ -189,7 +177,7 @@ impl SecretsService for SecretsApi {
         req: Request<ListSecretVersionIdsRequest>,
     ) -> Reply<ListSecretVersionIdsResponse> {
         self.with(req, |s, r| {
-            manage::list_versions(
+            ops::secrets::list_versions(
                 s,
                 &r.secret_name,
                 r.include_deprecated,
@@ -213,7 +201,7 @@ impl SecretsService for SecretsApi {
         req: Request<UpdateSecretRequest>,
     ) -> Reply<UpdateSecretResponse> {
         self.with(req, |s, r| {
-            manage::update(
+            ops::secrets::update(
                 s,
                 &r.secret_name,
                 r.description.as_deref(),
@@ -230,11 +218,14 @@ impl SecretsService for SecretsApi {
         req: Request<DeleteSecretRequest>,
     ) -> Reply<DeleteSecretResponse> {
         self.with(req, |s, r| {
-            manage::delete(
+            ops::secrets::delete(
                 s,
                 &r.secret_name,
-                r.recovery_window_in_days,
-                r.force_delete_without_recovery,
+                manage::Deletion {
+                    recovery_window_in_days: r.recovery_window_in_days,
+                    force: r.force_delete_without_recovery,
+                    only_disabled: false,
+                },
             )
             .map(|due| DeleteSecretResponse {
                 secret_name: r.secret_name.clone(),
@@ -248,7 +239,7 @@ impl SecretsService for SecretsApi {
         req: Request<RestoreSecretRequest>,
     ) -> Reply<RestoreSecretResponse> {
         self.with(req, |s, r| {
-            manage::restore(s, &r.secret_name).map(|rec| RestoreSecretResponse {
+            ops::secrets::restore(s, &r.secret_name).map(|rec| RestoreSecretResponse {
                 secret: Some(metadata(&rec)),
             })
         })
@@ -256,16 +247,24 @@ impl SecretsService for SecretsApi {
 
     async fn enable_secret(
         &self,
-        _req: Request<EnableSecretRequest>,
+        req: Request<EnableSecretRequest>,
     ) -> Reply<EnableSecretResponse> {
-        Err(tonic::Status::unimplemented("EnableSecret"))
+        self.with(req, |s, r| {
+            ops::secrets::set_enabled(s, &r.secret_name, true).map(|rec| EnableSecretResponse {
+                secret: Some(metadata(&rec)),
+            })
+        })
     }
 
     async fn disable_secret(
         &self,
-        _req: Request<DisableSecretRequest>,
+        req: Request<DisableSecretRequest>,
     ) -> Reply<DisableSecretResponse> {
-        Err(tonic::Status::unimplemented("DisableSecret"))
+        self.with(req, |s, r| {
+            ops::secrets::set_enabled(s, &r.secret_name, false).map(|rec| DisableSecretResponse {
+                secret: Some(metadata(&rec)),
+            })
+        })
     }
 
     async fn set_secret_policy(
@@ -273,7 +272,8 @@ impl SecretsService for SecretsApi {
         req: Request<SetSecretPolicyRequest>,
     ) -> Reply<SetSecretPolicyResponse> {
         self.with(req, |s, r| {
-            manage::set_policy(s, &r.secret_name, &r.policy).map(|()| SetSecretPolicyResponse {})
+            ops::secrets::set_policy(s, &r.secret_name, &r.policy)
+                .map(|()| SetSecretPolicyResponse {})
         })
     }
 
@@ -282,7 +282,8 @@ impl SecretsService for SecretsApi {
         req: Request<GetSecretPolicyRequest>,
     ) -> Reply<GetSecretPolicyResponse> {
         self.with(req, |s, r| {
-            manage::get_policy(s, &r.secret_name).map(|policy| GetSecretPolicyResponse { policy })
+            ops::secrets::get_policy(s, &r.secret_name)
+                .map(|policy| GetSecretPolicyResponse { policy })
         })
     }
 
@@ -291,7 +292,7 @@ impl SecretsService for SecretsApi {
         req: Request<DeleteSecretPolicyRequest>,
     ) -> Reply<DeleteSecretPolicyResponse> {
         self.with(req, |s, r| {
-            manage::delete_policy(s, &r.secret_name).map(|()| DeleteSecretPolicyResponse {})
+            ops::secrets::delete_policy(s, &r.secret_name).map(|()| DeleteSecretPolicyResponse {})
         })
     }
 }

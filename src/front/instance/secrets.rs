@@ -1,5 +1,5 @@
 //! GetSecretValue: a secret's value for an application, by stage, by version id, or
-//! ACSCurrent ([`crate::secrets::get_value`], which authorises the caller).
+//! ACSCurrent ([`crate::ops::secrets::get_value`], which authorises the caller).
 //!
 //! `SecretData` is a protobuf string in the instance API (UTF-8 only: the Python SDK refuses
 //! to decode anything else): a text value goes as it is, a binary value Base64-encoded
@@ -14,7 +14,8 @@ use super::errors::{api_error, ApiError};
 use super::{decode, Answer, ApplicationApi, Call};
 use crate::error::{ErrorCode, KmsError};
 use crate::instance_api as api;
-use crate::secrets::{self, names::DataType};
+use crate::ops::{self, Ctx};
+use crate::secrets::names::DataType;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use prost::Message;
@@ -33,13 +34,10 @@ impl ApplicationApi {
                 "SecretName is required.",
             ));
         }
-        let req = secrets::Request {
-            app: &self.0,
-            caller: call.caller,
-        };
-        let v = secrets::get_value(req, &r.secret_name, &r.version_stage, &r.version_id)
+        let ctx = Ctx::new(&self.0, call.caller);
+        let v = ops::secrets::get_value(ctx, &r.secret_name, &r.version_stage, &r.version_id)
             .await
-            .map_err(|e| self.secret_error(&r.secret_name, e))?;
+            .map_err(|e| secret_error(ctx, &r.secret_name, e))?;
         let mut resp = api::GetSecretValueResponse {
             secret_name: v.secret.name.clone(),
             secret_type: v.secret.secret_type.clone(),
@@ -60,18 +58,25 @@ impl ApplicationApi {
         resp.secret_data.zeroize();
         Ok((body, None))
     }
+}
 
-    /// The instance API's view of a failed read of secret `name`. A version or stage the
-    /// secret does not have is a parameter error (the service documents a parameter error
-    /// for a VersionId and VersionStage that name no version); only a secret that does not
-    /// exist is `Forbidden.ResourceNotFound`. Either is reported only to callers allowed to
-    /// read the secret ([`crate::secrets`] authorises first).
-    fn secret_error(&self, name: &str, e: KmsError) -> ApiError {
-        if e.code == ErrorCode::ResourceNotFound && matches!(self.0.store.secret(name), Ok(Some(_)))
-        {
-            return ApiError::new(400, "InvalidParameter", e.message);
+/// The instance API's view of a failed read of secret `name`. A version or stage the secret
+/// does not have is a parameter error (the service documents a parameter error for a
+/// VersionId and VersionStage that name no version); only a secret that does not exist is
+/// `Forbidden.ResourceNotFound`. Either is reported only to callers allowed to read the
+/// secret ([`crate::ops::secrets`] authorises first).
+///
+/// A disabled secret is refused like one pending deletion: the instance API documents no
+/// code for either (none in its error table, the SDKs or the Secrets Manager Client), so it
+/// is `400 InvalidParameter`, and the message says that the secret is disabled and that
+/// EnableSecret enables it again.
+fn secret_error(ctx: Ctx<'_>, name: &str, e: KmsError) -> ApiError {
+    match e.code {
+        ErrorCode::ResourceNotFound if ops::secrets::exists(ctx, name) => {
+            ApiError::new(400, "InvalidParameter", e.message)
         }
-        api_error(e)
+        ErrorCode::SecretDisabled => ApiError::new(400, "InvalidParameter", e.message),
+        _ => api_error(e),
     }
 }
 

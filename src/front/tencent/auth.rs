@@ -37,9 +37,12 @@ const MAX_CACHED: usize = 4096;
 
 const ALGORITHM: &str = "TC3-HMAC-SHA256";
 
+/// A signing key's SecretId, date and service.
+type Scope = (String, String, &'static str);
+
 /// Signing keys derived today, by SecretId, date and service.
 #[derive(Default)]
-pub struct SigningKeys(Mutex<HashMap<(String, String, &'static str), Zeroizing<Vec<u8>>>>);
+pub struct SigningKeys(Mutex<HashMap<Scope, Zeroizing<Vec<u8>>>>);
 
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,7 +51,7 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 impl SigningKeys {
-    fn get(&self, k: &(String, String, &'static str)) -> Option<Zeroizing<Vec<u8>>> {
+    fn get(&self, k: &Scope) -> Option<Zeroizing<Vec<u8>>> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -56,7 +59,7 @@ impl SigningKeys {
             .cloned()
     }
 
-    fn put(&self, k: (String, String, &'static str), v: Zeroizing<Vec<u8>>) {
+    fn put(&self, k: Scope, v: Zeroizing<Vec<u8>>) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= MAX_CACHED {
             // Yesterday's keys are of no use; dropping all is simplest (each is zeroised).

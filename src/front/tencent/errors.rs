@@ -35,6 +35,10 @@ impl TcError {
 /// Authenticated, but the AAP's policies (or network rules) do not allow the request.
 pub const UNAUTHORIZED: &str = "AuthFailure.UnauthorizedOperation";
 
+/// hkmsd's stable codes to KMS codes (`tencentcloud/kms/v20190118/errorcodes.py`). A
+/// handler may choose a sharper code for an error it understands better (the key's state
+/// decides between `ResourceUnavailable.CmkShouldBeDisabled` and
+/// `.CmkNotPendingDelete`, an import's failure is `InvalidImportKeyMaterial`...).
 impl From<KmsError> for TcError {
     fn from(e: KmsError) -> TcError {
         let code = match e.code {
@@ -42,16 +46,20 @@ impl From<KmsError> for TcError {
             ErrorCode::KeyNotFound => "ResourceUnavailable.CmkNotFound",
             ErrorCode::KeyDisabled => "ResourceUnavailable.CmkDisabled",
             ErrorCode::KeyPendingDeletion => "ResourceUnavailable.KeyPendingDelete",
+            // No material (never imported, deleted or expired).
             ErrorCode::KeyPendingImport => "ResourceUnavailable.CmkStateNotSupport",
             ErrorCode::InvalidCiphertext => "InvalidParameterValue.InvalidCiphertext",
-            ErrorCode::UnsupportedKeySpec | ErrorCode::IncorrectKeyUsage => {
-                "InvalidParameterValue.InvalidKeyUsage"
+            // Encrypt with a signing key, Sign with an AES key...
+            ErrorCode::IncorrectKeyUsage => "InvalidParameterValue.InvalidKeyUsage",
+            // A spec or algorithm no member (or hkms) offers.
+            ErrorCode::UnsupportedKeySpec | ErrorCode::UnsupportedAlgorithm => {
+                "UnsupportedOperation"
             }
-            ErrorCode::UnsupportedAlgorithm => "UnsupportedOperation",
-            ErrorCode::InvalidState | ErrorCode::Conflict => {
-                "ResourceUnavailable.CmkStateNotSupport"
-            }
-            ErrorCode::DeletionProtected => "UnsupportedOperation.ServiceTemporaryUnavailable",
+            ErrorCode::InvalidState => "ResourceUnavailable.CmkStateNotSupport",
+            // The key changed while the request decided: the client may try again.
+            ErrorCode::Conflict => "FailedOperation",
+            // Deletion protection, which Tencent's API cannot turn off: the message says how.
+            ErrorCode::DeletionProtected => "FailedOperation",
             ErrorCode::MaterialNotMatch => "InvalidParameterValue.MaterialNotMatch",
             ErrorCode::ImportTokenExpired => "ResourceUnavailable.TokenExpired",
             ErrorCode::Forbidden => UNAUTHORIZED,
@@ -68,5 +76,48 @@ impl From<KmsError> for TcError {
             }
         };
         TcError::new(code, e.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_errors_take_kms_codes() {
+        let code = |c: ErrorCode| TcError::from(KmsError::new(c, "m")).code;
+        assert_eq!(
+            code(ErrorCode::KeyNotFound),
+            "ResourceUnavailable.CmkNotFound"
+        );
+        assert_eq!(
+            code(ErrorCode::KeyDisabled),
+            "ResourceUnavailable.CmkDisabled"
+        );
+        assert_eq!(
+            code(ErrorCode::KeyPendingDeletion),
+            "ResourceUnavailable.KeyPendingDelete"
+        );
+        assert_eq!(
+            code(ErrorCode::InvalidCiphertext),
+            "InvalidParameterValue.InvalidCiphertext"
+        );
+        assert_eq!(
+            code(ErrorCode::IncorrectKeyUsage),
+            "InvalidParameterValue.InvalidKeyUsage"
+        );
+        assert_eq!(code(ErrorCode::Forbidden), UNAUTHORIZED);
+        assert_eq!(
+            code(ErrorCode::UnsupportedAlgorithm),
+            "UnsupportedOperation"
+        );
+        let internal = TcError::from(KmsError::new(ErrorCode::StoreError, "disk /x full"));
+        assert_eq!(internal.code, "InternalError");
+        assert!(
+            !internal.message.contains("/x"),
+            "no internals for the caller"
+        );
+        let kept = TcError::from(KmsError::invalid("KeyId is required"));
+        assert_eq!(kept.message, "KeyId is required");
     }
 }
