@@ -26,6 +26,9 @@ pub mod profile;
 pub mod report;
 pub mod seccomp;
 
+pub use privileges::MemoryLock;
+pub use seccomp::SeccompMode;
+
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -95,27 +98,6 @@ impl GatewayHardeningConfig {
 
 fn default_profiles_dir() -> PathBuf {
     PathBuf::from("/usr/share/hkms/hsm-profiles")
-}
-
-/// What a call outside the seccomp allow-list does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SeccompMode {
-    /// Fails with EPERM; the daemon keeps serving.
-    #[default]
-    Enforce,
-    /// Allowed, and logged by the kernel.
-    Log,
-}
-
-/// Whether the daemon's memory is locked (kept out of swap).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemoryLock {
-    #[default]
-    Auto,
-    Required,
-    Off,
 }
 
 /// What [`restrict_process`] and [`confine`] did, for the start-up log.
