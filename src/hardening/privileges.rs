@@ -1,20 +1,10 @@
 //! Core dumps, dumpability, memory locking, no-new-privileges and capabilities.
 
+use super::config::MemoryLock;
 use caps::CapSet;
 use nix::sys::mman::{mlockall, MlockAllFlags};
 use nix::sys::prctl;
 use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
-use serde::Deserialize;
-
-/// Whether the daemon's memory is locked (kept out of swap).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemoryLock {
-    #[default]
-    Auto,
-    Required,
-    Off,
-}
 
 /// Threads of this process that hold any capability.
 pub fn threads_with_capabilities() -> Result<Vec<u32>, String> {

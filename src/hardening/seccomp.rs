@@ -12,23 +12,12 @@
 //! allow-list, with argument checks: `mmap`/`mprotect` never with PROT_EXEC, `clone` only
 //! for threads, `socketpair` only AF_UNIX, `prctl` only the named operations.
 
+use super::config::SeccompMode;
 use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
     SeccompFilter, SeccompRule, TargetArch,
 };
-use serde::Deserialize;
 use std::collections::BTreeMap;
-
-/// What a call outside the seccomp allow-list does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SeccompMode {
-    /// Fails with EPERM; the daemon keeps serving.
-    #[default]
-    Enforce,
-    /// Allowed, and logged by the kernel.
-    Log,
-}
 
 /// How the arguments of an allowed call are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
