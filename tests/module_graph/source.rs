@@ -204,7 +204,7 @@ pub fn parse(src: &str) -> Parsed {
                     .find(|&k| is(k, &Tok::Punct(';')))
                     .unwrap_or(t.len());
                 let mut found = Vec::new();
-                use_tree(&t[i + 1..end], &mut Vec::new(), &mut found);
+                use_tree(&t[i + 1..end], &[], &mut found);
                 for (segments, name) in found.into_iter().filter(|_| !in_test(&scope)) {
                     if let Some(name) = name {
                         p.imports.insert((names(&scope), name), segments.clone());
@@ -289,12 +289,8 @@ fn attributes(before: &[(Tok, usize)]) -> (Option<String>, bool) {
 
 /// Expands a `use` tree (`crate::a::{self, b::C as D, d::*}`) into its paths, each with
 /// the name it brings into scope (none for a glob).
-fn use_tree(
-    t: &[(Tok, usize)],
-    prefix: &mut Vec<String>,
-    out: &mut Vec<(Vec<String>, Option<String>)>,
-) {
-    let mut segments = prefix.clone();
+fn use_tree(t: &[(Tok, usize)], prefix: &[String], out: &mut Vec<(Vec<String>, Option<String>)>) {
+    let mut segments = prefix.to_vec();
     let mut name = None;
     let mut i = 0;
     if matches!(t.first(), Some((Tok::PathSep, _))) {
@@ -329,7 +325,7 @@ fn use_tree(
                         Tok::Punct('}') if level > 0 => level -= 1,
                         Tok::Punct(',') | Tok::Punct('}') if level == 0 => {
                             if k > start {
-                                use_tree(&t[start..k], &mut segments.clone(), out);
+                                use_tree(&t[start..k], &segments, out);
                             }
                             start = k + 1;
                             if t[k].0 == Tok::Punct('}') {
