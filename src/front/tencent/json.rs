@@ -2,9 +2,11 @@
 //! request body into an action's struct, an answer's fields, and times as Unix seconds.
 
 use super::errors::TcError;
-use super::Fields;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The fields of a successful response (without `RequestId`).
+pub type Fields = Map<String, Value>;
 
 /// Decodes a request body into the action's request struct (which denies unknown fields):
 /// a missing required field is `MissingParameter`, a field the action does not have

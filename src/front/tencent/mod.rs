@@ -52,8 +52,7 @@ impl Service {
     }
 }
 
-/// The fields of a successful response (without `RequestId`).
-pub type Fields = Map<String, Value>;
+pub use json::Fields;
 
 /// The Tencent front.
 #[derive(Debug, Clone)]
