@@ -98,6 +98,7 @@ fn the_appliance_describes_itself_and_refuses_what_it_does_not_serve() {
     let r = u.ok("ListKeyDetail", json!({}));
     assert_eq!(ids(&r, "KeyMetadatas"), [mine.as_str()]);
     assert_eq!(u.meta(&mine)["Alias"], "mine");
+    assert_eq!(u.ok("GetServiceStatus", json!({}))["ServiceEnabled"], true);
     u.ok(
         "Encrypt",
         json!({"KeyId": mine, "Plaintext": B64.encode(b"x")}),
@@ -127,6 +128,34 @@ fn the_appliance_describes_itself_and_refuses_what_it_does_not_serve() {
             "AuthFailure.UnauthorizedOperation",
             "{action} {params}"
         );
+    }
+
+    // The actions that describe the appliance are authorised too: not for a role that
+    // grants no key operation, nor from outside the policy's network rules (the test
+    // connects from 127.0.0.1).
+    let secrets_only = tencent::tc_app(
+        &inst,
+        "tc-secrets",
+        "CryptoServiceSecretUser",
+        "secret/*",
+        None,
+    );
+    let outside = tencent::tc_app(
+        &inst,
+        "tc-outside",
+        "CryptoServiceKeyUser",
+        "key/*",
+        Some(("127.0.0.2", "Private")),
+    );
+    for key in [&secrets_only, &outside] {
+        let mut o = Tc::new(&gw, &inst, key);
+        for action in ["ListAlgorithms", "GetServiceStatus", "GetRegions"] {
+            assert_eq!(
+                o.code(action, json!({})),
+                "AuthFailure.UnauthorizedOperation",
+                "{action}"
+            );
+        }
     }
 }
 

@@ -71,4 +71,11 @@ impl<'a> Ctx<'a> {
             .map_err(|_| KmsError::invalid_ciphertext())?;
         self.key(operation, &key_id)
     }
+
+    /// Authorises a question about the service itself (the algorithms it offers, its
+    /// status, its region): `DescribeService`, on no resource, so the caller's role, its
+    /// policies' network rules and the endpoint it came through decide.
+    pub fn describe_service(&self) -> Result<(), KmsError> {
+        self.authorize("DescribeService", Vec::new())
+    }
 }
