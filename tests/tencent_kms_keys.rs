@@ -347,3 +347,110 @@ fn keys_are_created_described_listed_and_managed() {
         "ResourceUnavailable.CmkDisabled"
     );
 }
+
+/// The code and message of a refusal by the permission system.
+fn unauthorized() -> (String, String) {
+    (
+        "AuthFailure.UnauthorizedOperation".to_owned(),
+        "This operation is forbidden by permission system.".to_owned(),
+    )
+}
+
+#[test]
+fn aliases_are_names_a_policy_must_grant() {
+    let inst = Instance::new();
+    let gw = GatewayProc::start(&inst, "gw", false, "");
+    let owner = admin(&inst, "tc-owner");
+    let mut tc = Tc::new(&gw, &inst, &owner);
+    let k1 = tc.create("k1-name", "ENCRYPT_DECRYPT");
+    let orders = tc.create("orders", "ENCRYPT_DECRYPT");
+
+    // An administrator of K1 only, and one of every key but no alias, may give no name:
+    // neither a free one nor a taken one, and the refusal is the same for both.
+    let only_k1 = tencent::tc_app(
+        &inst,
+        "tc-k1",
+        "CryptoServiceKeyAdministrator",
+        &format!("key/{k1}"),
+        None,
+    );
+    let every_key = tencent::tc_app(
+        &inst,
+        "tc-keys",
+        "CryptoServiceKeyAdministrator",
+        "key/*",
+        None,
+    );
+    for key in [&only_k1, &every_key] {
+        let mut a = Tc::new(&gw, &inst, key);
+        a.ok(
+            "UpdateKeyDescription",
+            json!({"KeyId": k1, "Description": "mine"}),
+        );
+        for alias in ["orders", "payments"] {
+            assert_eq!(
+                a.error("CreateKey", json!({ "Alias": alias })),
+                unauthorized(),
+                "CreateKey {alias}"
+            );
+            assert_eq!(
+                a.error("UpdateAlias", json!({"KeyId": k1, "Alias": alias})),
+                unauthorized(),
+                "UpdateAlias {alias}"
+            );
+        }
+    }
+    assert_eq!(tc.meta("alias/orders")["KeyId"], orders.as_str());
+    assert_eq!(tc.meta(&k1)["Alias"], "k1-name");
+    assert_eq!(
+        tc.code("DescribeKey", json!({"KeyId": "alias/payments"})),
+        "ResourceUnavailable.CmkNotFound"
+    );
+    let r = tc.ok("ListKeys", json!({}));
+    assert_eq!(r["TotalCount"], 2, "no key was made: {r}");
+
+    // With `alias/team-*`, the names `team-...` are its to give.
+    let team = tencent::tc_app(
+        &inst,
+        "tc-team",
+        "CryptoServiceKeyAdministrator",
+        "key/*,alias/team-*",
+        None,
+    );
+    let mut t = Tc::new(&gw, &inst, &team);
+    let team_x = t.create("team-x", "ENCRYPT_DECRYPT");
+    assert_eq!(t.meta(&team_x)["Alias"], "team-x");
+    assert_eq!(
+        t.code("CreateKey", json!({"Alias": "team-x"})),
+        "InvalidParameterValue.AliasAlreadyExists",
+        "a name it may use, it may learn is taken"
+    );
+    assert_eq!(
+        t.error("CreateKey", json!({"Alias": "other"})),
+        unauthorized()
+    );
+    t.ok("UpdateAlias", json!({"KeyId": team_x, "Alias": "team-y"}));
+    assert_eq!(t.meta(&team_x)["Alias"], "team-y");
+    assert_eq!(
+        t.error("UpdateAlias", json!({"KeyId": team_x, "Alias": "orders"})),
+        unauthorized()
+    );
+    assert_eq!(t.meta(&team_x)["Alias"], "team-y");
+    // Renaming K1's alias would take away `k1-name`, a name its policy does not cover.
+    assert_eq!(
+        t.error("UpdateAlias", json!({"KeyId": k1, "Alias": "team-z"})),
+        unauthorized()
+    );
+    assert_eq!(tc.meta(&k1)["Alias"], "k1-name");
+    assert_eq!(
+        tc.code("DescribeKey", json!({"KeyId": "alias/team-z"})),
+        "ResourceUnavailable.CmkNotFound"
+    );
+    // A key without an alias gets one of its names.
+    let cli_key = inst.create_key();
+    t.ok(
+        "UpdateAlias",
+        json!({"KeyId": cli_key, "Alias": "team-cli"}),
+    );
+    assert_eq!(tc.meta("alias/team-cli")["KeyId"], cli_key.as_str());
+}

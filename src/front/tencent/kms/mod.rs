@@ -66,6 +66,9 @@
 //!   `CryptoServiceKeyUser` and `CryptoServiceKeyAdministrator`, on no resource), so the
 //!   network rules and the Internet endpoint's need of a `Public` rule apply to them too.
 //!   Listings show only the keys the caller may describe.
+//! - **Aliases are names a policy grants** (`alias/<name>`): CreateKey needs `CreateKey` on
+//!   its Alias, UpdateAlias needs `UpdateAlias` on the key, on the new Alias and on the
+//!   alias it replaces. A refused caller is not told whether the alias exists.
 
 mod asymmetric;
 mod crypto;
