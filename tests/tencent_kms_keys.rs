@@ -454,3 +454,58 @@ fn aliases_are_names_a_policy_must_grant() {
     );
     assert_eq!(tc.meta("alias/team-cli")["KeyId"], cli_key.as_str());
 }
+
+#[test]
+fn keys_granted_by_alias_are_listed() {
+    let inst = Instance::new();
+    let gw = GatewayProc::start(&inst, "gw", false, "");
+    let owner = admin(&inst, "tc-owner");
+    let mut tc = Tc::new(&gw, &inst, &owner);
+    let orders = tc.create("orders", "ENCRYPT_DECRYPT");
+    tc.create("billing", "ENCRYPT_DECRYPT");
+    let team = [
+        tc.create("team-a", "ENCRYPT_DECRYPT"),
+        tc.create("team-b", "ASYMMETRIC_SIGN_VERIFY_ECC"),
+    ];
+
+    let user = tencent::tc_app(
+        &inst,
+        "tc-orders",
+        "CryptoServiceKeyUser",
+        "alias/orders",
+        None,
+    );
+    let mut u = Tc::new(&gw, &inst, &user);
+    let r = u.ok("ListKeys", json!({}));
+    assert_eq!(ids(&r, "Keys"), [orders.as_str()], "{r}");
+    assert_eq!(r["TotalCount"], 1);
+    let r = u.ok("ListKeyDetail", json!({}));
+    assert_eq!(ids(&r, "KeyMetadatas"), [orders.as_str()], "{r}");
+    assert_eq!(r["KeyMetadatas"][0]["Alias"], "orders");
+    assert_eq!(u.meta("alias/orders")["KeyId"], orders.as_str());
+
+    // A pattern of aliases lists every key one of its aliases matches.
+    let teams = tencent::tc_app(
+        &inst,
+        "tc-teams",
+        "CryptoServiceKeyAdministrator",
+        "alias/team-*",
+        None,
+    );
+    let mut t = Tc::new(&gw, &inst, &teams);
+    let mut listed = ids(&t.ok("ListKeys", json!({})), "Keys");
+    listed.sort();
+    let mut want = team.to_vec();
+    want.sort();
+    assert_eq!(listed, want);
+    let r = t.ok("ListKeyDetail", json!({"KeyUsage": "ALL"}));
+    assert_eq!(r["TotalCount"], 2, "{r}");
+
+    // Once the key is no longer named `orders`, the policy does not show it.
+    tc.ok(
+        "UpdateAlias",
+        json!({"KeyId": orders, "Alias": "orders-v2"}),
+    );
+    let r = u.ok("ListKeys", json!({}));
+    assert_eq!(r["TotalCount"], 0, "{r}");
+}

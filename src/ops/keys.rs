@@ -15,8 +15,8 @@
 //! learn whether a name it may not use exists.
 //!
 //! Listing is filtered for applications: [`list`] and [`list_records`] return only the
-//! keys the caller could describe (`DescribeKey` on `key/<id>`), never an internal key.
-//! Operators see every key, as before.
+//! keys the caller could describe (`DescribeKey` on `key/<id>` or on one of the key's
+//! aliases, `alias/<name>`), never an internal key. Operators see every key, as before.
 
 use super::Ctx;
 use crate::access::policy::{self, AccessRequest, Decision};
@@ -27,6 +27,7 @@ use crate::keys::{self, alias, deletion, import, tags, versions, KeyFilter, NewK
 use crate::proto::{ApplicationAccessPoint, KeyAlias, KeyVersion, NetworkRule, Policy};
 use crate::store::access as records;
 use crate::store::records::{KeyRecord, TagRecord};
+use std::collections::HashMap;
 
 /// Creates a key, authorised by role alone; with `alias` (`alias/<name>` or the bare
 /// name), the key gets that alias too, and `CreateKey` must then also be granted on the
@@ -149,16 +150,26 @@ fn visible(ctx: Ctx<'_>, filter: &KeyFilter) -> Result<Vec<KeyRecord>, KmsError>
             let Some(grants) = Grants::load(ctx, aap)? else {
                 return Ok(Vec::new());
             };
+            // A key is visible through its id or any of its aliases, as a request that
+            // names it by alias is granted by a policy on the alias.
+            let mut names: HashMap<String, Vec<String>> = HashMap::new();
+            for a in alias::list(ctx.app, "")? {
+                names.entry(a.key_id).or_default().push(a.alias_name);
+            }
             Ok(all
                 .into_iter()
                 .filter(|k| {
-                    !k.internal
-                        && grants.allow(&AccessRequest {
-                            operation: "DescribeKey".into(),
-                            resources: operations::key_resources(&k.key_id, &k.key_id),
-                            source: *source,
-                            endpoint: *endpoint,
-                        })
+                    if k.internal {
+                        return false;
+                    }
+                    let mut resources = operations::key_resources(&k.key_id, &k.key_id);
+                    resources.extend(names.remove(&k.key_id).unwrap_or_default());
+                    grants.allow(&AccessRequest {
+                        operation: "DescribeKey".into(),
+                        resources,
+                        source: *source,
+                        endpoint: *endpoint,
+                    })
                 })
                 .collect())
         }
@@ -319,8 +330,8 @@ pub fn list_aliases(ctx: Ctx<'_>, key_ref: &str) -> Result<Vec<KeyAlias>, KmsErr
 pub fn aliases_of(
     ctx: Ctx<'_>,
     keys: &[KeyRecord],
-) -> Result<std::collections::HashMap<String, Vec<KeyAlias>>, KmsError> {
-    let mut out: std::collections::HashMap<String, Vec<KeyAlias>> = keys
+) -> Result<HashMap<String, Vec<KeyAlias>>, KmsError> {
+    let mut out: HashMap<String, Vec<KeyAlias>> = keys
         .iter()
         .map(|k| (k.key_id.clone(), Vec::new()))
         .collect();

@@ -65,7 +65,7 @@
 //!   which describe the appliance, run `DescribeService` (granted by
 //!   `CryptoServiceKeyUser` and `CryptoServiceKeyAdministrator`, on no resource), so the
 //!   network rules and the Internet endpoint's need of a `Public` rule apply to them too.
-//!   Listings show only the keys the caller may describe.
+//!   Listings show only the keys the caller may describe, by key id or by alias.
 //! - **Aliases are names a policy grants** (`alias/<name>`): CreateKey needs `CreateKey` on
 //!   its Alias, UpdateAlias needs `UpdateAlias` on the key, on the new Alias and on the
 //!   alias it replaces. A refused caller is not told whether the alias exists.
