@@ -212,7 +212,7 @@ impl Appliance {
             ));
         }
         let target = Arc::new(
-            crate::hsm::profile::member(&self.profiles_dir, &cfg).map_err(KmsError::invalid)?,
+            crate::hsm::Member::configured(&self.profiles_dir, &cfg).map_err(KmsError::invalid)?,
         );
         let was_draining = source.is_draining();
         source.set_draining(true);

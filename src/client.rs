@@ -9,6 +9,7 @@ use crate::proto::asymmetric_service_client::AsymmetricServiceClient;
 use crate::proto::crypto_service_client::CryptoServiceClient;
 use crate::proto::key_service_client::KeyServiceClient;
 use crate::proto::secrets_service_client::SecretsServiceClient;
+use crate::tls::{TlsTarget, GROUPS, TLS12_CIPHERS};
 use hyper_util::rt::TokioIo;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVersion};
 use std::path::{Path, PathBuf};
@@ -26,33 +27,6 @@ pub struct TlsClientFiles {
     pub key: PathBuf,
 }
 
-/// hkmsd's TCP address, from `https://host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsTarget {
-    pub host: String,
-    pub port: u16,
-}
-
-impl TlsTarget {
-    /// Parses `https://host:port` (IPv6 literals in brackets); the port is required.
-    pub fn parse(endpoint: &str) -> Result<TlsTarget, String> {
-        let bad = || format!("{endpoint:?} is not https://host:port");
-        let uri: tonic::transport::Uri = endpoint.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("https") || !matches!(uri.path(), "" | "/") {
-            return Err(bad());
-        }
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-        let port = uri.port_u16().ok_or_else(bad)?;
-        Ok(TlsTarget {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
-        })
-    }
-}
-
 fn file_err(what: &Path) -> impl Fn(openssl::error::ErrorStack) -> String + '_ {
     move |err| format!("{}: {err}", what.display())
 }
@@ -63,10 +37,9 @@ pub fn tls_connector(files: &TlsClientFiles) -> Result<SslConnector, String> {
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(|e| e.to_string())?;
-    b.set_cipher_list(crate::gateway::tls::TLS12_CIPHERS)
+    b.set_cipher_list(TLS12_CIPHERS)
         .map_err(|e| e.to_string())?;
-    b.set_groups_list(crate::authn::tls::GROUPS)
-        .map_err(|e| e.to_string())?;
+    b.set_groups_list(GROUPS).map_err(|e| e.to_string())?;
     b.set_alpn_protos(b"\x02h2").map_err(|e| e.to_string())?;
     b.set_ca_file(&files.ca).map_err(file_err(&files.ca))?;
     b.set_certificate_chain_file(&files.cert)
@@ -178,30 +151,5 @@ impl Client {
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
         Ok(Client::from_channel(channel))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tcp_endpoints_are_https_with_host_and_port() {
-        assert_eq!(
-            TlsTarget::parse("https://kms.example:7443").unwrap(),
-            TlsTarget {
-                host: "kms.example".into(),
-                port: 7443
-            }
-        );
-        assert_eq!(TlsTarget::parse("https://[::1]:7443/").unwrap().host, "::1");
-        for bad in [
-            "http://kms.example:7443",
-            "https://kms.example",
-            "https://kms.example:7443/path",
-            "kms.example:7443",
-        ] {
-            assert!(TlsTarget::parse(bad).is_err(), "{bad}");
-        }
     }
 }

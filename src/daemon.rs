@@ -41,7 +41,7 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
     }
     let members = member_configs
         .iter()
-        .map(|m| crate::hsm::profile::member(&config.hardening.profiles_dir, m))
+        .map(|m| crate::hsm::Member::configured(&config.hardening.profiles_dir, m))
         .collect::<Result<Vec<_>, _>>()?;
     let pool = Arc::new(Pool::new(
         members,

@@ -1,10 +1,9 @@
 //! The errors callers see: a stable code, a message, and one mapping to gRPC status.
 //!
 //! The stable code travels in the `hkms-error-code` metadata entry of every failed call, so
-//! clients (the CLI, the gateway) match on it rather than on message text.
-
-use crate::hsm::HsmError;
-use crate::store::StoreError;
+//! clients (the CLI, the gateway) match on it rather than on message text. The layers below
+//! say how their own failures read here (`crate::hsm::HsmError`, `crate::store::StoreError`),
+//! so this module needs none of them.
 
 /// gRPC metadata key that carries [`ErrorCode`].
 pub const ERROR_CODE_METADATA: &str = "hkms-error-code";
@@ -177,33 +176,6 @@ impl KmsError {
     }
 }
 
-impl From<HsmError> for KmsError {
-    fn from(e: HsmError) -> KmsError {
-        match e {
-            HsmError::NoMemberAvailable { .. } | HsmError::SessionTimeout { .. } => {
-                KmsError::new(ErrorCode::HsmUnavailable, e.to_string())
-            }
-            HsmError::TokenBinding { .. } => KmsError::new(ErrorCode::TokenBinding, e.to_string()),
-            HsmError::Unsupported { .. } => {
-                KmsError::new(ErrorCode::UnsupportedAlgorithm, e.to_string())
-            }
-            other => KmsError::new(ErrorCode::HsmError, other.to_string()),
-        }
-    }
-}
-
-impl From<StoreError> for KmsError {
-    fn from(e: StoreError) -> KmsError {
-        match e {
-            StoreError::Conflict => KmsError::new(
-                ErrorCode::Conflict,
-                "the key changed while this request was deciding; try again",
-            ),
-            other => KmsError::new(ErrorCode::StoreError, other.to_string()),
-        }
-    }
-}
-
 impl From<KmsError> for tonic::Status {
     fn from(e: KmsError) -> tonic::Status {
         let mut status = tonic::Status::new(e.code.grpc_code(), e.to_string());
@@ -233,10 +205,7 @@ mod tests {
         assert_eq!(s.code(), tonic::Code::NotFound);
         assert_eq!(error_code(&s).as_deref(), Some("KeyNotFound"));
         assert!(s.message().starts_with("KeyNotFound: "));
-        let s: tonic::Status = KmsError::from(HsmError::NoMemberAvailable {
-            detail: String::new(),
-        })
-        .into();
+        let s: tonic::Status = KmsError::new(ErrorCode::HsmUnavailable, "no member").into();
         assert_eq!(s.code(), tonic::Code::Unavailable);
         assert_eq!(error_code(&s).as_deref(), Some("HsmUnavailable"));
     }

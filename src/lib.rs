@@ -10,6 +10,7 @@
 //! - [`hsm`]: PKCS#11 members, sessions, the pool and every mechanism used;
 //! - [`store`]: persisted records (only wrapped key material);
 //! - [`authn`], [`access`]: who is calling, and what they may do;
+//! - [`tls`]: the TLS settings every endpoint and client shares;
 //! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the external APIs (no keys, no HSM).
 #![deny(unsafe_code)]
 
@@ -36,6 +37,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 /// The gRPC API, generated from `proto/hkms/v1`.
 pub mod proto {

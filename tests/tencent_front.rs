@@ -94,6 +94,18 @@ fn tc3_requests_are_authenticated_and_refusals_say_why() {
         refused(&mut s, &other_service),
         "AuthFailure.InvalidAuthorization"
     );
+    let yesterday = Signing {
+        scope_date: Some("2020-01-01"),
+        ..Signing::new(&key, KMS_VERSION)
+    };
+    assert_eq!(refused(&mut s, &yesterday), "AuthFailure.SignatureFailure");
+    // Values lowercased, as Tencent's examples sign them (`x-tc-action:generaterandom`).
+    let lowercased = Signing {
+        signed: &["content-type", "host", "x-tc-action"],
+        lowercase_values: true,
+        ..Signing::new(&key, KMS_VERSION)
+    };
+    assert_eq!(refused(&mut s, &lowercased), "");
     let host_unsigned = Signing {
         signed: &["content-type"],
         ..Signing::new(&key, KMS_VERSION)
@@ -112,6 +124,24 @@ fn tc3_requests_are_authenticated_and_refusals_say_why() {
         error_code(&r).as_deref(),
         Some("AuthFailure.SignatureFailure")
     );
+    // A header the signature depends on, sent twice, is refused whichever copy is signed.
+    let mut twice = signed_headers(&signing, "GenerateRandom", br#"{"NumberOfBytes":24}"#);
+    twice.push(("x-tc-timestamp".into(), (tencent::now() - 100).to_string()));
+    let r = tencent::envelope(&support::post(
+        &mut s,
+        "/",
+        &twice,
+        br#"{"NumberOfBytes":24}"#,
+    ));
+    assert_eq!(
+        error_code(&r).as_deref(),
+        Some("AuthFailure.SignatureFailure"),
+        "{r}"
+    );
+    assert!(r["Error"]["Message"]
+        .as_str()
+        .unwrap()
+        .contains("more than once"));
     // ... and an unsigned body is not accepted at all.
     let mut headers = signed_headers(&signing, "GenerateRandom", b"UNSIGNED-PAYLOAD");
     headers.push(("x-tc-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));

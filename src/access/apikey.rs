@@ -22,6 +22,8 @@ use crate::keys::{self, NewKey};
 use crate::proto::{ApiKey, ApiKeySummary, ApplicationAccessPoint};
 use crate::store::access::{self as records, AccessStore};
 use crate::store::named::Space;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 /// Every SecretId starts with this.
@@ -49,9 +51,31 @@ fn alphanumeric(bytes: &[u8], len: usize) -> Option<Zeroizing<String>> {
     (out.len() == len).then_some(out)
 }
 
-/// The associated data a SecretKey is sealed with: it opens only as this SecretId's key.
-fn sealing_aad(secret_id: &str) -> Vec<u8> {
-    format!("hkms api key {secret_id}").into_bytes()
+/// The associated data a SecretKey is sealed with: it opens only as the key of this
+/// SecretId and this AAP (a sealed SecretKey copied to another record does not open).
+fn sealing_aad(secret_id: &str, aap: &str) -> Vec<u8> {
+    format!("hkms api key {secret_id} of aap {aap}").into_bytes()
+}
+
+/// When each API key's coming expiry was last logged (once a day per key is enough).
+static EXPIRY_WARNED: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
+
+/// Logs, at most once a day per key, that an API key expires within 30 days.
+pub fn warn_if_expiring(key: &ApiKey, now: i64) {
+    let (days_left, state) = clientkey::standing(key.not_before, key.not_after, 0, now);
+    if state != "ExpiringSoon" {
+        return;
+    }
+    let mut warned = EXPIRY_WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    let last = warned
+        .get_or_insert_with(HashMap::new)
+        .entry(key.secret_id.clone())
+        .or_insert(i64::MIN);
+    if now.saturating_sub(*last) >= 86_400 {
+        *last = now;
+        tracing::warn!(secret_id = %key.secret_id, aap = %key.aap_name, days_left,
+            "API key expires soon; create a new one (hkms api-key create) and delete this one");
+    }
 }
 
 /// The credential key's id, created (an internal AES-256 key) the first time it is needed.
@@ -133,7 +157,7 @@ pub async fn create(
         app,
         &key_id,
         Zeroizing::new(secret_key.as_bytes().to_vec()),
-        &sealing_aad(&secret_id),
+        &sealing_aad(&secret_id, aap),
     )
     .await?;
     let now = crate::clock::now_unix();
@@ -154,10 +178,7 @@ pub async fn create(
 
 /// The API keys of one AAP (every AAP when `aap` is empty).
 pub fn list(store: &dyn AccessStore, aap: &str) -> Result<Vec<ApiKey>, KmsError> {
-    Ok(records::list::<ApiKey>(store)?
-        .into_iter()
-        .filter(|k| aap.is_empty() || k.aap_name == aap)
-        .collect())
+    manage::api_keys(store, aap)
 }
 
 pub fn delete(store: &dyn AccessStore, secret_id: &str) -> Result<(), KmsError> {
@@ -186,8 +207,12 @@ pub fn find(store: &dyn AccessStore, secret_id: &str) -> Result<Option<ApiKey>, 
 
 /// The SecretKey of an API key, opened inside an HSM.
 pub async fn secret_key(app: &Appliance, key: &ApiKey) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-    let opened =
-        crate::crypto::decrypt(app, &key.sealed_secret_key, &sealing_aad(&key.secret_id)).await?;
+    let opened = crate::crypto::decrypt(
+        app,
+        &key.sealed_secret_key,
+        &sealing_aad(&key.secret_id, &key.aap_name),
+    )
+    .await?;
     Ok(opened.plaintext)
 }
 
@@ -226,6 +251,7 @@ mod tests {
 
     #[test]
     fn a_secret_key_opens_only_as_its_own_secret_id() {
-        assert_ne!(sealing_aad("AKIDa"), sealing_aad("AKIDb"));
+        assert_ne!(sealing_aad("AKIDa", "app"), sealing_aad("AKIDb", "app"));
+        assert_ne!(sealing_aad("AKIDa", "app"), sealing_aad("AKIDa", "other"));
     }
 }

@@ -10,6 +10,9 @@
 //! the key and the certificate, a SHA-1 MAC, the certificate bag before the key bag (Go's
 //! `x/crypto/pkcs12` reads nothing newer and takes the blocks in that order).
 
+use crate::error::KmsError;
+use crate::proto::ClientKey;
+use crate::store::{access as records, AccessStore};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use openssl::asn1::Asn1Time;
@@ -33,6 +36,11 @@ pub const RSA_BITS: u32 = 2048;
 pub const ID_PREFIX: &str = "KAAP.";
 /// Special characters a password may use.
 pub const PASSWORD_SPECIALS: &str = "~!@#$%^&*?_-";
+
+/// The registered ClientKey `id`, if it exists (for authenticating signed requests).
+pub fn find(store: &dyn AccessStore, id: &str) -> Result<Option<ClientKey>, KmsError> {
+    Ok(records::get::<ClientKey>(store, id)?)
+}
 
 /// Checks a ClientKey password: 8..64 characters from letters, digits and
 /// `~!@#$%^&*?_-`, with at least two of those three kinds.

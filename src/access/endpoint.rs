@@ -11,7 +11,7 @@
 //! Either way a request that gets through still needs a policy of its AAP that names a
 //! `Public` network rule admitting its source ([`super::policy`]).
 
-use super::require_operator;
+use super::refusal::require_operator;
 use crate::authn::Caller;
 use crate::error::{ErrorCode, KmsError};
 use crate::store::named::{NamedStore, Space};
@@ -20,40 +20,11 @@ use crate::store::Store;
 const INTERNET_ACCESS: &str = "internet_access";
 const INTERNET_SECRET_READS: &str = "internet_secret_reads";
 
+// Requests carry their endpoint from authentication on; the switches here are read by it.
+pub use crate::authn::endpoint::EndpointKind;
+
 /// The operation that reads secrets (the one the secret-read switch governs).
 pub const SECRET_READ: &str = "GetSecretValue";
-
-/// An endpoint a gateway reports a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointKind {
-    Private,
-    Internet,
-}
-
-impl EndpointKind {
-    /// Parses the relayed name; empty and "instance" (older gateways) mean private.
-    pub fn parse(name: &str) -> Option<EndpointKind> {
-        match name {
-            "" | "instance" | "private" => Some(EndpointKind::Private),
-            "internet" => Some(EndpointKind::Internet),
-            _ => None,
-        }
-    }
-
-    /// The name a gateway relays (and logs show).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndpointKind::Private => "private",
-            EndpointKind::Internet => "internet",
-        }
-    }
-}
-
-impl std::fmt::Display for EndpointKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Whether the Internet endpoint is enabled (off until the owner enables it).
 pub fn internet_enabled(store: &dyn NamedStore) -> Result<bool, KmsError> {

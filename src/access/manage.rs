@@ -11,7 +11,7 @@
 use super::{clientkey, network, pattern, policy};
 use crate::appliance::now_rfc3339;
 use crate::error::{ErrorCode, KmsError};
-use crate::proto::{ApplicationAccessPoint, ClientKey, NetworkRule, Policy};
+use crate::proto::{ApiKey, ApplicationAccessPoint, ClientKey, NetworkRule, Policy};
 use crate::store::access::{self as records, Record};
 use crate::store::{AccessStore, StoreError};
 use std::sync::Mutex;
@@ -313,7 +313,7 @@ impl Managed for ApplicationAccessPoint {
                 keys.len()
             )));
         }
-        let api_keys = super::apikey::list(store, name)?;
+        let api_keys = api_keys(store, name)?;
         Ok((!api_keys.is_empty()).then(|| {
             format!(
                 "AAP {name} still has {} API key(s); delete them first (hkms api-key delete)",
@@ -367,6 +367,14 @@ impl Managed for ClientKey {
 /// The ClientKeys of one AAP (every AAP when `aap` is empty).
 pub fn client_keys(store: &dyn AccessStore, aap: &str) -> Result<Vec<ClientKey>, KmsError> {
     Ok(list::<ClientKey>(store)?
+        .into_iter()
+        .filter(|k| aap.is_empty() || k.aap_name == aap)
+        .collect())
+}
+
+/// The API keys of one AAP (every AAP when `aap` is empty).
+pub fn api_keys(store: &dyn AccessStore, aap: &str) -> Result<Vec<ApiKey>, KmsError> {
+    Ok(list::<ApiKey>(store)?
         .into_iter()
         .filter(|k| aap.is_empty() || k.aap_name == aap)
         .collect())

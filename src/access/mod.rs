@@ -2,6 +2,7 @@
 //!
 //! - [`pattern`]: wildcard matching of resources and actions;
 //! - [`network`]: network access rules (addresses, CIDR blocks);
+//! - [`role`]: the RBAC roles a policy grants;
 //! - [`policy`]: RBAC permission policies and the decision for one request;
 //! - [`operations`]: which role and resource each operation needs;
 //! - [`document`]: JSON policy documents (statements with Effect/Action/Resource/Principal);
@@ -26,33 +27,20 @@ pub mod network;
 pub mod operations;
 pub mod pattern;
 pub mod policy;
+mod refusal;
+pub mod role;
 pub mod rotation;
 pub mod secrets;
 
+pub use self::refusal::{require_operator, FORBIDDEN_MESSAGE};
+
 use crate::authn::Caller;
-use crate::error::{ErrorCode, KmsError};
+use crate::error::KmsError;
 use crate::proto::{ApplicationAccessPoint, NetworkRule, Policy};
 use crate::store::access as records;
 use crate::store::AccessStore;
 use policy::{AccessRequest, Decision};
-
-/// The message every denied caller gets.
-pub const FORBIDDEN_MESSAGE: &str = "This operation is forbidden by permission system.";
-
-fn forbidden() -> KmsError {
-    KmsError::new(ErrorCode::Forbidden, FORBIDDEN_MESSAGE)
-}
-
-/// Requires an operator (administrative operations).
-pub fn require_operator(caller: &Caller, operation: &str) -> Result<(), KmsError> {
-    match caller {
-        Caller::Operator { .. } => Ok(()),
-        other => {
-            tracing::warn!(caller = %other, operation, "denied: only operators may do this");
-            Err(forbidden())
-        }
-    }
-}
+use refusal::forbidden;
 
 /// Decides whether `caller` may run `operation` on a target known by `resources`
 /// (`key/<id>`, `alias/<name>`, `secret/<name>`; empty for GenerateRandom).
@@ -154,6 +142,7 @@ pub fn decide_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use crate::proto::{ApplicationAccessPoint, Policy};
     use crate::store::SledStore;
 

@@ -4,7 +4,7 @@
 //! only operators may call them. Key and secret lifecycle operations are listed for the
 //! administrator roles, which APIs that manage keys (Tencent Cloud's) need.
 
-use super::policy::Role;
+use super::role::Role;
 
 /// Operations an application may be granted, with the roles that grant them.
 const TABLE: &[(&str, &[Role])] = &[

@@ -2,63 +2,17 @@
 //! decision for one request of an application access point.
 
 use super::endpoint::EndpointKind;
-use super::{network, pattern};
+use super::{network, operations, pattern};
 use crate::proto::{ApplicationAccessPoint, NetworkRule, Policy};
 use std::net::IpAddr;
+
+// A policy grants one role; its name is parsed here as much as anywhere.
+pub use super::role::Role;
 
 /// Most policies attached to one AAP.
 pub const MAX_POLICIES_PER_AAP: usize = 3;
 /// Most resource patterns in one policy.
 pub const MAX_RESOURCES: usize = 50;
-
-/// RBAC roles of permission policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// `CryptoServiceKeyUser`: cryptographic operations with keys.
-    KeyUser,
-    /// `CryptoServiceSecretUser`: secrets of the instance.
-    SecretUser,
-    /// `SecretUser`: GetSecretValue through a shared gateway.
-    SharedSecretUser,
-    /// `CryptoServiceKeyAdministrator`: key lifecycle (create, enable, disable, rotate,
-    /// import, schedule deletion...), for APIs that manage keys as well as use them
-    /// (Tencent Cloud's KMS API). Keys it creates are covered by its policy's resources.
-    KeyAdministrator,
-    /// `CryptoServiceSecretAdministrator`: secret lifecycle (create, update, enable,
-    /// disable, delete, restore) as well as what `CryptoServiceSecretUser` grants.
-    SecretAdministrator,
-}
-
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::KeyUser,
-        Role::SecretUser,
-        Role::SharedSecretUser,
-        Role::KeyAdministrator,
-        Role::SecretAdministrator,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::KeyUser => "CryptoServiceKeyUser",
-            Role::SecretUser => "CryptoServiceSecretUser",
-            Role::SharedSecretUser => "SecretUser",
-            Role::KeyAdministrator => "CryptoServiceKeyAdministrator",
-            Role::SecretAdministrator => "CryptoServiceSecretAdministrator",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Role, String> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "RBAC role {s:?} is not one of CryptoServiceKeyUser, CryptoServiceSecretUser, SecretUser, CryptoServiceKeyAdministrator, CryptoServiceSecretAdministrator"
-                )
-            })
-    }
-}
 
 /// What an application asks to do.
 #[derive(Debug, Clone)]
@@ -96,7 +50,7 @@ pub fn evaluate(
     rules: &[NetworkRule],
     req: &AccessRequest,
 ) -> Decision {
-    let Some(roles) = super::operations::roles_for(&req.operation) else {
+    let Some(roles) = operations::roles_for(&req.operation) else {
         return Decision::Deny {
             reason: format!("{} is not an application operation", req.operation),
         };
@@ -468,13 +422,5 @@ mod tests {
             evaluate(&aap(&["p"]), &policies, &[], &req),
             Decision::Deny { .. }
         ));
-    }
-
-    #[test]
-    fn roles_round_trip() {
-        for r in Role::ALL {
-            assert_eq!(Role::parse(r.as_str()).unwrap(), r);
-        }
-        assert!(Role::parse("Admin").is_err());
     }
 }

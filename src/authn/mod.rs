@@ -1,6 +1,7 @@
 //! Authentication: who is calling, computed once per request and carried in the request's
 //! extensions as a [`Caller`].
 //!
+//! - [`endpoint`]: the gateway endpoint a request came in on;
 //! - [`peer`]: local peers on the Unix socket, by their credentials (SO_PEERCRED), and
 //!   remote peers on the TCP listener, by the identity [`tls`] established;
 //! - application requests relayed by the gateway are authenticated by their API's front
@@ -8,10 +9,11 @@
 //! - [`tls`]: the optional TCP listener with mutual TLS (ClientKey certificates of
 //!   applications, instance-CA certificates of gateways on other hosts).
 
+pub mod endpoint;
 pub mod peer;
 pub mod tls;
 
-use crate::access::endpoint::EndpointKind;
+use self::endpoint::EndpointKind;
 use crate::error::{ErrorCode, KmsError};
 use std::net::IpAddr;
 

@@ -21,14 +21,14 @@
 //! Protocol: TLS 1.2 and 1.3 only, ECDHE (X25519, P-256, P-384) with AEAD ciphers only, no
 //! renegotiation, no session resumption (every connection proves its key anew).
 
+use super::endpoint::EndpointKind;
 use super::Caller;
 use crate::access::clientkey;
-use crate::access::endpoint::EndpointKind;
 use crate::error::{ErrorCode, KmsError};
-use crate::gateway::tls::TLS12_CIPHERS;
 use crate::proto::ClientKey;
 use crate::store::access as records;
 use crate::store::{AccessStore, Store};
+use crate::tls::{GROUPS, TLS12_CIPHERS};
 use openssl::nid::Nid;
 use openssl::ssl::{
     AlpnError, Ssl, SslAcceptor, SslFiletype, SslMethod, SslOptions, SslRef, SslSessionCacheMode,
@@ -49,8 +49,6 @@ use tokio::net::{TcpListener, TcpStream};
 /// The subject organizational unit that marks a gateway client certificate of the instance
 /// CA (together with the clientAuth extended key usage).
 pub const GATEWAY_CLIENT_OU: &str = "hkms gateway client";
-/// Key exchange groups: elliptic curves only.
-pub const GROUPS: &str = "X25519:P-256:P-384";
 /// ALPN protocol of gRPC.
 const ALPN_H2: &[u8] = b"\x02h2";
 /// Time a peer has to complete its handshake.

@@ -13,7 +13,7 @@
 //! fails all the same (another operator took a name meanwhile, the files cannot be written),
 //! what was made is deleted again.
 
-use super::client_key::{NewClientKey, Registered, Validity};
+use super::client_key_new::{NewClientKey, Registered, Validity};
 use super::resource::{noted, Printed, View};
 use crate::access::manage::validate_name;
 use crate::access::policy::Role;

@@ -14,7 +14,8 @@
 //! gathers them under one name.
 
 pub use super::aap::{aap, AapCommand};
-pub use super::client_key::{client_key, expiry_warnings, ClientKeyCommand, CreateClientKey};
+pub use super::client_key::{client_key, expiry_warnings, ClientKeyCommand};
+pub use super::client_key_new::CreateClientKey;
 pub use super::network_rule::{network_rule, NetworkRuleCommand};
 pub use super::policy::{policy, PolicyCommand};
 pub use super::resource::Printed;

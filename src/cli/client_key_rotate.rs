@@ -6,7 +6,7 @@
 //! before hkmsd registers anything; if the retirement is refused all the same, the new key
 //! is deleted again and its files removed, so the command did nothing.
 
-use super::client_key::{retire_time, CreateClientKey, NewClientKey, Registered, Validity};
+use super::client_key_new::{retire_time, CreateClientKey, NewClientKey, Registered, Validity};
 use super::resource::{noted, Printed, Row};
 use crate::access::clientkey;
 use crate::client::Client;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tonic::Status;
 use zeroize::Zeroizing;
 
-pub use super::secret_manage::{DeleteArgs, ListArgs, UpdateArgs};
+pub use super::secret_manage::{DeleteArgs, ListArgs, SecretName, UpdateArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -109,14 +109,6 @@ pub enum SecretCommand {
     /// Secret policies: which AAPs may do what with one secret (set, get, delete).
     #[command(subcommand)]
     Policy(SecretPolicyCommand),
-}
-
-/// The secret a command acts on.
-#[derive(Debug, Clone, Args)]
-pub struct SecretName {
-    /// The secret's name.
-    #[arg(value_name = "NAME")]
-    pub name: String,
 }
 
 /// Where a value comes from: exactly one of a file, stdin, or the command line.

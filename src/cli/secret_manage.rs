@@ -6,12 +6,19 @@
 use super::access::Printed;
 use super::key_args::parse_tag;
 use super::key_show::{tags_json, tags_text};
-use super::secret::SecretName;
 use crate::client::Client;
 use crate::proto::*;
 use clap::{ArgGroup, Args};
 use serde_json::{json, Value};
 use tonic::Status;
+
+/// The secret a command acts on.
+#[derive(Debug, Clone, Args)]
+pub struct SecretName {
+    /// The secret's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
 
 #[derive(Debug, Args)]
 pub struct ListArgs {

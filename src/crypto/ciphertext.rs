@@ -28,7 +28,7 @@
 //! changed blob decrypts to other bytes or fails the padding check. It exists for
 //! applications that need the instance API's AES_CBC; AES-GCM is the default.
 
-use super::instance::Algorithm;
+use super::algorithm::Algorithm;
 use crate::hsm::crypto::{CBC_IV_LEN, GCM_IV_LEN, GCM_TAG_LEN};
 use uuid::Uuid;
 

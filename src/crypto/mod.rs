@@ -2,6 +2,7 @@
 //! member; plaintext data keys and ReEncrypt intermediates exist only in hkmsd memory and are
 //! wiped after use.
 
+pub mod algorithm;
 pub mod asymmetric;
 pub mod ciphertext;
 pub mod envelope;
@@ -16,8 +17,8 @@ use crate::error::KmsError;
 use crate::hsm::crypto as hsm_crypto;
 use crate::keys;
 use crate::keys::token;
+use algorithm::Algorithm;
 use ciphertext::{Cipher, Header};
-use instance::Algorithm;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 

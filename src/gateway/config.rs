@@ -75,7 +75,7 @@ pub struct HkmsdConfig {
 pub enum HkmsdTarget {
     Socket(PathBuf),
     Tls {
-        target: crate::client::TlsTarget,
+        target: crate::tls::TlsTarget,
         files: crate::client::TlsClientFiles,
     },
 }
@@ -95,7 +95,7 @@ impl HkmsdConfig {
                 Ok(HkmsdTarget::Socket(socket.clone()))
             }
             (None, Some(endpoint)) => {
-                let target = crate::client::TlsTarget::parse(endpoint)
+                let target = crate::tls::TlsTarget::parse(endpoint)
                     .map_err(|e| format!("hkmsd.endpoint: {e}"))?;
                 match (&self.client_cert, &self.client_key, &self.ca) {
                     (Some(cert), Some(key), Some(ca)) => Ok(HkmsdTarget::Tls {

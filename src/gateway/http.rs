@@ -151,7 +151,12 @@ async fn respond(
     relay: &mut ConnRelay,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let api = Api::of(|name| req.headers().get(name).and_then(|v| v.to_str().ok()));
+    // By the header's presence, as hkmsd decides (a value need not be readable text).
+    let api = Api::of(|name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default())
+    });
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

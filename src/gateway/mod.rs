@@ -4,7 +4,7 @@
 //! The gateway is stateless and thin. It terminates TLS ([`tls`]), frames HTTP/1.1
 //! requests with keep-alive and the 3 MB body limit ([`http`]), bounds how long clients may
 //! take and how many connections one source may hold ([`conn`]), applies the QPS caps and
-//! //! the budgets of unauthenticated requests ([`throttle`]), answers its own refusals in the
+//! the budgets of unauthenticated requests ([`throttle`]), answers its own refusals in the
 //! request's API envelope ([`wire`]), and forwards each request as received, with the
 //! endpoint it arrived on and the client's address, to hkmsd's `ApplicationService` ([`forward`]). hkmsd
 //! authenticates, authorises and runs it; the gateway holds no key, talks to no HSM and

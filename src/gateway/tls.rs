@@ -12,15 +12,11 @@
 
 use crate::gateway::config::TlsConfig;
 use crate::hardening::notify::Notifier;
+use crate::tls::TLS12_CIPHERS;
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslOptions, SslVersion};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
-
-/// TLS 1.2 suites offered: ECDHE with AEAD only, strongest first.
-pub const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
-ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
-ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
 
 /// A certificate pair that could not be used.
 #[derive(Debug, thiserror::Error)]

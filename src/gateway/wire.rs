@@ -22,13 +22,13 @@ pub fn content_type(api: Api) -> HeaderValue {
     })
 }
 
-/// Tencent's code for a refusal the instance API answers with `status` and `code`.
-fn tencent_code(status: u16, code: &str) -> &'static str {
-    match (status, code) {
-        (429, _) => "RequestLimitExceeded",
-        (503, _) => "InternalError",
-        (500, _) => "InternalError",
-        (408, _) => "InvalidParameter",
+/// Tencent's code for a refusal the instance API answers with `status`: the caps are
+/// `RequestLimitExceeded`, hkmsd out of reach or a failed relay `InternalError`, and the
+/// request's own faults (size, path, a body too slow or unreadable) `InvalidParameter`.
+fn tencent_code(status: u16) -> &'static str {
+    match status {
+        429 => "RequestLimitExceeded",
+        500.. => "InternalError",
         _ => "InvalidParameter",
     }
 }
@@ -51,7 +51,7 @@ pub fn refusal(api: Api, status: u16, code: &str, message: &str) -> Response<Ful
         Api::Tencent => (
             200,
             serde_json::to_vec(&serde_json::json!({"Response": {
-                "Error": {"Code": tencent_code(status, code), "Message": message},
+                "Error": {"Code": tencent_code(status), "Message": message},
                 "RequestId": request_id,
             }}))
             .unwrap_or_default(),

@@ -1,6 +1,6 @@
 //! Core dumps, dumpability, memory locking, no-new-privileges and capabilities.
 
-use super::MemoryLock;
+use super::config::MemoryLock;
 use caps::CapSet;
 use nix::sys::mman::{mlockall, MlockAllFlags};
 use nix::sys::prctl;

@@ -12,7 +12,7 @@
 //! allow-list, with argument checks: `mmap`/`mprotect` never with PROT_EXEC, `clone` only
 //! for threads, `socketpair` only AF_UNIX, `prctl` only the named operations.
 
-use super::SeccompMode;
+use super::config::SeccompMode;
 use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
     SeccompFilter, SeccompRule, TargetArch,

@@ -1,5 +1,6 @@
 //! HSM errors and the one table that decides what to do about each PKCS#11 return code.
 
+use crate::error::{ErrorCode, KmsError};
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 
@@ -207,6 +208,22 @@ pub fn action_for(rv: RvError) -> Action {
     }
 }
 
+/// How hkmsd reports an HSM failure to callers.
+impl From<HsmError> for KmsError {
+    fn from(e: HsmError) -> KmsError {
+        match e {
+            HsmError::NoMemberAvailable { .. } | HsmError::SessionTimeout { .. } => {
+                KmsError::new(ErrorCode::HsmUnavailable, e.to_string())
+            }
+            HsmError::TokenBinding { .. } => KmsError::new(ErrorCode::TokenBinding, e.to_string()),
+            HsmError::Unsupported { .. } => {
+                KmsError::new(ErrorCode::UnsupportedAlgorithm, e.to_string())
+            }
+            other => KmsError::new(ErrorCode::HsmError, other.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +264,18 @@ mod tests {
         assert_eq!(e.action(), Action::MarkDown);
         let text = e.to_string();
         assert!(text.contains("hsm-a") && text.contains("Encrypt") && text.contains("DeviceError"));
+    }
+
+    #[test]
+    fn members_out_of_reach_are_unavailable_to_callers() {
+        let e = KmsError::from(HsmError::NoMemberAvailable {
+            detail: String::new(),
+        });
+        assert_eq!(e.code, ErrorCode::HsmUnavailable);
+        let e = KmsError::from(HsmError::from_cryptoki(
+            "hsm-a",
+            CkError::Pkcs11(RvError::DeviceError, Function::Encrypt),
+        ));
+        assert_eq!(e.code, ErrorCode::HsmError);
     }
 }

@@ -6,8 +6,6 @@
 //! Sections read by the code: `[calls]` here (how the pool calls the member) and `[seccomp]`
 //! in [`crate::hardening::profile`]. The other sections document the device.
 
-use super::member::Member;
-use crate::config::MemberConfig;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -96,20 +94,6 @@ pub fn quirks(profiles_dir: &Path, name: &str) -> Result<Quirks, String> {
     let file: QuirksOnly =
         toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
     Ok(file.quirks)
-}
-
-/// A member of `cfg`, with the settings its configuration leaves to its profile filled in
-/// (`inline_calls`).
-pub fn member(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
-    let mut cfg = cfg.clone();
-    if cfg.inline_calls.is_none() {
-        let calls = calls(profiles_dir, &cfg.profile, &cfg.module)
-            .map_err(|e| format!("member {}: {e}", cfg.name))?;
-        cfg.inline_calls = Some(calls.inline);
-    }
-    let quirks =
-        quirks(profiles_dir, &cfg.profile).map_err(|e| format!("member {}: {e}", cfg.name))?;
-    Ok(Member::new(&cfg).with_quirks(quirks))
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Operation sessions lent by a member, as RAII guards.
+//! Operation sessions lent by a member, as RAII guards: how a member lends them
+//! ([`Member::session`]) and takes them back.
 
 use super::error::HsmError;
 use super::member::{lock, Member};
 use cryptoki::session::Session;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// An operation session lent by a member; returned to the member's idle list when dropped
@@ -86,5 +88,47 @@ impl Drop for SessionGuard {
                 lock(&self.member.idle).push(s);
             }
         }
+    }
+}
+
+impl Member {
+    /// Borrows an operation session, waiting at most `wait` for one to become free. Gives up
+    /// early when the member leaves rotation while we wait (a hung member keeps its sessions).
+    pub async fn session(self: &Arc<Self>, wait: Duration) -> Result<SessionGuard, HsmError> {
+        const SLICE: Duration = Duration::from_millis(25);
+        let started = std::time::Instant::now();
+        // One acquire future for the whole wait keeps our place in the semaphore's queue.
+        let acquire = self.permits.clone().acquire_owned();
+        tokio::pin!(acquire);
+        let permit = loop {
+            tokio::select! {
+                permit = &mut acquire => break permit.map_err(|_| self.not_connected())?,
+                _ = tokio::time::sleep(SLICE) => {
+                    if !self.accepts_requests() || self.looks_stalled() {
+                        return Err(HsmError::NoMemberAvailable {
+                            detail: format!("{} left rotation or stalled", self.name),
+                        });
+                    }
+                    if started.elapsed() >= wait {
+                        return Err(HsmError::SessionTimeout {
+                            member: self.name.clone(),
+                            secs: wait.as_secs(),
+                        });
+                    }
+                }
+            }
+        };
+        Ok(SessionGuard::new(
+            self.clone(),
+            self.generation.load(Ordering::SeqCst),
+            permit,
+        ))
+    }
+
+    fn take_idle_or_open(&self) -> Result<Session, HsmError> {
+        if let Some(s) = lock(&self.idle).pop() {
+            return Ok(s);
+        }
+        self.open_session()
     }
 }

@@ -48,7 +48,7 @@ fn decode(bytes: &[u8]) -> Result<KeyAlias, KmsError> {
 pub fn create(app: &Appliance, alias_name: &str, key_id: &str) -> Result<KeyAlias, KmsError> {
     let name = normalize(alias_name)?;
     let _g = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
-    let key = crate::keys::describe(app, key_id)?;
+    let key = super::record::describe(app, key_id)?;
     let alias = KeyAlias {
         alias_name: name.clone(),
         key_id: key.key_id,
@@ -71,7 +71,7 @@ pub fn create(app: &Appliance, alias_name: &str, key_id: &str) -> Result<KeyAlia
 pub fn update(app: &Appliance, alias_name: &str, key_id: &str) -> Result<KeyAlias, KmsError> {
     let name = normalize(alias_name)?;
     let _g = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
-    let key = crate::keys::describe(app, key_id)?;
+    let key = super::record::describe(app, key_id)?;
     let Some(old) = app.store.get_named(Space::Aliases, &name)? else {
         return Err(KmsError::new(
             ErrorCode::ResourceNotFound,
@@ -104,7 +104,7 @@ pub fn rename(
     let name = normalize(new_name)?;
     let old = old_name.map(normalize).transpose()?;
     let _g = CHANGES.lock().unwrap_or_else(|p| p.into_inner());
-    let key = crate::keys::describe(app, key_id)?;
+    let key = super::record::describe(app, key_id)?;
     let existing = match app.store.get_named(Space::Aliases, &name)? {
         Some(bytes) => Some(decode(&bytes)?),
         None => None,

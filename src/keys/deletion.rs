@@ -12,13 +12,14 @@
 //! ([`set_blocked`]), refuses to schedule a deletion; it does not stop one already
 //! scheduled (cancel it).
 
-use super::{
-    change_key, describe, KeyRecord, ORIGIN_EXTERNAL, STATE_DISABLED, STATE_ENABLED,
-    STATE_PENDING_DELETION, STATE_PENDING_IMPORT,
+use super::record::{
+    change_key, describe, ORIGIN_EXTERNAL, STATE_DISABLED, STATE_ENABLED, STATE_PENDING_DELETION,
+    STATE_PENDING_IMPORT,
 };
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::store::named::Space;
+use crate::store::records::KeyRecord;
 
 /// Shortest and longest pending window, in days.
 pub const MIN_WINDOW_DAYS: u32 = 7;

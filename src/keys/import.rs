@@ -16,14 +16,16 @@
 //!    material is imported again, which the check value decides; other material is refused
 //!    (`MaterialNotMatch`).
 
-use super::{
-    describe, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED, STATE_PENDING_DELETION,
+use super::record::{
+    describe, not_usable, ORIGIN_EXTERNAL, STATE_ENABLED, STATE_PENDING_DELETION,
     STATE_PENDING_IMPORT,
 };
+use super::token;
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::hsm::crypto::{self as hsm_crypto, ImportWrapping};
 use crate::store::named::Space;
+use crate::store::records::KeyRecord;
 use crate::store::records::{ImportParamsRecord, KeyTokenRecord};
 use crate::store::{StoreError, TokenChange};
 use prost::Message;
@@ -145,7 +147,7 @@ fn require_external(key: &KeyRecord) -> Result<(), KmsError> {
         ));
     }
     if key.key_state == STATE_PENDING_DELETION {
-        return Err(super::not_usable(key));
+        return Err(not_usable(key));
     }
     Ok(())
 }

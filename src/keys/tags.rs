@@ -1,7 +1,7 @@
 //! Tags on keys: up to [`MAX_TAGS`] key-value pairs an operator attaches to find and sort
 //! keys (`ListKeys` filters by them). Tags carry no authority: policies never read them.
 
-use super::change_key;
+use super::record::change_key;
 use crate::appliance::Appliance;
 use crate::error::KmsError;
 use crate::store::records::{KeyRecord, TagRecord};

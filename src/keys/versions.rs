@@ -12,13 +12,17 @@
 //! when a run is interrupted or two run at once. A key that is not Enabled is not rotated
 //! until it is enabled again.
 
+use super::record::{
+    change_key, describe, not_usable, page, page_slice, ORIGIN_EXTERNAL, STATE_ENABLED,
+};
 use super::spec::{KeySpec, Usage};
-use super::{change_key, describe, single_token, token, KeyRecord, ORIGIN_EXTERNAL, STATE_ENABLED};
+use super::{single_token, token};
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::hsm::capability::Need;
 use crate::hsm::pool::Cost;
 use crate::proto::KeyVersion;
+use crate::store::records::KeyRecord;
 use crate::store::records::KeyTokenRecord;
 use crate::store::TokenChange;
 
@@ -60,7 +64,7 @@ fn refuse_external(key: &KeyRecord) -> Result<(), KmsError> {
 fn check_rotatable(key: &KeyRecord) -> Result<(), KmsError> {
     refuse_external(key)?;
     if key.key_state != STATE_ENABLED {
-        return Err(super::not_usable(key));
+        return Err(not_usable(key));
     }
     Ok(())
 }
@@ -174,8 +178,8 @@ pub fn list(
     page_size: u32,
 ) -> Result<(Vec<KeyVersion>, u32, u32, u64), KmsError> {
     let key = describe(app, key_id)?;
-    let (page_number, page_size) = super::page(page_number, page_size)?;
-    let versions = super::page_slice(&key.key_versions, page_number, page_size)
+    let (page_number, page_size) = page(page_number, page_size)?;
+    let versions = page_slice(&key.key_versions, page_number, page_size)
         .into_iter()
         .map(|v| version_of(app, &key, v))
         .collect::<Result<_, _>>()?;

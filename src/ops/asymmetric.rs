@@ -3,6 +3,9 @@
 //!
 //! `operation` names what the caller asked for, so a policy grants it by that name (the
 //! instance API's Hmac and gRPC's GenerateMac are both MACs, but separate grants).
+//!
+//! The instance API's Sign and Verify use the key's initial version, unless the transfer
+//! SDK names a version by its id alone ([`sign_initial`], [`verify_initial`]).
 
 use super::Ctx;
 use crate::crypto::asymmetric::{self, PkEncrypted, PublicKey, Signature, Verified};
@@ -22,6 +25,52 @@ pub async fn sign(
 ) -> Result<Signature, KmsError> {
     let key_id = ctx.key("Sign", key_ref)?;
     asymmetric::sign(ctx.app, &key_id, version, algorithm, message_type, message).await
+}
+
+/// Sign for the instance API: with the key's initial version, or with the version
+/// `version_id` names (which names the key too: `key_ref` may then be empty).
+pub async fn sign_initial(
+    ctx: Ctx<'_>,
+    key_ref: &str,
+    version_id: Option<&str>,
+    algorithm: &str,
+    message_type: &str,
+    message: &[u8],
+) -> Result<Signature, KmsError> {
+    let (key_id, version) = ctx.key_and_version("Sign", key_ref, version_id)?;
+    let version = initial_or(&version);
+    asymmetric::sign(ctx.app, &key_id, version, algorithm, message_type, message).await
+}
+
+/// Verify for the instance API, with the version [`sign_initial`] would use.
+pub async fn verify_initial(
+    ctx: Ctx<'_>,
+    key_ref: &str,
+    version_id: Option<&str>,
+    algorithm: &str,
+    message_type: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<Verified, KmsError> {
+    let (key_id, version) = ctx.key_and_version("Verify", key_ref, version_id)?;
+    let version = initial_or(&version);
+    asymmetric::verify(
+        ctx.app,
+        &key_id,
+        version,
+        algorithm,
+        message_type,
+        message,
+        signature,
+    )
+    .await
+}
+
+/// The version named, or the key's initial version.
+fn initial_or(named: &Option<String>) -> VersionChoice<'_> {
+    named
+        .as_deref()
+        .map_or(VersionChoice::Initial, VersionChoice::Id)
 }
 
 /// Verifies a signature with the key's public key.

@@ -11,13 +11,19 @@
 //! request. A key that does not exist is reported as missing only to callers that may use
 //! the name they sent, so nobody learns which keys exist without a grant.
 //!
-//! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom;
+//! The instance API's transfer SDK may name a key version instead of a key
+//! (`x-kms-migrationkeyversionid`): the version then names its key too ([`Ctx::version`]).
+//!
+//! - [`crypto`]: Encrypt, Decrypt, data keys, ReEncrypt, GenerateRandom, and the instance
+//!   API's forms of them (bare ciphertexts, chosen algorithms);
 //! - [`asymmetric`]: Sign, Verify, GetPublicKey, RSA-OAEP, MACs;
+//! - [`key_pair`]: data key pairs;
 //! - [`keys`]: key creation, metadata, lifecycle, aliases, rotation, imported material;
 //! - [`secrets`]: the secrets manager (values, versions, lifecycle, secret policies).
 
 pub mod asymmetric;
 pub mod crypto;
+pub mod key_pair;
 pub mod keys;
 pub mod secrets;
 
@@ -25,7 +31,10 @@ use crate::access::{self, operations};
 use crate::appliance::Appliance;
 use crate::authn::Caller;
 use crate::error::KmsError;
-use crate::keys::alias;
+use crate::keys::{alias, find_version, VersionRef};
+
+// Fronts and services name versions with it, without reaching into the key store's module.
+pub use crate::keys::VersionChoice;
 
 /// Who asks, of which appliance.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +79,54 @@ impl<'a> Ctx<'a> {
             .map(|p| p.header.key_id.to_string())
             .map_err(|_| KmsError::invalid_ciphertext())?;
         self.key(operation, &key_id)
+    }
+
+    /// Finds the key version `version_id` names and authorises `operation` on its key. A
+    /// key reference sent as well must name that key. A version that does not exist is
+    /// reported as a missing key only to callers that may use every key
+    /// ([`operations::ANY_KEY`]); others cannot tell it from a version of a key they may
+    /// not use, as with aliases in [`Self::key`].
+    pub fn version(
+        &self,
+        operation: &str,
+        key_ref: &str,
+        version_id: &str,
+    ) -> Result<VersionRef, KmsError> {
+        let found = find_version(self.app, version_id)?;
+        if !key_ref.is_empty() {
+            let key_id = self.key(operation, key_ref)?;
+            return match found {
+                Some(v) if v.key_id == key_id => Ok(v),
+                _ => Err(KmsError::key_not_found(version_id)),
+            };
+        }
+        match found {
+            Some(v) => {
+                self.authorize(operation, operations::key_resources(&v.key_id, &v.key_id))?;
+                Ok(v)
+            }
+            None => {
+                self.authorize(operation, vec![operations::ANY_KEY.to_owned()])?;
+                Err(KmsError::key_not_found(version_id))
+            }
+        }
+    }
+
+    /// The key a request names, authorised, and the version it names by id, if any (then
+    /// the key reference may be empty: see [`Self::version`]).
+    pub fn key_and_version(
+        &self,
+        operation: &str,
+        key_ref: &str,
+        version_id: Option<&str>,
+    ) -> Result<(String, Option<String>), KmsError> {
+        match version_id {
+            Some(version_id) => {
+                let v = self.version(operation, key_ref, version_id)?;
+                Ok((v.key_id, Some(v.key_version_id)))
+            }
+            None => Ok((self.key(operation, key_ref)?, None)),
+        }
     }
 
     /// Authorises a question about the service itself (the algorithms it offers, its

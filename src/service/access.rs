@@ -8,7 +8,6 @@ use super::{reply, Reply};
 use crate::access::{apikey, clientkey, manage, network, rotation};
 use crate::appliance::Appliance;
 use crate::authn::caller;
-use crate::error::KmsError;
 use crate::proto::access_service_server::AccessService;
 use crate::proto::*;
 use std::sync::Arc;
@@ -433,63 +432,6 @@ pub(super) fn operator_only<T>(req: &Request<T>, operation: &str) -> Result<(), 
         );
         e.into()
     })
-}
-
-/// Authorises a cryptographic operation on a key (id or alias) for the request's caller.
-///
-/// `key_ref` is a key id or `alias/<name>`; the key id it names is returned. A policy may
-/// grant the alias or the key. An alias that does not exist is reported as a missing key
-/// only to callers allowed to use that alias.
-pub(super) fn authorize_key<T>(
-    app: &Appliance,
-    req: &Request<T>,
-    operation: &str,
-    key_ref: &str,
-) -> Result<String, tonic::Status> {
-    match crate::keys::alias::resolve(app, key_ref) {
-        Ok(key_id) => {
-            let resources = crate::access::operations::key_resources(key_ref, &key_id);
-            authorize(app, req, operation, resources)?;
-            Ok(key_id)
-        }
-        Err(e) => {
-            authorize(app, req, operation, vec![key_ref.to_owned()])?;
-            Err(e.into())
-        }
-    }
-}
-
-/// Authorises an operation on the key a ciphertext names.
-pub(super) fn authorize_blob<T>(
-    app: &Appliance,
-    req: &Request<T>,
-    operation: &str,
-    blob: &[u8],
-) -> Result<(), tonic::Status> {
-    let key_id = crate::crypto::ciphertext::parse(blob)
-        .map(|p| p.header.key_id.to_string())
-        .map_err(|_| tonic::Status::from(KmsError::invalid_ciphertext()))?;
-    authorize_key(app, req, operation, &key_id).map(|_| ())
-}
-
-/// Authorises an operation with `resources` (empty: the role alone decides).
-pub(super) fn authorize<T>(
-    app: &Appliance,
-    req: &Request<T>,
-    operation: &str,
-    resources: Vec<String>,
-) -> Result<(), tonic::Status> {
-    caller(req)
-        .and_then(|c| crate::access::authorize(&*app.store, &c, operation, resources))
-        .map_err(|e| {
-            tracing::info!(
-                code = e.code.as_str(),
-                operation,
-                "request refused: {}",
-                e.message
-            );
-            e.into()
-        })
 }
 
 /// Records the operator who initialised the instance as its owner.

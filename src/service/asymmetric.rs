@@ -1,11 +1,11 @@
-//! `hkms.v1.AsymmetricService`: signatures, public-key encryption, data key pairs and MACs.
+//! `hkms.v1.AsymmetricService`: signatures, public-key encryption, data key pairs and MACs,
+//! each one call of [`crate::ops::asymmetric`] or [`crate::ops::key_pair`] for the
+//! request's caller.
 
-use super::access::authorize_key;
-use super::{reply, Reply};
+use super::{caller_of, reply, Reply};
 use crate::appliance::Appliance;
-use crate::crypto::key_pair::{self, Sealing};
-use crate::crypto::{asymmetric, mac};
-use crate::keys::VersionChoice;
+use crate::ops::key_pair::{self, Sealing};
+use crate::ops::{asymmetric, Ctx, VersionChoice};
 use crate::proto::asymmetric_service_server::AsymmetricService;
 use crate::proto::*;
 use std::sync::Arc;
@@ -31,11 +31,13 @@ impl AsymmetricApi {
         operation: &str,
         with_plaintext: bool,
     ) -> Reply<GenerateDataKeyPairResponse> {
-        let key_id = authorize_key(&self.0, &req, operation, &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.into_inner();
         let pair = key_pair::generate(
-            &self.0,
-            &key_id,
+            ctx,
+            operation,
+            &r.key_id,
             &r.key_pair_spec,
             &r.key_format,
             &r.aad,
@@ -61,18 +63,12 @@ impl AsymmetricApi {
 #[tonic::async_trait]
 impl AsymmetricService for AsymmetricApi {
     async fn sign(&self, req: Request<SignRequest>) -> Reply<SignResponse> {
-        let key_id = authorize_key(&self.0, &req, "Sign", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.get_ref();
         let v = version(&r.key_version_id);
-        let s = asymmetric::sign(
-            &self.0,
-            &key_id,
-            v,
-            &r.algorithm,
-            &r.message_type,
-            &r.message,
-        )
-        .await;
+        let s =
+            asymmetric::sign(ctx, &r.key_id, v, &r.algorithm, &r.message_type, &r.message).await;
         reply(s.map(|s| SignResponse {
             key_id: s.key_id,
             key_version_id: s.key_version_id,
@@ -82,12 +78,13 @@ impl AsymmetricService for AsymmetricApi {
     }
 
     async fn verify(&self, req: Request<VerifyRequest>) -> Reply<VerifyResponse> {
-        let key_id = authorize_key(&self.0, &req, "Verify", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.get_ref();
         let v = version(&r.key_version_id);
         let checked = asymmetric::verify(
-            &self.0,
-            &key_id,
+            ctx,
+            &r.key_id,
             v,
             &r.algorithm,
             &r.message_type,
@@ -106,11 +103,12 @@ impl AsymmetricService for AsymmetricApi {
         &self,
         req: Request<AsymmetricEncryptRequest>,
     ) -> Reply<AsymmetricEncryptResponse> {
-        let key_id = authorize_key(&self.0, &req, "AsymmetricEncrypt", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let mut r = req.into_inner();
         let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
         let v = version(&r.key_version_id);
-        let sealed = asymmetric::encrypt(&self.0, &key_id, v, &r.algorithm, &plaintext).await;
+        let sealed = asymmetric::encrypt(ctx, &r.key_id, v, &r.algorithm, &plaintext).await;
         reply(sealed.map(|s| AsymmetricEncryptResponse {
             key_id: s.key_id,
             key_version_id: s.key_version_id,
@@ -123,11 +121,11 @@ impl AsymmetricService for AsymmetricApi {
         &self,
         req: Request<AsymmetricDecryptRequest>,
     ) -> Reply<AsymmetricDecryptResponse> {
-        let key_id = authorize_key(&self.0, &req, "AsymmetricDecrypt", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.get_ref();
         let v = version(&r.key_version_id);
-        let opened =
-            asymmetric::decrypt(&self.0, &key_id, v, &r.algorithm, &r.ciphertext_blob).await;
+        let opened = asymmetric::decrypt(ctx, &r.key_id, v, &r.algorithm, &r.ciphertext_blob).await;
         reply(opened.map(|mut o| AsymmetricDecryptResponse {
             key_id: o.key_id,
             key_version_id: o.key_version_id,
@@ -139,9 +137,10 @@ impl AsymmetricService for AsymmetricApi {
         &self,
         req: Request<GetPublicKeyRequest>,
     ) -> Reply<GetPublicKeyResponse> {
-        let key_id = authorize_key(&self.0, &req, "GetPublicKey", &req.get_ref().key_id)?;
-        let v = version(&req.get_ref().key_version_id);
-        let public = asymmetric::public_key(&self.0, &key_id, v).await;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
+        let r = req.get_ref();
+        let public = asymmetric::public_key(ctx, &r.key_id, version(&r.key_version_id)).await;
         reply(public.map(|p| GetPublicKeyResponse {
             public_key_pem: p.pem,
             key_id: p.key_id,
@@ -168,11 +167,12 @@ impl AsymmetricService for AsymmetricApi {
     }
 
     async fn generate_mac(&self, req: Request<GenerateMacRequest>) -> Reply<GenerateMacResponse> {
-        let key_id = authorize_key(&self.0, &req, "GenerateMac", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let mut r = req.into_inner();
         let message = Zeroizing::new(std::mem::take(&mut r.message));
         let v = version(&r.key_version_id);
-        let made = mac::generate(&self.0, &key_id, v, &r.algorithm, &message).await;
+        let made = asymmetric::mac(ctx, "GenerateMac", &r.key_id, v, &r.algorithm, &message).await;
         reply(made.map(|m| GenerateMacResponse {
             key_id: m.key_id,
             key_version_id: m.key_version_id,
@@ -182,10 +182,12 @@ impl AsymmetricService for AsymmetricApi {
     }
 
     async fn verify_mac(&self, req: Request<VerifyMacRequest>) -> Reply<VerifyMacResponse> {
-        let key_id = authorize_key(&self.0, &req, "VerifyMac", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let mut r = req.into_inner();
         let v = version(&r.key_version_id);
-        let checked = mac::verify(&self.0, &key_id, v, &r.algorithm, &r.message, &r.mac).await;
+        let checked =
+            asymmetric::verify_mac(ctx, &r.key_id, v, &r.algorithm, &r.message, &r.mac).await;
         r.message.zeroize();
         reply(checked.map(|c| VerifyMacResponse {
             key_id: c.key_id,

@@ -1,9 +1,9 @@
-//! `hkms.v1.CryptoService`.
+//! `hkms.v1.CryptoService`: each call is one call of [`crate::ops::crypto`] for the
+//! request's caller.
 
-use super::access::{authorize, authorize_blob, authorize_key};
-use super::{reply, Reply};
+use super::{caller_of, reply, Reply};
 use crate::appliance::Appliance;
-use crate::crypto;
+use crate::ops::{crypto, Ctx};
 use crate::proto::crypto_service_server::CryptoService;
 use crate::proto::*;
 use std::sync::Arc;
@@ -16,11 +16,12 @@ pub struct CryptoApi(pub Arc<Appliance>);
 #[tonic::async_trait]
 impl CryptoService for CryptoApi {
     async fn encrypt(&self, req: Request<EncryptRequest>) -> Reply<EncryptResponse> {
-        let key_id = authorize_key(&self.0, &req, "Encrypt", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let mut r = req.into_inner();
         let plaintext = Zeroizing::new(std::mem::take(&mut r.plaintext));
         reply(
-            crypto::encrypt(&self.0, &key_id, plaintext, &r.aad)
+            crypto::encrypt(ctx, &r.key_id, plaintext, &r.aad)
                 .await
                 .map(|s| EncryptResponse {
                     key_id: s.key_id,
@@ -31,10 +32,11 @@ impl CryptoService for CryptoApi {
     }
 
     async fn decrypt(&self, req: Request<DecryptRequest>) -> Reply<DecryptResponse> {
-        authorize_blob(&self.0, &req, "Decrypt", &req.get_ref().ciphertext_blob)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.into_inner();
         reply(
-            crypto::decrypt(&self.0, &r.ciphertext_blob, &r.aad)
+            crypto::decrypt(ctx, &r.ciphertext_blob, &r.aad)
                 .await
                 .map(|mut o| DecryptResponse {
                     key_id: o.key_id,
@@ -49,12 +51,17 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateDataKeyRequest>,
     ) -> Reply<GenerateDataKeyResponse> {
-        let key_id = authorize_key(&self.0, &req, "GenerateDataKey", &req.get_ref().key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.into_inner();
-        let result = async {
-            let len = crypto::data_key_len(&r.key_spec, r.number_of_bytes)?;
-            crypto::generate_data_key(&self.0, &key_id, len, &r.aad).await
-        }
+        let result = crypto::generate_data_key(
+            ctx,
+            "GenerateDataKey",
+            &r.key_id,
+            &r.key_spec,
+            r.number_of_bytes,
+            &r.aad,
+        )
         .await;
         reply(result.map(|(s, mut plaintext)| GenerateDataKeyResponse {
             key_id: s.key_id,
@@ -68,13 +75,17 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateDataKeyRequest>,
     ) -> Reply<GenerateDataKeyWithoutPlaintextResponse> {
-        let key_ref = &req.get_ref().key_id;
-        let key_id = authorize_key(&self.0, &req, "GenerateDataKeyWithoutPlaintext", key_ref)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.into_inner();
-        let result = async {
-            let len = crypto::data_key_len(&r.key_spec, r.number_of_bytes)?;
-            crypto::generate_data_key(&self.0, &key_id, len, &r.aad).await
-        }
+        let result = crypto::generate_data_key(
+            ctx,
+            "GenerateDataKeyWithoutPlaintext",
+            &r.key_id,
+            &r.key_spec,
+            r.number_of_bytes,
+            &r.aad,
+        )
         .await;
         reply(result.map(|(s, mut plaintext)| {
             plaintext.zeroize();
@@ -87,16 +98,15 @@ impl CryptoService for CryptoApi {
     }
 
     async fn re_encrypt(&self, req: Request<ReEncryptRequest>) -> Reply<ReEncryptResponse> {
-        let r = req.get_ref();
-        authorize_blob(&self.0, &req, "ReEncrypt", &r.source_ciphertext_blob)?;
-        let destination = authorize_key(&self.0, &req, "ReEncrypt", &r.destination_key_id)?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let r = req.into_inner();
         reply(
             crypto::re_encrypt(
-                &self.0,
+                ctx,
                 &r.source_ciphertext_blob,
                 &r.source_aad,
-                &destination,
+                &r.destination_key_id,
                 &r.destination_aad,
             )
             .await
@@ -114,10 +124,11 @@ impl CryptoService for CryptoApi {
         &self,
         req: Request<GenerateRandomRequest>,
     ) -> Reply<GenerateRandomResponse> {
-        authorize(&self.0, &req, "GenerateRandom", Vec::new())?;
+        let caller = caller_of(&req)?;
+        let ctx = Ctx::new(&self.0, &caller);
         let len = req.into_inner().length as usize;
         reply(
-            crypto::random(&self.0, len)
+            crypto::random(ctx, len)
                 .await
                 .map(|mut r| GenerateRandomResponse {
                     random: std::mem::take(&mut *r),

@@ -1,5 +1,6 @@
-//! gRPC handlers: decode the request, call the domain module, encode the answer. No policy,
-//! no PKCS#11 here.
+//! gRPC handlers: decode the request, call the operations layer ([`crate::ops`]) or, for
+//! operators' administration, the domain module, and encode the answer. No policy, no
+//! PKCS#11 here.
 
 pub mod access;
 pub mod admin;
@@ -10,6 +11,7 @@ pub mod relay;
 mod resource;
 pub mod secrets;
 
+use crate::authn::Caller;
 use crate::error::KmsError;
 use crate::proto::KeyMetadata;
 use crate::store::records::KeyRecord;
@@ -17,13 +19,18 @@ use crate::store::records::KeyRecord;
 type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
 
 fn reply<T>(r: Result<T, KmsError>) -> Reply<T> {
-    match r {
-        Ok(v) => Ok(tonic::Response::new(v)),
-        Err(e) => {
-            tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
-            Err(e.into())
-        }
-    }
+    r.map(tonic::Response::new).map_err(refused)
+}
+
+/// The status of a refused request, logged once with its code.
+fn refused(e: KmsError) -> tonic::Status {
+    tracing::info!(code = e.code.as_str(), "request refused: {}", e.message);
+    e.into()
+}
+
+/// The caller the transport authenticated; a request without one is refused.
+fn caller_of<T>(req: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    crate::authn::caller(req).map_err(refused)
 }
 
 /// RFC 3339 (UTC) of Unix seconds; empty for 0.

@@ -3,8 +3,8 @@
 //! `hkms.v1` access messages encoded with prost; every write is flushed before it returns.
 //! Changes to several records of a kind land together or not at all ([`swap`]).
 
-use super::sled_store::tx_err;
-use super::{SledStore, StoreError};
+use super::error::StoreError;
+use super::sled_store::{tx_err, SledStore};
 use crate::proto::{ApiKey, ApplicationAccessPoint, ClientKey, InstanceOwner, NetworkRule, Policy};
 use prost::Message;
 use sled::transaction::ConflictableTransactionError;
@@ -92,7 +92,7 @@ fn io(e: sled::Error) -> StoreError {
 
 impl AccessStore for SledStore {
     fn is_internal_key(&self, key_id: &str) -> Result<bool, StoreError> {
-        Ok(super::Store::key(self, key_id)?.is_some_and(|k| k.internal))
+        Ok(self.key_record(key_id)?.is_some_and(|k| k.internal))
     }
 
     fn put_access(

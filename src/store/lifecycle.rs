@@ -6,9 +6,9 @@
 //! clock job on the same or another run). So a job that is interrupted and run again, or
 //! two runs at once, change a key once.
 
+use super::error::StoreError;
 use super::records::{KeyRecord, KeyTokenRecord};
-use super::sled_store::{decode, io, token_key, tx_err};
-use super::{SledStore, StoreError};
+use super::sled_store::{decode, io, token_key, tx_err, SledStore};
 use prost::Message;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;

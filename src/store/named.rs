@@ -2,7 +2,8 @@
 //! Internet endpoint is enabled). One sled tree per space; values are prost messages or
 //! plain bytes chosen by the owning module; every write is flushed before it returns.
 
-use super::{SledStore, StoreError};
+use super::error::StoreError;
+use super::sled_store::SledStore;
 
 /// Which set of named records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 //! lands only if the record is still the one the caller read (compare-and-swap), so two
 //! writers never lose each other's versions.
 
+use super::error::StoreError;
 use super::records::{SecretRecord, SecretVersionRecord};
-use super::sled_store::{decode, io, tx_err};
-use super::{SledStore, StoreError};
+use super::sled_store::{decode, io, tx_err, SledStore};
 use prost::Message;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;

@@ -1,10 +1,10 @@
 //! The embedded store: one sled database, one tree per record type, flushed before every
 //! write is acknowledged.
 
-use super::records::{InstanceRecord, KeyRecord, KeyTokenRecord, MemberRecord};
-use super::{Store, StoreError, SCHEMA_VERSION};
+use super::error::{StoreError, SCHEMA_VERSION};
+use super::records::{KeyRecord, KeyTokenRecord};
 use prost::Message;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 use sled::Transactional;
 use std::path::Path;
 
@@ -16,18 +16,18 @@ const MEMBERS: &str = "members";
 /// Decrypt names only the version).
 const VERSIONS: &str = "key_versions";
 const SCHEMA_KEY: &[u8] = b"schema_version";
-const INSTANCE_KEY: &[u8] = b"instance";
+pub(super) const INSTANCE_KEY: &[u8] = b"instance";
 /// Present once every stored key version is in the `key_versions` index.
 const VERSION_INDEX_KEY: &[u8] = b"key_version_index";
 
-/// sled-backed [`Store`].
+/// sled-backed [`super::Store`].
 #[derive(Debug, Clone)]
 pub struct SledStore {
     db: sled::Db,
-    meta: sled::Tree,
+    pub(super) meta: sled::Tree,
     pub(super) keys: sled::Tree,
     pub(super) tokens: sled::Tree,
-    members: sled::Tree,
+    pub(super) members: sled::Tree,
     pub(super) versions: sled::Tree,
 }
 
@@ -124,83 +124,8 @@ impl SledStore {
         self.db.flush().map(|_| ()).map_err(io)
     }
 
-    /// A tree of this database (opened on first use).
-    pub(super) fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        self.db.open_tree(name).map_err(io)
-    }
-}
-
-impl Store for SledStore {
-    fn instance(&self) -> Result<Option<InstanceRecord>, StoreError> {
-        self.meta
-            .get(INSTANCE_KEY)
-            .map_err(io)?
-            .map(|v| decode("instance", &v))
-            .transpose()
-    }
-
-    fn create_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
-        let swapped = self
-            .meta
-            .compare_and_swap(
-                INSTANCE_KEY,
-                None as Option<&[u8]>,
-                Some(record.encode_to_vec()),
-            )
-            .map_err(io)?;
-        if swapped.is_err() {
-            return Err(StoreError::Exists("the instance".into()));
-        }
-        self.flush()
-    }
-
-    fn create_key(
-        &self,
-        key: &KeyRecord,
-        token: Option<&KeyTokenRecord>,
-    ) -> Result<(), StoreError> {
-        let key_bytes = key.encode_to_vec();
-        let token_entry = token.map(|t| {
-            (
-                token_key(&t.key_id, &t.key_version_id),
-                t.encode_to_vec(),
-                t.key_version_id.clone(),
-            )
-        });
-        if let Some(t) = token {
-            if t.key_id != key.key_id || !key.key_versions.contains(&t.key_version_id) {
-                return Err(StoreError::Corrupt(format!(
-                    "token {} is not a version of key {}",
-                    t.key_version_id, key.key_id
-                )));
-            }
-        }
-        (&self.keys, &self.tokens, &self.versions)
-            .transaction(|(keys, tokens, versions)| {
-                if keys.get(key.key_id.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::Exists(
-                        format!("key {}", key.key_id),
-                    )));
-                }
-                for v in &key.key_versions {
-                    if versions.get(v.as_bytes())?.is_some() {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Exists(
-                            format!("key version {v}"),
-                        )));
-                    }
-                    versions.insert(v.as_bytes(), key.key_id.as_bytes())?;
-                }
-                keys.insert(key.key_id.as_bytes(), key_bytes.as_slice())?;
-                if let Some((tk, bytes, _)) = &token_entry {
-                    tokens.insert(tk.as_slice(), bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .map_err(tx_err)?;
-        self.flush()
-    }
-
-    fn key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+    /// The record of key `key_id`, if there is one.
+    pub(super) fn key_record(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.keys
             .get(key_id.as_bytes())
             .map_err(io)?
@@ -208,113 +133,9 @@ impl Store for SledStore {
             .transpose()
     }
 
-    fn update_key(
-        &self,
-        key_id: &str,
-        change: &dyn Fn(&mut KeyRecord),
-    ) -> Result<KeyRecord, StoreError> {
-        let updated = self
-            .keys
-            .transaction(|keys| {
-                let Some(current) = keys.get(key_id.as_bytes())? else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
-                        format!("key {key_id}"),
-                    )));
-                };
-                let mut record: KeyRecord = decode(&format!("key {key_id}"), &current)
-                    .map_err(ConflictableTransactionError::Abort)?;
-                change(&mut record);
-                keys.insert(key_id.as_bytes(), record.encode_to_vec())?;
-                Ok(record)
-            })
-            .map_err(tx_err)?;
-        self.flush()?;
-        Ok(updated)
-    }
-
-    fn list_keys(&self, offset: usize, limit: usize) -> Result<(Vec<String>, u64), StoreError> {
-        let total = self.keys.len() as u64;
-        let mut ids = Vec::with_capacity(limit);
-        for entry in self.keys.iter().keys().skip(offset).take(limit) {
-            let k = entry.map_err(io)?;
-            ids.push(String::from_utf8_lossy(&k).into_owned());
-        }
-        Ok((ids, total))
-    }
-
-    fn key_token(
-        &self,
-        key_id: &str,
-        key_version_id: &str,
-    ) -> Result<Option<KeyTokenRecord>, StoreError> {
-        self.tokens
-            .get(token_key(key_id, key_version_id))
-            .map_err(io)?
-            .map(|v| decode(&format!("key token {key_id}/{key_version_id}"), &v))
-            .transpose()
-    }
-
-    fn key_tokens(&self) -> Result<Vec<(String, String, KeyTokenRecord)>, StoreError> {
-        self.tokens
-            .iter()
-            .map(|entry| {
-                let (k, v) = entry.map_err(io)?;
-                let name = String::from_utf8_lossy(&k).into_owned();
-                let token = decode(&format!("key token {name}"), &v)?;
-                let (key_id, version) = name
-                    .split_once('/')
-                    .ok_or_else(|| StoreError::Corrupt(format!("key token {name}")))?;
-                Ok((key_id.to_owned(), version.to_owned(), token))
-            })
-            .collect()
-    }
-
-    fn replace_key_token(
-        &self,
-        key_id: &str,
-        key_version_id: &str,
-        old: &KeyTokenRecord,
-        new: &KeyTokenRecord,
-    ) -> Result<bool, StoreError> {
-        let swapped = self
-            .tokens
-            .compare_and_swap(
-                token_key(key_id, key_version_id),
-                Some(old.encode_to_vec()),
-                Some(new.encode_to_vec()),
-            )
-            .map_err(io)?
-            .is_ok();
-        if swapped {
-            self.flush()?;
-        }
-        Ok(swapped)
-    }
-
-    fn key_of_version(&self, key_version_id: &str) -> Result<Option<String>, StoreError> {
-        self.versions
-            .get(key_version_id.as_bytes())
-            .map_err(io)?
-            .map(|v| {
-                String::from_utf8(v.to_vec())
-                    .map_err(|_| StoreError::Corrupt(format!("key version {key_version_id}")))
-            })
-            .transpose()
-    }
-
-    fn member_records(&self) -> Result<Vec<MemberRecord>, StoreError> {
-        self.members
-            .iter()
-            .values()
-            .map(|v| decode("member", &v.map_err(io)?))
-            .collect()
-    }
-
-    fn put_member_record(&self, record: &MemberRecord) -> Result<(), StoreError> {
-        self.members
-            .insert(record.name.as_bytes(), record.encode_to_vec())
-            .map_err(io)?;
-        self.flush()
+    /// A tree of this database (opened on first use).
+    pub(super) fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db.open_tree(name).map_err(io)
     }
 }
 
@@ -337,6 +158,8 @@ pub(crate) fn when_unlocked<T, E: std::fmt::Display>(mut open: impl FnMut() -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::records::InstanceRecord;
+    use crate::store::Store;
 
     fn key(id: &str) -> KeyRecord {
         KeyRecord {

@@ -86,6 +86,10 @@ pub struct Signing<'a> {
     pub signed: &'a [&'a str],
     /// The credential scope's service; `None`: the version's.
     pub scope_service: Option<&'a str>,
+    /// The credential scope's date; `None`: the UTC date of `timestamp`.
+    pub scope_date: Option<&'a str>,
+    /// Sign the header values lowercased, as Tencent's own examples do.
+    pub lowercase_values: bool,
 }
 
 impl<'a> Signing<'a> {
@@ -96,6 +100,8 @@ impl<'a> Signing<'a> {
             timestamp: now(),
             signed: &["content-type", "host"],
             scope_service: None,
+            scope_date: None,
+            lowercase_values: false,
         }
     }
 }
@@ -145,14 +151,24 @@ pub fn signed_headers(s: &Signing<'_>, action: &str, body: &[u8]) -> Vec<(String
     let canonical_headers: String = s
         .signed
         .iter()
-        .map(|n| format!("{n}:{}\n", value(n)))
+        .map(|n| {
+            let v = value(n);
+            if s.lowercase_values {
+                format!("{n}:{}\n", v.to_ascii_lowercase())
+            } else {
+                format!("{n}:{v}\n")
+            }
+        })
         .collect();
     let signed = s.signed.join(";");
     let canonical = format!(
         "POST\n/\n\n{canonical_headers}\n{signed}\n{}",
         sha256_hex(body)
     );
-    let date = utc_date(s.timestamp);
+    let date = s
+        .scope_date
+        .map(str::to_owned)
+        .unwrap_or_else(|| utc_date(s.timestamp));
     let service = s.scope_service.unwrap_or(service_of(s.version));
     let to_sign = format!(
         "TC3-HMAC-SHA256\n{}\n{date}/{service}/tc3_request\n{}",

@@ -1,15 +1,14 @@
-//! Sign, Verify and GetPublicKey with RSA and EC keys ([`crate::crypto::asymmetric`]).
+//! Sign, Verify and GetPublicKey with RSA and EC keys ([`crate::ops::asymmetric`]).
 //!
 //! Like Encrypt, these use the key's initial version, unless the transfer SDK names one in
 //! `x-kms-migrationkeyversionid`. The message is `Message` with `MessageType` (`RAW`, the
 //! default, is hashed here; `DIGEST` is signed as it is), or the legacy `Digest` field,
 //! which is a DIGEST. A wrong signature is `Value: false`, never an error.
 
-use super::auth::ApiError;
-use super::{api_error, decode, Answer, ApplicationApi, Call};
-use crate::crypto::asymmetric;
+use super::errors::ApiError;
+use super::{decode, required, Answer, ApplicationApi, Call};
 use crate::instance_api as api;
-use crate::keys::VersionChoice;
+use crate::ops::{asymmetric, VersionChoice};
 use prost::Message;
 
 /// The message to sign or verify and its type (`RAW` or `DIGEST`), from `Message` and
@@ -19,7 +18,7 @@ fn message_of<'a>(
     digest: &'a [u8],
     message_type: &str,
 ) -> Result<(&'a [u8], &'static str), ApiError> {
-    let invalid = |m: &str| ApiError::new(400, "InvalidParameter", m);
+    let invalid = |m: &str| ApiError::invalid(m);
     if !digest.is_empty() {
         if !message.is_empty() {
             return Err(invalid("Send Message or Digest, not both."));
@@ -40,28 +39,30 @@ fn message_of<'a>(
     }
 }
 
-/// The version a request uses: the one it names, or the key's initial version.
-fn version_of(named: &Option<String>) -> VersionChoice<'_> {
-    named
-        .as_deref()
-        .map_or(VersionChoice::Initial, VersionChoice::Id)
+/// The key a request names: the transfer SDK's version names one by itself, otherwise
+/// KeyId is required.
+fn key_ref<'a>(key_id: &'a str, version: Option<&str>) -> Result<&'a str, ApiError> {
+    match version {
+        Some(_) => Ok(key_id),
+        None => required(key_id),
+    }
 }
 
 impl ApplicationApi {
     pub(super) async fn sign(&self, call: &Call<'_>) -> Answer {
         let r: api::SignRequest = decode(call.body)?;
         let (message, message_type) = message_of(&r.message, &r.digest, &r.message_type)?;
-        let (key_id, version) = self.key_and_version(call, &r.key_id)?;
-        let s = asymmetric::sign(
-            &self.0,
-            &key_id,
-            version_of(&version),
+        let version = call.named_version()?;
+        let key_ref = key_ref(&r.key_id, version)?;
+        let s = asymmetric::sign_initial(
+            call.ctx(),
+            key_ref,
+            version,
             &r.algorithm,
             message_type,
             message,
         )
-        .await
-        .map_err(api_error)?;
+        .await?;
         let body = api::SignResponse {
             key_id: s.key_id,
             signature: s.signature,
@@ -76,18 +77,18 @@ impl ApplicationApi {
     pub(super) async fn verify(&self, call: &Call<'_>) -> Answer {
         let r: api::VerifyRequest = decode(call.body)?;
         let (message, message_type) = message_of(&r.message, &r.digest, &r.message_type)?;
-        let (key_id, version) = self.key_and_version(call, &r.key_id)?;
-        let v = asymmetric::verify(
-            &self.0,
-            &key_id,
-            version_of(&version),
+        let version = call.named_version()?;
+        let key_ref = key_ref(&r.key_id, version)?;
+        let v = asymmetric::verify_initial(
+            call.ctx(),
+            key_ref,
+            version,
             &r.algorithm,
             message_type,
             message,
             &r.signature,
         )
-        .await
-        .map_err(api_error)?;
+        .await?;
         let body = api::VerifyResponse {
             key_id: v.key_id,
             value: v.value,
@@ -102,10 +103,8 @@ impl ApplicationApi {
     /// The initial version's public key, SubjectPublicKeyInfo in PEM.
     pub(super) async fn get_public_key(&self, call: &Call<'_>) -> Answer {
         let r: api::GetPublicKeyRequest = decode(call.body)?;
-        let key_id = self.authorized_key(call.caller, call.api_name, &r.key_id)?;
-        let p = asymmetric::public_key(&self.0, &key_id, VersionChoice::Initial)
-            .await
-            .map_err(api_error)?;
+        let key_ref = required(&r.key_id)?;
+        let p = asymmetric::public_key(call.ctx(), key_ref, VersionChoice::Initial).await?;
         let body = api::GetPublicKeyResponse {
             public_key: p.pem,
             key_id: p.key_id,

@@ -6,6 +6,7 @@
 //! signature (RSASSA-PKCS1-v1_5 with SHA-256 over the rebuilt string to sign), and finally
 //! the ClientKey's validity and retirement. Failures carry the protocol's HTTP status and error code.
 
+use super::errors::ApiError;
 use crate::access::clientkey;
 use crate::proto::ClientKey;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -24,35 +25,6 @@ pub const SIGNATURE_METHOD: &str = "RSA_PKCS1_SHA_256";
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
 /// Largest request body.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
-
-/// A refusal in the instance API's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub http_status: u16,
-    /// The protocol's ErrorCode (`SignatureNotMatch`, `InvalidParam`...).
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(http_status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            http_status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn param(name: &str) -> ApiError {
-        ApiError::new(400, "InvalidParam", format!("The Param {name} is invalid."))
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.http_status, self.code, self.message)
-    }
-}
 
 /// Headers with lowercase names, as received.
 #[derive(Debug, Clone, Default)]
@@ -386,6 +358,33 @@ pub fn sign_request(
 /// An HTTP date (RFC 1123, GMT) for Unix seconds.
 pub fn http_date(unix: i64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64))
+}
+
+/// When each ClientKey's coming expiry was last logged (once a day per key is enough).
+static EXPIRY_WARNED: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
+
+/// Logs, at most once a day per key, that the ClientKey a request was signed with expires
+/// soon, so the operator replaces it before applications are refused.
+pub fn warn_if_expiring(key: &ClientKey, now: i64) {
+    let (days_left, state) =
+        clientkey::standing(key.not_before, key.not_after, key.retire_unix, now);
+    if state != "ExpiringSoon" {
+        return;
+    }
+    let mut warned = EXPIRY_WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    let last = warned
+        .get_or_insert_with(HashMap::new)
+        .entry(key.client_key_id.clone())
+        .or_insert(i64::MIN);
+    if now.saturating_sub(*last) >= 86_400 {
+        *last = now;
+        tracing::warn!(
+            client_key = %key.client_key_id,
+            aap = %key.aap_name,
+            days_left,
+            "ClientKey expires soon; create a new one (hkms client-key create) and delete this one"
+        );
+    }
 }
 
 #[cfg(test)]

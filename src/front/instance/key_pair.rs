@@ -1,6 +1,6 @@
 //! GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext and their Advance forms: an RSA
 //! or EC key pair whose private key comes back encrypted under a symmetric key
-//! ([`crate::crypto::key_pair`]), and in plaintext too unless the operation says
+//! ([`crate::ops::key_pair`]), and in plaintext too unless the operation says
 //! WithoutPlaintext.
 //!
 //! The plain operations follow Encrypt: AES_GCM under the key's initial version, a bare
@@ -9,10 +9,10 @@
 //! reported too), which AdvanceDecrypt takes alone. KeyFormat is PEM (the default) or DER,
 //! for the public key and the private key alike.
 
-use super::auth::ApiError;
-use super::{api_error, decode, Answer, ApplicationApi, Call};
-use crate::crypto::key_pair::{self, Sealing};
+use super::errors::ApiError;
+use super::{decode, required, Answer, ApplicationApi, Call};
 use crate::instance_api as api;
+use crate::ops::key_pair::{self, Sealing};
 use prost::Message;
 use zeroize::Zeroize;
 
@@ -27,9 +27,7 @@ struct PairRequest {
 /// The plain operations name the algorithm that encrypts the private key: AES_GCM only.
 fn plain(r: api::GenerateDataKeyPairRequest) -> Result<PairRequest, ApiError> {
     if !matches!(r.algorithm.as_str(), "" | "AES_GCM") {
-        return Err(ApiError::new(
-            400,
-            "InvalidParameter",
+        return Err(ApiError::invalid(
             "GenerateDataKeyPair encrypts with AES_GCM only.",
         ));
     }
@@ -59,17 +57,16 @@ impl ApplicationApi {
             }
             _ => (advance(decode(call.body)?), Sealing::Hkms),
         };
-        let key_id = self.authorized_key(call.caller, call.api_name, &r.key_id)?;
         let mut p = key_pair::generate(
-            &self.0,
-            &key_id,
+            call.ctx(),
+            call.api_name,
+            required(&r.key_id)?,
             &r.key_pair_spec,
             &r.key_format,
             &r.aad,
             sealing,
         )
-        .await
-        .map_err(api_error)?;
+        .await?;
         let version = p.key_version_id.clone();
         let algorithm = String::from("AES_GCM");
         let body = match call.api_name {

@@ -10,8 +10,8 @@
 //! flag is not read. hkms does not rotate secrets: `AutomaticRotation` is `Disabled` and the
 //! rotation dates and interval are empty.
 
-use super::auth::ApiError;
-use super::{api_error, decode, Answer, ApplicationApi, Call};
+use super::errors::{api_error, ApiError};
+use super::{decode, Answer, ApplicationApi, Call};
 use crate::error::{ErrorCode, KmsError};
 use crate::instance_api as api;
 use crate::ops::{self, Ctx};

@@ -40,9 +40,18 @@ const ALGORITHM: &str = "TC3-HMAC-SHA256";
 /// A signing key's SecretId, date and service.
 type Scope = (String, String, &'static str);
 
-/// Signing keys derived today, by SecretId, date and service.
+/// How long a derived signing key is kept: its day, and the 5 minutes either side that the
+/// skew allows (a key derived at 00:00 serves its date until 00:05 the next day).
+const KEEP_SECONDS: i64 = 86_400 + 2 * MAX_SKEW_SECONDS;
+
+/// Signing keys derived in the last day, by SecretId, date and service, with the time each
+/// was derived. Each is as good as the SecretKey for its day and service, so none is kept
+/// past [`KEEP_SECONDS`].
 #[derive(Default)]
-pub struct SigningKeys(Mutex<HashMap<Scope, Zeroizing<Vec<u8>>>>);
+pub struct SigningKeys(Mutex<HashMap<Scope, Derived>>);
+
+/// A signing key and when it was derived (Unix seconds).
+type Derived = (Zeroizing<Vec<u8>>, i64);
 
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,26 +60,41 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 impl SigningKeys {
-    fn get(&self, k: &Scope) -> Option<Zeroizing<Vec<u8>>> {
+    fn get(&self, k: &Scope, now: i64) -> Option<Zeroizing<Vec<u8>>> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(k)
-            .cloned()
+            .filter(|(_, derived)| now - derived < KEEP_SECONDS)
+            .map(|(key, _)| key.clone())
     }
 
-    fn put(&self, k: Scope, v: Zeroizing<Vec<u8>>) {
+    fn put(&self, k: Scope, v: Zeroizing<Vec<u8>>, now: i64) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Keys past their day go (each is wiped when dropped); so does everything if the
+        // cache is full of current keys.
+        m.retain(|_, (_, derived)| now - *derived < KEEP_SECONDS);
         if m.len() >= MAX_CACHED {
-            // Yesterday's keys are of no use; dropping all is simplest (each is zeroised).
             m.clear();
         }
-        m.insert(k, v);
+        m.insert(k, (v, now));
     }
 }
 
 fn failure(code: &'static str, message: impl Into<String>) -> TcError {
     TcError::new(code, message)
+}
+
+/// The value of a header that the signature depends on; a header sent twice is refused, so
+/// that no two readers of the request (gateway, hkmsd, a proxy) can take different values.
+fn single<'a>(headers: &Headers<'a>, name: &str) -> Result<Option<&'a str>, TcError> {
+    if headers.count(name) > 1 {
+        return Err(failure(
+            "AuthFailure.SignatureFailure",
+            format!("the header {name} is sent more than once"),
+        ));
+    }
+    Ok(headers.get(name))
 }
 
 /// The parts of an `Authorization` header.
@@ -135,7 +159,7 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, TcError> {
 fn string_to_sign(
     method: &str,
     headers: &Headers<'_>,
-    body: &[u8],
+    body_sha256: &str,
     a: &Authorization<'_>,
     timestamp: &str,
     lowercase_values: bool,
@@ -148,7 +172,7 @@ fn string_to_sign(
                 "SignedHeaders must be lowercase header names separated by ';'",
             ));
         }
-        let value = headers.get(name).ok_or_else(|| {
+        let value = single(headers, name)?.ok_or_else(|| {
             failure(
                 "AuthFailure.SignatureFailure",
                 format!("the signed header {name} is missing"),
@@ -164,9 +188,8 @@ fn string_to_sign(
         canonical_headers.push('\n');
     }
     let canonical_request = format!(
-        "{method}\n/\n\n{canonical_headers}\n{}\n{}",
+        "{method}\n/\n\n{canonical_headers}\n{}\n{body_sha256}",
         a.signed_headers,
-        tc3::sha256_hex(body)
     );
     Ok(format!(
         "{ALGORITHM}\n{timestamp}\n{}/{}/tc3_request\n{}",
@@ -191,7 +214,7 @@ pub async fn verify(
     service: Service,
     now: i64,
 ) -> Result<ApiKey, TcError> {
-    let a = parse_authorization(headers.get("authorization").ok_or_else(|| {
+    let a = parse_authorization(single(headers, "authorization")?.ok_or_else(|| {
         failure(
             "AuthFailure.SignatureFailure",
             "the request is not signed (no Authorization header)",
@@ -214,8 +237,7 @@ pub async fn verify(
             "SignedHeaders must include content-type and host",
         ));
     }
-    if headers
-        .get("x-tc-content-sha256")
+    if single(headers, "x-tc-content-sha256")?
         .is_some_and(|v| v.eq_ignore_ascii_case("UNSIGNED-PAYLOAD"))
     {
         return Err(failure(
@@ -223,17 +245,20 @@ pub async fn verify(
             "unsigned request bodies are not accepted; sign the body",
         ));
     }
-    let timestamp = headers.get("x-tc-timestamp").unwrap_or("");
+    let timestamp = single(headers, "x-tc-timestamp")?.unwrap_or("");
     let ts: i64 = timestamp.parse().map_err(|_| {
         failure(
             "AuthFailure.SignatureFailure",
             "X-TC-Timestamp must be Unix seconds",
         )
     })?;
-    if (now - ts).abs() > MAX_SKEW_SECONDS {
+    if now.abs_diff(ts) > MAX_SKEW_SECONDS.unsigned_abs() {
         return Err(failure(
             "AuthFailure.SignatureExpire",
-            format!("the request's timestamp is {}s from the server's clock (at most {MAX_SKEW_SECONDS}s)", now - ts),
+            format!(
+                "the request's timestamp is {}s from the server's clock (at most {MAX_SKEW_SECONDS}s)",
+                now.abs_diff(ts)
+            ),
         ));
     }
     if a.date != utc_date(ts) {
@@ -253,21 +278,16 @@ pub async fn verify(
                 "the SecretId does not exist, or was deleted",
             )
         })?;
-    let (days_left, state) = clientkey::standing(key.not_before, key.not_after, 0, now);
-    match state {
-        "Expired" | "NotYetValid" => {
-            return Err(failure(
-                "AuthFailure.SecretIdNotFound",
-                "the SecretId is not valid now (expired)",
-            ))
-        }
-        "ExpiringSoon" => {
-            tracing::warn!(secret_id = %key.secret_id, aap = %key.aap_name, days_left, "API key expires soon; create a new one (hkms api-key create) and delete this one");
-        }
-        _ => {}
+    let (_, state) = clientkey::standing(key.not_before, key.not_after, 0, now);
+    if matches!(state, "Expired" | "NotYetValid") {
+        return Err(failure(
+            "AuthFailure.SecretIdNotFound",
+            "the SecretId is not valid now (expired, or not yet valid)",
+        ));
     }
+    apikey::warn_if_expiring(&key, now);
     let cache_key = (key.secret_id.clone(), a.date.to_owned(), service.as_str());
-    let signing_key = match keys.get(&cache_key) {
+    let signing_key = match keys.get(&cache_key, now) {
         Some(k) => k,
         None => {
             let secret = apikey::secret_key(app, &key).await.map_err(|e| {
@@ -275,12 +295,29 @@ pub async fn verify(
                 TcError::new("InternalError", "Internal error.")
             })?;
             let k = tc3::signing_key(&secret, a.date, service.as_str());
-            keys.put(cache_key, k.clone());
+            keys.put(cache_key, k.clone(), now);
             k
         }
     };
+    let body_sha256 = tc3::sha256_hex(body);
+    // Values as sent (the SDKs), then lowercased (Tencent's own examples), when that differs.
+    let has_upper = a.signed_headers.split(';').any(|n| {
+        headers
+            .get(n)
+            .is_some_and(|v| v.bytes().any(|b| b.is_ascii_uppercase()))
+    });
     for lowercase_values in [false, true] {
-        let to_sign = string_to_sign(method, headers, body, &a, timestamp, lowercase_values)?;
+        if lowercase_values && !has_upper {
+            break;
+        }
+        let to_sign = string_to_sign(
+            method,
+            headers,
+            &body_sha256,
+            &a,
+            timestamp,
+            lowercase_values,
+        )?;
         if tc3::same_signature(&tc3::signature(&signing_key, &to_sign), a.signature) {
             return Ok(key);
         }
@@ -325,6 +362,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn signing_keys_do_not_outlive_their_day() {
+        let keys = SigningKeys::default();
+        let scope = ("AKIDa".to_owned(), "2026-12-06".to_owned(), "kms");
+        keys.put(scope.clone(), Zeroizing::new(vec![1; 32]), 1000);
+        assert!(keys.get(&scope, 1000 + KEEP_SECONDS - 1).is_some());
+        assert!(keys.get(&scope, 1000 + KEEP_SECONDS).is_none());
+        let other = ("AKIDb".to_owned(), "2026-12-07".to_owned(), "kms");
+        keys.put(
+            other.clone(),
+            Zeroizing::new(vec![2; 32]),
+            1000 + KEEP_SECONDS,
+        );
+        assert_eq!(keys.0.lock().unwrap().len(), 1, "the stale key was dropped");
+        assert!(keys.get(&other, 1000 + KEEP_SECONDS).is_some());
     }
 
     #[test]

@@ -24,12 +24,6 @@ impl TcError {
     pub fn invalid(message: impl Into<String>) -> TcError {
         TcError::new("InvalidParameterValue", message)
     }
-
-    /// Whether the request's signature could not be verified (the gateway charges such
-    /// requests to their source's budget of unauthenticated requests).
-    pub fn is_authentication_failure(&self) -> bool {
-        self.code.starts_with("AuthFailure.") && self.code != UNAUTHORIZED
-    }
 }
 
 /// Authenticated, but the AAP's policies (or network rules) do not allow the request.

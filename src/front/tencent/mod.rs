@@ -70,7 +70,16 @@ impl<'a> Headers<'a> {
         Headers(headers)
     }
 
-    /// The value of header `name` (any case), trimmed; `None` when absent.
+    /// How many times header `name` (any case) was sent.
+    pub fn count(&self, name: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    /// The value of header `name` (any case), trimmed; `None` when absent. The first, if it
+    /// was sent more than once (the authenticator refuses repeats of what it reads).
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.0
             .iter()
@@ -180,6 +189,14 @@ impl TencentApi {
                 "UnsupportedProtocol",
                 "only POST requests with a JSON body are served",
             ));
+        }
+        for name in ["x-tc-action", "x-tc-version", "content-type"] {
+            if headers.count(name) > 1 {
+                return Err(TcError::new(
+                    "InvalidParameter",
+                    format!("the header {name} is sent more than once"),
+                ));
+            }
         }
         let content_type = headers.get("content-type").unwrap_or("");
         if !content_type

@@ -8,8 +8,9 @@
 //! as SubjectPublicKeyInfo. Data key pairs are the one exception by design: their private key
 //! is returned to the caller, so it is generated as a non-sensitive session object and read.
 
-use super::{unwrap_template, Result};
+use super::attributes::unwrap_template;
 use cryptoki::error::Error as CkError;
+use cryptoki::error::Result;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};

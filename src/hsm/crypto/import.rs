@@ -2,7 +2,7 @@
 //! unwrapping the owner's material inside the HSM (RSA-OAEP, or RSA-AES key wrap in two
 //! steps), and deriving a version's other keys from it.
 
-use super::{rsa_public_components, unwrap_template};
+use super::attributes::{rsa_public_components, unwrap_template};
 use cryptoki::error::Result;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};

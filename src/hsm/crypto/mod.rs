@@ -20,9 +20,11 @@
 //!   the version's AES-CBC key, which also decrypts the AES-GCM ciphertexts it wrote.
 
 pub mod asymmetric;
+mod attributes;
 mod import;
 
 use super::ffi;
+use attributes::{rsa_public_components, unwrap_template};
 use cryptoki::error::Result;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
@@ -48,17 +50,6 @@ const TRANSPORT_KEY_BITS: u64 = 3072;
 
 fn domain_key_label(domain_key_id: &str) -> Vec<u8> {
     format!("hkms-domain-key-{domain_key_id}").into_bytes()
-}
-
-/// What the domain key may unwrap: only sensitive keys that can leave the HSM at most
-/// under a trusted key and cannot derive (a derived key's sensitivity is the caller's
-/// choice). Every unwrap template hkms passes names all three.
-pub(crate) fn unwrap_template() -> [Attribute; 3] {
-    [
-        Attribute::Sensitive(true),
-        Attribute::WrapWithTrusted(true),
-        Attribute::Derive(false),
-    ]
 }
 
 /// What the domain key may wrap: only sensitive keys.
@@ -148,29 +139,6 @@ pub struct TransportKey {
     pub private: ObjectHandle,
     pub modulus: Vec<u8>,
     pub public_exponent: Vec<u8>,
-}
-
-/// The modulus and public exponent of an RSA public key object.
-pub(crate) fn rsa_public_components(
-    session: &Session,
-    public: ObjectHandle,
-) -> Result<(Vec<u8>, Vec<u8>)> {
-    let attrs = session.get_attributes(
-        public,
-        &[
-            cryptoki::object::AttributeType::Modulus,
-            cryptoki::object::AttributeType::PublicExponent,
-        ],
-    )?;
-    let (mut modulus, mut exponent) = (Vec::new(), Vec::new());
-    for a in attrs {
-        match a {
-            Attribute::Modulus(m) => modulus = m,
-            Attribute::PublicExponent(e) => exponent = e,
-            _ => {}
-        }
-    }
-    Ok((modulus, exponent))
 }
 
 /// Generates an RSA transport pair as session objects; its private half can only unwrap.

@@ -7,7 +7,7 @@ use super::crypto;
 use super::error::HsmError;
 use super::module;
 use super::objects::{UnwrapTemplate, VersionKeys};
-use super::session::SessionGuard;
+use super::profile::{self, Quirks};
 use crate::config::MemberConfig;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
@@ -78,7 +78,7 @@ pub struct Member {
     pub selector: TokenSelector,
     module_path: PathBuf,
     pin_file: PathBuf,
-    permits: Arc<Semaphore>,
+    pub(super) permits: Arc<Semaphore>,
     conn: Mutex<Option<Connection>>,
     /// Sessions not in use; every one belongs to the current connection.
     pub(super) idle: Mutex<Vec<Session>>,
@@ -107,7 +107,7 @@ pub struct Member {
     /// The token's mechanisms (`CKM_*`), read when the member connects; empty before.
     mechanisms: Mutex<Vec<cryptoki_sys::CK_MECHANISM_TYPE>>,
     /// What the member's profile says the device does not do despite its mechanism list.
-    quirks: super::profile::Quirks,
+    quirks: Quirks,
     config: MemberConfig,
 }
 
@@ -149,6 +149,20 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Member {
+    /// A member of `cfg`, with the settings its configuration leaves to its profile filled
+    /// in (`inline_calls`) and the profile's quirks; `Down` until it connects.
+    pub fn configured(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
+        let mut cfg = cfg.clone();
+        if cfg.inline_calls.is_none() {
+            let calls = profile::calls(profiles_dir, &cfg.profile, &cfg.module)
+                .map_err(|e| format!("member {}: {e}", cfg.name))?;
+            cfg.inline_calls = Some(calls.inline);
+        }
+        let quirks = profile::quirks(profiles_dir, &cfg.profile)
+            .map_err(|e| format!("member {}: {e}", cfg.name))?;
+        Ok(Member::new(&cfg).with_quirks(quirks))
+    }
+
     /// A member in the `Down` state; [`Member::connect`] brings it up.
     pub fn new(cfg: &MemberConfig) -> Member {
         let selector = match (&cfg.token_label, &cfg.token_serial) {
@@ -178,18 +192,18 @@ impl Member {
             last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
             mechanisms: Mutex::new(Vec::new()),
-            quirks: super::profile::Quirks::default(),
+            quirks: Quirks::default(),
             config: cfg.clone(),
         }
     }
 
     /// This member with its profile's quirks applied.
-    pub fn with_quirks(self, quirks: super::profile::Quirks) -> Member {
+    pub fn with_quirks(self, quirks: Quirks) -> Member {
         Member { quirks, ..self }
     }
 
     /// The profile quirks this member applies.
-    pub fn quirks(&self) -> super::profile::Quirks {
+    pub fn quirks(&self) -> Quirks {
         self.quirks
     }
 
@@ -401,7 +415,7 @@ impl Member {
         Ok(())
     }
 
-    fn not_connected(&self) -> HsmError {
+    pub(super) fn not_connected(&self) -> HsmError {
         HsmError::Other {
             member: self.name.clone(),
             message: "not connected".into(),
@@ -538,45 +552,5 @@ impl Member {
     pub fn sessions_in_use(&self) -> usize {
         self.max_sessions
             .saturating_sub(self.permits.available_permits())
-    }
-
-    /// Borrows an operation session, waiting at most `wait` for one to become free. Gives up
-    /// early when the member leaves rotation while we wait (a hung member keeps its sessions).
-    pub async fn session(self: &Arc<Self>, wait: Duration) -> Result<SessionGuard, HsmError> {
-        const SLICE: Duration = Duration::from_millis(25);
-        let started = std::time::Instant::now();
-        // One acquire future for the whole wait keeps our place in the semaphore's queue.
-        let acquire = self.permits.clone().acquire_owned();
-        tokio::pin!(acquire);
-        let permit = loop {
-            tokio::select! {
-                permit = &mut acquire => break permit.map_err(|_| self.not_connected())?,
-                _ = tokio::time::sleep(SLICE) => {
-                    if !self.accepts_requests() || self.looks_stalled() {
-                        return Err(HsmError::NoMemberAvailable {
-                            detail: format!("{} left rotation or stalled", self.name),
-                        });
-                    }
-                    if started.elapsed() >= wait {
-                        return Err(HsmError::SessionTimeout {
-                            member: self.name.clone(),
-                            secs: wait.as_secs(),
-                        });
-                    }
-                }
-            }
-        };
-        Ok(SessionGuard::new(
-            self.clone(),
-            self.generation.load(Ordering::SeqCst),
-            permit,
-        ))
-    }
-
-    pub(super) fn take_idle_or_open(&self) -> Result<Session, HsmError> {
-        if let Some(s) = lock(&self.idle).pop() {
-            return Ok(s);
-        }
-        self.open_session()
     }
 }
