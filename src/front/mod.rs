@@ -23,6 +23,7 @@
 //! [`Caller::Application`]: crate::authn::Caller::Application
 
 pub mod instance;
+pub mod relayed;
 pub mod tencent;
 
 use crate::appliance::Appliance;

@@ -34,7 +34,7 @@ mod symmetric;
 
 use self::auth::Headers;
 use self::errors::ApiError;
-use crate::access::endpoint::{self, EndpointKind};
+use crate::access::endpoint;
 use crate::access::{clientkey, operations};
 use crate::appliance::Appliance;
 use crate::authn::Caller;
@@ -44,7 +44,6 @@ use crate::instance_api as api;
 use crate::ops::Ctx;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse, HttpHeader};
 use prost::Message;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Operations this build runs for applications: every operation of the instance API. An
@@ -163,18 +162,7 @@ impl ApplicationApi {
         &self,
         r: ApplicationCallRequest,
     ) -> Result<ApplicationCallResponse, KmsError> {
-        let Some(endpoint) = EndpointKind::parse(&r.endpoint) else {
-            return Err(KmsError::invalid(format!(
-                "unknown endpoint {:?}",
-                r.endpoint
-            )));
-        };
-        let source: IpAddr = r.source_address.trim().parse().map_err(|_| {
-            KmsError::invalid(format!(
-                "source_address {:?} is not an IP address",
-                r.source_address
-            ))
-        })?;
+        let (endpoint, source) = crate::front::relayed::origin(&r)?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let headers = Headers::new(r.headers.iter().map(|h| (h.name.as_str(), h.value.clone())));
         let now = crate::clock::now_unix();

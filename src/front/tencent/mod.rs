@@ -14,7 +14,7 @@ pub mod errors;
 pub mod kms;
 pub mod ssm;
 
-use crate::access::endpoint::{self, EndpointKind};
+use crate::access::endpoint;
 use crate::appliance::Appliance;
 use crate::authn::Caller;
 use crate::error::KmsError;
@@ -22,7 +22,6 @@ use crate::ops::Ctx;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse, HttpHeader};
 use errors::TcError;
 use serde_json::{Map, Value};
-use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The two services of Tencent's API that hkms serves.
@@ -102,18 +101,7 @@ impl TencentApi {
         &self,
         r: ApplicationCallRequest,
     ) -> Result<ApplicationCallResponse, KmsError> {
-        let Some(endpoint) = EndpointKind::parse(&r.endpoint) else {
-            return Err(KmsError::invalid(format!(
-                "unknown endpoint {:?}",
-                r.endpoint
-            )));
-        };
-        let source: IpAddr = r.source_address.trim().parse().map_err(|_| {
-            KmsError::invalid(format!(
-                "source_address {:?} is not an IP address",
-                r.source_address
-            ))
-        })?;
+        let (endpoint, source) = crate::front::relayed::origin(&r)?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let headers = Headers::new(&r.headers);
         let action = headers.get("x-tc-action").unwrap_or("").to_owned();
