@@ -60,6 +60,9 @@ const TABLE: &[(&str, &[Role])] = &[
         "UpdateSecretVersionStage",
         &[Role::SecretUser, Role::SecretAdministrator],
     ),
+    // What the service offers (its algorithms, status, region): no resource, so the role,
+    // the network rules and the endpoint decide.
+    ("DescribeService", &[Role::KeyUser, Role::KeyAdministrator]),
     // Key metadata: for the keys a policy covers.
     ("DescribeKey", &[Role::KeyUser, Role::KeyAdministrator]),
     ("ListKeys", &[Role::KeyUser, Role::KeyAdministrator]),
@@ -162,6 +165,10 @@ mod tests {
         }
         assert_eq!(roles_for("Encrypt"), Some(&[Role::KeyUser][..]));
         assert_eq!(roles_for("CreateKey"), Some(&[Role::KeyAdministrator][..]));
+        assert_eq!(
+            roles_for("DescribeService"),
+            Some(&[Role::KeyUser, Role::KeyAdministrator][..])
+        );
         assert!(!roles_for("CreateSecret")
             .unwrap()
             .contains(&Role::SecretUser));

@@ -2,7 +2,8 @@
 //!
 //! An alias names exactly one key; a key may have several aliases. Requests that name a key
 //! by alias are resolved here before authorisation, so a policy may grant either the alias
-//! (`alias/<name>`) or the key (`key/<id>`).
+//! (`alias/<name>`) or the key (`key/<id>`). Giving a key an alias or taking one away is
+//! authorised on the alias name itself as well ([`crate::ops::keys`]).
 
 use crate::appliance::{now_rfc3339, Appliance};
 use crate::error::{ErrorCode, KmsError};

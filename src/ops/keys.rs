@@ -6,11 +6,17 @@
 //! request names, so an application whose AAP holds `CryptoServiceKeyAdministrator` on a
 //! key may manage it, and operations the table does not list (aliases by name, versions,
 //! tags, deletion protection, internal keys) stay with operators. `CreateKey` names no
-//! resource: the role alone decides.
+//! resource: the role alone decides, unless the new key gets an alias.
+//!
+//! An alias names its key for every policy that grants `alias/<name>`, so operations that
+//! give a key an alias or take one away (CreateKey with an alias, UpdateAlias, CreateAlias)
+//! are authorised on the alias name itself (`alias/<name>`) as well as on the key: a
+//! caller can neither point a name another application relies on at a key of its own, nor
+//! learn whether a name it may not use exists.
 //!
 //! Listing is filtered for applications: [`list`] and [`list_records`] return only the
-//! keys the caller could describe (`DescribeKey` on `key/<id>`), never an internal key.
-//! Operators see every key, as before.
+//! keys the caller could describe (`DescribeKey` on `key/<id>` or on one of the key's
+//! aliases, `alias/<name>`), never an internal key. Operators see every key, as before.
 
 use super::Ctx;
 use crate::access::policy::{self, AccessRequest, Decision};
@@ -21,10 +27,15 @@ use crate::keys::{self, alias, deletion, import, tags, versions, KeyFilter, NewK
 use crate::proto::{ApplicationAccessPoint, KeyAlias, KeyVersion, NetworkRule, Policy};
 use crate::store::access as records;
 use crate::store::records::{KeyRecord, TagRecord};
+use std::collections::HashMap;
 
-/// Creates a key (authorised by role alone); with `alias` (`alias/<name>` or the bare
-/// name), the key gets that alias too. The alias is checked before the key is made, so a
-/// name that is taken or malformed creates nothing. Only operators create internal keys.
+/// Creates a key, authorised by role alone; with `alias` (`alias/<name>` or the bare
+/// name), the key gets that alias too, and `CreateKey` must then also be granted on the
+/// alias (`alias/<name>`): an alias names the key for every policy that grants it, so
+/// nobody may give a name their policy does not cover. The alias is authorised before it
+/// is looked up (a caller learns nothing of names it may not use) and checked before the
+/// key is made, so a name that is taken or malformed creates nothing. Only operators
+/// create internal keys.
 pub async fn create(
     ctx: Ctx<'_>,
     key_spec: &str,
@@ -38,6 +49,7 @@ pub async fn create(
     ctx.authorize("CreateKey", Vec::new())?;
     let alias_name = alias_name.map(alias::normalize).transpose()?;
     if let Some(name) = &alias_name {
+        ctx.authorize("CreateKey", vec![name.clone()])?;
         if alias::resolve(ctx.app, name).is_ok() {
             return Err(alias_exists(name));
         }
@@ -138,16 +150,26 @@ fn visible(ctx: Ctx<'_>, filter: &KeyFilter) -> Result<Vec<KeyRecord>, KmsError>
             let Some(grants) = Grants::load(ctx, aap)? else {
                 return Ok(Vec::new());
             };
+            // A key is visible through its id or any of its aliases, as a request that
+            // names it by alias is granted by a policy on the alias.
+            let mut names: HashMap<String, Vec<String>> = HashMap::new();
+            for a in alias::list(ctx.app, "")? {
+                names.entry(a.key_id).or_default().push(a.alias_name);
+            }
             Ok(all
                 .into_iter()
                 .filter(|k| {
-                    !k.internal
-                        && grants.allow(&AccessRequest {
-                            operation: "DescribeKey".into(),
-                            resources: operations::key_resources(&k.key_id, &k.key_id),
-                            source: *source,
-                            endpoint: *endpoint,
-                        })
+                    if k.internal {
+                        return false;
+                    }
+                    let mut resources = operations::key_resources(&k.key_id, &k.key_id);
+                    resources.extend(names.remove(&k.key_id).unwrap_or_default());
+                    grants.allow(&AccessRequest {
+                        operation: "DescribeKey".into(),
+                        resources,
+                        source: *source,
+                        endpoint: *endpoint,
+                    })
                 })
                 .collect())
         }
@@ -219,19 +241,31 @@ pub fn update_description(
     keys::update_description(ctx.app, &key_id, description)
 }
 
-/// Creates an alias of a key.
+/// Authorises `operation` on the alias name `name` itself (`alias/<name>`), not on the key
+/// it may name: for operations that give or take a name, which must be one the caller's
+/// policy covers. A malformed name is left to the alias functions to refuse.
+fn authorize_alias_name(ctx: Ctx<'_>, operation: &str, name: &str) -> Result<(), KmsError> {
+    match alias::normalize(name) {
+        Ok(name) => ctx.authorize(operation, vec![name]),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Creates an alias of a key; `CreateAlias` is needed on the key and on the alias name.
 pub fn create_alias(ctx: Ctx<'_>, alias_name: &str, key_ref: &str) -> Result<KeyAlias, KmsError> {
     let key_id = ctx.key("CreateAlias", key_ref)?;
+    authorize_alias_name(ctx, "CreateAlias", alias_name)?;
     alias::create(ctx.app, alias_name, &key_id)
 }
 
-/// Points an existing alias at another key; `UpdateAlias` is needed on the key it names
-/// now as well as on the new key.
+/// Points an existing alias at another key; `UpdateAlias` is needed on the alias name, on
+/// the key it names now and on the new key.
 pub fn update_alias(ctx: Ctx<'_>, alias_name: &str, key_ref: &str) -> Result<KeyAlias, KmsError> {
     let key_id = ctx.key("UpdateAlias", key_ref)?;
+    authorize_alias_name(ctx, "UpdateAlias", alias_name)?;
     if let Ok(name) = alias::normalize(alias_name) {
         if let Ok(current) = alias::resolve(ctx.app, &name) {
-            ctx.authorize("UpdateAlias", operations::key_resources(&name, &current))?;
+            ctx.authorize("UpdateAlias", vec![format!("key/{current}")])?;
         }
     }
     alias::update(ctx.app, alias_name, &key_id)
@@ -240,7 +274,8 @@ pub fn update_alias(ctx: Ctx<'_>, alias_name: &str, key_ref: &str) -> Result<Key
 /// Gives a key alias `new_name` in place of the alias `replaced` picks among the key's
 /// aliases (oldest first; `None`: the key just gets `new_name`), for APIs where a key has
 /// one alias that is renamed (Tencent's UpdateAlias). Authorised as `UpdateAlias` on the
-/// key.
+/// key, on the new name (`alias/<new_name>`, before it is looked up, so a caller learns
+/// nothing of names it may not use) and on the name it replaces, which is deleted.
 pub fn rename_alias(
     ctx: Ctx<'_>,
     key_ref: &str,
@@ -248,9 +283,15 @@ pub fn rename_alias(
     replaced: impl FnOnce(&[KeyAlias]) -> Option<String>,
 ) -> Result<KeyAlias, KmsError> {
     let key_id = ctx.key("UpdateAlias", key_ref)?;
+    authorize_alias_name(ctx, "UpdateAlias", new_name)?;
     let mut aliases = alias::list(ctx.app, &key_id)?;
     oldest_first(&mut aliases);
     let old = replaced(&aliases);
+    if let Some(old) = &old {
+        if alias::normalize(old).ok() != alias::normalize(new_name).ok() {
+            authorize_alias_name(ctx, "UpdateAlias", old)?;
+        }
+    }
     alias::rename(ctx.app, &key_id, old.as_deref(), new_name)
 }
 
@@ -289,8 +330,8 @@ pub fn list_aliases(ctx: Ctx<'_>, key_ref: &str) -> Result<Vec<KeyAlias>, KmsErr
 pub fn aliases_of(
     ctx: Ctx<'_>,
     keys: &[KeyRecord],
-) -> Result<std::collections::HashMap<String, Vec<KeyAlias>>, KmsError> {
-    let mut out: std::collections::HashMap<String, Vec<KeyAlias>> = keys
+) -> Result<HashMap<String, Vec<KeyAlias>>, KmsError> {
+    let mut out: HashMap<String, Vec<KeyAlias>> = keys
         .iter()
         .map(|k| (k.key_id.clone(), Vec::new()))
         .collect();

@@ -128,4 +128,11 @@ impl<'a> Ctx<'a> {
             None => Ok((self.key(operation, key_ref)?, None)),
         }
     }
+
+    /// Authorises a question about the service itself (the algorithms it offers, its
+    /// status, its region): `DescribeService`, on no resource, so the caller's role, its
+    /// policies' network rules and the endpoint it came through decide.
+    pub fn describe_service(&self) -> Result<(), KmsError> {
+        self.authorize("DescribeService", Vec::new())
+    }
 }

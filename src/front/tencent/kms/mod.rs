@@ -60,10 +60,15 @@
 //!   of Decrypt and GenerateDataKey), data keys hosted by KMS (`IsHostedByKms`), member
 //!   accounts, HSM cluster ids: `UnsupportedOperation` or `InvalidParameterValue.*` naming
 //!   the parameter. So are the actions in [`UNSERVED`].
-//! - `ListAlgorithms`, `GetServiceStatus` and `GetRegions` describe the appliance to any
-//!   authenticated caller; every other action is authorised like the hkms operation it runs
-//!   (`Encrypt`, `Sign`, `CreateKey`, `EnableKey`...). Listings show only the keys the caller
-//!   may describe.
+//! - Every action is authorised like the hkms operation it runs (`Encrypt`, `Sign`,
+//!   `CreateKey`, `EnableKey`...). `ListAlgorithms`, `GetServiceStatus` and `GetRegions`,
+//!   which describe the appliance, run `DescribeService` (granted by
+//!   `CryptoServiceKeyUser` and `CryptoServiceKeyAdministrator`, on no resource), so the
+//!   network rules and the Internet endpoint's need of a `Public` rule apply to them too.
+//!   Listings show only the keys the caller may describe, by key id or by alias.
+//! - **Aliases are names a policy grants** (`alias/<name>`): CreateKey needs `CreateKey` on
+//!   its Alias, UpdateAlias needs `UpdateAlias` on the key, on the new Alias and on the
+//!   alias it replaces. A refused caller is not told whether the alias exists.
 
 mod asymmetric;
 mod crypto;
@@ -246,9 +251,9 @@ pub async fn run(ctx: Ctx<'_>, action: &str, body: Map<String, Value>) -> Result
         Action::GetParametersForImport => import::get_parameters(ctx, wire::parse(body)?).await,
         Action::ImportKeyMaterial => import::import_material(ctx, wire::parse(body)?).await,
         Action::DeleteImportedKeyMaterial => import::delete_material(ctx, wire::parse(body)?).await,
-        Action::ListAlgorithms => service::list_algorithms(wire::parse(body)?),
-        Action::GetServiceStatus => service::service_status(wire::parse(body)?),
-        Action::GetRegions => service::regions(wire::parse(body)?),
+        Action::ListAlgorithms => service::list_algorithms(ctx, wire::parse(body)?),
+        Action::GetServiceStatus => service::service_status(ctx, wire::parse(body)?),
+        Action::GetRegions => service::regions(ctx, wire::parse(body)?),
     }
 }
 

@@ -1,11 +1,13 @@
-//! What the appliance offers: ListAlgorithms, GetServiceStatus, GetRegions. Any
-//! authenticated caller may ask; nothing here names a key.
+//! What the appliance offers: ListAlgorithms, GetServiceStatus, GetRegions. Nothing here
+//! names a key: each is authorised as `DescribeService` ([`Ctx::describe_service`]), which
+//! the key roles grant within their policies' network rules.
 
 use super::super::errors::TcError;
 use super::super::json::fields;
 use super::super::Fields;
 use super::wire::KEY_USAGES;
 use crate::keys::spec::{Curve, KeySpec};
+use crate::ops::Ctx;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,7 +27,12 @@ fn algorithm(spec: KeySpec) -> &'static str {
 }
 
 /// The key usages CreateKey accepts, by kind.
-pub(super) fn list_algorithms(_: Empty) -> Result<Fields, TcError> {
+pub(super) fn list_algorithms(ctx: Ctx<'_>, _: Empty) -> Result<Fields, TcError> {
+    ctx.describe_service()?;
+    Ok(algorithms())
+}
+
+fn algorithms() -> Fields {
     let of = |pick: fn(&str) -> bool| -> Vec<Value> {
         KEY_USAGES
             .iter()
@@ -33,17 +40,18 @@ pub(super) fn list_algorithms(_: Empty) -> Result<Fields, TcError> {
             .map(|u| json!({ "KeyUsage": u.name, "Algorithm": algorithm(u.spec) }))
             .collect()
     };
-    Ok(fields(json!({
+    fields(json!({
         "SymmetricAlgorithms": of(|n| n == "ENCRYPT_DECRYPT"),
         "AsymmetricAlgorithms": of(|n| n.starts_with("ASYMMETRIC_DECRYPT_")),
         "AsymmetricSignVerifyAlgorithms": of(|n| n.starts_with("ASYMMETRIC_SIGN_VERIFY_")),
-    })))
+    }))
 }
 
 /// The service is on (an API key could not have signed the request otherwise); none of
 /// the editions, hosted data keys, replication or account quotas of Tencent's cloud
 /// apply.
-pub(super) fn service_status(_: Empty) -> Result<Fields, TcError> {
+pub(super) fn service_status(ctx: Ctx<'_>, _: Empty) -> Result<Fields, TcError> {
+    ctx.describe_service()?;
     Ok(fields(json!({
         "ServiceEnabled": true,
         "InvalidType": 1,
@@ -57,7 +65,8 @@ pub(super) fn service_status(_: Empty) -> Result<Fields, TcError> {
 
 /// An appliance is one region, `local` (as in its resource names); it answers requests
 /// whatever region they name.
-pub(super) fn regions(_: Empty) -> Result<Fields, TcError> {
+pub(super) fn regions(ctx: Ctx<'_>, _: Empty) -> Result<Fields, TcError> {
+    ctx.describe_service()?;
     Ok(fields(
         json!({ "Regions": [crate::access::secrets::REGION] }),
     ))
@@ -69,7 +78,7 @@ mod tests {
 
     #[test]
     fn algorithms_list_what_create_key_accepts() {
-        let f = list_algorithms(Empty {}).unwrap();
+        let f = algorithms();
         assert_eq!(
             f["SymmetricAlgorithms"],
             json!([{"KeyUsage": "ENCRYPT_DECRYPT", "Algorithm": "AES_256"}])
