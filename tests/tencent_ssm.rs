@@ -411,7 +411,10 @@ fn the_sdk_describes_lists_and_runs_a_secrets_lifecycle() {
             get("app-db", "SSM_Current"),
             // 15..19: deleted now; the refusals for a secret that is not there.
             named("DisableSecret", "app-web"),
-            named("DeleteSecret", "app-web"),
+            ssm(
+                "DeleteSecret",
+                json!({"SecretName": "app-web", "RecoveryWindowInDays": 0})
+            ),
             describe("app-web"),
             named("EnableSecret", "nope"),
             named("DisableSecret", "nope"),
@@ -638,11 +641,23 @@ fn a_body_made_for_one_action_does_not_run_as_another() {
     unknown(&as_action("DisableSecret"));
     let d = s.inst.d.cli_json(&["secret", "describe", "db-password"]);
     assert_eq!(d["Secret"]["SecretState"], "Normal", "still enabled: {d}");
-    // Disabled for real: DeleteSecret would now delete it at once (no RecoveryWindowInDays).
+    // Disabled for real: DeleteSecret may now run.
     s.inst.d.cli_json(&["secret", "disable", "db-password"]);
     unknown(&as_action("DeleteSecret"));
     let d = s.inst.d.cli_json(&["secret", "describe", "db-password"]);
     assert_eq!(d["Secret"]["SecretState"], "Disabled", "not deleted: {d}");
+    // A body with the secret's name only (what DescribeSecret, EnableSecret... take) does
+    // run as DeleteSecret, but without RecoveryWindowInDays the deletion is scheduled in 30
+    // days, never immediate: RestoreSecret undoes it.
+    let name_only = serde_json::to_vec(&json!({"SecretName": "db-password"})).unwrap();
+    let mut other = connect(s.gw.port, &s.inst.bundle);
+    let headers = signed_headers(&signing, "DeleteSecret", &name_only);
+    let r = envelope(&post(&mut other, "/", &headers, &name_only));
+    assert_eq!(error_code(&r), None, "{r}");
+    near(&r["DeleteTime"], now() + 30 * 86_400);
+    let headers = signed_headers(&signing, "RestoreSecret", &name_only);
+    let r = envelope(&post(&mut other, "/", &headers, &name_only));
+    assert_eq!(error_code(&r), None, "{r}");
     s.inst.d.cli_json(&["secret", "enable", "db-password"]);
     let r = as_action("GetSecretValue");
     assert_eq!(r["SecretString"], "pw-1", "{r}");

@@ -21,7 +21,8 @@
 //! memory, wiped when dropped. No verdict is kept: every request's signature is checked.
 
 use super::errors::TcError;
-use super::{Headers, Service};
+use super::headers::Headers;
+use super::service::Service;
 use crate::access::{apikey, clientkey};
 use crate::appliance::Appliance;
 use crate::crypto::tc3;

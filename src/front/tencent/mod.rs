@@ -11,8 +11,10 @@
 
 pub mod auth;
 pub mod errors;
+pub mod headers;
 pub mod json;
 pub mod kms;
+pub mod service;
 pub mod ssm;
 
 use crate::access::endpoint;
@@ -22,69 +24,18 @@ use crate::error::KmsError;
 use crate::ops::Ctx;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse, HttpHeader};
 use errors::TcError;
+use headers::Headers;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// The two services of Tencent's API that hkms serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Kms,
-    Ssm,
-}
-
-impl Service {
-    /// The service an `X-TC-Version` names.
-    pub fn of_version(version: &str) -> Option<Service> {
-        match version {
-            "2019-01-18" => Some(Service::Kms),
-            "2019-09-23" => Some(Service::Ssm),
-            _ => None,
-        }
-    }
-
-    /// The service's name in a credential scope (`<date>/kms/tc3_request`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Service::Kms => "kms",
-            Service::Ssm => "ssm",
-        }
-    }
-}
-
 pub use json::Fields;
+pub use service::Service;
 
 /// The Tencent front.
 #[derive(Debug, Clone)]
 pub struct TencentApi {
     app: Arc<Appliance>,
     keys: Arc<auth::SigningKeys>,
-}
-
-/// Headers of a relayed request, found by lowercase name.
-#[derive(Debug)]
-pub struct Headers<'a>(&'a [HttpHeader]);
-
-impl<'a> Headers<'a> {
-    pub fn new(headers: &'a [HttpHeader]) -> Headers<'a> {
-        Headers(headers)
-    }
-
-    /// How many times header `name` (any case) was sent.
-    pub fn count(&self, name: &str) -> usize {
-        self.0
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .count()
-    }
-
-    /// The value of header `name` (any case), trimmed; `None` when absent. The first, if it
-    /// was sent more than once (the authenticator refuses repeats of what it reads).
-    pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.0
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.trim())
-    }
 }
 
 impl TencentApi {

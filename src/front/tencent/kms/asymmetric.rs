@@ -3,7 +3,7 @@
 
 use super::super::errors::TcError;
 use super::super::json::fields;
-use super::super::Fields;
+use super::super::json::Fields;
 use super::wire::{self, refine};
 use crate::error::ErrorCode;
 use crate::keys::VersionChoice;

@@ -2,7 +2,7 @@
 
 use super::super::errors::TcError;
 use super::super::json::fields;
-use super::super::Fields;
+use super::super::json::Fields;
 use super::wire;
 use crate::ops::{self, Ctx};
 use serde::Deserialize;

@@ -3,8 +3,8 @@
 //! GetKeyRotationStatus, RotateKey.
 
 use super::super::errors::TcError;
+use super::super::json::Fields;
 use super::super::json::{fields, unix};
-use super::super::Fields;
 use super::wire::{self, refine};
 use crate::error::ErrorCode;
 use crate::keys::{self, KeyFilter, NewKey};

@@ -78,7 +78,7 @@ mod service;
 mod wire;
 
 use super::errors::TcError;
-use super::Fields;
+use super::json::Fields;
 use crate::ops::Ctx;
 use serde_json::{Map, Value};
 

@@ -4,7 +4,7 @@
 
 use super::super::errors::TcError;
 use super::super::json::fields;
-use super::super::Fields;
+use super::super::json::Fields;
 use super::wire::KEY_USAGES;
 use crate::keys::spec::{Curve, KeySpec};
 use crate::ops::Ctx;

@@ -13,7 +13,7 @@
 
 use super::super::errors::TcError;
 use super::super::json;
-use crate::store::records::TagRecord;
+use crate::store::records::{SecretRecord, TagRecord};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::de::{DeserializeOwned, Deserializer, Error, Unexpected, Visitor};
@@ -21,6 +21,20 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 use zeroize::Zeroizing;
+
+/// Tencent's name for the current version.
+pub const SSM_CURRENT: &str = "SSM_Current";
+
+/// Tencent's state of a secret.
+pub fn status(rec: &SecretRecord) -> &'static str {
+    if rec.planned_delete_unix != 0 {
+        "PendingDelete"
+    } else if rec.disabled {
+        "Disabled"
+    } else {
+        "Enabled"
+    }
+}
 
 /// Decodes a request body into the action's request struct.
 pub fn parse<T: DeserializeOwned>(body: Value) -> Result<T, TcError> {

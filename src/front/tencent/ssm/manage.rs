@@ -2,9 +2,10 @@
 //! ListSecrets, ListSecretVersionIds, DeleteSecret, RestoreSecret, EnableSecret and
 //! DisableSecret.
 
+use super::super::json::Fields;
 use super::errors::{ssm_error, table, Exists};
+use super::fields::status;
 use super::fields::{flag, int, missing, refuse_unless_default, required, tag_filters, TagFilter};
-use super::{status, Fields};
 use crate::front::tencent::errors::TcError;
 use crate::front::tencent::json::{fields, unix};
 use crate::ops::{self, Ctx};
@@ -271,9 +272,16 @@ pub(super) fn list_versions(ctx: Ctx<'_>, r: SecretNameRequest) -> Result<Fields
 }
 
 /// DeleteSecret: a disabled secret, now (RecoveryWindowInDays 0) or after 7 to 30 days.
+///
+/// Without RecoveryWindowInDays, Tencent deletes at once; hkms schedules the deletion
+/// after [`MAX_RECOVERY_DAYS`] instead, so that only a request that asks for an immediate,
+/// unrecoverable deletion in so many words gets one. (The Python SDK does not sign
+/// `X-TC-Action`: a relay could send another action's `{"SecretName"}` body as DeleteSecret.)
 pub(super) fn delete(ctx: Ctx<'_>, r: DeleteSecretRequest) -> Result<Fields, TcError> {
     let name = required("SecretName", &r.secret_name)?;
-    let days = r.recovery_window_in_days.unwrap_or(0);
+    let days = r
+        .recovery_window_in_days
+        .unwrap_or(i64::from(MAX_RECOVERY_DAYS));
     let (min, max) = (i64::from(MIN_RECOVERY_DAYS), i64::from(MAX_RECOVERY_DAYS));
     if days != 0 && !(min..=max).contains(&days) {
         // Tencent allows 1 to 6 days too; hkms keeps a secret it deletes later for a week

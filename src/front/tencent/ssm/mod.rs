@@ -44,14 +44,12 @@ mod manage;
 mod values;
 
 use super::errors::TcError;
-use super::Fields;
+use super::json::Fields;
 use crate::ops::Ctx;
-use crate::store::records::SecretRecord;
 use fields::parse;
 use serde_json::{Map, Value};
 
-/// Tencent's name for the current version.
-pub const SSM_CURRENT: &str = "SSM_Current";
+pub use fields::SSM_CURRENT;
 
 /// Runs `action` with the request's fields, which must be the action's
 /// ([`fields::parse`]).
@@ -107,19 +105,9 @@ fn unsupported(action: &str) -> Option<&'static str> {
     })
 }
 
-/// Tencent's state of a secret.
-fn status(rec: &SecretRecord) -> &'static str {
-    if rec.planned_delete_unix != 0 {
-        "PendingDelete"
-    } else if rec.disabled {
-        "Disabled"
-    } else {
-        "Enabled"
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::fields::status;
     use super::*;
 
     #[test]

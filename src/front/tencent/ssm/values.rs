@@ -1,11 +1,12 @@
 //! The actions that carry values: CreateSecret, GetSecretValue, PutSecretValue and
 //! UpdateSecret.
 
+use super::super::json::Fields;
 use super::errors::{ssm_error, table, Exists};
+use super::fields::SSM_CURRENT;
 use super::fields::{
     int, missing, refuse_unless_default, required, required_value, secret, tags, Tag,
 };
-use super::{Fields, SSM_CURRENT};
 use crate::front::tencent::errors::TcError;
 use crate::front::tencent::json::fields;
 use crate::ops::{self, Ctx};
