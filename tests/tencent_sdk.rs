@@ -137,30 +137,7 @@ fn the_sdk_authenticates_and_is_authorised_like_any_application() {
 /// An AAP whose policies make it both a key administrator and a key user of every key,
 /// with an API key and a ClientKey.
 fn admin_app(inst: &Instance, aap: &str) -> (ApiKey, support::ClientKeyFiles) {
-    for (name, role) in [
-        ("admin", "CryptoServiceKeyAdministrator"),
-        ("user", "CryptoServiceKeyUser"),
-    ] {
-        inst.d.cli_json(&[
-            "policy",
-            "create",
-            "--name",
-            &format!("{aap}-{name}"),
-            "--role",
-            role,
-            "--resources",
-            "key/*,alias/*",
-        ]);
-    }
-    inst.d.cli_json(&[
-        "aap",
-        "create",
-        "--name",
-        aap,
-        "--policies",
-        &format!("{aap}-admin,{aap}-user"),
-    ]);
-    (tencent::api_key(inst, aap), inst.client_key(aap))
+    (tencent::key_admin(inst, aap), inst.client_key(aap))
 }
 
 #[test]

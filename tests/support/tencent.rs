@@ -52,6 +52,35 @@ pub fn tc_app(
     api_key(inst, aap)
 }
 
+/// An AAP whose policies make it both a key administrator and a key user of every key and
+/// alias, with an API key.
+pub fn key_admin(inst: &Instance, aap: &str) -> ApiKey {
+    for (name, role) in [
+        ("admin", "CryptoServiceKeyAdministrator"),
+        ("user", "CryptoServiceKeyUser"),
+    ] {
+        inst.d.cli_json(&[
+            "policy",
+            "create",
+            "--name",
+            &format!("{aap}-{name}"),
+            "--role",
+            role,
+            "--resources",
+            "key/*,alias/*",
+        ]);
+    }
+    inst.d.cli_json(&[
+        "aap",
+        "create",
+        "--name",
+        aap,
+        "--policies",
+        &format!("{aap}-admin,{aap}-user"),
+    ]);
+    api_key(inst, aap)
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let pkey = PKey::hmac(key).unwrap();
     let mut s = Signer::new(MessageDigest::sha256(), &pkey).unwrap();

@@ -76,30 +76,7 @@ impl<'a> Tc<'a> {
 /// An AAP that administers and uses every key (its policies cover `key/*` and `alias/*`),
 /// and an API key for it.
 pub fn admin(inst: &Instance, aap: &str) -> ApiKey {
-    for (name, role) in [
-        ("admin", "CryptoServiceKeyAdministrator"),
-        ("user", "CryptoServiceKeyUser"),
-    ] {
-        inst.d.cli_json(&[
-            "policy",
-            "create",
-            "--name",
-            &format!("{aap}-{name}"),
-            "--role",
-            role,
-            "--resources",
-            "key/*,alias/*",
-        ]);
-    }
-    inst.d.cli_json(&[
-        "aap",
-        "create",
-        "--name",
-        aap,
-        "--policies",
-        &format!("{aap}-admin,{aap}-user"),
-    ]);
-    tencent::api_key(inst, aap)
+    tencent::key_admin(inst, aap)
 }
 
 /// The bytes of a base64 string field.

@@ -109,6 +109,7 @@ fn unsupported(action: &str) -> Option<&'static str> {
 mod tests {
     use super::fields::status;
     use super::*;
+    use crate::store::records::SecretRecord;
 
     #[test]
     fn states_are_tencents() {
