@@ -122,7 +122,7 @@ pub async fn replace_value(
     data_type: &str,
 ) -> Result<(SecretRecord, String), KmsError> {
     let rec = find(&ctx, "UpdateSecret", name)?;
-    secrets::replace_value(request(&ctx), rec, stage, version_id, data, data_type).await
+    secrets::replace::replace_value(request(&ctx), rec, stage, version_id, data, data_type).await
 }
 
 /// UpdateSecretVersionStage.

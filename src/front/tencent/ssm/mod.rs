@@ -12,7 +12,7 @@
 //!   becomes current; the one it replaces keeps its id and can still be read by it.
 //!   CreateSecret without a VersionId (or with `SSM_Current`) gets a generated one.
 //! - UpdateSecret replaces the value of an existing version, as Tencent's does: the version
-//!   keeps its id and its stages, and its old value is gone ([`crate::secrets::replace_value`]).
+//!   keeps its id and its stages, and its old value is gone ([`crate::secrets::replace::replace_value`]).
 //!   It is authorised as hkms's `UpdateSecret` (the lifecycle), not `PutSecretValue`. When
 //!   `SSM_Current` moves to another version while it runs, it replaces nothing and answers
 //!   `FailedOperation` (try again).
