@@ -142,19 +142,9 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The UTC date (`YYYY-MM-DD`) of a credential scope.
 fn utc_date(t: i64) -> String {
-    // Days since the epoch to a civil date (proleptic Gregorian), for the credential scope.
-    let days = t.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    hkms::clock::rfc3339(t)[..10].to_owned()
 }
 
 /// The headers of a request for `action` with `body`, signed as `s` says. The host is
