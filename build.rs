@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/hkms/v1/access.proto",
         "proto/hkms/v1/application.proto",
         "proto/hkms/v1/secrets.proto",
+        "proto/hkms/v1/audit.proto",
         "proto/kms_instance/api.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;

@@ -24,6 +24,8 @@ pub struct Appliance {
     init_lock: tokio::sync::Mutex<()>,
     /// Turns true when hkmsd begins to shut down.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The audit trail every request is recorded in.
+    pub audit: Arc<crate::audit::Trail>,
 }
 
 /// Current time as RFC 3339 UTC with seconds (hkmsd's clock, see [`crate::clock`]).
@@ -47,7 +49,14 @@ impl Appliance {
             instance: RwLock::new(instance),
             init_lock: tokio::sync::Mutex::new(()),
             stopping: tokio::sync::watch::Sender::new(false),
+            audit: Arc::new(crate::audit::Trail::disabled()),
         }
+    }
+
+    /// Sets the audit trail.
+    pub fn with_audit(mut self, audit: Arc<crate::audit::Trail>) -> Appliance {
+        self.audit = audit;
+        self
     }
 
     /// Sets who may use the Unix socket.

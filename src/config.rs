@@ -25,6 +25,9 @@ pub struct Config {
     /// Async worker threads (`[runtime]`).
     #[serde(default)]
     pub runtime: crate::runtime::RuntimeConfig,
+    /// The audit trail (`[audit]`).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// Local identities allowed on the Unix socket, checked with the peer's credentials

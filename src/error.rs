@@ -59,6 +59,9 @@ pub enum ErrorCode {
     SecretPendingDeletion,
     /// A disabled secret: its values cannot be read or changed until it is enabled.
     SecretDisabled,
+    /// The audit trail cannot be written: the request was not run (or its answer was
+    /// withheld), since nothing is answered before its record is durable.
+    AuditUnavailable,
 }
 
 impl ErrorCode {
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::IncorrectKeyUsage => "IncorrectKeyUsage",
             ErrorCode::SecretPendingDeletion => "SecretPendingDeletion",
             ErrorCode::SecretDisabled => "SecretDisabled",
+            ErrorCode::AuditUnavailable => "AuditUnavailable",
         }
     }
 
@@ -119,6 +123,7 @@ impl ErrorCode {
             | ErrorCode::DeletionProtected => Code::FailedPrecondition,
             ErrorCode::MaterialNotMatch | ErrorCode::UnsupportedAlgorithm => Code::InvalidArgument,
             ErrorCode::ImportTokenExpired => Code::FailedPrecondition,
+            ErrorCode::AuditUnavailable => Code::Unavailable,
             ErrorCode::Conflict => Code::Aborted,
             ErrorCode::IncorrectKeyUsage
             | ErrorCode::SecretPendingDeletion

@@ -5,6 +5,7 @@
 //!   3.0), each an authenticator, a codec and an error table;
 //! - [`service`]: gRPC handlers (thin);
 //! - [`ops`]: the operations layer every front and service calls: authorise, then run;
+//! - [`audit`]: the tamper-evident record of every request, written before it is answered;
 //! - [`keys`], [`crypto`]: key lifecycle and cryptographic operations;
 //! - [`secrets`]: versioned secrets sealed under customer master keys;
 //! - [`hsm`]: PKCS#11 members, sessions, the pool and every mechanism used;
@@ -16,6 +17,7 @@
 
 pub mod access;
 pub mod appliance;
+pub mod audit;
 pub mod authn;
 pub mod cli;
 pub mod client;
