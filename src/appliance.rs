@@ -25,7 +25,7 @@ pub struct Appliance {
     /// Turns true when hkmsd begins to shut down.
     stopping: tokio::sync::watch::Sender<bool>,
     /// The audit trail every request is recorded in.
-    pub audit: Arc<crate::audit::Trail>,
+    pub audit: Arc<crate::audit::trail::Trail>,
 }
 
 /// Current time as RFC 3339 UTC with seconds (hkmsd's clock, see [`crate::clock`]).
@@ -49,12 +49,12 @@ impl Appliance {
             instance: RwLock::new(instance),
             init_lock: tokio::sync::Mutex::new(()),
             stopping: tokio::sync::watch::Sender::new(false),
-            audit: Arc::new(crate::audit::Trail::disabled()),
+            audit: Arc::new(crate::audit::trail::Trail::disabled()),
         }
     }
 
     /// Sets the audit trail.
-    pub fn with_audit(mut self, audit: Arc<crate::audit::Trail>) -> Appliance {
+    pub fn with_audit(mut self, audit: Arc<crate::audit::trail::Trail>) -> Appliance {
         self.audit = audit;
         self
     }

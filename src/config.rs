@@ -27,7 +27,7 @@ pub struct Config {
     pub runtime: crate::runtime::RuntimeConfig,
     /// The audit trail (`[audit]`).
     #[serde(default)]
-    pub audit: crate::audit::AuditConfig,
+    pub audit: crate::audit::config::AuditConfig,
 }
 
 /// Local identities allowed on the Unix socket, checked with the peer's credentials

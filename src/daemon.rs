@@ -67,11 +67,22 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
         Some(i) => tracing::info!(instance = %i.instance_id, "instance loaded"),
         None => tracing::warn!("instance not initialised yet; run `hkms init`"),
     }
+    let audit_dir = config.audit.dir_for(&config.store.path);
+    let (trail, recovered) = crate::audit::trail::Trail::open(&config.audit, &audit_dir)?;
+    if !trail.enabled() {
+        tracing::warn!("the audit trail is turned off ([audit] enabled = false): requests are not recorded");
+    }
     let app = Arc::new(
         Appliance::new(Arc::new(store), pool, config.limits.clone(), instance)
             .with_access(config.access.clone())
-            .with_profiles_dir(config.hardening.profiles_dir.clone()),
+            .with_profiles_dir(config.hardening.profiles_dir.clone())
+            .with_audit(Arc::new(trail)),
     );
+    let started = crate::audit::record::Record::own("Start", recovered, "OK");
+    app.audit
+        .append(started)
+        .await
+        .map_err(|e| format!("cannot write the audit trail in {}: {e}", audit_dir.display()))?;
     if app.instance().is_ok() {
         match crate::keys::migrate_tokens(&app).await {
             Ok(0) => {}
@@ -139,10 +150,13 @@ fn router(
 ) -> tonic::transport::server::Router<
     tower::layer::util::Stack<
         tonic::service::InterceptorLayer<crate::authn::peer::PeerAuth>,
-        tower::layer::util::Identity,
+        tower::layer::util::Stack<crate::audit::layer::AuditLayer, tower::layer::util::Identity>,
     >,
 > {
     tonic::transport::Server::builder()
+        // Every call is recorded in the audit trail, refused ones included, before it is
+        // answered (relayed requests are recorded by the fronts, one by one).
+        .layer(crate::audit::layer::AuditLayer(app.clone()))
         // Every call is authenticated first: peer credentials on the Unix socket, the
         // handshake's certificate on the TCP listener.
         .layer(tonic::service::InterceptorLayer::new(
@@ -157,6 +171,9 @@ fn router(
                 crate::service::access::AccessApi(app.clone()),
             ),
         )
+        .add_service(crate::proto::audit_service_server::AuditServiceServer::new(
+            crate::service::audit::AuditApi(app.clone()),
+        ))
         .add_service(
             crate::proto::secrets_service_server::SecretsServiceServer::new(
                 crate::service::secrets::SecretsApi(app.clone()),
@@ -194,6 +211,11 @@ pub async fn serve(
         app.clone(),
         Duration::from_secs(app.limits.jobs_interval_secs.max(1)),
     ));
+    let checkpoints = tokio::spawn(crate::audit::checkpoint::run_forever(
+        app.clone(),
+        app.audit.checkpoint_interval(),
+    ));
+    let _file_size = file_size_signal();
     // Connections are watched for reading only (see `quiet_unix`).
     let incoming = tokio_stream::StreamExt::map(
         tokio_stream::wrappers::UnixListenerStream::new(listener),
@@ -228,6 +250,15 @@ pub async fn serve(
         }),
         Err(_) => Ok(()),
     };
+    // The checkpoint task signs a last checkpoint once the servers are done.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, checkpoints).await;
+    if let Err(e) = app
+        .audit
+        .append(crate::audit::record::Record::own("Stop", None, "OK"))
+        .await
+    {
+        tracing::error!("the audit trail's stop record was not written: {e}");
+    }
     tracing::info!("hkmsd stopped");
     result
 }
@@ -241,6 +272,20 @@ async fn futures_join<T>(
         out.push(t.await);
     }
     out
+}
+
+/// A write past the file size limit (RLIMIT_FSIZE) must fail like any other write (the
+/// audit trail then refuses requests), not end hkmsd with SIGXFSZ: handling the signal
+/// turns it into an `EFBIG` error.
+fn file_size_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("SIGXFSZ not handled ({e}): a full file size limit would end hkmsd");
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

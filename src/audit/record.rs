@@ -147,7 +147,7 @@ pub struct Header {
 }
 
 /// Last line of an export file: what the export holds, signed when it was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Seal {
     /// Sequence numbers of the first and last records exported (0 and 0: none).
     pub first_seq: u64,
@@ -179,6 +179,20 @@ pub enum LineError {
 }
 
 impl Record {
+    /// A record of hkmsd's own (start, stop, recovery, retention).
+    pub fn own(operation: &str, detail: Option<String>, result: &str) -> Record {
+        Record {
+            time: now_micros(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            front: "hkmsd".into(),
+            principal: "hkmsd".into(),
+            operation: operation.into(),
+            result: result.into(),
+            detail,
+            ..Default::default()
+        }
+    }
+
     /// The record's line, with its hash computed (and set in `self.hash`).
     pub fn to_line(&mut self) -> String {
         self.hash.clear();
@@ -280,6 +294,15 @@ enum LineRef<'a> {
     Checkpoint(&'a Checkpoint),
     Header(&'a Header),
     Seal(&'a Seal),
+}
+
+/// Now, as RFC 3339 UTC with microseconds, on hkmsd's clock ([`crate::clock`]).
+pub fn now_micros() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_micros());
+    let secs = crate::clock::rfc3339(crate::clock::now_unix());
+    format!("{}.{micros:06}Z", secs.trim_end_matches('Z'))
 }
 
 /// The line of a checkpoint.

@@ -1,6 +1,34 @@
-//! The trail's writer.
+//! The trail's writer: one thread that appends records and checkpoints to the active
+//! segment file and makes them durable (`fdatasync`) before acknowledging them.
+//!
+//! **Group commit.** Requests hand their record to the writer and wait; the writer takes
+//! every record waiting, numbers and chains them, writes them with one `write` and one
+//! `fdatasync`, then acknowledges them all. While the disk syncs, the next group gathers,
+//! so a sync's cost is shared by every request that arrived meanwhile.
+//!
+//! **Failure.** A failed write or sync fails the whole group (their requests are refused
+//! with `AuditUnavailable`), marks the trail unwritable, and drops the file: the next
+//! attempt cuts the segment back to its last durable byte and reopens it. While unwritable
+//! the writer retries every second even without traffic; the first write that succeeds is
+//! a record of hkmsd's own saying what failed and how many requests were refused.
+//!
+//! **Segments** (`audit-<first seq, 20 digits>.log`, mode 0600, in a 0700 directory) are
+//! closed past `segment_max_bytes` or `segment_max_age_secs`; closed segments past the
+//! retention settings are deleted, oldest first, and the deletion is itself recorded.
+//!
+//! **Recovery** ([`super::segments::recover`]): at start, bytes after the last newline of
+//! the newest segment (a line cut by a crash, never acknowledged) are removed, and the chain
+//! continues from the last record on disk.
 
-use std::path::PathBuf;
+use super::config::AuditConfig;
+use super::record::{checkpoint_line, Checkpoint, Record};
+use super::segments::{self, Head, Recovered, SegmentFile};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{broadcast, oneshot};
 
 /// What the trail reports to `hkms status`, metrics and readiness.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,21 +49,406 @@ pub struct TrailStatus {
     pub dir: PathBuf,
 }
 
+/// Where the durable part of the trail ends, for readers (export, tail).
+#[derive(Debug, Clone)]
+pub struct Durable {
+    pub segment: PathBuf,
+    pub len: u64,
+}
+
+/// State shared by the writer thread and everyone asking about the trail.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    backlog: AtomicU64,
+    writable: AtomicBool,
+    error: Mutex<Option<String>>,
+    head: Mutex<Head>,
+    durable: Mutex<Durable>,
+    last_checkpoint: Mutex<Option<String>>,
+    segments: AtomicU64,
+    bytes: AtomicU64,
+    /// Durable lines, for `hkms audit tail`.
+    lines: broadcast::Sender<Arc<str>>,
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+enum Job {
+    Record(Box<Record>, Ack),
+    Checkpoint(Checkpoint, Ack),
+}
+
 /// The audit trail of one hkmsd.
 #[derive(Debug)]
 pub struct Trail {
-    status: TrailStatus,
+    enabled: bool,
+    checkpoint_interval: Duration,
+    tx: Option<Mutex<Sender<Job>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Record(r, _) => write!(f, "record {}", r.request_id),
+            Job::Checkpoint(c, _) => write!(f, "checkpoint {}", c.seq),
+        }
+    }
 }
 
 impl Trail {
     /// A trail that records nothing (`[audit] enabled = false`).
     pub fn disabled() -> Trail {
         Trail {
-            status: TrailStatus::default(),
+            enabled: false,
+            checkpoint_interval: Duration::from_secs(60),
+            tx: None,
+            shared: Arc::new(Shared::new(PathBuf::new(), Head::genesis())),
         }
     }
 
-    pub fn status(&self) -> TrailStatus {
-        self.status.clone()
+    /// Opens the trail in `config.dir` (recovering a torn tail) and starts its writer.
+    /// Returns the trail and what recovery found, for hkmsd's start record.
+    pub fn open(config: &AuditConfig, dir: &Path) -> Result<(Trail, Option<String>), String> {
+        if !config.enabled {
+            return Ok((Trail::disabled(), None));
+        }
+        let Recovered {
+            head,
+            active,
+            note,
+            segments,
+            bytes,
+        } = segments::recover(dir)?;
+        let shared = Arc::new(Shared::new(dir.to_owned(), head));
+        shared.segments.store(segments, Ordering::Relaxed);
+        shared.bytes.store(bytes, Ordering::Relaxed);
+        *shared.durable.lock().expect("trail lock") = Durable {
+            segment: active.path.clone(),
+            len: active.len,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Writer {
+            config: config.clone(),
+            shared: shared.clone(),
+            file: Some(active),
+            refused: 0,
+            notes: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name("hkms-audit".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+        Ok((
+            Trail {
+                enabled: true,
+                checkpoint_interval: Duration::from_secs(config.checkpoint_interval_secs.max(1)),
+                tx: Some(Mutex::new(tx)),
+                shared,
+            },
+            note,
+        ))
     }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// How often a checkpoint is signed while records arrive.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.checkpoint_interval
+    }
+
+    /// Appends a record; resolves once it is durable. Its `seq`, `prev` and `hash` are set
+    /// by the writer. A disabled trail accepts everything at once.
+    pub async fn append(&self, record: Record) -> Result<(), String> {
+        self.submit(|ack| Job::Record(Box::new(record), ack)).await
+    }
+
+    /// Appends a signed checkpoint; resolves once it is durable.
+    pub async fn append_checkpoint(&self, c: Checkpoint) -> Result<(), String> {
+        let time = c.time.clone();
+        self.submit(|ack| Job::Checkpoint(c, ack)).await?;
+        *self.shared.last_checkpoint.lock().expect("trail lock") = Some(time);
+        Ok(())
+    }
+
+    async fn submit(&self, job: impl FnOnce(Ack) -> Job) -> Result<(), String> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        let (ack, done) = oneshot::channel();
+        self.shared.backlog.fetch_add(1, Ordering::Relaxed);
+        let sent = tx.lock().expect("trail lock").send(job(ack));
+        if sent.is_err() {
+            self.shared.backlog.fetch_sub(1, Ordering::Relaxed);
+            return Err("the audit writer has stopped".into());
+        }
+        done.await
+            .unwrap_or_else(|_| Err("the audit writer has stopped".into()))
+    }
+
+    /// The last durable record.
+    pub fn head(&self) -> Head {
+        self.shared.head.lock().expect("trail lock").clone()
+    }
+
+    /// Where durable data ends (readers never read past it).
+    pub fn durable(&self) -> Durable {
+        self.shared.durable.lock().expect("trail lock").clone()
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.shared.dir
+    }
+
+    /// Durable lines as they are written.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.shared.lines.subscribe()
+    }
+
+    pub fn status(&self) -> TrailStatus {
+        let s = &self.shared;
+        TrailStatus {
+            enabled: self.enabled,
+            writable: !self.enabled || s.writable.load(Ordering::Relaxed),
+            error: s.error.lock().expect("trail lock").clone(),
+            backlog: s.backlog.load(Ordering::Relaxed),
+            last_seq: s.head.lock().expect("trail lock").seq,
+            last_checkpoint: s.last_checkpoint.lock().expect("trail lock").clone(),
+            segments: s.segments.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            dir: s.dir.clone(),
+        }
+    }
+}
+
+impl Shared {
+    fn new(dir: PathBuf, head: Head) -> Shared {
+        Shared {
+            dir,
+            backlog: AtomicU64::new(0),
+            writable: AtomicBool::new(true),
+            error: Mutex::new(None),
+            head: Mutex::new(head),
+            durable: Mutex::new(Durable {
+                segment: PathBuf::new(),
+                len: 0,
+            }),
+            last_checkpoint: Mutex::new(None),
+            segments: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            lines: broadcast::channel(4096).0,
+        }
+    }
+}
+
+/// Most jobs written by one write and one sync.
+const MAX_GROUP: usize = 4096;
+/// How often an unwritable trail is tried again without traffic.
+const RETRY: Duration = Duration::from_secs(1);
+
+struct Writer {
+    config: AuditConfig,
+    shared: Arc<Shared>,
+    /// The active segment; `None` after a failure, until it is reopened.
+    file: Option<SegmentFile>,
+    /// Requests refused since the trail became unwritable.
+    refused: u64,
+    /// hkmsd's own events to record with the next group (retention, recovery).
+    notes: Vec<(String, String)>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Job>) {
+        loop {
+            let first = if self.writable() {
+                match rx.recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => return,
+                }
+            } else {
+                match rx.recv_timeout(RETRY) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            let mut group: Vec<Job> = first.into_iter().collect();
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.write_group(group);
+        }
+    }
+
+    fn writable(&self) -> bool {
+        self.shared.writable.load(Ordering::Relaxed)
+    }
+
+    /// Writes a group (possibly empty: a retry) and acknowledges it.
+    fn write_group(&mut self, group: Vec<Job>) {
+        let n = group.len() as u64;
+        let outcome = self.try_write(&group);
+        if let Err(e) = &outcome {
+            if self.writable() {
+                tracing::error!(
+                    "the audit trail cannot be written ({e}); requests are refused until it can"
+                );
+            }
+            self.shared.writable.store(false, Ordering::Relaxed);
+            *self.shared.error.lock().expect("trail lock") = Some(e.clone());
+            self.file = None;
+            self.refused += group
+                .iter()
+                .filter(|j| matches!(j, Job::Record(..)))
+                .count() as u64;
+        }
+        for job in group {
+            let ack = match job {
+                Job::Record(_, ack) | Job::Checkpoint(_, ack) => ack,
+            };
+            let _ = ack.send(outcome.clone());
+        }
+        self.shared.backlog.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn try_write(&mut self, group: &[Job]) -> Result<(), String> {
+        let recovering = !self.writable();
+        if group.is_empty() && !recovering {
+            return Ok(());
+        }
+        self.ensure_open()?;
+        self.rotate_if_due()?;
+        let mut own: Vec<Record> = self
+            .notes
+            .iter()
+            .map(|(operation, detail)| {
+                Record::own(operation, Some(detail.clone()), "OK")
+            })
+            .collect();
+        if recovering {
+            let error = self
+                .shared
+                .error
+                .lock()
+                .expect("trail lock")
+                .clone()
+                .unwrap_or_default();
+            own.push(Record::own(
+                "TrailRecovered",
+                Some(format!(
+                    "the trail is writable again after: {error}; {} requests were refused meanwhile",
+                    self.refused
+                )),
+                "OK",
+            ));
+        }
+        let mut head = self.shared.head.lock().expect("trail lock").clone();
+        let mut text = String::with_capacity(group.len() * 512);
+        let mut lines: Vec<Arc<str>> = Vec::with_capacity(group.len() + own.len());
+        let mut push = |line: String, text: &mut String| {
+            text.push_str(&line);
+            text.push('\n');
+            lines.push(Arc::from(line));
+        };
+        for mut r in own {
+            chain(&mut r, &mut head);
+            push(r.to_line(), &mut text);
+            head.hash = r.hash;
+        }
+        for job in group {
+            match job {
+                Job::Record(r, _) => {
+                    let mut r = (**r).clone();
+                    chain(&mut r, &mut head);
+                    push(r.to_line(), &mut text);
+                    head.hash = r.hash;
+                }
+                Job::Checkpoint(c, _) => push(checkpoint_line(c), &mut text),
+            }
+        }
+        let file = self.file.as_mut().expect("opened above");
+        file.append(text.as_bytes())?;
+        // Durable: publish.
+        self.notes.clear();
+        self.refused = 0;
+        self.shared.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+        *self.shared.durable.lock().expect("trail lock") = Durable {
+            segment: file.path.clone(),
+            len: file.len,
+        };
+        *self.shared.head.lock().expect("trail lock") = head;
+        if recovering {
+            tracing::info!("the audit trail is writable again");
+            *self.shared.error.lock().expect("trail lock") = None;
+            self.shared.writable.store(true, Ordering::Relaxed);
+        }
+        for line in lines {
+            let _ = self.shared.lines.send(line);
+        }
+        Ok(())
+    }
+
+    /// Reopens the active segment after a failure, cut back to its last durable byte.
+    fn ensure_open(&mut self) -> Result<(), String> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let durable = self.shared.durable.lock().expect("trail lock").clone();
+        self.file = Some(SegmentFile::reopen(&durable.segment, durable.len)?);
+        Ok(())
+    }
+
+    /// Begins a new segment when the active one is too large or too old, then applies
+    /// retention to the closed ones.
+    fn rotate_if_due(&mut self) -> Result<(), String> {
+        let file = self.file.as_ref().expect("opened");
+        let too_big = file.len >= self.config.segment_max_bytes;
+        let too_old = SystemTime::now()
+            .duration_since(file.created)
+            .is_ok_and(|age| age.as_secs() >= self.config.segment_max_age_secs);
+        if file.len == 0 || !(too_big || too_old) {
+            return Ok(());
+        }
+        let next_seq = self.shared.head.lock().expect("trail lock").seq + 1;
+        let new = SegmentFile::create(&self.shared.dir, next_seq)?;
+        *self.shared.durable.lock().expect("trail lock") = Durable {
+            segment: new.path.clone(),
+            len: 0,
+        };
+        self.file = Some(new);
+        self.shared.segments.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        match segments::apply_retention(&self.shared.dir, &self.config) {
+            Ok(deleted) if !deleted.is_empty() => {
+                let bytes: u64 = deleted.iter().map(|(_, b)| b).sum();
+                self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.shared
+                    .segments
+                    .fetch_sub(deleted.len() as u64, Ordering::Relaxed);
+                let names: Vec<&str> = deleted.iter().map(|(n, _)| n.as_str()).collect();
+                tracing::info!(segments = ?names, "audit segments past retention deleted");
+                self.notes.push((
+                    "Retention".into(),
+                    format!("deleted past retention: {}", names.join(", ")),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("audit retention not applied: {e}"),
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), "audit segment rotated");
+        Ok(())
+    }
+}
+
+/// Numbers a record after `head` and chains it to it.
+fn chain(r: &mut Record, head: &mut Head) {
+    head.seq += 1;
+    r.seq = head.seq;
+    r.prev = std::mem::take(&mut head.hash);
 }

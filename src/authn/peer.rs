@@ -107,6 +107,7 @@ impl tonic::service::Interceptor for PeerAuth {
             if relay {
                 req.extensions_mut().insert(RelayAllowed);
             }
+            crate::audit::scope::note_caller(&caller);
             req.extensions_mut().insert(caller);
             return Ok(req);
         }
@@ -153,6 +154,7 @@ impl tonic::service::Interceptor for PeerAuth {
             req.extensions_mut().insert(RelayAllowed);
         }
         req.extensions_mut().insert(peer);
+        crate::audit::scope::note_caller(&caller);
         req.extensions_mut().insert(caller);
         Ok(req)
     }

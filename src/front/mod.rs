@@ -27,6 +27,8 @@ pub mod relayed;
 pub mod tencent;
 
 use crate::appliance::Appliance;
+use crate::audit::{self, scope::Scope};
+use crate::authn::Caller;
 use crate::error::KmsError;
 use crate::proto::{ApplicationCallRequest, ApplicationCallResponse};
 use std::sync::Arc;
@@ -92,22 +94,77 @@ impl Fronts {
         &self.app
     }
 
-    /// Serves one relayed request with the front of its API. An error means the relay
+    /// Serves one relayed request with the front of its API, and records it in the audit
+    /// trail before answering (`gateway`: the peer that relayed it). An error means the relay
     /// message itself was malformed (unknown endpoint, bad source address); every outcome
-    /// that belongs to the external client is an answer.
+    /// that belongs to the external client is an answer, a trail that cannot be written
+    /// included (`AuditUnavailable` in the API's own envelope).
     pub async fn serve(
         &self,
         r: ApplicationCallRequest,
+        gateway: Option<&Caller>,
     ) -> Result<ApplicationCallResponse, KmsError> {
-        let api = Api::of(|name| {
+        let header = |name: &str| {
             r.headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| h.value.as_str())
+        };
+        let api = Api::of(header);
+        if !self.app.audit.enabled() {
+            return self.dispatch(api, r).await;
+        }
+        let scope = Scope::new(api.as_str(), header(api.operation_header()).unwrap_or(""));
+        scope.with(|record| {
+            if let Ok((endpoint, source)) = relayed::origin(&r) {
+                record.source = Some(source.to_string());
+                record.endpoint = Some(endpoint.as_str().to_owned());
+            }
         });
+        if let Some(g) = gateway {
+            scope.run_sync(|| audit::scope::note_relayed_by(g));
+        }
+        match scope.run(self.dispatch(api, r)).await {
+            Ok(answer) => {
+                let result = match answer.error_code.as_str() {
+                    "" => "OK",
+                    code => code,
+                };
+                match audit::scope::finish(&self.app, &scope, &answer.request_id, result).await {
+                    Ok(()) => Ok(answer),
+                    Err(e) => Ok(refusal(api, answer.request_id, answer.authenticated, e)),
+                }
+            }
+            Err(e) => {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                audit::scope::finish(&self.app, &scope, &request_id, e.code.as_str()).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        api: Api,
+        r: ApplicationCallRequest,
+    ) -> Result<ApplicationCallResponse, KmsError> {
         match api {
             Api::Instance => self.instance.serve(r).await,
             Api::Tencent => self.tencent.serve(r).await,
         }
+    }
+}
+
+/// The answer, in `api`'s envelope, to a request whose own answer is withheld.
+fn refusal(
+    api: Api,
+    request_id: String,
+    authenticated: Option<bool>,
+    e: KmsError,
+) -> ApplicationCallResponse {
+    tracing::error!("application request refused: {e}");
+    match api {
+        Api::Instance => instance::answer(Err(e.into()), request_id, None, authenticated),
+        Api::Tencent => tencent::answer(Err(e.into()), request_id, authenticated),
     }
 }

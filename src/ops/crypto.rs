@@ -8,7 +8,8 @@
 //! AES-CBC) and make self-describing ciphertexts ([`crate::crypto::ciphertext`]); its
 //! Decrypt and AdvanceDecrypt take either form.
 
-use super::Ctx;
+use super::{noted, Ctx};
+use crate::audit::scope::note_aad;
 use crate::access::operations;
 use crate::crypto::{self, ciphertext, instance};
 use crate::error::KmsError;
@@ -27,14 +28,16 @@ pub async fn encrypt(
     plaintext: Zeroizing<Vec<u8>>,
     aad: &[u8],
 ) -> Result<Sealed, KmsError> {
+    note_aad(aad);
     let key_id = ctx.key("Encrypt", key_ref)?;
-    crypto::encrypt(ctx.app, &key_id, plaintext, aad).await
+    noted(crypto::encrypt(ctx.app, &key_id, plaintext, aad).await)
 }
 
 /// Decrypt a self-describing ciphertext: the key it names must be granted.
 pub async fn decrypt(ctx: Ctx<'_>, blob: &[u8], aad: &[u8]) -> Result<Opened, KmsError> {
+    note_aad(aad);
     ctx.blob_key("Decrypt", blob)?;
-    crypto::decrypt(ctx.app, blob, aad).await
+    noted(crypto::decrypt(ctx.app, blob, aad).await)
 }
 
 /// A data key of `key_spec` (`AES_128`, `AES_256`) or `number_of_bytes`, sealed under the
@@ -48,9 +51,10 @@ pub async fn generate_data_key(
     number_of_bytes: u32,
     aad: &[u8],
 ) -> Result<(Sealed, Zeroizing<Vec<u8>>), KmsError> {
+    note_aad(aad);
     let key_id = ctx.key(operation, key_ref)?;
     let len = crypto::data_key_len(key_spec, number_of_bytes)?;
-    crypto::generate_data_key(ctx.app, &key_id, len, aad).await
+    noted(crypto::generate_data_key(ctx.app, &key_id, len, aad).await)
 }
 
 /// Decrypts under the key the ciphertext names and encrypts under `destination`; both keys
@@ -62,9 +66,10 @@ pub async fn re_encrypt(
     destination: &str,
     destination_aad: &[u8],
 ) -> Result<(Opened, Sealed), KmsError> {
+    note_aad(source_aad);
     ctx.blob_key("ReEncrypt", blob)?;
     let destination = ctx.key("ReEncrypt", destination)?;
-    crypto::re_encrypt(ctx.app, blob, source_aad, &destination, destination_aad).await
+    noted(crypto::re_encrypt(ctx.app, blob, source_aad, &destination, destination_aad).await)
 }
 
 /// Random bytes from an HSM's generator (1..1024).
@@ -84,9 +89,10 @@ pub async fn encrypt_bare(
     aad: &[u8],
     plaintext: Arc<Zeroizing<Vec<u8>>>,
 ) -> Result<(Bare, Algorithm), KmsError> {
+    note_aad(aad);
     let key_id = ctx.key("Encrypt", key_ref)?;
     let alg = Algorithm::parse(algorithm, padding_mode)?;
-    let bare = instance::encrypt(ctx.app, &key_id, alg, iv, aad, plaintext).await?;
+    let bare = noted(instance::encrypt(ctx.app, &key_id, alg, iv, aad, plaintext).await)?;
     Ok((bare, alg))
 }
 
@@ -102,6 +108,7 @@ pub async fn advance_encrypt(
     plaintext: Zeroizing<Vec<u8>>,
     aad: &[u8],
 ) -> Result<(Sealed, Algorithm), KmsError> {
+    note_aad(aad);
     let key_id = ctx.key("AdvanceEncrypt", key_ref)?;
     let alg = Algorithm::parse(algorithm, padding_mode)?;
     if !iv.is_empty() {
@@ -109,7 +116,7 @@ pub async fn advance_encrypt(
             "AdvanceEncrypt chooses the Iv itself; do not send one.",
         ));
     }
-    let sealed = crypto::encrypt_with(ctx.app, &key_id, alg, plaintext, aad).await?;
+    let sealed = noted(crypto::encrypt_with(ctx.app, &key_id, alg, plaintext, aad).await)?;
     Ok((sealed, alg))
 }
 
@@ -136,12 +143,13 @@ pub async fn decrypt_either(
     operation: &str,
     c: InstanceCiphertext<'_>,
 ) -> Result<(Opened, Algorithm), KmsError> {
+    note_aad(c.aad);
     let app = ctx.app;
     if let Some(version_id) = c.version_id {
         let v = ctx.version(operation, c.key_ref, version_id)?;
         let alg = Algorithm::parse(c.algorithm, c.padding_mode)?;
         let version = Some(v.key_version_id.as_str());
-        let o = instance::decrypt(app, &v.key_id, version, alg, c.iv, c.aad, c.blob).await?;
+        let o = noted(instance::decrypt(app, &v.key_id, version, alg, c.iv, c.aad, c.blob).await)?;
         return Ok((o, alg));
     }
     if let Some(parsed) = self_describing(ctx, c.blob, c.key_ref, c.iv) {
@@ -161,7 +169,7 @@ pub async fn decrypt_either(
         if other_algorithm || other_padding {
             return Err(KmsError::invalid_ciphertext());
         }
-        return Ok((crypto::decrypt(app, c.blob, c.aad).await?, alg));
+        return Ok((noted(crypto::decrypt(app, c.blob, c.aad).await)?, alg));
     }
     if c.key_ref.is_empty() {
         return Err(KmsError::invalid(
@@ -170,7 +178,7 @@ pub async fn decrypt_either(
     }
     let key_id = ctx.key(operation, c.key_ref)?;
     let alg = Algorithm::parse(c.algorithm, c.padding_mode)?;
-    let o = instance::decrypt(app, &key_id, None, alg, c.iv, c.aad, c.blob).await?;
+    let o = noted(instance::decrypt(app, &key_id, None, alg, c.iv, c.aad, c.blob).await)?;
     Ok((o, alg))
 }
 
@@ -206,6 +214,7 @@ pub async fn generate_data_key_bare(
     number_of_bytes: i32,
     aad: &[u8],
 ) -> Result<(Bare, Zeroizing<Vec<u8>>), KmsError> {
+    note_aad(aad);
     let key_id = ctx.key("GenerateDataKey", key_ref)?;
     if !matches!(algorithm, "" | "AES_GCM") {
         return Err(KmsError::invalid(
@@ -213,7 +222,7 @@ pub async fn generate_data_key_bare(
         ));
     }
     let len = instance_data_key_len(number_of_bytes)?;
-    instance::generate_data_key(ctx.app, &key_id, len, aad).await
+    noted(instance::generate_data_key(ctx.app, &key_id, len, aad).await)
 }
 
 /// AdvanceGenerateDataKey: AES_GCM under the key's primary version, a self-describing
@@ -224,7 +233,8 @@ pub async fn advance_generate_data_key(
     number_of_bytes: i32,
     aad: &[u8],
 ) -> Result<(Sealed, Zeroizing<Vec<u8>>), KmsError> {
+    note_aad(aad);
     let key_id = ctx.key("AdvanceGenerateDataKey", key_ref)?;
     let len = instance_data_key_len(number_of_bytes)?;
-    crypto::generate_data_key(ctx.app, &key_id, len, aad).await
+    noted(crypto::generate_data_key(ctx.app, &key_id, len, aad).await)
 }

@@ -29,6 +29,7 @@ pub mod secrets;
 
 use crate::access::{self, operations};
 use crate::appliance::Appliance;
+use crate::audit::scope;
 use crate::authn::Caller;
 use crate::error::KmsError;
 use crate::keys::{alias, find_version, VersionRef};
@@ -45,13 +46,18 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(app: &'a Appliance, caller: &'a Caller) -> Ctx<'a> {
+        scope::note_caller(caller);
         Ctx { app, caller }
     }
 
     /// Authorises `operation` on a target known by `resources` (empty: the role alone
     /// decides, as for GenerateRandom or CreateKey).
     pub fn authorize(&self, operation: &str, resources: Vec<String>) -> Result<(), KmsError> {
-        access::authorize(&*self.app.store, self.caller, operation, resources)
+        let verdict = access::authorize(&*self.app.store, self.caller, operation, resources);
+        if verdict.is_err() {
+            scope::note_denied();
+        }
+        verdict
     }
 
     /// Resolves a key reference (id or `alias/<name>`) and authorises `operation` on it;
@@ -62,6 +68,10 @@ impl<'a> Ctx<'a> {
         }
         match alias::resolve(self.app, requested) {
             Ok(key_id) => {
+                scope::note_key(&key_id);
+                if requested != key_id {
+                    scope::note_resource(requested);
+                }
                 self.authorize(operation, operations::key_resources(requested, &key_id))?;
                 Ok(key_id)
             }
@@ -93,6 +103,10 @@ impl<'a> Ctx<'a> {
         version_id: &str,
     ) -> Result<VersionRef, KmsError> {
         let found = find_version(self.app, version_id)?;
+        if let Some(v) = &found {
+            scope::note_key(&v.key_id);
+            scope::note_key_version(&v.key_version_id);
+        }
         if !key_ref.is_empty() {
             let key_id = self.key(operation, key_ref)?;
             return match found {
@@ -135,4 +149,41 @@ impl<'a> Ctx<'a> {
     pub fn describe_service(&self) -> Result<(), KmsError> {
         self.authorize("DescribeService", Vec::new())
     }
+}
+
+/// A result that used one key version, which the request's audit record names.
+pub trait UsedVersion {
+    fn key_version_id(&self) -> &str;
+}
+
+impl UsedVersion for crate::crypto::Sealed {
+    fn key_version_id(&self) -> &str {
+        &self.key_version_id
+    }
+}
+
+impl UsedVersion for crate::crypto::Opened {
+    fn key_version_id(&self) -> &str {
+        &self.key_version_id
+    }
+}
+
+impl UsedVersion for crate::crypto::instance::Bare {
+    fn key_version_id(&self) -> &str {
+        &self.key_version_id
+    }
+}
+
+impl<A: UsedVersion, B> UsedVersion for (A, B) {
+    fn key_version_id(&self) -> &str {
+        self.0.key_version_id()
+    }
+}
+
+/// `r`, after noting the key version it used in the audit record.
+pub fn noted<T: UsedVersion>(r: Result<T, KmsError>) -> Result<T, KmsError> {
+    if let Ok(v) = &r {
+        scope::note_key_version(v.key_version_id());
+    }
+    r
 }

@@ -41,15 +41,25 @@ fn request<'a>(ctx: &Ctx<'a>) -> Request<'a> {
 /// Authorises `operation` on secret `name` and returns its record. A secret that does not
 /// exist is reported only to callers who may run the operation on that name.
 fn find(ctx: &Ctx<'_>, operation: &str, name: &str) -> Result<SecretRecord, KmsError> {
+    crate::audit::scope::note_secret(name, None);
     let rec = ctx.app.store.secret(name)?;
-    access::authorize(
+    noting_denial(access::authorize(
         &*ctx.app.store,
         &account(ctx)?,
         ctx.caller,
         operation,
         &target(name, rec.as_ref()),
-    )?;
+    ))?;
     rec.ok_or_else(|| secrets::not_found(name))
+}
+
+/// `verdict`, noted in the audit record when it refuses (the secret's name is then
+/// recorded only as a keyed hash).
+fn noting_denial(verdict: Result<(), KmsError>) -> Result<(), KmsError> {
+    if verdict.is_err() {
+        crate::audit::scope::note_denied();
+    }
+    verdict
 }
 
 /// Whether secret `name` exists. Only for telling a missing secret from a missing version
@@ -64,13 +74,14 @@ pub fn exists(ctx: Ctx<'_>, name: &str) -> bool {
 /// reported only to callers who may use that name.
 pub async fn create(ctx: Ctx<'_>, new: NewSecret) -> Result<SecretRecord, KmsError> {
     names::check_name(&new.name)?;
-    access::authorize(
+    crate::audit::scope::note_secret(&new.name, None);
+    noting_denial(access::authorize(
         &*ctx.app.store,
         &account(&ctx)?,
         ctx.caller,
         "CreateSecret",
         &target(&new.name, None),
-    )?;
+    ))?;
     secrets::check_new(&new)?;
     let requested = new.encryption_key_id.as_str();
     let key_id = match alias::resolve(ctx.app, requested) {

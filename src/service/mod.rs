@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 pub mod asymmetric;
+pub mod audit;
 pub mod crypto;
 pub mod keys;
 pub mod relay;

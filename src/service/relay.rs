@@ -4,6 +4,9 @@
 //! ([`crate::authn::may_relay`]) get that far.
 
 use super::Reply;
+use crate::appliance::Appliance;
+use crate::audit::scope::Scope;
+use crate::authn::Caller;
 use crate::error::{ErrorCode, KmsError};
 use crate::front::Fronts;
 use crate::proto::application_service_server::ApplicationService;
@@ -21,12 +24,19 @@ pub struct RelayApi(pub Fronts);
 /// The answers of one relay stream, in the order of its requests.
 pub type Answers = Pin<Box<dyn Stream<Item = Result<ApplicationCallResponse, Status>> + Send>>;
 
-fn refuse_non_gateway<T>(req: &Request<T>) -> Result<(), Status> {
+/// Refuses (and records in the audit trail) a relay call from a peer that is not a gateway.
+async fn refuse_non_gateway<T>(app: &Appliance, req: &Request<T>) -> Result<(), Status> {
     if crate::authn::may_relay(req) {
         return Ok(());
     }
     let caller = req.extensions().get::<crate::authn::Caller>();
     tracing::warn!(caller = ?caller, "refused a relayed request from a peer that is not a gateway");
+    let scope = Scope::new("grpc", "/hkms.v1.ApplicationService/Relay");
+    if let Some(c) = caller {
+        scope.run_sync(|| crate::audit::scope::note_caller(c));
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    crate::audit::scope::finish(app, &scope, &request_id, ErrorCode::Forbidden.as_str()).await?;
     Err(KmsError::new(
         ErrorCode::Forbidden,
         "only a gateway ([access] gateway_uids, or a gateway certificate of the instance CA over TCP) may relay application requests",
@@ -54,8 +64,11 @@ impl Stream for UntilStopping {
 #[tonic::async_trait]
 impl ApplicationService for RelayApi {
     async fn call(&self, req: Request<ApplicationCallRequest>) -> Reply<ApplicationCallResponse> {
-        refuse_non_gateway(&req)?;
-        Ok(tonic::Response::new(self.0.serve(req.into_inner()).await?))
+        refuse_non_gateway(self.0.appliance(), &req).await?;
+        let gateway = req.extensions().get::<Caller>().cloned();
+        Ok(tonic::Response::new(
+            self.0.serve(req.into_inner(), gateway.as_ref()).await?,
+        ))
     }
 
     type RelayStream = Answers;
@@ -64,7 +77,8 @@ impl ApplicationService for RelayApi {
         &self,
         req: Request<Streaming<ApplicationCallRequest>>,
     ) -> Reply<Self::RelayStream> {
-        refuse_non_gateway(&req)?;
+        refuse_non_gateway(self.0.appliance(), &req).await?;
+        let gateway = req.extensions().get::<Caller>().cloned();
         let api = self.clone();
         // Each request is served when the stream is polled for its answer, so requests of
         // one stream run one after the other and their answers keep their order. A
@@ -77,9 +91,10 @@ impl ApplicationService for RelayApi {
         };
         let answers = requests.then(move |next| {
             let api = api.clone();
+            let gateway = gateway.clone();
             async move {
                 match next {
-                    Ok(r) => api.0.serve(r).await.map_err(Status::from),
+                    Ok(r) => api.0.serve(r, gateway.as_ref()).await.map_err(Status::from),
                     Err(s) => Err(s),
                 }
             }

@@ -95,6 +95,12 @@ pub(super) fn api_error(e: KmsError) -> ApiError {
             "ServiceUnavailableTemporary",
             "Service Unavailable Temporary.",
         ),
+        // The audit trail cannot be written: the SDKs retry this code.
+        ErrorCode::AuditUnavailable => ApiError::new(
+            503,
+            "ServiceUnavailableTemporary",
+            format!("Service Unavailable Temporary. ({}: {})", e.code, e.message),
+        ),
         _ => {
             tracing::error!("application request failed: {e}");
             ApiError::internal()

@@ -232,43 +232,56 @@ impl ApplicationApi {
                 }
             }
         };
-        let mut headers = vec![HttpHeader {
+        Ok(answer(outcome, request_id, version_header, authenticated))
+    }
+}
+
+/// The wire answer of an instance API request: the operation's body, or the API's Error
+/// message with its HTTP status.
+pub fn answer(
+    outcome: Result<Vec<u8>, ApiError>,
+    request_id: String,
+    version_header: Option<String>,
+    authenticated: Option<bool>,
+) -> ApplicationCallResponse {
+    let mut headers = vec![
+        HttpHeader {
             name: "x-kms-requestid".into(),
             value: request_id.clone(),
-        }];
-        headers.push(HttpHeader {
+        },
+        HttpHeader {
             name: "content-type".into(),
             value: "application/x-protobuf".into(),
+        },
+    ];
+    if let Some(v) = version_header {
+        headers.push(HttpHeader {
+            name: MIGRATION_HEADER.into(),
+            value: v,
         });
-        if let Some(v) = version_header {
-            headers.push(HttpHeader {
-                name: MIGRATION_HEADER.into(),
-                value: v,
-            });
-        }
-        Ok(match outcome {
-            Ok(body) => ApplicationCallResponse {
-                http_status: 200,
-                headers,
-                body,
-                request_id,
-                error_code: String::new(),
-                authenticated,
-            },
-            Err(e) => ApplicationCallResponse {
-                http_status: e.http_status.into(),
-                headers,
-                body: api::Error {
-                    status_code: e.http_status.into(),
-                    error_code: e.code.into(),
-                    error_message: e.message.clone(),
-                    request_id: request_id.clone(),
-                }
-                .encode_to_vec(),
-                request_id,
+    }
+    match outcome {
+        Ok(body) => ApplicationCallResponse {
+            http_status: 200,
+            headers,
+            body,
+            request_id,
+            error_code: String::new(),
+            authenticated,
+        },
+        Err(e) => ApplicationCallResponse {
+            http_status: e.http_status.into(),
+            headers,
+            body: api::Error {
+                status_code: e.http_status.into(),
                 error_code: e.code.into(),
-                authenticated,
-            },
-        })
+                error_message: e.message.clone(),
+                request_id: request_id.clone(),
+            }
+            .encode_to_vec(),
+            request_id,
+            error_code: e.code.into(),
+            authenticated,
+        },
     }
 }

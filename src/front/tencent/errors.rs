@@ -63,6 +63,10 @@ impl From<KmsError> for TcError {
             ErrorCode::ResourceInUse => "ResourceInUse",
             ErrorCode::SecretPendingDeletion | ErrorCode::SecretDisabled => "OperationDenied",
             ErrorCode::HsmUnavailable => "InternalError",
+            // The audit trail cannot be written; the message names the stable code.
+            ErrorCode::AuditUnavailable => {
+                return TcError::new("FailedOperation", format!("{}: {}", e.code, e.message))
+            }
             ErrorCode::NotInitialized => "ResourceUnavailable",
             _ => {
                 tracing::error!("Tencent API request failed: {e}");

@@ -93,28 +93,7 @@ impl TencentApi {
         if let (Err(e), false) = (&outcome, authenticated) {
             tracing::info!(source = %source, action = %action, code = e.code, "Tencent API request refused: {}", e.message);
         }
-        let error_code = outcome
-            .as_ref()
-            .err()
-            .map(|e| e.code.to_owned())
-            .unwrap_or_default();
-        Ok(ApplicationCallResponse {
-            http_status: 200,
-            headers: vec![
-                HttpHeader {
-                    name: "content-type".into(),
-                    value: "application/json".into(),
-                },
-                HttpHeader {
-                    name: "x-tc-requestid".into(),
-                    value: request_id.clone(),
-                },
-            ],
-            body: response_body(outcome, &request_id),
-            request_id,
-            error_code,
-            authenticated: Some(authenticated),
-        })
+        Ok(answer(outcome, request_id, Some(authenticated)))
     }
 
     /// The service the request's `X-TC-Version` names; checks the request's shape first.
@@ -159,6 +138,37 @@ impl TencentApi {
 }
 
 /// `{"Response": {...fields, "RequestId"}}`, or `{"Response": {"Error": {...}, "RequestId"}}`.
+/// The wire answer of a Tencent API request (HTTP 200 whatever the outcome, as the API
+/// does).
+pub fn answer(
+    outcome: Result<Fields, TcError>,
+    request_id: String,
+    authenticated: Option<bool>,
+) -> ApplicationCallResponse {
+    let error_code = outcome
+        .as_ref()
+        .err()
+        .map(|e| e.code.to_owned())
+        .unwrap_or_default();
+    ApplicationCallResponse {
+        http_status: 200,
+        headers: vec![
+            HttpHeader {
+                name: "content-type".into(),
+                value: "application/json".into(),
+            },
+            HttpHeader {
+                name: "x-tc-requestid".into(),
+                value: request_id.clone(),
+            },
+        ],
+        body: response_body(outcome, &request_id),
+        request_id,
+        error_code,
+        authenticated,
+    }
+}
+
 pub fn response_body(outcome: Result<Fields, TcError>, request_id: &str) -> Vec<u8> {
     let mut response = match outcome {
         Ok(fields) => fields,

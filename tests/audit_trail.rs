@@ -1,0 +1,303 @@
+//! The audit trail, end to end (a real hkmsd on SoftHSM2 tokens, a real gateway): what a
+//! mix of allowed and denied requests leaves in the trail, that no secret byte reaches it,
+//! that it survives kill -9 with every acknowledged request recorded, and that a trail that
+//! cannot be written refuses requests until it can.
+
+mod common;
+#[path = "support/audit.rs"]
+mod audit;
+#[path = "support/gateway.rs"]
+mod support;
+
+use audit::{records, trail_text};
+use hkms::instance_api as api;
+use prost::Message;
+use serde_json::Value;
+use support::{connect, post, ClientKeyFiles, GatewayProc, Instance};
+
+const PLAINTEXT: &[u8] = b"plaintext-that-must-never-reach-the-trail-7f3a";
+const AAD: &[u8] = b"aad-that-only-appears-hashed-91c2";
+const SECRET_VALUE: &str = "secret-value-that-must-never-reach-the-trail-5d1e";
+
+fn encrypt(inst: &Instance, port: u16, ck: &ClientKeyFiles, key: &str) -> support::Answer {
+    let body = api::EncryptRequest {
+        key_id: key.to_owned(),
+        plaintext: PLAINTEXT.to_vec(),
+        aad: AAD.to_vec(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut conn = connect(port, &inst.bundle);
+    post(&mut conn, "/", &ck.signed("Encrypt", &body), &body)
+}
+
+fn find<'a>(records: &'a [Value], f: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+    records.iter().filter(|r| f(r)).collect()
+}
+
+#[test]
+fn allowed_and_denied_requests_are_recorded_with_their_fields_and_no_secret_bytes() {
+    let inst = Instance::new();
+    let key = inst.create_key();
+    let other = inst.create_key();
+    let ck = inst.app("audited-app", &format!("key/{key}"), None);
+    let gw = GatewayProc::start(&inst, "gw", false, "");
+
+    let ok = encrypt(&inst, gw.port, &ck, &key);
+    assert_eq!(ok.status, 200, "{:?}", ok.failure());
+    let request_id = ok.header("x-kms-requestid").unwrap().to_owned();
+    let denied = encrypt(&inst, gw.port, &ck, &other);
+    assert_eq!(denied.failure(), (403, "Forbidden.NoPermission".into()));
+    let denied_id = denied.header("x-kms-requestid").unwrap().to_owned();
+    // A signature that does not verify.
+    let body = api::EncryptRequest {
+        key_id: key.clone(),
+        plaintext: PLAINTEXT.to_vec(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut headers = ck.signed("Encrypt", &body);
+    let mut tampered = body.clone();
+    tampered[2] ^= 1;
+    let bad = post(&mut connect(gw.port, &inst.bundle), "/", &headers, &tampered);
+    let (status, bad_code) = bad.failure();
+    assert!(status >= 400, "a tampered body is refused: {status} {bad_code}");
+    headers.clear();
+
+    // Operators over gRPC: a secret and an encryption.
+    inst.create_secret("db/audited", SECRET_VALUE.as_bytes(), "text", &key, "");
+    let out = inst.d.cli(&["secret", "get", "db/audited"]);
+    assert!(out.status.success());
+
+    let records = records(&inst.d);
+    let served = find(&records, |r| r["request_id"] == request_id.as_str());
+    assert_eq!(served.len(), 1, "one record per request: {served:?}");
+    let r = served[0];
+    assert_eq!(r["front"], "instance");
+    assert_eq!(r["operation"], "Encrypt");
+    assert_eq!(r["principal"], "application");
+    assert_eq!(r["aap"], "audited-app");
+    assert_eq!(r["credential"], ck.id.as_str());
+    assert_eq!(r["source"], "127.0.0.1");
+    assert_eq!(r["endpoint"], "private");
+    assert_eq!(r["gateway"], format!("uid={}", common::GATEWAY_UID));
+    assert_eq!(r["key_id"], key.as_str());
+    assert!(r["key_version_id"].as_str().is_some_and(|v| !v.is_empty()), "{r}");
+    assert_eq!(r["result"], "OK");
+    assert!(r["latency_us"].as_u64().is_some(), "{r}");
+    let aad_hash = r["aad_hash"].as_str().unwrap();
+    assert!(aad_hash.starts_with("hmac-sha256:") && aad_hash.len() == 12 + 64, "{r}");
+    assert_eq!(audit::hash_of(&inst.d, AAD), aad_hash, "the operator computes the same hash");
+
+    let refused = find(&records, |r| r["request_id"] == denied_id.as_str());
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["result"], "Forbidden.NoPermission");
+    assert_eq!(refused[0]["key_id"], other.as_str());
+    assert_eq!(refused[0]["aap"], "audited-app");
+
+    let unauthenticated = find(&records, |r| {
+        r["front"] == "instance" && r["principal"] == "unauthenticated"
+    });
+    assert_eq!(unauthenticated.len(), 1, "{unauthenticated:?}");
+    assert_eq!(unauthenticated[0]["result"], bad_code.as_str());
+    assert_eq!(unauthenticated[0]["source"], "127.0.0.1");
+
+    let grpc = find(&records, |r| {
+        r["front"] == "grpc" && r["operation"] == "/hkms.v1.SecretsService/GetSecretValue"
+    });
+    assert_eq!(grpc.len(), 1, "{grpc:?}");
+    assert_eq!(grpc[0]["principal"], "operator");
+    assert_eq!(grpc[0]["uid"], 0);
+    assert_eq!(grpc[0]["secret_name"], "db/audited");
+    assert_eq!(grpc[0]["result"], "OK");
+    assert!(find(&records, |r| r["operation"] == "Start").len() == 1);
+
+    // No plaintext, AAD, secret value, PIN or private key in any file of the trail.
+    let text = trail_text(&inst.d);
+    for (what, needle) in [
+        ("plaintext", PLAINTEXT.to_vec()),
+        ("AAD", AAD.to_vec()),
+        ("secret value", SECRET_VALUE.as_bytes().to_vec()),
+        ("user PIN", common::USER_PIN.as_bytes().to_vec()),
+        ("ClientKey password", std::fs::read(&ck.password_file).unwrap()),
+    ] {
+        assert!(
+            !text.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "the trail holds the {what}"
+        );
+    }
+}
+
+/// Encrypts over gRPC; the record's request id when acknowledged, the error code otherwise.
+async fn grpc_encrypt(c: &mut hkms::client::Client, key: &str) -> Result<String, String> {
+    match c
+        .crypto
+        .encrypt(hkms::proto::EncryptRequest {
+            key_id: key.to_owned(),
+            plaintext: b"x".to_vec(),
+            aad: Vec::new(),
+        })
+        .await
+    {
+        Ok(r) => Ok(r
+            .metadata()
+            .get("x-hkms-request-id")
+            .expect("every answer names its record")
+            .to_str()
+            .unwrap()
+            .to_owned()),
+        Err(s) => Err(common::code(s)),
+    }
+}
+
+/// Checks the trail's chain from its first record: consecutive sequence numbers, each
+/// naming the hash of the one before, each line's hash right.
+fn assert_chained(d: &common::Daemon) {
+    let text = String::from_utf8(trail_text(d)).unwrap();
+    let mut prev = hkms::audit::record::GENESIS.to_owned();
+    let mut seq = 0;
+    for line in text.lines() {
+        match hkms::audit::record::parse_line(line).unwrap_or_else(|e| panic!("{e}: {line}")) {
+            hkms::audit::record::Line::Record(r) => {
+                seq += 1;
+                assert_eq!(r.seq, seq, "{line}");
+                assert_eq!(r.prev, prev, "{line}");
+                prev = r.hash;
+            }
+            hkms::audit::record::Line::Checkpoint(c) => assert!(c.seq <= seq),
+            other => panic!("a trail holds records and checkpoints only: {other:?}"),
+        }
+    }
+    assert!(seq > 0);
+}
+
+#[test]
+fn every_acknowledged_request_survives_kill_9() {
+    let mut d = common::Daemon::initialised(1);
+    let key = d.cli_json(&["key", "create"])["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let socket = d.socket.clone();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let acked = acked.clone();
+            let key = key.clone();
+            let socket = socket.clone();
+            rt.spawn(async move {
+                let Ok(mut c) = hkms::client::Client::connect(&socket).await else {
+                    return;
+                };
+                while let Ok(id) = grpc_encrypt(&mut c, &key).await {
+                    acked.lock().unwrap().push(id);
+                }
+            })
+        })
+        .collect();
+    // Let requests flow, then crash hkmsd in the middle of them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 300 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.stop(true);
+    rt.block_on(async {
+        for w in workers {
+            let _ = w.await;
+        }
+    });
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "only {} requests before the crash", acked.len());
+
+    d.spawn().expect("hkmsd restarts after kill -9");
+    let records = records(&d);
+    let ids: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|r| r["request_id"].as_str())
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|id| !ids.contains(id.as_str())).collect();
+    assert!(lost.is_empty(), "{} acknowledged requests missing: {lost:?}", lost.len());
+    assert_eq!(
+        records.iter().filter(|r| r["operation"] == "Start").count(),
+        2,
+        "one start record per start"
+    );
+    assert_chained(&d);
+    // The restarted hkmsd extends the same chain.
+    rt.block_on(async {
+        let mut c = d.client().await;
+        grpc_encrypt(&mut c, &key).await.unwrap();
+    });
+    assert_chained(&d);
+}
+
+#[test]
+fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
+    let inst = Instance::new();
+    let key = inst.create_key();
+    let ck = inst.app("fail-closed-app", &format!("key/{key}"), None);
+    let gw = GatewayProc::start(&inst, "gw", false, "");
+    let pid = inst.d.pid().unwrap().to_string();
+    assert_eq!(encrypt(&inst, gw.port, &ck, &key).status, 200);
+
+    // The kernel refuses any write past the file size limit (EFBIG): set it to the size of
+    // the active segment, so the next record cannot be written.
+    let active = audit::segments(&inst.d).pop().unwrap();
+    let size = std::fs::metadata(&active).unwrap().len().to_string();
+    let limit = |value: &str| {
+        let out = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--fsize={value}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    limit(&format!("{size}:unlimited"));
+
+    let refused = encrypt(&inst, gw.port, &ck, &key);
+    assert_eq!(refused.status, 503, "{:?}", refused.failure());
+    assert_eq!(refused.failure().0, 503);
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("AuditUnavailable"),
+        "the message names the code"
+    );
+    let status = inst.grpc(async |c| {
+        let refused = grpc_encrypt(c, &key).await;
+        let status = c
+            .audit
+            .get_audit_status(hkms::proto::GetAuditStatusRequest {})
+            .await
+            .map(|r| r.into_inner());
+        (refused, status)
+    });
+    assert_eq!(status.0, Err("AuditUnavailable".to_owned()));
+    // Asking about the trail is a request too: refused while nothing can be recorded.
+    let e = status.1.unwrap_err();
+    assert_eq!(common::code(e), "AuditUnavailable", "{}", inst.d.log_text());
+    assert!(inst.d.log_text().contains("the audit trail cannot be written"));
+
+    // Writable again: the writer retries on its own, records the outage, and requests
+    // are served again.
+    limit("unlimited:unlimited");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let a = encrypt(&inst, gw.port, &ck, &key);
+        if a.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still refused: {:?}", a.failure());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let records = records(&inst.d);
+    let recovered = find(&records, |r| r["operation"] == "TrailRecovered");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    let detail = recovered[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("File too large"), "{detail}");
+    assert!(detail.contains("requests were refused"), "{detail}");
+    let status = inst
+        .grpc(async |c| c.audit.get_audit_status(hkms::proto::GetAuditStatusRequest {}).await)
+        .unwrap()
+        .into_inner();
+    assert!(status.writable && status.error.is_empty(), "{status:?}");
+    assert_chained(&inst.d);
+}
