@@ -6,6 +6,7 @@ use crate::proto::access_service_client::AccessServiceClient;
 use crate::proto::admin_service_client::AdminServiceClient;
 use crate::proto::application_service_client::ApplicationServiceClient;
 use crate::proto::asymmetric_service_client::AsymmetricServiceClient;
+use crate::proto::audit_service_client::AuditServiceClient;
 use crate::proto::crypto_service_client::CryptoServiceClient;
 use crate::proto::key_service_client::KeyServiceClient;
 use crate::proto::secrets_service_client::SecretsServiceClient;
@@ -103,6 +104,7 @@ pub struct Client {
     pub admin: AdminServiceClient<Channel>,
     pub access: AccessServiceClient<Channel>,
     pub secrets: SecretsServiceClient<Channel>,
+    pub audit: AuditServiceClient<Channel>,
     /// Relays application requests (for hkms-gateway).
     pub application: ApplicationServiceClient<Channel>,
 }
@@ -125,6 +127,7 @@ impl Client {
             admin: AdminServiceClient::new(channel.clone()),
             access: AccessServiceClient::new(channel.clone()),
             secrets: SecretsServiceClient::new(channel.clone()),
+            audit: AuditServiceClient::new(channel.clone()),
             application: ApplicationServiceClient::new(channel),
         }
     }
