@@ -1,0 +1,230 @@
+//! `hkms audit verify` on export files made here with the library's line formats and a fresh
+//! EC P-256 key: exit status 0 for a clean file, 1 naming the line of a tampered one, 2 when
+//! the file or the key cannot be read. It never needs hkmsd.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hkms::audit::record::{
+    checkpoint_line, checkpoint_message, header_line, seal_line, seal_message, Checkpoint, Header,
+    Record, Seal, EXPORT_FORMAT, FORMAT_VERSION, GENESIS,
+};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Signer(PKey<Private>);
+
+impl Signer {
+    fn new() -> Signer {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        Signer(PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap())
+    }
+
+    fn pem(&self) -> String {
+        String::from_utf8(self.0.public_key_to_pem().unwrap()).unwrap()
+    }
+
+    fn sign(&self, message: &[u8]) -> String {
+        let mut s = openssl::sign::Signer::new(MessageDigest::sha256(), &self.0).unwrap();
+        B64.encode(s.sign_oneshot_to_vec(message).unwrap())
+    }
+}
+
+/// A clean export of `n` records with a checkpoint after every third one, as lines.
+fn export(signer: &Signer, n: u64) -> Vec<String> {
+    let mut lines = vec![header_line(&Header {
+        format: EXPORT_FORMAT.into(),
+        version: FORMAT_VERSION,
+        instance_id: "kms-cli-test".into(),
+        exported_at: "2026-12-06T05:00:00Z".into(),
+        since: String::new(),
+        until: String::new(),
+        public_keys: BTreeMap::from([("audit-v1".to_owned(), signer.pem())]),
+    })];
+    let mut prev = GENESIS.to_owned();
+    for seq in 1..=n {
+        let mut r = Record {
+            seq,
+            time: format!("2026-12-06T04:00:{:02}.000001Z", seq % 60),
+            request_id: format!("r-{seq}"),
+            front: "grpc".into(),
+            principal: "operator".into(),
+            uid: Some(0),
+            operation: "/hkms.v1.KeyService/CreateKey".into(),
+            result: "OK".into(),
+            latency_us: 100,
+            prev: prev.clone(),
+            ..Default::default()
+        };
+        lines.push(r.to_line());
+        if seq % 3 == 0 {
+            let time = "2026-12-06T04:01:00Z".to_owned();
+            lines.push(checkpoint_line(&Checkpoint {
+                seq,
+                signature: signer.sign(&checkpoint_message(seq, &r.hash, &time)),
+                head: r.hash.clone(),
+                time,
+                key_version_id: "audit-v1".into(),
+            }));
+        }
+        prev = r.hash;
+    }
+    let mut seal = Seal {
+        first_seq: 1,
+        last_seq: n,
+        first_prev: GENESIS.into(),
+        head: prev,
+        records: n,
+        since: String::new(),
+        until: String::new(),
+        time: "2026-12-06T05:00:01Z".into(),
+        key_version_id: "audit-v1".into(),
+        signature: String::new(),
+    };
+    seal.signature = signer.sign(&seal_message(&seal));
+    lines.push(seal_line(&seal));
+    lines
+}
+
+fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{}\n", lines.join("\n"))).unwrap();
+    path
+}
+
+/// Runs `hkms audit verify` with no hkmsd anywhere (the socket does not exist).
+fn verify(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hkms"))
+        .args(["audit", "verify"])
+        .args(args)
+        .env("HKMS_SOCKET", "/nonexistent/hkmsd.sock")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_clean_export_verifies_and_tampered_ones_are_named_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new();
+    let lines = export(&signer, 8);
+    let clean = write(dir.path(), "clean.jsonl", &lines);
+    let out = verify(&[clean.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("verifies: 8 records (1 to 8), 2 checkpoints"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--public-key"), "{stdout}");
+
+    // Record 4 (line 6: header, 1, 2, 3, checkpoint, 4) changed.
+    let mut altered = lines.clone();
+    assert!(altered[5].contains("\"seq\":4,"));
+    altered[5] = altered[5].replace("\"result\":\"OK\"", "\"result\":\"AccessDenied\"");
+    let path = write(dir.path(), "altered.jsonl", &altered);
+    let out = verify(&[path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("does NOT verify"), "{stdout}");
+    assert!(
+        stdout.contains("AlteredRecord at line 6, record 4:"),
+        "{stdout}"
+    );
+
+    // Record 4 removed: record 5, now at line 6, does not follow record 3.
+    let mut removed = lines.clone();
+    removed.remove(5);
+    let path = write(dir.path(), "removed.jsonl", &removed);
+    let out = verify(&[path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("MissingRecord at line 6, record 4:"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The seal cut off; and, as JSON, half of it.
+    let cut = write(dir.path(), "cut.jsonl", &lines[..lines.len() - 1]);
+    let out = verify(&[cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("TruncatedTail at line"));
+    let whole = std::fs::read(&clean).unwrap();
+    let half = dir.path().join("half.jsonl");
+    std::fs::write(&half, &whole[..whole.len() - 40]).unwrap();
+    let out = verify(&["--json", half.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["Valid"], false);
+    assert_eq!(j["Kind"], "TruncatedTail");
+    assert_eq!(j["Line"], lines.len());
+}
+
+#[test]
+fn a_trusted_key_is_required_to_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new();
+    let clean = write(dir.path(), "clean.jsonl", &export(&signer, 5));
+    let right = dir.path().join("right.pem");
+    std::fs::write(&right, signer.pem()).unwrap();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, Signer::new().pem()).unwrap();
+
+    let out = verify(&[
+        clean.to_str().unwrap(),
+        "--public-key",
+        right.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("checked with the trusted key"));
+
+    // Another key: the first signature (the checkpoint of record 3, line 5) is refused.
+    let out = verify(&[
+        clean.to_str().unwrap(),
+        "--public-key",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("UntrustedKey at line 5, record 3:"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn files_and_keys_that_cannot_be_read_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let out = verify(&[missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+
+    let clean = write(dir.path(), "clean.jsonl", &export(&Signer::new(), 3));
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "-----BEGIN PUBLIC KEY-----\nnot a key\n").unwrap();
+    let out = verify(&[
+        clean.to_str().unwrap(),
+        "--public-key",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a PEM public key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
