@@ -43,6 +43,8 @@ pub const KEYED_HASH_PREFIX: &str = "hmac-sha256:";
 const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
 
 /// One line of a trail or an export file.
+// Lines are read one at a time: the size of a record does not matter enough to box it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Line {
