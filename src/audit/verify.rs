@@ -23,6 +23,10 @@
 //! public key in the header produces a file that verifies without a trusted key. Only a
 //! trusted key (kept from an export made directly from hkmsd, or obtained out of band)
 //! catches that.
+//!
+//! Checkpoint lines are not counted by the seal: a file from which checkpoints were removed
+//! still verifies (the seal vouches for every record it names), and the report says which
+//! records come after the last checkpoint.
 
 use super::record::{
     checkpoint_message, parse_line, seal_message, Header, Line, LineError, Record, Seal,
@@ -36,7 +40,8 @@ use openssl::pkey::{Id, PKey, PKeyRef, Public};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// What kind of problem a file has. The names are stable (scripts may match them).
+/// What kind of problem a file has. The names (as displayed) are stable: scripts may match
+/// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
     /// A line that is not one of the audit format, or not where it may be.
@@ -66,27 +71,9 @@ pub enum ProblemKind {
     BadHeader,
 }
 
-impl ProblemKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemKind::Malformed => "Malformed",
-            ProblemKind::AlteredRecord => "AlteredRecord",
-            ProblemKind::MissingRecord => "MissingRecord",
-            ProblemKind::OutOfOrder => "OutOfOrder",
-            ProblemKind::InsertedRecord => "InsertedRecord",
-            ProblemKind::CheckpointMismatch => "CheckpointMismatch",
-            ProblemKind::BadSignature => "BadSignature",
-            ProblemKind::UntrustedKey => "UntrustedKey",
-            ProblemKind::TruncatedTail => "TruncatedTail",
-            ProblemKind::SealMismatch => "SealMismatch",
-            ProblemKind::BadHeader => "BadHeader",
-        }
-    }
-}
-
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        write!(f, "{self:?}")
     }
 }
 
@@ -130,6 +117,10 @@ pub struct Report {
     /// Earliest and latest record times (empty: no records).
     pub first_time: String,
     pub last_time: String,
+    /// The last checkpoint's record and time (0 and empty: none). Records after it are
+    /// vouched for by the seal alone, signed when the export was made.
+    pub last_checkpoint_seq: u64,
+    pub last_checkpoint_time: String,
     /// The key versions whose signatures were checked (checkpoints and seal).
     pub key_version_ids: BTreeSet<String>,
     /// When the seal was signed.
@@ -520,6 +511,8 @@ impl Verifier<'_> {
             return err(ProblemKind::CheckpointMismatch, format!("the checkpoint signed at {} fixes record {s}'s hash as {}, but record {s} (line {}) hashes to {}: the records up to it were rewritten", c.time, c.head, self.record_lines[i], self.hashes[i]));
         }
         self.report.checkpoints += 1;
+        self.report.last_checkpoint_seq = self.report.last_checkpoint_seq.max(s);
+        self.report.last_checkpoint_time = c.time;
         self.report.key_version_ids.insert(c.key_version_id);
         Ok(())
     }

@@ -225,6 +225,8 @@ fn a_clean_export_verifies_with_its_counts() {
     assert_eq!(report.last_time, "2026-12-06T04:10:00.000001Z");
     assert_eq!(report.instance_id, "kms-test");
     assert_eq!(report.sealed_at, "2026-12-06T05:00:01Z");
+    assert_eq!(report.last_checkpoint_seq, 9);
+    assert_eq!(report.last_checkpoint_time, "2026-12-06T04:09:30Z");
     assert_eq!(
         report.key_version_ids,
         BTreeSet::from(["audit-v1".to_owned()])

@@ -253,6 +253,18 @@ fn verified_text(file: &Path, key: Option<&Path>, r: &Report) -> (String, Value)
             "\nRecords from {} to {}.",
             r.first_time, r.last_time
         ));
+        if r.last_checkpoint_seq < r.last_seq {
+            let after = match r.last_checkpoint_seq {
+                0 => "No checkpoint in the file: every record is".to_owned(),
+                n => format!(
+                    "Last checkpoint: record {n} at {}; the records after it are",
+                    r.last_checkpoint_time
+                ),
+            };
+            text.push_str(&format!(
+                "\n{after} vouched for by the seal alone (signed at export time)."
+            ));
+        }
     }
     let ids: Vec<&str> = r.key_version_ids.iter().map(String::as_str).collect();
     text.push_str(&format!("\nSigned by key version {}, ", ids.join(", ")));
@@ -269,6 +281,7 @@ fn verified_text(file: &Path, key: Option<&Path>, r: &Report) -> (String, Value)
         "FirstTime": r.first_time, "LastTime": r.last_time, "InstanceId": r.instance_id,
         "ExportedAt": r.exported_at, "Since": r.since, "Until": r.until,
         "SealedAt": r.sealed_at, "KeyVersionIds": ids, "TrustedKey": r.trusted_key,
+        "LastCheckpointSeq": r.last_checkpoint_seq, "LastCheckpointTime": r.last_checkpoint_time,
     });
     (text, j)
 }
@@ -283,7 +296,7 @@ fn problem_text(file: &Path, p: &Problem) -> (String, Value) {
         p.message
     );
     let j = json!({
-        "Valid": false, "File": file.display().to_string(), "Kind": p.kind.as_str(),
+        "Valid": false, "File": file.display().to_string(), "Kind": p.kind.to_string(),
         "Line": p.line, "Seq": p.seq, "Message": p.message,
     });
     (text, j)
