@@ -5,7 +5,7 @@
 //! status: `verify` never connects to hkmsd and exits 0 (the file verifies), 1 (it does not)
 //! or 2 (it could not be checked); `tail` prints as lines arrive.
 
-use crate::audit::record::{parse_line, Line, Record};
+use crate::audit::record::{parse_line, Line, Record, Seal};
 use crate::audit::verify::{load_public_key, verify_export, Problem, Report};
 use crate::client::Client;
 use crate::proto::*;
@@ -128,6 +128,7 @@ Examples:
   hkms audit hash 'order-42'      # the value goes into shell history";
 
 /// A failure to report: a stable code and a message.
+#[derive(Debug)]
 struct Fail {
     code: String,
     message: String,
@@ -314,22 +315,8 @@ impl Drop for TempFile {
 }
 
 async fn export(c: &mut Client, a: &ExportArgs) -> Result<(String, Value), Fail> {
-    let out = &a.out;
-    let invalid = |m: String| Fail::new("InvalidParameter", m);
-    if out.symlink_metadata().is_ok() {
-        return Err(invalid(format!(
-            "{} exists; an export never overwrites a file",
-            out.display()
-        )));
-    }
-    let name = out
-        .file_name()
-        .ok_or_else(|| invalid(format!("{} is not a file name", out.display())))?;
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut stream = c
+    refuse_existing(&a.out)?;
+    let stream = c
         .audit
         .export(ExportAuditRequest {
             since: a.since.clone().unwrap_or_default(),
@@ -337,6 +324,63 @@ async fn export(c: &mut Client, a: &ExportArgs) -> Result<(String, Value), Fail>
         })
         .await?
         .into_inner();
+    let w = write_export(&a.out, stream, std::io::stderr().is_terminal()).await?;
+    let out = a.out.display();
+    let text = format!(
+        "Exported {} records ({} to {}) and {} checkpoints to {out}.\n\
+         Check it with: hkms audit verify {out}",
+        w.seal.records, w.seal.first_seq, w.seal.last_seq, w.checkpoints
+    );
+    let j = json!({
+        "Path": out.to_string(), "Records": w.seal.records,
+        "FirstSeq": w.seal.first_seq, "LastSeq": w.seal.last_seq,
+        "Checkpoints": w.checkpoints, "Lines": w.lines,
+    });
+    Ok((text, j))
+}
+
+fn refuse_existing(out: &Path) -> Result<(), Fail> {
+    if out.symlink_metadata().is_ok() {
+        return Err(Fail::new(
+            "InvalidParameter",
+            format!(
+                "{} exists; an export never overwrites a file",
+                out.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What [`write_export`] wrote.
+#[derive(Debug)]
+struct Written {
+    lines: u64,
+    checkpoints: u64,
+    seal: Seal,
+}
+
+/// Writes the lines of an export stream to `out`: to a temporary file in the same directory
+/// (mode 0600), synced, then linked into place, never over an existing file. Nothing is left
+/// behind when the stream fails or ends before its seal. With `progress`, counts the lines
+/// on stderr.
+async fn write_export<S>(out: &Path, mut stream: S, progress: bool) -> Result<Written, Fail>
+where
+    S: tokio_stream::Stream<Item = Result<AuditLines, Status>> + Unpin,
+{
+    use std::os::unix::fs::OpenOptionsExt;
+    use tokio_stream::StreamExt;
+    refuse_existing(out)?;
+    let name = out.file_name().ok_or_else(|| {
+        Fail::new(
+            "InvalidParameter",
+            format!("{} is not a file name", out.display()),
+        )
+    })?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
     let temp_path = dir.join(format!(
         ".{}.{}.partial",
         name.to_string_lossy(),
@@ -345,21 +389,17 @@ async fn export(c: &mut Client, a: &ExportArgs) -> Result<(String, Value), Fail>
     let io = |what: &str, p: &Path, e: std::io::Error| {
         Fail::new("IoError", format!("cannot {what} {}: {e}", p.display()))
     };
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp_path)
-            .map_err(|e| io("create", &temp_path, e))?
-    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp_path)
+        .map_err(|e| io("create", &temp_path, e))?;
     let temp = TempFile(Some(temp_path.clone()));
     let mut w = std::io::BufWriter::new(file);
-    let progress = std::io::stderr().is_terminal();
     let (mut lines, mut checkpoints, mut last) = (0u64, 0u64, String::new());
-    while let Some(batch) = stream.message().await? {
-        for line in batch.lines {
+    while let Some(batch) = stream.next().await {
+        for line in batch?.lines {
             w.write_all(line.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
                 .map_err(|e| io("write", &temp_path, e))?;
@@ -391,10 +431,8 @@ async fn export(c: &mut Client, a: &ExportArgs) -> Result<(String, Value), Fail>
     match std::fs::hard_link(&temp_path, out) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(invalid(format!(
-                "{} exists; an export never overwrites a file",
-                out.display()
-            )))
+            refuse_existing(out)?;
+            return Err(io("create", out, e));
         }
         Err(_) if out.symlink_metadata().is_err() => {
             std::fs::rename(&temp_path, out).map_err(|e| io("rename to", out, e))?
@@ -405,21 +443,11 @@ async fn export(c: &mut Client, a: &ExportArgs) -> Result<(String, Value), Fail>
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
-    let text = format!(
-        "Exported {} records ({} to {}) and {checkpoints} checkpoints to {}.\n\
-         Check it with: hkms audit verify {}",
-        seal.records,
-        seal.first_seq,
-        seal.last_seq,
-        out.display(),
-        out.display()
-    );
-    let j = json!({
-        "Path": out.display().to_string(), "Records": seal.records,
-        "FirstSeq": seal.first_seq, "LastSeq": seal.last_seq,
-        "Checkpoints": checkpoints, "Lines": lines,
-    });
-    Ok((text, j))
+    Ok(Written {
+        lines,
+        checkpoints,
+        seal,
+    })
 }
 
 async fn tail(c: &mut Client, a: &TailArgs, json: bool) -> Result<(), Fail> {
@@ -576,6 +604,89 @@ async fn status(c: &mut Client) -> Result<(String, Value), Fail> {
 mod tests {
     use super::*;
     use crate::audit::record::{checkpoint_line, Checkpoint, GENESIS};
+
+    fn batches(lines: &[&[&str]]) -> Vec<Result<AuditLines, Status>> {
+        lines
+            .iter()
+            .map(|b| {
+                Ok(AuditLines {
+                    lines: b.iter().map(|l| l.to_string()).collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn an_export_is_written_whole_private_and_never_over_a_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("audit.jsonl");
+        let mut r = Record {
+            seq: 1,
+            prev: GENESIS.into(),
+            ..Default::default()
+        };
+        let record = r.to_line();
+        let c = checkpoint_line(&Checkpoint {
+            seq: 1,
+            head: r.hash.clone(),
+            time: "t".into(),
+            key_version_id: "v".into(),
+            signature: "c2ln".into(),
+        });
+        let seal = crate::audit::record::seal_line(&Seal {
+            first_seq: 1,
+            last_seq: 1,
+            first_prev: GENESIS.into(),
+            head: r.hash.clone(),
+            records: 1,
+            since: String::new(),
+            until: String::new(),
+            time: "t".into(),
+            key_version_id: "v".into(),
+            signature: "c2ln".into(),
+        });
+        let lines: &[&[&str]] = &[&["{\"type\":\"header\"}", &record], &[&c, &seal]];
+        let stream = tokio_stream::iter(batches(lines));
+        let w = write_export(&out, stream, false).await.unwrap();
+        assert_eq!((w.lines, w.checkpoints, w.seal.records), (4, 1, 1));
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            written,
+            format!("{{\"type\":\"header\"}}\n{record}\n{c}\n{seal}\n")
+        );
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(names_in(dir.path()), ["audit.jsonl"]);
+
+        // Never over an existing file.
+        let stream = tokio_stream::iter(batches(lines));
+        let err = write_export(&out, stream, false).await.unwrap_err();
+        assert!(err.message.contains("exists"), "{}", err.message);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+
+        // Nothing left behind when the stream ends before its seal, or fails.
+        let other = dir.path().join("cut.jsonl");
+        let stream = tokio_stream::iter(batches(&lines[..1]));
+        let err = write_export(&other, stream, false).await.unwrap_err();
+        assert_eq!(err.code, "Incomplete");
+        let mut failing = batches(&lines[..1]);
+        failing.push(Err(Status::unavailable("gone")));
+        let err = write_export(&other, tokio_stream::iter(failing), false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.message, "gone");
+        assert_eq!(names_in(dir.path()), ["audit.jsonl"]);
+    }
 
     #[test]
     fn tail_shows_one_readable_line_per_record_and_checkpoint() {
