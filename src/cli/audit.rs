@@ -237,34 +237,34 @@ fn verified_text(file: &Path, key: Option<&Path>, r: &Report) -> (String, Value)
         0 => "no records".to_owned(),
         n => format!("{n} records ({} to {})", r.first_seq, r.last_seq),
     };
-    let bounds = |b: &str| if b.is_empty() { "open" } else { b }.to_owned();
+    let bounds = match (r.since.as_str(), r.until.as_str()) {
+        ("", "") => "the whole trail".to_owned(),
+        (since, "") => format!("records since {since}"),
+        ("", until) => format!("records before {until}"),
+        (since, until) => format!("records from {since} to {until}"),
+    };
     let mut text = format!(
         "{} verifies: {records}, {} checkpoints, sealed {}.\n\
-         Instance {}, exported {}, since {}, until {}.",
+         Instance {}, exported {} ({bounds}).",
         file.display(),
         r.checkpoints,
         r.sealed_at,
         r.instance_id,
         r.exported_at,
-        bounds(&r.since),
-        bounds(&r.until),
     );
     if r.records > 0 {
         text.push_str(&format!(
-            "\nRecords from {} to {}.",
+            "\nRecord times: {} to {}.",
             r.first_time, r.last_time
         ));
         if r.last_checkpoint_seq < r.last_seq {
-            let after = match r.last_checkpoint_seq {
-                0 => "No checkpoint in the file: every record is".to_owned(),
+            text.push_str(&match r.last_checkpoint_seq {
+                0 => "\nNo checkpoint: the records rest on the seal alone.".to_owned(),
                 n => format!(
-                    "Last checkpoint: record {n} at {}; the records after it are",
+                    "\nLast checkpoint: record {n} ({}); later records rest on the seal alone.",
                     r.last_checkpoint_time
                 ),
-            };
-            text.push_str(&format!(
-                "\n{after} vouched for by the seal alone (signed at export time)."
-            ));
+            });
         }
     }
     let ids: Vec<&str> = r.key_version_ids.iter().map(String::as_str).collect();
