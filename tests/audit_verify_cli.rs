@@ -228,3 +228,35 @@ fn files_and_keys_that_cannot_be_read_exit_2() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_help_teaches_the_commands_and_the_limit_of_the_header_keys() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hkms"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        text(&out.stdout)
+    };
+    let noun = help(&["audit", "--help"]);
+    for command in ["export", "verify", "tail", "hash", "status"] {
+        assert!(noun.contains(&format!("  {command} ")), "{command}: {noun}");
+    }
+    let verify = help(&["audit", "verify", "--help"]);
+    assert!(
+        verify.contains("Only --public-key catches that"),
+        "{verify}"
+    );
+    assert!(
+        verify.contains("Examples:\n  hkms audit verify"),
+        "{verify}"
+    );
+    for command in ["export", "tail", "hash"] {
+        let h = help(&["audit", command, "--help"]);
+        assert!(
+            h.contains(&format!("Examples:\n  hkms audit {command}")),
+            "{h}"
+        );
+    }
+}

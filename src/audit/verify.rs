@@ -347,7 +347,7 @@ impl Verifier<'_> {
                 ProblemKind::Malformed,
                 n,
                 None,
-                format!("empty line ({why})"),
+                format!("an empty line ({why})"),
             ),
             LineError::Malformed(why) => problem(
                 ProblemKind::Malformed,
