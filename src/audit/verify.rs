@@ -29,8 +29,8 @@
 //! records come after the last checkpoint.
 
 use super::record::{
-    checkpoint_message, parse_line, seal_message, Header, Line, LineError, Record, Seal,
-    EXPORT_FORMAT, FORMAT_VERSION, GENESIS,
+    checkpoint_message, parse_line, seal_message, Checkpoint, Header, Line, LineError, Record,
+    Seal, EXPORT_FORMAT, FORMAT_VERSION, GENESIS,
 };
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -39,6 +39,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, PKeyRef, Public};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use ProblemKind::*;
 
 /// What kind of problem a file has. The names (as displayed) are stable: scripts may match
 /// them.
@@ -171,8 +172,6 @@ pub fn verify_export(bytes: &[u8], trusted: Option<&PKeyRef<Public>>) -> Result<
     Ok(v.report)
 }
 
-const RECORD_PREFIX: &[u8] = b"{\"type\":\"record\"";
-
 /// `(seq, line)` of every line that looks like a record (sorted), to tell a swap from a
 /// removal and a duplicate from a swap. Found without parsing: records begin with
 /// `{"type":"record","seq":N,`.
@@ -207,7 +206,9 @@ struct Verifier<'a> {
     report: Report,
 }
 
-fn problem(kind: ProblemKind, line: usize, seq: Option<u64>, message: String) -> Problem {
+/// A problem of `kind` at `line`.
+fn at(kind: ProblemKind, line: usize, seq: Option<u64>, message: impl Into<String>) -> Problem {
+    let message = message.into();
     Problem {
         kind,
         line,
@@ -219,10 +220,10 @@ fn problem(kind: ProblemKind, line: usize, seq: Option<u64>, message: String) ->
 impl Verifier<'_> {
     fn run(&mut self) -> Result<(), Problem> {
         let header = self.header()?;
-        self.report.instance_id = header.instance_id.clone();
-        self.report.exported_at = header.exported_at.clone();
-        self.report.since = header.since.clone();
-        self.report.until = header.until.clone();
+        let h = &header;
+        self.report.instance_id = h.instance_id.clone();
+        self.report.exported_at = h.exported_at.clone();
+        (self.report.since, self.report.until) = (h.since.clone(), h.until.clone());
         self.expected_first = self.seal_hint();
         let last = self.lines.len();
         for n in 2..=last {
@@ -231,56 +232,35 @@ impl Verifier<'_> {
                 .map_err(|_| LineError::Malformed("not UTF-8".into()))
                 .and_then(parse_line);
             if n == last && !self.ends_with_newline && parsed.is_err() {
-                return Err(problem(
-                    ProblemKind::TruncatedTail,
-                    n,
-                    None,
-                    "the last line is cut short (the file does not end with a complete line)"
-                        .into(),
-                ));
+                let m = "the last line is cut short (the file does not end with a complete line)";
+                return Err(at(TruncatedTail, n, None, m));
             }
             match parsed {
                 Ok(Line::Record(r)) => self.record(n, r)?,
                 Ok(Line::Checkpoint(c)) => self.checkpoint(n, c)?,
                 Ok(Line::Seal(s)) if n == last => return self.seal(n, &header, s),
                 Ok(Line::Seal(_)) => {
-                    return Err(problem(
-                        ProblemKind::Malformed,
-                        n,
-                        None,
-                        format!("a seal in the middle of the file ({} lines follow it); the seal must be the last line", last - n),
-                    ))
+                    let m = format!("a seal with {} lines after it: the seal must be the last line (files joined together?)", last - n);
+                    return Err(at(Malformed, n, None, m));
                 }
                 Ok(Line::Header(_)) => {
-                    return Err(problem(
-                        ProblemKind::BadHeader,
-                        n,
-                        None,
-                        "a second header: only line 1 may be a header (files joined together?)"
-                            .into(),
-                    ))
+                    let m = "a second header: only line 1 may be a header (files joined together?)";
+                    return Err(at(BadHeader, n, None, m));
                 }
-                Err(e) => return Err(self.unreadable(n, raw, e)),
+                Err(e) => return Err(unreadable(n, raw, e)),
             }
         }
-        Err(problem(
-            ProblemKind::TruncatedTail,
-            last,
-            None,
-            format!("the file ends at line {last} without a seal: its tail was cut"),
-        ))
+        let m = format!("the file ends at line {last} without a seal: its tail was cut");
+        Err(at(TruncatedTail, last, None, m))
     }
 
     fn header(&mut self) -> Result<Header, Problem> {
-        let bad = |m: String| problem(ProblemKind::BadHeader, 1, None, m);
-        let first = self.lines.first().copied().unwrap_or_default();
-        if first.is_empty() {
-            return Err(bad("the file does not begin with a header line".into()));
-        }
-        let header = match std::str::from_utf8(first).map(parse_line) {
+        let bad = |m: String| at(BadHeader, 1, None, m);
+        let first = std::str::from_utf8(self.lines.first().copied().unwrap_or_default());
+        let header = match first.map(parse_line) {
             Ok(Ok(Line::Header(h))) => h,
             Ok(Ok(_)) => return Err(bad("the first line is not a header".into())),
-            _ => return Err(bad("the first line is not a readable header".into())),
+            _ => return Err(bad("the file does not begin with a readable header".into())),
         };
         if header.format != EXPORT_FORMAT || header.version != FORMAT_VERSION {
             return Err(bad(format!(
@@ -301,61 +281,22 @@ impl Verifier<'_> {
         Ok(header)
     }
 
-    /// The first record's number, if the last line is a seal whose signature verifies.
+    /// The first record's number, if the last line is a seal whose signature verifies (and
+    /// the file is not several joined together: their problem is where they join).
     fn seal_hint(&self) -> Option<u64> {
-        if !self.ends_with_newline || self.lines.len() < 2 {
+        let (last, inner) = self.lines.split_last()?;
+        let joined = |l: &&[u8]| {
+            l.starts_with(b"{\"type\":\"seal\"") || l.starts_with(b"{\"type\":\"header\"")
+        };
+        if !self.ends_with_newline || inner.is_empty() || inner[1..].iter().any(joined) {
             return None;
         }
-        // Not for files joined together: their problem is where they join.
-        let inner = &self.lines[1..self.lines.len() - 1];
-        if inner
-            .iter()
-            .any(|l| l.starts_with(b"{\"type\":\"seal\"") || l.starts_with(b"{\"type\":\"header\""))
-        {
-            return None;
-        }
-        let last = std::str::from_utf8(self.lines.last()?).ok()?;
-        let Ok(Line::Seal(s)) = parse_line(last) else {
+        let Ok(Line::Seal(s)) = parse_line(std::str::from_utf8(last).ok()?) else {
             return None;
         };
         let message = seal_message(&s);
-        self.signature(0, None, "seal", &s.key_version_id, &message, &s.signature)
-            .ok()
-            .filter(|_| s.records > 0)
-            .map(|_| s.first_seq)
-    }
-
-    /// The problem of a line `parse_line` refused.
-    fn unreadable(&self, n: usize, raw: &[u8], e: LineError) -> Problem {
-        let seq = serde_json::from_slice::<serde_json::Value>(raw)
-            .ok()
-            .and_then(|v| v["seq"].as_u64());
-        match e {
-            LineError::HashMismatch | LineError::NoHash => problem(
-                ProblemKind::AlteredRecord,
-                n,
-                seq,
-                "the record's hash does not match its content: the line was changed".into(),
-            ),
-            LineError::Malformed(_) if raw.starts_with(RECORD_PREFIX) => problem(
-                ProblemKind::AlteredRecord,
-                n,
-                seq,
-                "the record is no longer valid JSON: the line was changed".into(),
-            ),
-            LineError::Malformed(why) if raw.is_empty() => problem(
-                ProblemKind::Malformed,
-                n,
-                None,
-                format!("an empty line ({why})"),
-            ),
-            LineError::Malformed(why) => problem(
-                ProblemKind::Malformed,
-                n,
-                seq,
-                format!("not a line of the audit format: {why}"),
-            ),
-        }
+        let signed = self.signature(0, None, "seal", &s.key_version_id, &message, &s.signature);
+        (signed.is_ok() && s.records > 0).then_some(s.first_seq)
     }
 
     /// Lines, other than `n`, where a record numbered `seq` appears.
@@ -368,61 +309,54 @@ impl Verifier<'_> {
             .filter(move |&l| l != n)
     }
 
-    fn next_seq(&self) -> u64 {
-        self.report.first_seq + self.hashes.len() as u64
-    }
-
     fn record(&mut self, n: usize, r: Record) -> Result<(), Problem> {
         let s = r.seq;
-        let err = |kind, seq, m: String| Err(problem(kind, n, Some(seq), m));
+        let err = |kind, seq, m: String| Err(at(kind, n, Some(seq), m));
         if s == 0 {
-            return err(
-                ProblemKind::Malformed,
-                s,
-                "records are numbered from 1".into(),
-            );
+            return err(Malformed, s, "records are numbered from 1".into());
         }
+        let (first, expected) = (self.report.first_seq, self.report.last_seq + 1);
         if self.hashes.is_empty() {
             if let Some(e) = self.expected_first.filter(|&e| e != s) {
+                let per_seal = format!("the export begins with record {e} (per its seal)");
                 return if s < e {
-                    err(ProblemKind::InsertedRecord, s, format!("the seal says the export begins with record {e}, but line {n} holds record {s}"))
+                    err(
+                        InsertedRecord,
+                        s,
+                        format!("{per_seal}, but line {n} holds record {s}"),
+                    )
                 } else if let Some(m) = self.lines_of(e, n).next() {
-                    err(ProblemKind::OutOfOrder, s, format!("the export begins with record {e} (per its seal), which is at line {m}, after record {s}: records were reordered"))
+                    err(OutOfOrder, s, format!("{per_seal}, which is at line {m}, after record {s}: records were reordered"))
                 } else {
-                    err(ProblemKind::MissingRecord, e, format!("the export begins with record {e} (per its seal), but line {n} holds record {s}: records {e} to {} were removed", s - 1))
+                    err(MissingRecord, e, format!("{per_seal}, but line {n} holds record {s}: records {e} to {} were removed", s - 1))
                 };
             }
             if s == 1 && r.prev != GENESIS {
-                return err(
-                    ProblemKind::InsertedRecord,
-                    s,
-                    "record 1 does not begin the chain (its prev is not the genesis value)".into(),
-                );
+                let m = "record 1 does not begin the chain (its prev is not the genesis value)";
+                return err(InsertedRecord, s, m.into());
             }
             self.report.first_seq = s;
             self.first_prev = r.prev.clone();
         } else {
-            let expected = self.next_seq();
-            let last_line = *self.record_lines.last().expect("a record was read");
+            let last_line = self.record_lines[self.record_lines.len() - 1];
             if s == expected && Some(&r.prev) != self.hashes.last() {
                 return match self.lines_of(s, n).next() {
-                    Some(m) => err(ProblemKind::InsertedRecord, s, format!("this record {s} does not follow record {} (line {last_line}) and line {m} holds another record {s}: it was inserted", s - 1)),
-                    None => err(ProblemKind::MissingRecord, s, format!("record {s} does not follow record {} at line {last_line} (its prev is not that record's hash): a record was removed or replaced", s - 1)),
+                    Some(m) => err(InsertedRecord, s, format!("this record {s} does not follow record {} (line {last_line}) and line {m} holds another record {s}: it was inserted", s - 1)),
+                    None => err(MissingRecord, s, format!("record {s} does not follow record {} at line {last_line} (its prev is not that record's hash): a record was removed or replaced", s - 1)),
                 };
             }
             if s > expected {
                 return if let Some(m) = self.lines_of(s, n).next() {
-                    err(ProblemKind::InsertedRecord, s, format!("record {s} appears here and again at line {m}, where record {expected} was expected"))
+                    err(InsertedRecord, s, format!("record {s} appears here and again at line {m}, where record {expected} was expected"))
                 } else if let Some(m) = self.lines_of(expected, n).find(|&m| m > n) {
-                    err(ProblemKind::OutOfOrder, s, format!("record {s} comes before record {expected} (line {m}): records were reordered"))
+                    err(OutOfOrder, s, format!("record {s} comes before record {expected} (line {m}): records were reordered"))
                 } else {
-                    let gap = if s - expected == 1 {
-                        format!("record {expected} was")
-                    } else {
-                        format!("records {expected} to {} were", s - 1)
+                    let gap = match s - expected {
+                        1 => format!("record {expected} was"),
+                        _ => format!("records {expected} to {} were", s - 1),
                     };
                     err(
-                        ProblemKind::MissingRecord,
+                        MissingRecord,
                         expected,
                         format!(
                             "record {s} follows record {} (line {last_line}): {gap} removed",
@@ -431,22 +365,19 @@ impl Verifier<'_> {
                     )
                 };
             }
-            if s < self.report.first_seq {
-                return err(
-                    ProblemKind::OutOfOrder,
-                    s,
-                    format!(
-                        "record {s} comes after record {} (line {}): records were reordered",
-                        self.report.first_seq, self.record_lines[0]
-                    ),
+            if s < first {
+                let m = format!(
+                    "record {s} comes after record {first} (line {}): records were reordered",
+                    self.record_lines[0]
                 );
+                return err(OutOfOrder, s, m);
             }
             if s < expected {
-                let i = (s - self.report.first_seq) as usize;
+                let i = (s - first) as usize;
                 let (other, other_line) = (&self.hashes[i], self.record_lines[i]);
                 if *other == r.hash {
                     return err(
-                        ProblemKind::InsertedRecord,
+                        InsertedRecord,
                         s,
                         format!("record {s} appears twice (lines {other_line} and {n})"),
                     );
@@ -457,21 +388,22 @@ impl Verifier<'_> {
                     .next_record_after(n)
                     .is_some_and(|next| next.prev == r.hash)
                 {
-                    return Err(problem(ProblemKind::InsertedRecord, other_line, Some(s), format!("this record {s} is not in the chain: the record {s} at line {n} is the one the records after it follow")));
+                    let m = format!("this record {s} is not in the chain: the record {s} at line {n} is the one the records after it follow");
+                    return Err(at(InsertedRecord, other_line, Some(s), m));
                 }
-                return err(ProblemKind::InsertedRecord, s, format!("a second record {s} (the first is at line {other_line}): this one is not in the chain"));
+                return err(InsertedRecord, s, format!("a second record {s} (the first is at line {other_line}): this one is not in the chain"));
             }
         }
-        if self.report.first_time.is_empty() || r.time < self.report.first_time {
-            self.report.first_time = r.time.clone();
+        let report = &mut self.report;
+        if report.first_time.is_empty() || r.time < report.first_time {
+            report.first_time = r.time.clone();
         }
-        if r.time > self.report.last_time {
-            self.report.last_time = r.time.clone();
+        if r.time > report.last_time {
+            report.last_time = r.time.clone();
         }
+        (report.last_seq, report.records) = (s, report.records + 1);
         self.hashes.push(r.hash);
         self.record_lines.push(n);
-        self.report.last_seq = s;
-        self.report.records += 1;
         Ok(())
     }
 
@@ -479,13 +411,13 @@ impl Verifier<'_> {
     fn next_record_after(&self, n: usize) -> Option<Record> {
         self.lines[n..]
             .iter()
-            .find_map(|l| match std::str::from_utf8(l).ok().map(parse_line) {
-                Some(Ok(Line::Record(r))) => Some(r),
+            .find_map(|l| match std::str::from_utf8(l).map(parse_line) {
+                Ok(Ok(Line::Record(r))) => Some(r),
                 _ => None,
             })
     }
 
-    fn checkpoint(&mut self, n: usize, c: super::record::Checkpoint) -> Result<(), Problem> {
+    fn checkpoint(&mut self, n: usize, c: Checkpoint) -> Result<(), Problem> {
         let s = c.seq;
         let message = checkpoint_message(s, &c.head, &c.time);
         self.signature(
@@ -496,19 +428,20 @@ impl Verifier<'_> {
             &message,
             &c.signature,
         )?;
-        let err = |kind, m: String| Err(problem(kind, n, Some(s), m));
+        let err = |kind, m: String| Err(at(kind, n, Some(s), m));
+        let first = self.report.first_seq;
         if self.hashes.is_empty() || s > self.report.last_seq {
             return match self.lines_of(s, n).find(|&m| m > n) {
-                Some(m) => err(ProblemKind::OutOfOrder, format!("the checkpoint of record {s} comes before that record (line {m}): lines were reordered")),
-                None => err(ProblemKind::MissingRecord, format!("the checkpoint covers record {s}, which is not in the file before it: it was removed")),
+                Some(m) => err(OutOfOrder, format!("the checkpoint of record {s} comes before that record (line {m}): lines were reordered")),
+                None => err(MissingRecord, format!("the checkpoint covers record {s}, which is not in the file before it: it was removed")),
             };
         }
-        if s < self.report.first_seq {
-            return err(ProblemKind::MissingRecord, format!("the checkpoint covers record {s}, before the file's first record ({}): records were removed", self.report.first_seq));
+        if s < first {
+            return err(MissingRecord, format!("the checkpoint covers record {s}, before the file's first record ({first}): records were removed"));
         }
-        let i = (s - self.report.first_seq) as usize;
+        let i = (s - first) as usize;
         if self.hashes[i] != c.head {
-            return err(ProblemKind::CheckpointMismatch, format!("the checkpoint signed at {} fixes record {s}'s hash as {}, but record {s} (line {}) hashes to {}: the records up to it were rewritten", c.time, c.head, self.record_lines[i], self.hashes[i]));
+            return err(CheckpointMismatch, format!("the checkpoint signed at {} fixes record {s}'s hash as {}, but record {s} (line {}) hashes to {}: the records up to it were rewritten", c.time, c.head, self.record_lines[i], self.hashes[i]));
         }
         self.report.checkpoints += 1;
         self.report.last_checkpoint_seq = self.report.last_checkpoint_seq.max(s);
@@ -520,47 +453,42 @@ impl Verifier<'_> {
     fn seal(&mut self, n: usize, header: &Header, s: Seal) -> Result<(), Problem> {
         let message = seal_message(&s);
         self.signature(n, None, "seal", &s.key_version_id, &message, &s.signature)?;
-        let mismatch = |m: String| Err(problem(ProblemKind::SealMismatch, n, None, m));
+        let mismatch = |m: String| Err(at(SealMismatch, n, None, m));
         if s.since != header.since || s.until != header.until {
             return mismatch(format!(
                 "the seal's bounds ({:?} to {:?}) are not the header's ({:?} to {:?})",
                 s.since, s.until, header.since, header.until
             ));
         }
-        let (first, last, count) = (
-            self.report.first_seq,
-            self.report.last_seq,
-            self.report.records,
-        );
+        let r = &self.report;
+        let (first, last, count) = (r.first_seq, r.last_seq, r.records);
         if count == 0 {
             if s.records > 0 || s.last_seq > 0 {
-                return Err(problem(ProblemKind::TruncatedTail, n, Some(s.first_seq), format!("the seal names records {} to {} and the file holds none: they were removed", s.first_seq, s.last_seq)));
+                let m = format!(
+                    "the seal names records {} to {} and the file holds none: they were removed",
+                    s.first_seq, s.last_seq
+                );
+                return Err(at(TruncatedTail, n, Some(s.first_seq), m));
             }
             if s.first_seq != 0 || !s.first_prev.is_empty() || !s.head.is_empty() {
                 return mismatch("the seal of an export without records must have zero bounds and an empty first_prev and head".into());
             }
         } else {
+            let head = &self.hashes[self.hashes.len() - 1];
             if s.records == 0 {
                 return mismatch(format!("the seal says the export holds no records, but the file holds {count}: records were added"));
-            }
-            if s.first_seq != first {
+            } else if s.first_seq != first {
                 return mismatch(format!("the seal says the export begins with record {}, but the file begins with record {first}", s.first_seq));
-            }
-            if s.last_seq > last {
-                let kind = ProblemKind::TruncatedTail;
-                return Err(problem(kind, n, Some(last + 1), format!("the seal says the export ends with record {}, but the file ends with record {last}: records {} to {} were removed", s.last_seq, last + 1, s.last_seq)));
-            }
-            if s.last_seq < last {
+            } else if s.last_seq > last {
+                let m = format!("the seal says the export ends with record {}, but the file ends with record {last}: records {} to {} were removed", s.last_seq, last + 1, s.last_seq);
+                return Err(at(TruncatedTail, n, Some(last + 1), m));
+            } else if s.last_seq < last {
                 return mismatch(format!("the seal says the export ends with record {}, but the file goes on to record {last}: records were added", s.last_seq));
-            }
-            if s.first_prev != self.first_prev {
+            } else if s.first_prev != self.first_prev {
                 return mismatch(format!("the first record's prev is not the one the seal names ({}): the start of the file was replaced", s.first_prev));
-            }
-            let head = self.hashes.last().expect("records were read");
-            if s.head != *head {
+            } else if s.head != *head {
                 return mismatch(format!("the last record hashes to {head}, the seal names {}: the records were rewritten", s.head));
-            }
-            if s.records != count {
+            } else if s.records != count {
                 return mismatch(format!(
                     "the seal counts {} records, the file holds {count}",
                     s.records
@@ -582,36 +510,51 @@ impl Verifier<'_> {
         message: &[u8],
         signature: &str,
     ) -> Result<(), Problem> {
-        let fail = |kind, m: String| Err(problem(kind, n, seq, m));
+        let fail = |kind, m: String| Err(at(kind, n, seq, m));
         let Ok(sig) = B64.decode(signature) else {
             return fail(
-                ProblemKind::BadSignature,
+                BadSignature,
                 format!("the {what}'s signature is not base64"),
             );
         };
+        let changed = format!("the {what} was changed or signed by another key");
         let header_key = self.keys.get(key_id);
-        match self.trusted {
-            Some(t) if verifies(t, message, &sig) => Ok(()),
-            Some(_) if header_key.is_some_and(|k| verifies(k, message, &sig)) => fail(
-                ProblemKind::UntrustedKey,
-                format!("the {what} is signed by key version {key_id:?} from the header, which is not the trusted key"),
-            ),
-            Some(_) => fail(
-                ProblemKind::BadSignature,
-                format!("the {what}'s signature does not verify with the trusted key: the {what} was changed or signed by another key"),
-            ),
-            None => match header_key {
-                None => fail(
-                    ProblemKind::UntrustedKey,
-                    format!("the {what} is signed by key version {key_id:?}, which is not among the header's public keys"),
-                ),
-                Some(k) if verifies(k, message, &sig) => Ok(()),
-                Some(_) => fail(
-                    ProblemKind::BadSignature,
-                    format!("the {what}'s signature does not verify with key version {key_id:?}: the {what} was changed or signed by another key"),
-                ),
-            },
+        match (self.trusted, header_key) {
+            (Some(t), _) if verifies(t, message, &sig) => Ok(()),
+            (Some(_), Some(k)) if verifies(k, message, &sig) => fail(UntrustedKey, format!("the {what} is signed by key version {key_id:?} from the header, which is not the trusted key")),
+            (Some(_), _) => fail(BadSignature, format!("the {what}'s signature does not verify with the trusted key: {changed}")),
+            (None, None) => fail(UntrustedKey, format!("the {what} is signed by key version {key_id:?}, which is not among the header's public keys")),
+            (None, Some(k)) if verifies(k, message, &sig) => Ok(()),
+            (None, Some(_)) => fail(BadSignature, format!("the {what}'s signature does not verify with key version {key_id:?}: {changed}")),
         }
+    }
+}
+
+/// The problem of a line `parse_line` refused.
+fn unreadable(n: usize, raw: &[u8], e: LineError) -> Problem {
+    let seq = serde_json::from_slice::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v["seq"].as_u64());
+    match e {
+        LineError::HashMismatch | LineError::NoHash => at(
+            AlteredRecord,
+            n,
+            seq,
+            "the record's hash does not match its content: the line was changed",
+        ),
+        LineError::Malformed(_) if raw.starts_with(b"{\"type\":\"record\"") => at(
+            AlteredRecord,
+            n,
+            seq,
+            "the record is no longer valid JSON: the line was changed",
+        ),
+        LineError::Malformed(_) if raw.is_empty() => at(Malformed, n, None, "an empty line"),
+        LineError::Malformed(why) => at(
+            Malformed,
+            n,
+            seq,
+            format!("not a line of the audit format: {why}"),
+        ),
     }
 }
 
