@@ -16,7 +16,8 @@
 //!   records added after the export fail here).
 //!
 //! **Which keys are trusted.** With a trusted public key (`--public-key`), every signature
-//! must verify with it and the header's keys are ignored. Without one, signatures are
+//! must verify with it; the header's keys then only tell a line signed by another key
+//! (`UntrustedKey`) from a changed one (`BadSignature`). Without one, signatures are
 //! checked with the public keys in the file's own header: this catches every change made by
 //! someone who cannot sign with the instance's audit key, except one. Whoever rewrites the
 //! file, signs every checkpoint and the seal again with a key of their own and puts its
