@@ -43,6 +43,8 @@ pub const KEYED_HASH_PREFIX: &str = "hmac-sha256:";
 const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
 
 /// One line of a trail or an export file.
+// Lines are read one at a time: the size of a record does not matter enough to box it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Line {
@@ -342,13 +344,15 @@ pub fn record_hash_of_line(line: &str) -> Result<String, LineError> {
         return Err(LineError::NoHash);
     }
     let split = bytes.len() - HASH_SUFFIX_LEN;
-    let suffix = &line[split..];
+    // Bytes, not `str` slices: a tampered line may have a multi-byte character where the
+    // hash field should be, and slicing a `str` there would panic.
+    let suffix = &bytes[split..];
     let hex_part = &suffix[9..9 + 64];
-    if !suffix.starts_with(",\"hash\":\"")
-        || !suffix.ends_with("\"}")
+    if !suffix.starts_with(b",\"hash\":\"")
+        || !suffix.ends_with(b"\"}")
         || !hex_part
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
     {
         return Err(LineError::NoHash);
     }
@@ -398,7 +402,10 @@ mod tests {
     fn a_record_line_reads_back_with_its_hash_checked() {
         let mut r = sample(1, GENESIS);
         let line = r.to_line();
-        assert!(line.starts_with("{\"type\":\"record\",\"seq\":1,"), "{line}");
+        assert!(
+            line.starts_with("{\"type\":\"record\",\"seq\":1,"),
+            "{line}"
+        );
         assert!(line.ends_with(&format!(",\"hash\":\"{}\"}}", r.hash)));
         assert_eq!(parse_line(&line), Ok(Line::Record(r.clone())));
         // The hash covers the body with the hash field cut out.
@@ -419,6 +426,23 @@ mod tests {
                 parse_line(&changed).is_err(),
                 "byte {i} changed and still accepted: {changed}"
             );
+        }
+    }
+
+    #[test]
+    fn a_multi_byte_character_where_the_hash_field_is_refused_without_a_panic() {
+        let line = sample(1, GENESIS).to_line();
+        let n = line.len();
+        // "é" is two bytes: put where the comma before "hash" was, the start of the suffix
+        // falls inside it; put where the closing quote was, the end of the hex digits does.
+        for at in [n - HASH_SUFFIX_LEN, n - 2] {
+            let changed = format!("{}é{}", &line[..at], &line[at + 1..]);
+            assert_eq!(
+                record_hash_of_line(&changed),
+                Err(LineError::NoHash),
+                "{at}"
+            );
+            assert!(parse_line(&changed).is_err());
         }
     }
 

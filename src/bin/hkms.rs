@@ -110,6 +110,15 @@ enum Command {
     /// material.
     #[command(subcommand)]
     Jobs(hkms::cli::jobs::JobsCommand),
+    /// The audit trail: export it, verify an export offline, follow it, hash a value.
+    ///
+    /// Every request that reaches hkmsd is recorded before it is answered, in a hash chain
+    /// with checkpoints signed inside the HSMs. `export` writes a file that `verify` checks
+    /// anywhere, without hkmsd; `tail` follows the trail; `hash` gives the keyed hash the
+    /// trail shows in place of a value (an AAD, a refused secret name); `status` shows
+    /// whether it is being written.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
     Encrypt {
         /// Key to encrypt with: its id or an alias (`alias/<name>`).
@@ -501,6 +510,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             let (t, j) = hkms::cli::jobs::jobs(&mut c, cmd).await?;
             Output::Text(t, j)
         }
+        Command::Audit(_) => return Err(Failure::usage("hkms audit runs on its own")),
         Command::Signature(cmd) => cli::signature::signature(&mut c, cmd).await?.into(),
         Command::PublicKey(cmd) => cli::public_key::public_key(&mut c, cmd).await?.into(),
         Command::AsymmetricCipher(cmd) => cli::asymmetric_cipher::asymmetric_cipher(&mut c, cmd)
@@ -566,6 +576,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Audit(cmd) = &cli.command {
+        return runtime.block_on(cli::audit::run(cmd, &socket_path(&cli), cli.json));
+    }
     match runtime.block_on(run(&cli)) {
         Ok(out) => {
             let mut stdout = std::io::stdout();

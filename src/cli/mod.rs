@@ -7,6 +7,7 @@ pub mod access;
 pub mod alias;
 pub mod api_key;
 pub mod asymmetric_cipher;
+pub mod audit;
 pub mod ca;
 pub mod client_key;
 pub mod client_key_new;
