@@ -4,10 +4,10 @@
 //! readiness with and without a serving HSM member; the periodic credential expiry scan.
 
 mod common;
-#[path = "support/gateway.rs"]
-mod support;
 #[path = "support/prometheus.rs"]
 mod prometheus;
+#[path = "support/gateway.rs"]
+mod support;
 
 use common::{Daemon, MemberSpec};
 use hkms::instance_api as api;
@@ -84,25 +84,43 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
     assert_eq!(ready["checks"]["hsm"]["ok"], true, "{ready}");
     assert_eq!(ready["checks"]["store"]["ok"], true, "{ready}");
     assert_eq!(ready["checks"]["audit"]["ok"], true, "{ready}");
-    assert_eq!(get(gw_port, "/health/ready").json()["checks"]["hkmsd"]["ok"], true);
+    assert_eq!(
+        get(gw_port, "/health/ready").json()["checks"]["hkmsd"]["ok"],
+        true
+    );
 
     let before = scrape(&python, port);
     let gw_before = scrape(&python, gw_port);
-    assert_eq!(before.family_type("hkms_requests").as_deref(), Some("counter"));
     assert_eq!(
-        before.family_type("hkms_request_duration_seconds").as_deref(),
+        before.family_type("hkms_hsm_operations").as_deref(),
+        Some("counter")
+    );
+    assert_eq!(
+        before
+            .family_type("hkms_hsm_operation_duration_seconds")
+            .as_deref(),
         Some("histogram")
+    );
+    assert_eq!(
+        before.family_type("hkms_hsm_member_up").as_deref(),
+        Some("gauge")
     );
     assert_eq!(
         before.value("hkms_hsm_member_up", &[("member", "hsm-0")]),
         1.0
     );
     assert_eq!(
-        before.value("hkms_hsm_member_state", &[("member", "hsm-0"), ("state", "Up")]),
+        before.value(
+            "hkms_hsm_member_state",
+            &[("member", "hsm-0"), ("state", "Up")]
+        ),
         1.0
     );
     assert_eq!(
-        before.value("hkms_hsm_member_state", &[("member", "hsm-0"), ("state", "Down")]),
+        before.value(
+            "hkms_hsm_member_state",
+            &[("member", "hsm-0"), ("state", "Down")]
+        ),
         0.0
     );
     assert!(before.value("hkms_hsm_sessions_max", &[("member", "hsm-0")]) >= 1.0);
@@ -125,7 +143,8 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
 
     // Over gRPC: three encryptions.
     for _ in 0..3 {
-        inst.d.cli_json(&["encrypt", "--key-id", &key, "--plaintext", "x"]);
+        inst.d
+            .cli_json(&["encrypt", "--key-id", &key, "--plaintext", "x"]);
     }
     // Through the gateway: two allowed, one denied (a key the policy does not name), and
     // unsigned requests over the source's budget.
@@ -166,19 +185,33 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
         &[("member", "hsm-0")],
     );
     assert_eq!(hist_after - hist_before, ops_after - ops_before);
-    assert!(after.value("hkms_hsm_operation_duration_seconds_sum", &[("member", "hsm-0")]) > 0.0);
+    assert!(
+        after.value(
+            "hkms_hsm_operation_duration_seconds_sum",
+            &[("member", "hsm-0")]
+        ) > 0.0
+    );
 
     let gw_after = scrape(&python, gw_port);
     for (status, n) in &statuses {
         let s = status.to_string();
-        let labels = [("api", "instance"), ("endpoint", "private"), ("status", s.as_str())];
+        let labels = [
+            ("api", "instance"),
+            ("endpoint", "private"),
+            ("status", s.as_str()),
+        ];
         let moved = gw_after.sum("hkms_gateway_requests_total", &labels)
             - gw_before.sum("hkms_gateway_requests_total", &labels);
         assert_eq!(moved, f64::from(*n), "status {status}: {statuses:?}");
     }
     let total: u32 = statuses.values().sum();
-    let counted = gw_after.sum("hkms_gateway_request_duration_seconds_count", &[("api", "instance")])
-        - gw_before.sum("hkms_gateway_request_duration_seconds_count", &[("api", "instance")]);
+    let counted = gw_after.sum(
+        "hkms_gateway_request_duration_seconds_count",
+        &[("api", "instance")],
+    ) - gw_before.sum(
+        "hkms_gateway_request_duration_seconds_count",
+        &[("api", "instance")],
+    );
     assert_eq!(counted, f64::from(total));
     let refused = gw_after.sum("hkms_gateway_throttled_total", &[("endpoint", "private")])
         - gw_before.sum("hkms_gateway_throttled_total", &[("endpoint", "private")]);
@@ -188,10 +221,16 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
         Some("counter")
     );
     assert_eq!(
-        gw_after.value("hkms_gateway_upstream_errors_total", &[("kind", "unavailable")]),
+        gw_after.value(
+            "hkms_gateway_upstream_errors_total",
+            &[("kind", "unavailable")]
+        ),
         0.0
     );
-    assert!(gw_after.sum("hkms_gateway_connections_total", &[("endpoint", "private")]) >= f64::from(total));
+    assert!(
+        gw_after.sum("hkms_gateway_connections_total", &[("endpoint", "private")])
+            >= f64::from(total)
+    );
     // The test's connections are closed by now (each answer was read).
     eventually("connections closed", || {
         scrape(&python, gw_port).sum("hkms_gateway_connections_open", &[("endpoint", "private")])
@@ -202,13 +241,21 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
     inst.d.stop(false);
     let r = get(gw_port, "/health/ready");
     assert_eq!(r.status, 503, "{}", r.body);
-    assert_eq!(r.json()["failed"], serde_json::json!(["hkmsd"]), "{}", r.body);
+    assert_eq!(
+        r.json()["failed"],
+        serde_json::json!(["hkmsd"]),
+        "{}",
+        r.body
+    );
     assert_eq!(get(gw_port, "/health/live").status, 200);
     let a = encrypt(&inst, gw.port, &ck, &key);
     assert_eq!(a.status, 503);
     let gw_down = scrape(&python, gw_port);
     assert_eq!(
-        gw_down.value("hkms_gateway_upstream_errors_total", &[("kind", "unavailable")]),
+        gw_down.value(
+            "hkms_gateway_upstream_errors_total",
+            &[("kind", "unavailable")]
+        ),
         1.0
     );
 }
@@ -229,7 +276,8 @@ fn hkmsd_counts_requests_by_operation_and_result() {
     let gw = GatewayProc::start(&inst, "gw", false, "");
     let before = scrape(&python, port);
     for _ in 0..3 {
-        inst.d.cli_json(&["encrypt", "--key-id", &key, "--plaintext", "x"]);
+        inst.d
+            .cli_json(&["encrypt", "--key-id", &key, "--plaintext", "x"]);
     }
     for _ in 0..2 {
         assert_eq!(encrypt(&inst, gw.port, &ck, &key).status, 200);
@@ -243,12 +291,23 @@ fn hkmsd_counts_requests_by_operation_and_result() {
         after.sum("hkms_requests_total", labels) - before.sum("hkms_requests_total", labels)
     };
     assert_eq!(
-        moved(&[("front", "grpc"), ("operation", "/hkms.v1.CryptoService/Encrypt"), ("result", "OK")])
-            + moved(&[("front", "grpc"), ("operation", "Encrypt"), ("result", "OK")]),
+        moved(&[
+            ("front", "grpc"),
+            ("operation", "/hkms.v1.CryptoService/Encrypt"),
+            ("result", "OK")
+        ]) + moved(&[
+            ("front", "grpc"),
+            ("operation", "Encrypt"),
+            ("result", "OK")
+        ]),
         3.0
     );
     assert_eq!(
-        moved(&[("front", "instance"), ("operation", "Encrypt"), ("result", "OK")]),
+        moved(&[
+            ("front", "instance"),
+            ("operation", "Encrypt"),
+            ("result", "OK")
+        ]),
         2.0
     );
     assert_eq!(
@@ -300,12 +359,18 @@ fn readiness_fails_while_no_hsm_member_is_up() {
     assert_eq!(body["status"], "not ready");
     assert_eq!(body["failed"], serde_json::json!(["hsm"]), "{body}");
     let why = body["checks"]["hsm"]["detail"].as_str().unwrap();
-    assert!(why.contains("no HSM member is up") && why.contains("hsm-0 Down"), "{why}");
+    assert!(
+        why.contains("no HSM member is up") && why.contains("hsm-0 Down"),
+        "{why}"
+    );
     assert_eq!(get(port, "/health/live").status, 200);
     let m = scrape(&python, port);
     assert_eq!(m.value("hkms_hsm_member_up", &[("member", "hsm-0")]), 0.0);
     assert_eq!(
-        m.value("hkms_hsm_member_state", &[("member", "hsm-0"), ("state", "Down")]),
+        m.value(
+            "hkms_hsm_member_state",
+            &[("member", "hsm-0"), ("state", "Down")]
+        ),
         1.0
     );
     assert!(m.sum("hkms_hsm_errors_total", &[("member", "hsm-0")]) >= 1.0);
@@ -360,29 +425,41 @@ fn the_expiry_scan_reports_client_keys_nobody_uses() {
         &[("aap", "expiring-app"), ("credential", lasting.as_str())],
     );
     assert!(lasting_days >= 360.0, "{lasting_days}");
-    assert_eq!(m.family_type("hkms_client_key_expiry_days").as_deref(), Some("gauge"));
+    assert_eq!(
+        m.family_type("hkms_client_key_expiry_days").as_deref(),
+        Some("gauge")
+    );
     eventually("the scan's warning is logged", || {
         inst.d.log_text().contains(&soon)
     });
     let log = inst.d.log_text();
-    let line = log.lines().find(|l| l.contains(&soon) && l.contains("expires soon"));
+    let line = log
+        .lines()
+        .find(|l| l.contains(&soon) && l.contains("expires soon"));
     assert!(line.is_some_and(|l| l.contains("WARN")), "{log}");
     assert!(
-        !log.lines().any(|l| l.contains(&lasting) && l.contains("expires soon")),
+        !log.lines()
+            .any(|l| l.contains(&lasting) && l.contains("expires soon")),
         "{log}"
     );
 
     // `hkms status` lists it, and not the key valid for a year.
     let status = inst.d.cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains(&format!("ClientKey {soon} of AAP expiring-app expires in")), "{text}");
+    assert!(
+        text.contains(&format!("ClientKey {soon} of AAP expiring-app expires in")),
+        "{text}"
+    );
     assert!(!text.contains(&lasting), "{text}");
 
     // A deleted ClientKey leaves the gauge at the next scan.
     inst.d.cli_json(&["client-key", "delete", &soon]);
     eventually("the deleted ClientKey leaves the gauge", || {
         scrape(&python, port)
-            .matching("hkms_client_key_expiry_days", &[("credential", soon.as_str())])
+            .matching(
+                "hkms_client_key_expiry_days",
+                &[("credential", soon.as_str())],
+            )
             .is_empty()
     });
 }

@@ -275,7 +275,11 @@ fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -310,8 +314,15 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
     ];
     let run = Appliance::start(&clone, None, &env, dir.path().join("root.log"));
     // Both health endpoints, on loopback, as the written configurations say.
-    for (p, metric) in [(metrics, "hkms_hsm_member_up"), (gateway_metrics, "hkms_gateway_requests")] {
-        assert!(http_get(p, "/health/ready").starts_with("HTTP/1.1 200"), "{}", run.output());
+    for (p, metric) in [
+        (metrics, "hkms_hsm_member_up"),
+        (gateway_metrics, "hkms_gateway_requests"),
+    ] {
+        assert!(
+            http_get(p, "/health/ready").starts_with("HTTP/1.1 200"),
+            "{}",
+            run.output()
+        );
         assert!(http_get(p, "/metrics").contains(metric), "{}", run.output());
     }
     let (hkms, gateway) = (uid_of("hkms"), uid_of("hkms-gateway"));

@@ -55,8 +55,7 @@ pub fn needs_warning(state: &str) -> bool {
 pub fn credentials(store: &dyn AccessStore, now: i64) -> Result<Vec<Seen>, KmsError> {
     let mut seen = Vec::new();
     for k in manage::client_keys(store, "")? {
-        let (days_left, state) =
-            clientkey::standing(k.not_before, k.not_after, k.retire_unix, now);
+        let (days_left, state) = clientkey::standing(k.not_before, k.not_after, k.retire_unix, now);
         seen.push(Seen {
             kind: "ClientKey",
             aap: k.aap_name.clone(),

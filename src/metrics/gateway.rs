@@ -180,13 +180,19 @@ impl GatewaySite {
                 match tokio::time::timeout(within, tokio::net::UnixStream::connect(path)).await {
                     Ok(Ok(_)) => Ok(format!("{} accepts connections", path.display())),
                     Ok(Err(e)) => Err(format!("hkmsd unreachable at {}: {e}", path.display())),
-                    Err(_) => Err(format!("hkmsd at {} did not accept in time", path.display())),
+                    Err(_) => Err(format!(
+                        "hkmsd at {} did not accept in time",
+                        path.display()
+                    )),
                 }
             }
             HkmsdTarget::Tls { target, .. } => {
                 let addr = (target.host.as_str(), target.port);
                 match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
-                    Ok(Ok(_)) => Ok(format!("{}:{} accepts connections", target.host, target.port)),
+                    Ok(Ok(_)) => Ok(format!(
+                        "{}:{} accepts connections",
+                        target.host, target.port
+                    )),
                     Ok(Err(e)) => Err(format!(
                         "hkmsd unreachable at {}:{}: {e}",
                         target.host, target.port
@@ -204,7 +210,8 @@ impl GatewaySite {
 impl Site for GatewaySite {
     fn metrics(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
         {
             tracing::warn!("metrics not encoded: {e}");
         }

@@ -67,7 +67,8 @@ impl DaemonSite {
 impl Site for DaemonSite {
     fn metrics(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
         {
             tracing::warn!("metrics not encoded: {e}");
         }

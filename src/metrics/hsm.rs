@@ -40,9 +40,8 @@ impl Collector for HsmCollector {
             .map(|m| (m.name.clone(), m.snapshot(), m.metrics()))
             .collect();
         let by_member = |n: &String| vec![("member", n.clone())];
-        let gauge = |row: &mut prometheus_client::encoding::MetricEncoder, v: &i64| {
-            row.encode_gauge(v)
-        };
+        let gauge =
+            |row: &mut prometheus_client::encoding::MetricEncoder, v: &i64| row.encode_gauge(v);
         let counter = |row: &mut prometheus_client::encoding::MetricEncoder, v: &u64| {
             row.encode_counter::<NoLabelSet, _, u64>(v, None)
         };
@@ -116,10 +115,7 @@ impl Collector for HsmCollector {
             MetricType::Counter,
             members.iter().flat_map(|(n, _, m)| {
                 m.errors.iter().map(move |(code, count)| {
-                    (
-                        vec![("member", n.clone()), ("code", code.clone())],
-                        *count,
-                    )
+                    (vec![("member", n.clone()), ("code", code.clone())], *count)
                 })
             }),
             counter,

@@ -158,9 +158,7 @@ pub async fn serve(listener: std::net::TcpListener, site: Arc<dyn Site>) {
             let _permit = permit;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let site = site.clone();
-                async move {
-                    Ok::<_, Infallible>(respond(&*site, req.method(), req.uri().path()).await)
-                }
+                async move { Ok::<_, Infallible>(respond(&*site, req.method(), req.uri().path()).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -189,7 +187,14 @@ mod tests {
             Box::pin(async move {
                 vec![
                     ("store", Ok("open".into())),
-                    ("hsm", if ok { Ok("1 of 1 up".into()) } else { Err("0 of 1 up".into()) }),
+                    (
+                        "hsm",
+                        if ok {
+                            Ok("1 of 1 up".into())
+                        } else {
+                            Err("0 of 1 up".into())
+                        },
+                    ),
                 ]
             })
         }
@@ -211,9 +216,15 @@ mod tests {
     async fn paths_methods_and_readiness() {
         let up = Fixed(true);
         let (s, ct, body) = get(&up, Method::GET, "/metrics").await;
-        assert_eq!((s, body.as_str()), (StatusCode::OK, "# TYPE x gauge\nx 1\n"));
+        assert_eq!(
+            (s, body.as_str()),
+            (StatusCode::OK, "# TYPE x gauge\nx 1\n")
+        );
         assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
-        assert_eq!(get(&up, Method::GET, "/health/live").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&up, Method::GET, "/health/live").await.0,
+            StatusCode::OK
+        );
         let (s, _, body) = get(&up, Method::GET, "/health/ready").await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -226,8 +237,14 @@ mod tests {
         assert_eq!(v["checks"]["store"]["ok"], true);
         let (s, _, body) = get(&up, Method::HEAD, "/metrics").await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, ""));
-        assert_eq!(get(&up, Method::POST, "/metrics").await.0, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            get(&up, Method::POST, "/metrics").await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
         assert_eq!(get(&up, Method::GET, "/").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(get(&up, Method::GET, "/metrics/x").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            get(&up, Method::GET, "/metrics/x").await.0,
+            StatusCode::NOT_FOUND
+        );
     }
 }

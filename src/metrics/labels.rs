@@ -109,7 +109,11 @@ pub fn operation(operation: &str) -> &'static str {
 
 /// `front` as a label value: one of [`FRONTS`], else [`OTHER`].
 pub fn front(front: &str) -> &'static str {
-    FRONTS.iter().find(|f| **f == front).copied().unwrap_or(OTHER)
+    FRONTS
+        .iter()
+        .find(|f| **f == front)
+        .copied()
+        .unwrap_or(OTHER)
 }
 
 /// `result` as a label value: `OK` or an error code (ASCII letters, digits and dots, at
@@ -117,7 +121,9 @@ pub fn front(front: &str) -> &'static str {
 pub fn result(result: &str) -> String {
     let fits = !result.is_empty()
         && result.len() <= MAX_RESULT_LEN
-        && result.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+        && result
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.');
     if fits {
         result.to_owned()
     } else {
@@ -206,7 +212,10 @@ mod tests {
         assert_eq!(result(""), OTHER);
         assert_eq!(result("bad code"), OTHER);
         assert_eq!(result("code\"}"), OTHER);
-        assert_eq!(result(&"A".repeat(MAX_RESULT_LEN)), "A".repeat(MAX_RESULT_LEN));
+        assert_eq!(
+            result(&"A".repeat(MAX_RESULT_LEN)),
+            "A".repeat(MAX_RESULT_LEN)
+        );
         assert_eq!(result(&"A".repeat(MAX_RESULT_LEN + 1)), OTHER);
         assert_eq!(result("Ünïcode"), OTHER);
     }

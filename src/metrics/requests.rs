@@ -104,7 +104,12 @@ mod tests {
         let other = "hkms_requests_total{front=\"tencent\",operation=\"other\",result=\"other\"}";
         let before = encoded();
         for _ in 0..3 {
-            observe_request("tencent", "SignByAsymmetricKey", "OK", Duration::from_millis(2));
+            observe_request(
+                "tencent",
+                "SignByAsymmetricKey",
+                "OK",
+                Duration::from_millis(2),
+            );
         }
         observe_request(
             "tencent",
@@ -113,16 +118,35 @@ mod tests {
             Duration::from_millis(1),
         );
         for i in 0..100 {
-            observe_request("tencent", &format!("Made{i}Up"), &format!("x y {i}"), Duration::ZERO);
+            observe_request(
+                "tencent",
+                &format!("Made{i}Up"),
+                &format!("x y {i}"),
+                Duration::ZERO,
+            );
         }
         let after = encoded();
         assert_eq!(value(&after, ok) - value(&before, ok), 3.0, "{after}");
-        assert_eq!(value(&after, denied) - value(&before, denied), 1.0, "{after}");
-        assert_eq!(value(&after, other) - value(&before, other), 100.0, "{after}");
+        assert_eq!(
+            value(&after, denied) - value(&before, denied),
+            1.0,
+            "{after}"
+        );
+        assert_eq!(
+            value(&after, other) - value(&before, other),
+            100.0,
+            "{after}"
+        );
         assert!(!after.contains("Made"), "{after}");
         let count = "hkms_request_duration_seconds_count{front=\"tencent\",operation=\"SignByAsymmetricKey\"}";
         assert_eq!(value(&after, count) - value(&before, count), 4.0, "{after}");
-        assert!(after.contains("# TYPE hkms_requests_total counter"), "{after}");
-        assert!(after.contains("# TYPE hkms_request_duration_seconds histogram"), "{after}");
+        assert!(
+            after.contains("# TYPE hkms_requests_total counter"),
+            "{after}"
+        );
+        assert!(
+            after.contains("# TYPE hkms_request_duration_seconds histogram"),
+            "{after}"
+        );
     }
 }

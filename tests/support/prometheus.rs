@@ -56,7 +56,10 @@ pub fn python() -> Option<PathBuf> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(ready(&python), "prometheus_client does not import after installation");
+    assert!(
+        ready(&python),
+        "prometheus_client does not import after installation"
+    );
     Some(python)
 }
 
@@ -64,17 +67,19 @@ pub fn python() -> Option<PathBuf> {
 const PARSE: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
-out = []
+samples, families = [], {}
 for family in text_string_to_metric_families(sys.stdin.read()):
+    families[family.name] = family.type
     for s in family.samples:
-        out.append({"family": family.name, "type": family.type, "name": s.name,
-                    "labels": s.labels, "value": s.value})
-print(json.dumps(out))
+        samples.append({"family": family.name, "type": family.type, "name": s.name,
+                        "labels": s.labels, "value": s.value})
+print(json.dumps({"samples": samples, "families": families}))
 "#;
 
-/// Every sample of a scrape, as parsed by `prometheus_client`.
+/// Every sample of a scrape, as parsed by `prometheus_client`, and the type of every
+/// family (those without samples too).
 #[derive(Debug, Clone)]
-pub struct Samples(pub Vec<Value>);
+pub struct Samples(pub Vec<Value>, pub serde_json::Map<String, Value>);
 
 impl Samples {
     pub fn parse(python: &PathBuf, text: &str) -> Samples {
@@ -97,7 +102,10 @@ impl Samples {
             "prometheus_client could not parse the metrics:\n{}\n{text}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Samples(serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap())
+        let mut parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let samples = parsed["samples"].as_array().unwrap().clone();
+        let families = parsed["families"].take();
+        Samples(samples, families.as_object().unwrap().clone())
     }
 
     /// The samples named `name` whose labels include every pair of `labels`.
@@ -126,10 +134,7 @@ impl Samples {
 
     /// The type the parser gave the family `family`.
     pub fn family_type(&self, family: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|s| s["family"] == family)
-            .map(|s| s["type"].as_str().unwrap().to_owned())
+        self.1.get(family).map(|t| t.as_str().unwrap().to_owned())
     }
 }
 
@@ -168,7 +173,14 @@ pub fn request(port: u16, method: &str, path: &str) -> Http {
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
