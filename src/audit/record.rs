@@ -375,10 +375,7 @@ mod tests {
     fn a_record_line_reads_back_with_its_hash_checked() {
         let mut r = sample(1, GENESIS);
         let line = r.to_line();
-        assert!(
-            line.starts_with("{\"type\":\"record\",\"seq\":1,"),
-            "{line}"
-        );
+        assert!(line.starts_with("{\"type\":\"record\",\"seq\":1,"), "{line}");
         assert!(line.ends_with(&format!(",\"hash\":\"{}\"}}", r.hash)));
         assert_eq!(parse_line(&line), Ok(Line::Record(r.clone())));
         // The hash covers the body with the hash field cut out.
