@@ -316,7 +316,7 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
     // Both health endpoints, on loopback, as the written configurations say.
     for (p, metric) in [
         (metrics, "hkms_hsm_member_up"),
-        (gateway_metrics, "hkms_gateway_requests"),
+        (gateway_metrics, "hkms_gateway_upstream_errors_total"),
     ] {
         assert!(
             http_get(p, "/health/ready").starts_with("HTTP/1.1 200"),
