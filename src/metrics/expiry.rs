@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ struct Expiry {
     days: Family<ExpiryLabels, Gauge>,
     /// The label sets of the last scan, so that deleted credentials disappear.
     shown: Mutex<HashSet<ExpiryLabels>>,
+    /// When each credential's warning was last logged: once a day per credential is enough.
+    warned: Mutex<HashMap<String, i64>>,
 }
 
 static EXPIRY: LazyLock<Expiry> = LazyLock::new(Expiry::default);
@@ -77,11 +79,14 @@ pub fn credentials(store: &dyn AccessStore, now: i64) -> Result<Vec<Seen>, KmsEr
     Ok(seen)
 }
 
-/// Scans once: updates the gauge, logs a warning per credential within the warning
-/// window or past its end; returns what it saw.
+/// Scans once: updates the gauge, logs a warning (at most once a day) per credential
+/// within the warning window or past its end; returns what it saw.
 pub fn scan(store: &dyn AccessStore, now: i64) -> Result<Vec<Seen>, KmsError> {
     let seen = credentials(store, now)?;
     let mut shown = EXPIRY.shown.lock().unwrap_or_else(|p| p.into_inner());
+    let mut warned = EXPIRY.warned.lock().unwrap_or_else(|p| p.into_inner());
+    let ids: HashSet<&str> = seen.iter().map(|s| s.credential.as_str()).collect();
+    warned.retain(|id, _| ids.contains(id.as_str()));
     let mut now_shown = HashSet::with_capacity(seen.len());
     for s in &seen {
         let labels = ExpiryLabels {
@@ -90,10 +95,15 @@ pub fn scan(store: &dyn AccessStore, now: i64) -> Result<Vec<Seen>, KmsError> {
         };
         EXPIRY.days.get_or_create(&labels).set(s.days_left);
         now_shown.insert(labels);
-        if needs_warning(s.state) {
+        let last = warned.get(&s.credential).copied().unwrap_or(i64::MIN);
+        if needs_warning(s.state) && now.saturating_sub(last) >= 86_400 {
+            warned.insert(s.credential.clone(), now);
             let hint = match s.kind {
-                "ClientKey" => "change it: hkms client-key rotate --aap <aap>",
-                _ => "create a new one (hkms api-key create) and delete this one",
+                "ClientKey" => format!("change it (hkms client-key rotate --aap {})", s.aap),
+                _ => format!(
+                    "create a new one (hkms api-key create --aap {}) and delete this one",
+                    s.aap
+                ),
             };
             tracing::warn!(kind = s.kind, credential = %s.credential, aap = %s.aap,
                 days_left = s.days_left, state = s.state, "credential {}; {hint}",
