@@ -405,17 +405,34 @@ fn the_expiry_scan_reports_client_keys_nobody_uses() {
     ]);
     let soon = out["ClientKey"]["ClientKeyId"].as_str().unwrap().to_owned();
     let lasting = inst.client_key("expiring-app").id;
+    let api_key = inst.d.cli_json(&[
+        "api-key",
+        "create",
+        "--aap",
+        "expiring-app",
+        "--validity-days",
+        "2",
+        "--output-file",
+        inst.d.path("expiring-api-key.json").to_str().unwrap(),
+    ])["ApiKey"]["SecretId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Never used: the scan finds it anyway.
     let mut days = None;
-    eventually("the gauge shows the ClientKey", || {
+    eventually("the gauge shows the ClientKey and the API key", || {
         let m: Samples = scrape(&python, port);
         let found = m.matching(
             "hkms_client_key_expiry_days",
             &[("aap", "expiring-app"), ("credential", soon.as_str())],
         );
         days = found.first().map(|s| s["value"].as_f64().unwrap());
-        days.is_some()
+        let api = m.matching(
+            "hkms_client_key_expiry_days",
+            &[("credential", api_key.as_str())],
+        );
+        days.is_some() && !api.is_empty()
     });
     let days = days.unwrap();
     assert!((1.0..=3.0).contains(&days), "{days}");
@@ -429,8 +446,14 @@ fn the_expiry_scan_reports_client_keys_nobody_uses() {
         m.family_type("hkms_client_key_expiry_days").as_deref(),
         Some("gauge")
     );
-    eventually("the scan's warning is logged", || {
-        inst.d.log_text().contains(&soon)
+    let api_days = m.value(
+        "hkms_client_key_expiry_days",
+        &[("aap", "expiring-app"), ("credential", api_key.as_str())],
+    );
+    assert!((0.0..=2.0).contains(&api_days), "{api_days}");
+    eventually("the scan's warnings are logged", || {
+        let log = inst.d.log_text();
+        log.contains(&soon) && log.contains(&api_key)
     });
     let log = inst.d.log_text();
     let line = log
@@ -451,6 +474,15 @@ fn the_expiry_scan_reports_client_keys_nobody_uses() {
         "{text}"
     );
     assert!(!text.contains(&lasting), "{text}");
+    assert!(
+        text.contains(&format!("API key {api_key} of AAP expiring-app expires in")),
+        "{text}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&api_key) && l.contains("expires soon")),
+        "{log}"
+    );
 
     // A deleted ClientKey leaves the gauge at the next scan.
     inst.d.cli_json(&["client-key", "delete", &soon]);
