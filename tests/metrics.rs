@@ -158,6 +158,20 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
     let (denied_status, denied_code) = denied.failure();
     *statuses.entry(denied_status).or_default() += 1;
     assert_eq!(denied_code, "Forbidden.NoPermission");
+    // A Tencent Cloud API request (unsigned: refused in Tencent's envelope, HTTP 200).
+    let tencent_before = gw_before.sum("hkms_gateway_requests_total", &[("api", "tencent")]);
+    let mut conn = connect(gw.port, &inst.bundle);
+    let a = post(
+        &mut conn,
+        "/",
+        &[
+            ("x-tc-action".to_owned(), "Encrypt".to_owned()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ],
+        b"{}",
+    );
+    let tencent_status = a.status.to_string();
+    drop(conn);
     let mut throttled = 0;
     for _ in 0..4 {
         let mut conn = connect(gw.port, &inst.bundle);
@@ -204,6 +218,15 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
             - gw_before.sum("hkms_gateway_requests_total", &labels);
         assert_eq!(moved, f64::from(*n), "status {status}: {statuses:?}");
     }
+    let tencent = [
+        ("api", "tencent"),
+        ("endpoint", "private"),
+        ("status", tencent_status.as_str()),
+    ];
+    assert_eq!(
+        gw_after.sum("hkms_gateway_requests_total", &tencent) - tencent_before,
+        1.0
+    );
     let total: u32 = statuses.values().sum();
     let counted = gw_after.sum(
         "hkms_gateway_request_duration_seconds_count",
