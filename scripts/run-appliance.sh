@@ -23,6 +23,8 @@
 #   HKMS_MEMBERS       number of SoftHSM2 tokens (default 2)
 #   HKMS_GATEWAY_PORT  HTTPS port of the gateway (default 18443)
 #   HKMS_HKMSD_PORT    hkmsd's mutual-TLS port for the gateway, ordinary user only (18444)
+#   HKMS_METRICS_PORT  hkmsd's metrics and health port on 127.0.0.1 (default 9464)
+#   HKMS_GATEWAY_METRICS_PORT  the gateway's metrics and health port on 127.0.0.1 (9465)
 #   HKMS_BIN_DIR       use hkmsd, hkms and hkms-gateway from this directory, not a build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,8 @@ root=$(pwd)
 members=${HKMS_MEMBERS:-2}
 port=${HKMS_GATEWAY_PORT:-18443}
 hkmsd_port=${HKMS_HKMSD_PORT:-18444}
+metrics_port=${HKMS_METRICS_PORT:-9464}
+gateway_metrics_port=${HKMS_GATEWAY_METRICS_PORT:-9465}
 as_root=false
 [[ $(id -u) -eq 0 ]] && as_root=true
 if $as_root; then
@@ -128,7 +132,8 @@ own hkms:hkms 0750 "$home/run"
 
 if [[ ! -f $config ]]; then
     edits=(-e "s|^socket = .*|socket = \"$home/run/hkmsd.sock\"|"
-        -e "s|^path = .*|path = \"$home/store\"|")
+        -e "s|^path = .*|path = \"$home/store\"|"
+        -e "s|^listen = \"127.0.0.1:9464\"|listen = \"127.0.0.1:$metrics_port\"|")
     if $as_root; then
         edits+=(-e "s|^# gateway_uids = .*|gateway_uids = [$gateway_uid]|"
             -e 's|^# run_as = "hkms"|run_as = "hkms"|')
@@ -251,6 +256,9 @@ if [[ ! -f $gwconfig ]]; then
         echo "private_key = \"$home/gateway/gateway.key\""
         echo "[private]"
         echo "listen = \"127.0.0.1:$port\""
+        echo "[observability]"
+        echo "# Metrics and health (GET /metrics, /health/live, /health/ready), loopback only."
+        echo "listen = \"127.0.0.1:$gateway_metrics_port\""
         if $as_root; then
             echo "[hardening]"
             echo "# Started as root, the gateway switches to its service user once it listens."
@@ -278,6 +286,7 @@ cat <<MSG
 
 hkmsd and hkms-gateway are running (hkmsd as $(whoami_of "$daemon"), the gateway as $(whoami_of "$gateway")).
   KMS instance API endpoint: https://localhost:$port
+  Metrics and health:        http://127.0.0.1:$metrics_port/metrics (hkmsd), http://127.0.0.1:$gateway_metrics_port/metrics (gateway)
   CA bundle for clients:     $bundle
 In another shell, as $(id -un) (the operator):
   export HKMS_SOCKET=$HKMS_SOCKET

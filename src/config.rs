@@ -28,6 +28,9 @@ pub struct Config {
     /// The audit trail (`[audit]`).
     #[serde(default)]
     pub audit: crate::audit::config::AuditConfig,
+    /// The metrics and health endpoint and the credential expiry scan (`[observability]`).
+    #[serde(default)]
+    pub observability: crate::metrics::config::DaemonObservability,
 }
 
 /// Local identities allowed on the Unix socket, checked with the peer's credentials

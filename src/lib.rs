@@ -12,7 +12,8 @@
 //! - [`store`]: persisted records (only wrapped key material);
 //! - [`authn`], [`access`]: who is calling, and what they may do;
 //! - [`tls`]: the TLS settings every endpoint and client shares;
-//! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the external APIs (no keys, no HSM).
+//! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the external APIs (no keys, no HSM);
+//! - [`metrics`]: Prometheus metrics and the health endpoints of both processes.
 #![deny(unsafe_code)]
 
 pub mod access;
@@ -33,6 +34,7 @@ pub mod hsm;
 pub mod jobs;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod quiet_unix;
 pub mod runtime;

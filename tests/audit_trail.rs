@@ -174,9 +174,11 @@ fn assert_chained(d: &common::Daemon) {
 #[test]
 fn every_acknowledged_request_survives_kill_9() {
     let mut d = common::Daemon::initialised(1);
-    let key = d.cli_json(&["key", "create"])["KeyId"]
+    let out = d.cli_json(&["key", "create"]);
+    let key = out["KeyMetadata"]["KeyId"]
         .as_str()
-        .unwrap()
+        .or(out["KeyId"].as_str())
+        .unwrap_or_else(|| panic!("{out}"))
         .to_owned();
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -238,21 +240,19 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
     let key = inst.create_key();
     let ck = inst.app("fail-closed-app", &format!("key/{key}"), None);
     let gw = GatewayProc::start(&inst, "gw", false, "");
-    let pid = inst.d.pid().unwrap().to_string();
     assert_eq!(encrypt(&inst, gw.port, &ck, &key).status, 200);
 
-    // The kernel refuses any write past the file size limit (EFBIG): set it to the size of
-    // the active segment, so the next record cannot be written.
+    // An immutable file refuses every write, even through a descriptor opened before
+    // (EPERM): the active segment cannot be appended to.
     let active = audit::segments(&inst.d).pop().unwrap();
-    let size = std::fs::metadata(&active).unwrap().len().to_string();
-    let limit = |value: &str| {
-        let out = std::process::Command::new("prlimit")
-            .args(["--pid", &pid, &format!("--fsize={value}")])
+    let chattr = |flag: &str| {
+        let out = std::process::Command::new("chattr")
+            .args([flag, active.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "chattr {flag}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    limit(&format!("{size}:unlimited"));
+    chattr("+i");
 
     let refused = encrypt(&inst, gw.port, &ck, &key);
     assert_eq!(refused.status, 503, "{:?}", refused.failure());
@@ -278,7 +278,7 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
 
     // Writable again: the writer retries on its own, records the outage, and requests
     // are served again.
-    limit("unlimited:unlimited");
+    chattr("-i");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let a = encrypt(&inst, gw.port, &ck, &key);
@@ -292,7 +292,7 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
     let recovered = find(&records, |r| r["operation"] == "TrailRecovered");
     assert_eq!(recovered.len(), 1, "{recovered:?}");
     let detail = recovered[0]["detail"].as_str().unwrap();
-    assert!(detail.contains("File too large"), "{detail}");
+    assert!(detail.contains("Operation not permitted"), "{detail}");
     assert!(detail.contains("requests were refused"), "{detail}");
     let status = inst
         .grpc(async |c| c.audit.get_audit_status(hkms::proto::GetAuditStatusRequest {}).await)

@@ -269,6 +269,22 @@ fn encrypt_through_the_gateway(bin: &Path, home: &Path, user: Option<&str>, port
     assert_eq!(enc.key_id, key);
 }
 
+/// One plain-HTTP GET on loopback: the whole answer.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn mode(path: &Path) -> (u32, u32) {
     let m = std::fs::metadata(path).unwrap();
     (m.uid(), m.mode() & 0o7777)
@@ -288,12 +304,27 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
     let clone = fresh_clone(dir.path(), "root");
     let home = dir.path().join("root-home");
     let port = free_port();
+    let (metrics, gateway_metrics) = (free_port(), free_port());
     let env = [
         ("HKMS_HOME", home.display().to_string()),
         ("HKMS_BIN_DIR", bin.display().to_string()),
         ("HKMS_GATEWAY_PORT", port.to_string()),
+        ("HKMS_METRICS_PORT", metrics.to_string()),
+        ("HKMS_GATEWAY_METRICS_PORT", gateway_metrics.to_string()),
     ];
     let run = Appliance::start(&clone, None, &env, dir.path().join("root.log"));
+    // Both health endpoints, on loopback, as the written configurations say.
+    for (p, metric) in [
+        (metrics, "hkms_hsm_member_up"),
+        (gateway_metrics, "hkms_gateway_upstream_errors_total"),
+    ] {
+        assert!(
+            http_get(p, "/health/ready").starts_with("HTTP/1.1 200"),
+            "{}",
+            run.output()
+        );
+        assert!(http_get(p, "/metrics").contains(metric), "{}", run.output());
+    }
     let (hkms, gateway) = (uid_of("hkms"), uid_of("hkms-gateway"));
     let config = home.join("hkmsd.toml");
     let daemons = pids_of(&format!("--config {}", config.display()));
@@ -365,6 +396,8 @@ fn the_run_command_works_as_root_and_as_an_ordinary_user() {
         ("HKMS_BIN_DIR", bin.display().to_string()),
         ("HKMS_GATEWAY_PORT", port.to_string()),
         ("HKMS_HKMSD_PORT", free_port().to_string()),
+        ("HKMS_METRICS_PORT", free_port().to_string()),
+        ("HKMS_GATEWAY_METRICS_PORT", free_port().to_string()),
     ];
     let run = Appliance::start(&clone, Some("nobody"), &env, dir.path().join("user.log"));
     let nobody = uid_of("nobody");

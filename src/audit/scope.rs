@@ -183,23 +183,33 @@ pub async fn finish(
     record.request_id = request_id.to_owned();
     record.result = bounded(result);
     record.latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    if !app.audit.enabled() {
-        return Ok(());
-    }
-    if let Some(aad) = aad {
-        record.aad_hash = Some(keyed_hash_or_reason(app, &aad).await);
-    }
-    if denied && record.principal == "application" {
-        if let Some(name) = record.secret_name.take() {
-            record.secret_name_hash = Some(keyed_hash_or_reason(app, name.as_bytes()).await);
+    let written = if app.audit.enabled() {
+        if let Some(aad) = aad {
+            record.aad_hash = Some(keyed_hash_or_reason(app, &aad).await);
         }
-    }
-    app.audit.append(record).await.map_err(|e| {
-        KmsError::new(
-            ErrorCode::AuditUnavailable,
-            format!("the request was not answered because its audit record could not be written: {e}"),
-        )
-    })
+        if denied && record.principal == "application" {
+            if let Some(name) = record.secret_name.take() {
+                record.secret_name_hash = Some(keyed_hash_or_reason(app, name.as_bytes()).await);
+            }
+        }
+        let (front, operation) = (record.front.clone(), record.operation.clone());
+        let written = app.audit.append(record).await.map_err(|e| {
+            KmsError::new(
+                ErrorCode::AuditUnavailable,
+                format!("the request was not answered because its audit record could not be written: {e}"),
+            )
+        });
+        (front, operation, written)
+    } else {
+        (record.front, record.operation, Ok(()))
+    };
+    let (front, operation, written) = written;
+    let answered = match &written {
+        Ok(()) => result,
+        Err(e) => e.code.as_str(),
+    };
+    crate::metrics::observe_request(&front, &operation, answered, latency);
+    written
 }
 
 async fn keyed_hash_or_reason(app: &Appliance, value: &[u8]) -> String {

@@ -43,6 +43,9 @@ use std::time::Duration;
 /// Certificate renewal: issue a new pair over the old files, then `kill -HUP <pid>` (or wait
 /// `tls.reload_check_secs`); new handshakes use the new certificate, open connections stay.
 ///
+/// Metrics and health: with an `[observability]` table, plain HTTP on `listen` (default
+/// 127.0.0.1:9465): GET /metrics, /health/live, /health/ready (hkmsd reachable).
+///
 /// Start-up: read the configuration and the certificate; bind every listener; when started
 /// as root, switch to `[hardening] run_as` (or refuse, unless --allow-root); disable core
 /// dumps and ptrace, set no-new-privileges and drop every capability (CAP_NET_BIND_SERVICE
@@ -145,6 +148,14 @@ fn run(args: &Args) -> Result<(), String> {
         Some(i) => Some(bind(i.listen)?),
         None => None,
     };
+    let observability = match &config.observability {
+        Some(o) => match o.address()? {
+            Some(addr) => Some(hkms::metrics::http::bind(addr)?),
+            None => None,
+        },
+        None => None,
+    };
+    let hkmsd_target = config.hkmsd.target()?;
 
     // 3. Identity, then no core dumps, not dumpable, no new privileges, no capabilities,
     //    and the seccomp allow-list on every thread: all before the runtime starts its
@@ -182,6 +193,10 @@ fn run(args: &Args) -> Result<(), String> {
         let private = register(private)?;
         let internet = internet.map(register).transpose()?;
         let gw = Arc::new(Gateway::new(certs.clone(), &config)?);
+        if let Some(l) = observability {
+            let site = hkms::metrics::gateway::GatewaySite::new(hkmsd_target);
+            tokio::spawn(hkms::metrics::http::serve(l, Arc::new(site)));
+        }
         tls::spawn_reloader(certs, notifier.clone());
         if let Some(every) = notifier.watchdog_interval() {
             let n = notifier.clone();

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 /// Start-up: read the configuration; when started as root, switch to `[hardening] run_as`
 /// (or refuse, unless --allow-root); disable core dumps and ptrace, lock memory when
 /// RLIMIT_MEMLOCK allows, set no-new-privileges and drop every capability; open the store,
-/// log in to every HSM member, bind the socket and the optional TCP listener; install the seccomp allow-list on every
+/// log in to every HSM member, bind the socket, the optional TCP listener and the optional
+/// metrics and health endpoint (`[observability] listen`, loopback); install the seccomp allow-list on every
 /// thread and check that forbidden calls fail; serve. Under systemd (hkmsd.service) it
 /// reports readiness and sends watchdog keep-alives. SIGTERM stops it. SIGHUP reloads
 /// nothing (every setting is fixed at start-up): restart to apply changes.
@@ -146,10 +147,12 @@ fn serve(args: &Args, config: Config) -> Result<(), String> {
         // The TCP listener, if configured, is bound here too: after lock-down no socket
         // can be created, only connections accepted on sockets bound before.
         let tcp = hkms::daemon::bind_tcp(&config, &app)?;
-        Ok::<_, String>((app, listener, tcp))
+        // So is the metrics and health endpoint (`[observability] listen`).
+        let observability = hkms::metrics::hkmsd::bind(&config)?;
+        Ok::<_, String>((app, listener, tcp, observability))
     });
     startup.shutdown_timeout(std::time::Duration::from_secs(5));
-    let (app, listener, tcp) = prepared?;
+    let (app, listener, tcp, observability) = prepared?;
 
     // 3. Seccomp on every thread, before the serving runtime starts its threads.
     let summary = hardening::confine(&config.hardening, &filter, memory)?;
@@ -188,6 +191,11 @@ fn serve(args: &Args, config: Config) -> Result<(), String> {
             });
         }
         tokio::spawn(ignore_sighup());
+        hkms::metrics::hkmsd::start(
+            app.clone(),
+            observability,
+            std::time::Duration::from_secs(config.observability.expiry_scan_interval_secs),
+        );
         notifier.notify("READY=1\nSTATUS=serving");
         let served = hkms::daemon::serve(app, listener, tcp).await;
         notifier.notify("STOPPING=1");

@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     /// Async worker threads (`[runtime]`).
     #[serde(default)]
     pub runtime: crate::runtime::RuntimeConfig,
+    /// The metrics and health endpoint (`[observability]`); off without the table.
+    #[serde(default)]
+    pub observability: Option<crate::metrics::config::GatewayObservability>,
 }
 
 /// How to reach hkmsd: its Unix socket on the same host, or its TCP listener on another

@@ -137,9 +137,21 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let clock = &conn.clock;
     clock.request_started();
+    let started = std::time::Instant::now();
+    let api = Api::of(|name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default())
+    });
     let mut relay = conn.relay.lock().await;
     let r = respond(&gw, conn.endpoint, conn.peer, clock, &mut relay, req).await;
     clock.request_done();
+    crate::metrics::gateway::observe_request(
+        api.as_str(),
+        conn.endpoint.as_str(),
+        r.status().as_u16(),
+        started.elapsed(),
+    );
     Ok(r)
 }
 
@@ -214,6 +226,7 @@ async fn respond(
     if let Err(t) = gw.throttle.admit_from(endpoint, &api_name, source, signed) {
         tracing::debug!(endpoint = endpoint.as_str(), api = %api_name, cap = t.cap(),
             source = %source, "throttled");
+        crate::metrics::gateway::throttled(endpoint.as_str(), t.cap());
         return wire::refusal(api, 429, Throttled::CODE, t.message());
     }
     let headers = parts
@@ -236,6 +249,7 @@ async fn respond(
         Ok(r) => r,
         Err(ForwardError::Unavailable(m)) => {
             tracing::warn!("hkmsd unavailable: {m}");
+            crate::metrics::gateway::upstream_error("unavailable");
             return wire::refusal(
                 api,
                 503,
@@ -245,6 +259,7 @@ async fn respond(
         }
         Err(e @ ForwardError::Refused(_)) => {
             tracing::error!("{e}");
+            crate::metrics::gateway::upstream_error("refused");
             return wire::refusal(api, 500, "InternalFailure", "Internal Failure");
         }
     };
@@ -313,6 +328,7 @@ pub async fn serve(
             // Closed before the handshake: no TLS work for a source over its share.
             tracing::debug!(peer = %peer, refusal = "ConnectionLimitPerSource",
                 "connection closed: its source holds max_connections_per_source");
+            crate::metrics::gateway::throttled(endpoint.as_str(), "connections_per_source");
             drop(tcp);
             continue;
         };
@@ -321,6 +337,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             let _source_slot = source_slot;
+            let _open = crate::metrics::gateway::connection_opened(endpoint.as_str());
             let _ = tcp.set_nodelay(true);
             let acceptor = gw.certs.current();
             let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {

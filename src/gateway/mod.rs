@@ -10,6 +10,9 @@
 //! authenticates, authorises and runs it; the gateway holds no key, talks to no HSM and
 //! makes no access decision.
 //!
+//! Requests, refusals by the caps, open connections and failures to reach hkmsd are counted
+//! in [`crate::metrics::gateway`], served on the `[observability]` endpoint.
+//!
 //! Start-up order: load the configuration ([`config`]) and the certificate, bind every
 //! listener, then serve.
 

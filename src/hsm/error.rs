@@ -105,6 +105,26 @@ impl HsmError {
         }
     }
 
+    /// A short stable name for metrics: the PKCS#11 return code (`DeviceError`,
+    /// `SessionHandleInvalid`...) when a call returned one, else the kind of failure.
+    pub fn code_name(&self) -> String {
+        match self {
+            HsmError::Pkcs11 { rv, .. } | HsmError::DataRejected { rv, .. } => {
+                crate::metrics::labels::code(&format!("{rv:?}"))
+            }
+            HsmError::ModuleLoad { .. } => "ModuleLoad".into(),
+            HsmError::TokenNotFound { .. } => "TokenNotFound".into(),
+            HsmError::PinFile { .. } => "PinFile".into(),
+            HsmError::DomainKeyMissing { .. } => "DomainKeyMissing".into(),
+            HsmError::TokenBinding { .. } => "TokenBinding".into(),
+            HsmError::Other { .. } => "Other".into(),
+            HsmError::NoMemberAvailable { .. } => "NoMemberAvailable".into(),
+            HsmError::SessionTimeout { .. } => "SessionTimeout".into(),
+            HsmError::Deadline { .. } => "Deadline".into(),
+            HsmError::Unsupported { .. } => "Unsupported".into(),
+        }
+    }
+
     /// What the pool should do about this error.
     pub fn action(&self) -> Action {
         match self {

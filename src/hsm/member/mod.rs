@@ -9,13 +9,14 @@ use super::module;
 use super::objects::{UnwrapTemplate, VersionKeys};
 use super::profile::{self, Quirks};
 use crate::config::MemberConfig;
+use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,6 +97,11 @@ pub struct Member {
     errors: AtomicU64,
     /// Sum of successful operation latencies, in microseconds.
     busy_micros: AtomicU64,
+    /// Latencies of successful operations, for metrics.
+    latency: AtomicHistogram,
+    /// Failures by PKCS#11 return code (or kind of failure), for metrics. Written only
+    /// when an operation fails.
+    error_codes: Mutex<BTreeMap<String, u64>>,
     /// When an operation on this member last finished (ms since [`clock`]).
     last_progress_ms: AtomicU64,
     /// Number of cached unwrapped key versions (readable without the connection lock,
@@ -109,6 +115,13 @@ pub struct Member {
     /// What the member's profile says the device does not do despite its mechanism list.
     quirks: Quirks,
     config: MemberConfig,
+}
+
+/// What metrics read of a member: failures by code and the latency histogram.
+#[derive(Debug, Clone)]
+pub struct MemberMetrics {
+    pub errors: Vec<(String, u64)>,
+    pub latency: HistogramSnapshot,
 }
 
 /// A snapshot of a member for status output.
@@ -187,6 +200,8 @@ impl Member {
             operations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
+            latency: AtomicHistogram::default(),
+            error_codes: Mutex::new(BTreeMap::new()),
             cached: AtomicU64::new(0),
             unwrap_template: AtomicU8::new(UnwrapTemplate::Unknown as u8),
             last_progress_ms: AtomicU64::new(now_ms()),
@@ -442,6 +457,18 @@ impl Member {
         self.last_progress_ms.store(now_ms(), Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
         *lock(&self.last_error) = e.to_string();
+        *lock(&self.error_codes).entry(e.code_name()).or_insert(0) += 1;
+    }
+
+    /// Failures by code and operation latencies, for metrics.
+    pub fn metrics(&self) -> MemberMetrics {
+        MemberMetrics {
+            errors: lock(&self.error_codes)
+                .iter()
+                .map(|(c, n)| (c.clone(), *n))
+                .collect(),
+            latency: self.latency.snapshot(),
+        }
     }
 
     pub fn record_operation(&self, took: Duration) {
@@ -449,6 +476,7 @@ impl Member {
         self.operations.fetch_add(1, Ordering::Relaxed);
         self.busy_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.latency.observe(took);
         self.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
