@@ -124,10 +124,11 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
         0.0
     );
     assert!(before.value("hkms_hsm_sessions_max", &[("member", "hsm-0")]) >= 1.0);
-    assert_eq!(before.value("hkms_audit_writable", &[]), 0.0);
+    assert_eq!(before.value("hkms_audit_writable", &[]), 1.0);
     assert_eq!(before.value("hkms_audit_backlog_records", &[]), 0.0);
-    assert_eq!(before.value("hkms_audit_last_sequence", &[]), 0.0);
-    assert_eq!(before.value("hkms_audit_bytes", &[]), 0.0);
+    let seq_before = before.value("hkms_audit_last_sequence", &[]);
+    assert!(seq_before >= 1.0, "the start record at least");
+    assert!(before.value("hkms_audit_bytes", &[]) > 0.0);
     let ops_before = before.value("hkms_hsm_operations_total", &[("member", "hsm-0")]);
     let hist_before = before.value(
         "hkms_hsm_operation_duration_seconds_count",
@@ -189,6 +190,10 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
     assert!(throttled >= 1, "{statuses:?}");
 
     let after = scrape(&python, port);
+    // Every request that reached hkmsd has its record: 3 over gRPC, 4 relayed by the gateway
+    // and at least the Tencent one and the unsigned ones the gateway let through.
+    let seq_after = after.value("hkms_audit_last_sequence", &[]);
+    assert!(seq_after >= seq_before + 8.0, "records: {seq_before} -> {seq_after}");
     let ops_after = after.value("hkms_hsm_operations_total", &[("member", "hsm-0")]);
     assert!(
         ops_after >= ops_before + 5.0,
