@@ -301,3 +301,136 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
     assert!(status.writable && status.error.is_empty(), "{status:?}");
     assert_chained(&inst.d);
 }
+
+/// `hkms --json audit verify FILE [--public-key PEM]`: exit code and the JSON answer.
+fn verify(d: &common::Daemon, file: &std::path::Path, trusted: Option<&std::path::Path>) -> (i32, Value) {
+    let mut args = vec!["--json", "audit", "verify", file.to_str().unwrap()];
+    if let Some(t) = trusted {
+        args.extend(["--public-key", t.to_str().unwrap()]);
+    }
+    let out = d.cli(&args);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), json)
+}
+
+#[test]
+fn an_export_verifies_offline_and_each_kind_of_tampering_is_found_and_located() {
+    let mut d = common::Daemon::initialised(1);
+    // Checkpoints every second, so that an export holds several.
+    let mut config = std::fs::read_to_string(&d.config).unwrap();
+    config.push_str("[audit]\ncheckpoint_interval_secs = 1\n");
+    std::fs::write(&d.config, config).unwrap();
+    d.restart();
+    let out = d.cli_json(&["key", "create"]);
+    let key = out["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    for round in 0..3 {
+        for _ in 0..4 {
+            d.cli_json(&["encrypt", "--key-id", &key, "--plaintext", "x"]);
+        }
+        if round < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+        }
+    }
+    let file = d.path("trail.export");
+    let out = d.cli(&["audit", "export", "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["type"], "header");
+    let checkpoints: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("{\"type\":\"checkpoint\""))
+        .collect();
+    assert!(checkpoints.len() >= 2, "checkpoints signed while records arrived: {text}");
+    let records: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("{\"type\":\"record\""))
+        .collect();
+    assert!(records.len() >= 15, "{}", records.len());
+    assert!(lines.last().unwrap().starts_with("{\"type\":\"seal\""));
+
+    // The audit public key, kept apart as an operator would.
+    let pems: Vec<&str> = header["public_keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let trusted = d.path("audit-public.pem");
+    std::fs::write(&trusted, pems[0]).unwrap();
+
+    let (code, answer) = verify(&d, &file, None);
+    assert_eq!(code, 0, "{answer}");
+    assert_eq!(answer["Valid"], true);
+    assert_eq!(verify(&d, &file, Some(&trusted)).0, 0);
+
+    let write = |name: &str, lines: &[String]| {
+        let p = d.path(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let expect = |name: &str, tampered: Vec<String>, kind: &str, line: usize| {
+        let p = write(name, &tampered);
+        let (code, answer) = verify(&d, &p, Some(&trusted));
+        assert_eq!(code, 1, "{name}: {answer}");
+        assert_eq!(answer["Kind"], kind, "{name}: {answer}");
+        assert_eq!(answer["Line"], line, "{name}: {answer}");
+    };
+
+    // One byte changed in a record in the middle.
+    let target = records[records.len() / 2];
+    let mut edited = owned.clone();
+    edited[target] = edited[target].replacen("\"result\":\"OK\"", "\"result\":\"OL\"", 1);
+    assert_ne!(edited[target], owned[target]);
+    expect("edited", edited, "AlteredRecord", target + 1);
+
+    // A record removed: the next one no longer follows.
+    let mut dropped = owned.clone();
+    dropped.remove(target);
+    expect("dropped", dropped, "MissingRecord", target + 1);
+
+    // Two records swapped.
+    let (a, b) = (records[3], records[4]);
+    let mut swapped = owned.clone();
+    swapped.swap(a, b);
+    expect("swapped", swapped, "OutOfOrder", a + 1);
+
+    // The tail cut off (the seal and the last records).
+    let cut: Vec<String> = owned[..owned.len() - 3].to_vec();
+    let (code, answer) = verify(&d, &write("cut", &cut), Some(&trusted));
+    assert_eq!((code, answer["Kind"].as_str()), (1, Some("TruncatedTail")), "{answer}");
+
+    // A checkpoint signed with another key.
+    let forger = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+    )
+    .unwrap();
+    let forger = openssl::pkey::PKey::from_ec_key(forger).unwrap();
+    let c = checkpoints[0];
+    let mut checkpoint: Value = serde_json::from_str(&owned[c]).unwrap();
+    let message = hkms::audit::record::checkpoint_message(
+        checkpoint["seq"].as_u64().unwrap(),
+        checkpoint["head"].as_str().unwrap(),
+        checkpoint["time"].as_str().unwrap(),
+    );
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &forger).unwrap();
+    let forged = signer.sign_oneshot_to_vec(&message).unwrap();
+    use base64::Engine;
+    checkpoint["signature"] =
+        base64::engine::general_purpose::STANDARD.encode(forged).into();
+    let mut forged_lines = owned.clone();
+    forged_lines[c] = serde_json::to_string(&checkpoint).unwrap();
+    let p = write("forged", &forged_lines);
+    let (code, answer) = verify(&d, &p, Some(&trusted));
+    assert_eq!(code, 1, "{answer}");
+    assert_eq!(answer["Line"], c + 1, "{answer}");
+    let (code, answer) = verify(&d, &p, None);
+    assert_eq!((code, answer["Kind"].as_str()), (1, Some("BadSignature")), "{answer}");
+}
