@@ -5,7 +5,7 @@
 use super::config::AuditConfig;
 use super::record::{parse_line, Line};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -31,39 +31,61 @@ const SUFFIX: &str = ".log";
 /// How much of the newest segment recovery reads to find the chain's head.
 const TAIL_WINDOW: u64 = 4 * 1024 * 1024;
 
-/// The segment being appended to.
+/// Space a segment is given ahead of its records, written as zeros: appending inside it
+/// leaves the file's size alone, so a sync writes the records only, not the inode too.
+const PREALLOCATE: u64 = 4 * 1024 * 1024;
+
+/// The segment being appended to. Its file may be longer than its records (zeros ahead
+/// of them, see [`PREALLOCATE`]); closing the segment, or recovery after a crash, cuts
+/// them off.
 #[derive(Debug)]
 pub struct SegmentFile {
     pub path: PathBuf,
     file: File,
-    /// Durable length.
+    /// Durable length of the records.
     pub len: u64,
+    /// Length of the file (records and the zeros ahead of them).
+    allocated: u64,
     pub created: SystemTime,
 }
 
 impl SegmentFile {
-    /// Creates the segment whose first record will be `first_seq`.
+    /// Creates the segment whose first record will be `first_seq` (an empty file of that
+    /// name, left by an attempt that failed, is taken over).
     pub fn create(dir: &Path, first_seq: u64) -> Result<SegmentFile, String> {
         let path = dir.join(name(first_seq));
         let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
             .mode(0o600)
             .open(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let existing = file
+            .metadata()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .len();
+        if existing != 0 {
+            return Err(format!(
+                "{} exists already and is not empty; it is not overwritten",
+                path.display()
+            ));
+        }
         sync_dir(dir)?;
         Ok(SegmentFile {
             path,
             file,
             len: 0,
+            allocated: 0,
             created: SystemTime::now(),
         })
     }
 
-    /// Opens `path` for appending, cut back to `len` (bytes past it were never durable).
+    /// Opens `path` for appending after its first `len` bytes (bytes past them were never
+    /// durable, or are zeros ahead of the records: both are cut off).
     pub fn reopen(path: &Path, len: u64) -> Result<SegmentFile, String> {
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let meta = file
@@ -78,6 +100,7 @@ impl SegmentFile {
             path: path.to_owned(),
             file,
             len,
+            allocated: len,
             created: meta
                 .created()
                 .or_else(|_| meta.modified())
@@ -85,12 +108,41 @@ impl SegmentFile {
         })
     }
 
-    /// Appends `bytes` and makes them durable.
+    /// Appends `bytes` after the records and makes them durable.
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use std::os::unix::fs::FileExt;
+        let end = self.len + bytes.len() as u64;
+        if end > self.allocated {
+            self.preallocate(end)?;
+        }
         let what = |e: std::io::Error| format!("cannot write {}: {e}", self.path.display());
-        self.file.write_all(bytes).map_err(what)?;
+        self.file.write_all_at(bytes, self.len).map_err(what)?;
         self.file.sync_data().map_err(what)?;
-        self.len += bytes.len() as u64;
+        self.len = end;
+        Ok(())
+    }
+
+    /// Extends the file with zeros to hold at least `end` bytes of records.
+    fn preallocate(&mut self, end: u64) -> Result<(), String> {
+        use std::os::unix::fs::FileExt;
+        let target = end.div_ceil(PREALLOCATE) * PREALLOCATE;
+        let zeros = vec![0u8; (target - self.allocated) as usize];
+        self.file
+            .write_all_at(&zeros, self.allocated)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| format!("cannot extend {}: {e}", self.path.display()))?;
+        self.allocated = target;
+        Ok(())
+    }
+
+    /// Cuts the zeros ahead of the records off, for a segment that is closed.
+    pub fn close(self) -> Result<(), String> {
+        if self.allocated != self.len {
+            self.file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_data())
+                .map_err(|e| format!("cannot close {}: {e}", self.path.display()))?;
+        }
         Ok(())
     }
 }
@@ -165,17 +217,19 @@ pub fn recover(dir: &Path) -> Result<Recovered, String> {
     let mut active = None;
     for (i, (path, len)) in segments.iter().enumerate().rev() {
         let newest = i + 1 == segments.len();
-        let (kept, found) = scan_tail(path, *len)?;
+        let (kept, torn, found) = scan_tail(path, *len)?;
         if newest {
-            if kept != *len {
+            if torn > 0 {
                 note = Some(format!(
-                    "{} bytes of a line cut by a crash removed from {}",
-                    len - kept,
+                    "{torn} bytes of a line cut by a crash removed from {}",
                     file_name(path)
                 ));
                 tracing::warn!("audit trail: {}", note.as_deref().unwrap_or_default());
             }
             active = Some(SegmentFile::reopen(path, kept)?);
+        } else if kept != *len {
+            // A segment closed by a crash before its zeros were cut off.
+            SegmentFile::reopen(path, kept)?.close()?;
         }
         if found.is_some() {
             head = found;
@@ -196,8 +250,9 @@ pub fn recover(dir: &Path) -> Result<Recovered, String> {
     })
 }
 
-/// The length of `path`'s whole lines and the last record among them.
-fn scan_tail(path: &Path, len: u64) -> Result<(u64, Option<Head>), String> {
+/// The length of `path`'s whole lines, how many bytes after them are not zeros (a line
+/// cut by a crash), and the last record among them.
+fn scan_tail(path: &Path, len: u64) -> Result<(u64, u64, Option<Head>), String> {
     let start = len.saturating_sub(TAIL_WINDOW);
     let mut f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     f.seek(SeekFrom::Start(start))
@@ -207,6 +262,7 @@ fn scan_tail(path: &Path, len: u64) -> Result<(u64, Option<Head>), String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
     let kept = start + whole as u64;
+    let torn = buf[whole..].iter().filter(|&&b| b != 0).count() as u64;
     let mut lines: Vec<&[u8]> = buf[..whole].split(|&b| b == b'\n').collect();
     lines.pop(); // after the last newline
     if start > 0 && !lines.is_empty() {
@@ -218,6 +274,7 @@ fn scan_tail(path: &Path, len: u64) -> Result<(u64, Option<Head>), String> {
             Ok(Line::Record(r)) => {
                 return Ok((
                     kept,
+                    torn,
                     Some(Head {
                         seq: r.seq,
                         hash: r.hash,
@@ -228,7 +285,7 @@ fn scan_tail(path: &Path, len: u64) -> Result<(u64, Option<Head>), String> {
             Err(e) => return Err(format!("{}: {e}", damaged(path, i))),
         }
     }
-    Ok((kept, None))
+    Ok((kept, torn, None))
 }
 
 fn damaged(path: &Path, _line: usize) -> String {
@@ -349,4 +406,90 @@ pub fn last_lines(
         }
     }
     Ok(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::{Record, GENESIS};
+
+    /// Record lines 1..=n, chained.
+    fn lines(n: u64) -> String {
+        let mut prev = GENESIS.to_owned();
+        let mut out = String::new();
+        for seq in 1..=n {
+            let mut r = Record::own("Test", None, "OK");
+            r.seq = seq;
+            r.prev = prev;
+            out.push_str(&r.to_line());
+            out.push('\n');
+            prev = r.hash;
+        }
+        out
+    }
+
+    #[test]
+    fn recovery_cuts_a_torn_line_and_the_zeros_and_the_chain_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = SegmentFile::create(dir.path(), 1).unwrap();
+        let whole = lines(2);
+        f.append(whole.as_bytes()).unwrap();
+        f.append(b"{\"type\":\"record\",\"seq\":3,\"ti").unwrap();
+        assert!(std::fs::metadata(&f.path).unwrap().len() >= PREALLOCATE, "zeros ahead");
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.head.seq, 2);
+        assert!(r.note.unwrap().contains("cut by a crash"));
+        assert_eq!(r.active.len, whole.len() as u64);
+        assert_eq!(std::fs::read_to_string(&f.path).unwrap(), whole);
+    }
+
+    #[test]
+    fn zeros_ahead_of_the_records_are_not_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = SegmentFile::create(dir.path(), 1).unwrap();
+        f.append(lines(3).as_bytes()).unwrap();
+        let r = recover(dir.path()).unwrap();
+        assert_eq!((r.head.seq, r.note), (3, None));
+    }
+
+    #[test]
+    fn a_damaged_complete_line_is_not_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = SegmentFile::create(dir.path(), 1).unwrap();
+        let text = lines(2).replacen("\"Test\"", "\"Tesu\"", 2);
+        f.append(text.as_bytes()).unwrap();
+        let e = recover(dir.path()).unwrap_err();
+        assert!(e.contains("damaged line") && e.contains("audit-"), "{e}");
+        let kept = std::fs::read(&f.path).unwrap();
+        assert!(kept.starts_with(text.as_bytes()), "nothing cut from a damaged segment");
+    }
+
+    #[test]
+    fn retention_deletes_closed_segments_oldest_first_never_the_active_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for first in [1, 4, 7] {
+            let mut f = SegmentFile::create(dir.path(), first).unwrap();
+            f.append(lines(3).as_bytes()).unwrap();
+            f.close().unwrap();
+        }
+        let size = lines(3).len() as u64;
+        let config = AuditConfig {
+            retention_days: 0,
+            retention_max_bytes: size + 1,
+            ..Default::default()
+        };
+        let deleted = apply_retention(dir.path(), &config).unwrap();
+        let names: Vec<&str> = deleted.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["audit-00000000000000000001.log", "audit-00000000000000000004.log"]
+        );
+        let left = list(dir.path()).unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].0.ends_with("audit-00000000000000000007.log"));
+        // Nothing past retention: nothing deleted.
+        assert!(apply_retention(dir.path(), &AuditConfig::default())
+            .unwrap()
+            .is_empty());
+    }
 }

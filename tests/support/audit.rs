@@ -17,11 +17,17 @@ pub fn segments(d: &Daemon) -> Vec<PathBuf> {
     files
 }
 
-/// Every byte of the trail.
+/// Every byte of the trail's lines (without the zeros the active segment holds ahead of
+/// its records).
 pub fn trail_text(d: &Daemon) -> Vec<u8> {
     segments(d)
         .iter()
-        .flat_map(|p| std::fs::read(p).unwrap())
+        .flat_map(|p| {
+            let mut bytes = std::fs::read(p).unwrap();
+            let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            bytes.truncate(end);
+            bytes
+        })
         .collect()
 }
 

@@ -1,0 +1,112 @@
+//! The audit trail's cost on the hot path: Encrypt of 256 bytes through the gateway (KMS
+//! instance API) and over gRPC, with the trail on (every request's record durable before
+//! its answer, group commit) and off (`[audit] enabled = false`), same build, same store,
+//! same HSM token, in one run. Settings alternate over two rounds (on, off, then off, on)
+//! so that neither gains from running later. Prints figures; asserts nothing.
+//!
+//! `cargo bench --bench audit` (HKMS_BENCH_SECS, HKMS_BENCH_CLIENT_THREADS as for
+//! `--bench gateway`; HKMS_BENCH_LEVELS default `16`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/gateway_load.rs"]
+mod load;
+#[path = "support/encrypt.rs"]
+mod measure;
+#[path = "../tests/support/gateway.rs"]
+mod support;
+
+use bytes::Bytes;
+use hkms::front::instance::auth::{http_date, sign_request};
+use hkms::instance_api as api;
+use measure::{grpc_encrypt, ms, secs, with_cpu, Figures, MESSAGE};
+use prost::Message;
+
+fn line(name: &str, f: &Figures, cpu: f64) {
+    println!(
+        "  {name:<16}: {:>8.0} ops/s  p50 {}  p99 {}  server CPU {cpu:>4.0} us",
+        f.ops,
+        ms(f.p50),
+        ms(f.p99)
+    );
+}
+
+/// Restarts hkmsd with the trail on or off.
+fn set_audit(inst: &mut support::Instance, base: &str, on: bool) {
+    let text = if on {
+        base.to_owned()
+    } else {
+        format!("{base}[audit]\nenabled = false\n")
+    };
+    std::fs::write(&inst.d.config, text).unwrap();
+    inst.d.restart();
+}
+
+fn main() {
+    let mut inst = support::Instance::new();
+    let key = inst.create_key();
+    let ck = inst.app("bench-audit", "key/*", None);
+    let base = std::fs::read_to_string(&inst.d.config).unwrap();
+    if std::env::var_os("HKMS_BENCH_LEVELS").is_none() {
+        std::env::set_var("HKMS_BENCH_LEVELS", "16");
+    }
+    let settings = load::Settings::from_env();
+    let rt = &settings.runtime;
+    let body = api::EncryptRequest {
+        key_id: key.clone(),
+        plaintext: vec![7u8; MESSAGE],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let now = hkms::access::clientkey::now_unix();
+    let headers =
+        sign_request(&ck.private_key(), &ck.id, "Encrypt", &body, &http_date(now)).unwrap();
+    let request: load::SignedRequest = (headers, Bytes::from(body));
+    println!(
+        "Encrypt, {MESSAGE}-byte messages, {:?} per run, 1 SoftHSM2 member; server CPU = hkmsd (+ hkms-gateway through the gateway) per request",
+        secs()
+    );
+    for concurrency in settings.levels.clone() {
+        let (mut on_ops, mut off_ops) = (0.0, 0.0);
+        let (mut on_grpc, mut off_grpc) = (0.0, 0.0);
+        for (round, order) in [[true, false], [false, true]].iter().enumerate() {
+            println!("concurrency {concurrency}, round {}", round + 1);
+            for &on in order {
+                set_audit(&mut inst, &base, on);
+                let gw = support::GatewayProc::start(
+                    &inst,
+                    "bench-gateway",
+                    false,
+                    "[throttle]\ntier_qps = 1000000000\n",
+                );
+                rt.block_on(async {
+                    grpc_encrypt(&inst.d, &key, 4).await;
+                    load::drive(gw.port, &inst.bundle, &request, 4).await;
+                });
+                let (hkmsd, gateway) = (inst.d.pid().unwrap(), gw.pid());
+                let label = if on { "audit on" } else { "audit off" };
+                let (f, cpu) = with_cpu(&[hkmsd, gateway], || {
+                    rt.block_on(load::drive(gw.port, &inst.bundle, &request, concurrency))
+                });
+                line(&format!("gateway, {label}"), &f, cpu[0] + cpu[1]);
+                let (g, gcpu) = with_cpu(&[hkmsd], || {
+                    rt.block_on(grpc_encrypt(&inst.d, &key, concurrency))
+                });
+                line(&format!("gRPC, {label}"), &g, gcpu[0]);
+                if on {
+                    on_ops += f.ops;
+                    on_grpc += g.ops;
+                } else {
+                    off_ops += f.ops;
+                    off_grpc += g.ops;
+                }
+            }
+        }
+        println!(
+            "concurrency {concurrency}: audit on / audit off (both rounds): gateway {:.3}, gRPC {:.3}",
+            on_ops / off_ops,
+            on_grpc / off_grpc
+        );
+    }
+    set_audit(&mut inst, &base, true);
+}
