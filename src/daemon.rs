@@ -70,7 +70,9 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
     let audit_dir = config.audit.dir_for(&config.store.path);
     let (trail, recovered) = crate::audit::trail::Trail::open(&config.audit, &audit_dir)?;
     if !trail.enabled() {
-        tracing::warn!("the audit trail is turned off ([audit] enabled = false): requests are not recorded");
+        tracing::warn!(
+            "the audit trail is turned off ([audit] enabled = false): requests are not recorded"
+        );
     }
     let app = Arc::new(
         Appliance::new(Arc::new(store), pool, config.limits.clone(), instance)
@@ -79,10 +81,12 @@ pub async fn build(config: &Config) -> Result<Arc<Appliance>, String> {
             .with_audit(Arc::new(trail)),
     );
     let started = crate::audit::record::Record::own("Start", recovered, "OK");
-    app.audit
-        .append(started)
-        .await
-        .map_err(|e| format!("cannot write the audit trail in {}: {e}", audit_dir.display()))?;
+    app.audit.append(started).await.map_err(|e| {
+        format!(
+            "cannot write the audit trail in {}: {e}",
+            audit_dir.display()
+        )
+    })?;
     if app.instance().is_ok() {
         match crate::keys::migrate_tokens(&app).await {
             Ok(0) => {}

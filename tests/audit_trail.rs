@@ -3,9 +3,9 @@
 //! that it survives kill -9 with every acknowledged request recorded, and that a trail that
 //! cannot be written refuses requests until it can.
 
-mod common;
 #[path = "support/audit.rs"]
 mod audit;
+mod common;
 #[path = "support/gateway.rs"]
 mod support;
 
@@ -31,7 +31,7 @@ fn encrypt(inst: &Instance, port: u16, ck: &ClientKeyFiles, key: &str) -> suppor
     post(&mut conn, "/", &ck.signed("Encrypt", &body), &body)
 }
 
-fn find<'a>(records: &'a [Value], f: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+fn find(records: &[Value], f: impl Fn(&Value) -> bool) -> Vec<&Value> {
     records.iter().filter(|r| f(r)).collect()
 }
 
@@ -59,9 +59,17 @@ fn allowed_and_denied_requests_are_recorded_with_their_fields_and_no_secret_byte
     let mut headers = ck.signed("Encrypt", &body);
     let mut tampered = body.clone();
     tampered[2] ^= 1;
-    let bad = post(&mut connect(gw.port, &inst.bundle), "/", &headers, &tampered);
+    let bad = post(
+        &mut connect(gw.port, &inst.bundle),
+        "/",
+        &headers,
+        &tampered,
+    );
     let (status, bad_code) = bad.failure();
-    assert!(status >= 400, "a tampered body is refused: {status} {bad_code}");
+    assert!(
+        status >= 400,
+        "a tampered body is refused: {status} {bad_code}"
+    );
     headers.clear();
 
     // Operators over gRPC: a secret and an encryption.
@@ -82,12 +90,22 @@ fn allowed_and_denied_requests_are_recorded_with_their_fields_and_no_secret_byte
     assert_eq!(r["endpoint"], "private");
     assert_eq!(r["gateway"], format!("uid={}", common::GATEWAY_UID));
     assert_eq!(r["key_id"], key.as_str());
-    assert!(r["key_version_id"].as_str().is_some_and(|v| !v.is_empty()), "{r}");
+    assert!(
+        r["key_version_id"].as_str().is_some_and(|v| !v.is_empty()),
+        "{r}"
+    );
     assert_eq!(r["result"], "OK");
     assert!(r["latency_us"].as_u64().is_some(), "{r}");
     let aad_hash = r["aad_hash"].as_str().unwrap();
-    assert!(aad_hash.starts_with("hmac-sha256:") && aad_hash.len() == 12 + 64, "{r}");
-    assert_eq!(audit::hash_of(&inst.d, AAD), aad_hash, "the operator computes the same hash");
+    assert!(
+        aad_hash.starts_with("hmac-sha256:") && aad_hash.len() == 12 + 64,
+        "{r}"
+    );
+    assert_eq!(
+        audit::hash_of(&inst.d, AAD),
+        aad_hash,
+        "the operator computes the same hash"
+    );
 
     let refused = find(&records, |r| r["request_id"] == denied_id.as_str());
     assert_eq!(refused.len(), 1);
@@ -119,13 +137,28 @@ fn allowed_and_denied_requests_are_recorded_with_their_fields_and_no_secret_byte
         ("AAD", AAD.to_vec()),
         ("secret value", SECRET_VALUE.as_bytes().to_vec()),
         ("user PIN", common::USER_PIN.as_bytes().to_vec()),
-        ("ClientKey password", std::fs::read(&ck.password_file).unwrap()),
+        (
+            "ClientKey password",
+            std::fs::read(&ck.password_file).unwrap(),
+        ),
     ] {
         assert!(
             !text.windows(needle.len()).any(|w| w == needle.as_slice()),
             "the trail holds the {what}"
         );
     }
+}
+
+/// `GET /health/ready` of hkmsd: status code and body.
+fn ready(port: u16) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, text)
 }
 
 /// Encrypts over gRPC; the record's request id when acknowledged, the error code otherwise.
@@ -210,7 +243,11 @@ fn every_acknowledged_request_survives_kill_9() {
         }
     });
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 300, "only {} requests before the crash", acked.len());
+    assert!(
+        acked.len() >= 300,
+        "only {} requests before the crash",
+        acked.len()
+    );
 
     d.spawn().expect("hkmsd restarts after kill -9");
     let records = records(&d);
@@ -218,8 +255,15 @@ fn every_acknowledged_request_survives_kill_9() {
         .iter()
         .filter_map(|r| r["request_id"].as_str())
         .collect();
-    let lost: Vec<&String> = acked.iter().filter(|id| !ids.contains(id.as_str())).collect();
-    assert!(lost.is_empty(), "{} acknowledged requests missing: {lost:?}", lost.len());
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !ids.contains(id.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged requests missing: {lost:?}",
+        lost.len()
+    );
     assert_eq!(
         records.iter().filter(|r| r["operation"] == "Start").count(),
         2,
@@ -236,7 +280,14 @@ fn every_acknowledged_request_survives_kill_9() {
 
 #[test]
 fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
-    let inst = Instance::new();
+    let mut inst = Instance::new();
+    // hkmsd's health endpoint, on a port of its own.
+    let port = support::free_port();
+    let mut config = std::fs::read_to_string(&inst.d.config).unwrap();
+    config.push_str(&format!("[observability]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&inst.d.config, config).unwrap();
+    inst.d.restart();
+    assert_eq!(ready(port).0, 200);
     let key = inst.create_key();
     let ck = inst.app("fail-closed-app", &format!("key/{key}"), None);
     let gw = GatewayProc::start(&inst, "gw", false, "");
@@ -250,7 +301,11 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
             .args([flag, active.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(out.status.success(), "chattr {flag}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "chattr {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     chattr("+i");
 
@@ -274,7 +329,13 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
     // Asking about the trail is a request too: refused while nothing can be recorded.
     let e = status.1.unwrap_err();
     assert_eq!(common::code(e), "AuditUnavailable", "{}", inst.d.log_text());
-    assert!(inst.d.log_text().contains("the audit trail cannot be written"));
+    assert!(inst
+        .d
+        .log_text()
+        .contains("the audit trail cannot be written"));
+    let (code, body) = ready(port);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("audit"), "readiness names the trail: {body}");
 
     // Writable again: the writer retries on its own, records the outage, and requests
     // are served again.
@@ -285,7 +346,11 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
         if a.status == 200 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "still refused: {:?}", a.failure());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused: {:?}",
+            a.failure()
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let records = records(&inst.d);
@@ -295,15 +360,24 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
     assert!(detail.contains("Operation not permitted"), "{detail}");
     assert!(detail.contains("requests were refused"), "{detail}");
     let status = inst
-        .grpc(async |c| c.audit.get_audit_status(hkms::proto::GetAuditStatusRequest {}).await)
+        .grpc(async |c| {
+            c.audit
+                .get_audit_status(hkms::proto::GetAuditStatusRequest {})
+                .await
+        })
         .unwrap()
         .into_inner();
     assert!(status.writable && status.error.is_empty(), "{status:?}");
+    assert_eq!(ready(port).0, 200);
     assert_chained(&inst.d);
 }
 
 /// `hkms --json audit verify FILE [--public-key PEM]`: exit code and the JSON answer.
-fn verify(d: &common::Daemon, file: &std::path::Path, trusted: Option<&std::path::Path>) -> (i32, Value) {
+fn verify(
+    d: &common::Daemon,
+    file: &std::path::Path,
+    trusted: Option<&std::path::Path>,
+) -> (i32, Value) {
     let mut args = vec!["--json", "audit", "verify", file.to_str().unwrap()];
     if let Some(t) = trusted {
         args.extend(["--public-key", t.to_str().unwrap()]);
@@ -339,7 +413,11 @@ fn an_export_verifies_offline_and_each_kind_of_tampering_is_found_and_located() 
     }
     let file = d.path("trail.export");
     let out = d.cli(&["audit", "export", "--out", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let header: Value = serde_json::from_str(lines[0]).unwrap();
@@ -347,7 +425,10 @@ fn an_export_verifies_offline_and_each_kind_of_tampering_is_found_and_located() 
     let checkpoints: Vec<usize> = (0..lines.len())
         .filter(|&i| lines[i].starts_with("{\"type\":\"checkpoint\""))
         .collect();
-    assert!(checkpoints.len() >= 2, "checkpoints signed while records arrived: {text}");
+    assert!(
+        checkpoints.len() >= 2,
+        "checkpoints signed while records arrived: {text}"
+    );
     let records: Vec<usize> = (0..lines.len())
         .filter(|&i| lines[i].starts_with("{\"type\":\"record\""))
         .collect();
@@ -404,7 +485,11 @@ fn an_export_verifies_offline_and_each_kind_of_tampering_is_found_and_located() 
     // The tail cut off (the seal and the last records).
     let cut: Vec<String> = owned[..owned.len() - 3].to_vec();
     let (code, answer) = verify(&d, &write("cut", &cut), Some(&trusted));
-    assert_eq!((code, answer["Kind"].as_str()), (1, Some("TruncatedTail")), "{answer}");
+    assert_eq!(
+        (code, answer["Kind"].as_str()),
+        (1, Some("TruncatedTail")),
+        "{answer}"
+    );
 
     // A checkpoint signed with another key.
     let forger = openssl::ec::EcKey::generate(
@@ -423,8 +508,9 @@ fn an_export_verifies_offline_and_each_kind_of_tampering_is_found_and_located() 
         openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &forger).unwrap();
     let forged = signer.sign_oneshot_to_vec(&message).unwrap();
     use base64::Engine;
-    checkpoint["signature"] =
-        base64::engine::general_purpose::STANDARD.encode(forged).into();
+    checkpoint["signature"] = base64::engine::general_purpose::STANDARD
+        .encode(forged)
+        .into();
     let mut forged_lines = owned.clone();
     forged_lines[c] = serde_json::to_string(&checkpoint).unwrap();
     let p = write("forged", &forged_lines);
@@ -432,5 +518,9 @@ fn an_export_verifies_offline_and_each_kind_of_tampering_is_found_and_located() 
     assert_eq!(code, 1, "{answer}");
     assert_eq!(answer["Line"], c + 1, "{answer}");
     let (code, answer) = verify(&d, &p, None);
-    assert_eq!((code, answer["Kind"].as_str()), (1, Some("BadSignature")), "{answer}");
+    assert_eq!(
+        (code, answer["Kind"].as_str()),
+        (1, Some("BadSignature")),
+        "{answer}"
+    );
 }

@@ -193,7 +193,10 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
     // Every request that reached hkmsd has its record: 3 over gRPC, 4 relayed by the gateway
     // and at least the Tencent one and the unsigned ones the gateway let through.
     let seq_after = after.value("hkms_audit_last_sequence", &[]);
-    assert!(seq_after >= seq_before + 8.0, "records: {seq_before} -> {seq_after}");
+    assert!(
+        seq_after >= seq_before + 8.0,
+        "records: {seq_before} -> {seq_after}"
+    );
     let ops_after = after.value("hkms_hsm_operations_total", &[("member", "hsm-0")]);
     assert!(
         ops_after >= ops_before + 5.0,

@@ -32,8 +32,12 @@ async fn internal_key(
     description: &str,
 ) -> Result<String, KmsError> {
     if let Some(id) = app.store.get_named(Space::Settings, setting)? {
-        return String::from_utf8(id)
-            .map_err(|_| KmsError::new(ErrorCode::StoreError, format!("the {setting} setting is corrupt")));
+        return String::from_utf8(id).map_err(|_| {
+            KmsError::new(
+                ErrorCode::StoreError,
+                format!("the {setting} setting is corrupt"),
+            )
+        });
     }
     let key = keys::create(
         app,
@@ -46,10 +50,12 @@ async fn internal_key(
         },
     )
     .await?;
-    match app
-        .store
-        .put_named(Space::Settings, setting, key.key_id.clone().into_bytes(), true)
-    {
+    match app.store.put_named(
+        Space::Settings,
+        setting,
+        key.key_id.clone().into_bytes(),
+        true,
+    ) {
         Ok(()) => {
             tracing::info!(key_id = %key.key_id, "{description}: key created");
             Ok(key.key_id)
@@ -97,9 +103,12 @@ pub async fn public_keys(app: &Appliance) -> Result<BTreeMap<String, String>, Km
     let (versions, ..) = keys::versions::list(app, &key_id, 1, 100)?;
     let mut out = BTreeMap::new();
     for v in versions {
-        let public =
-            crate::crypto::asymmetric::public_key(app, &key_id, VersionChoice::Id(&v.key_version_id))
-                .await?;
+        let public = crate::crypto::asymmetric::public_key(
+            app,
+            &key_id,
+            VersionChoice::Id(&v.key_version_id),
+        )
+        .await?;
         out.insert(v.key_version_id, public.pem);
     }
     Ok(out)
@@ -127,7 +136,8 @@ pub async fn checkpoint(app: &Appliance, last: u64) -> Result<u64, KmsError> {
         return Ok(last);
     }
     let time = super::record::now_micros();
-    let (key_version_id, signature) = sign(app, &checkpoint_message(head.seq, &head.hash, &time)).await?;
+    let (key_version_id, signature) =
+        sign(app, &checkpoint_message(head.seq, &head.hash, &time)).await?;
     app.audit
         .append_checkpoint(Checkpoint {
             seq: head.seq,

@@ -435,7 +435,10 @@ mod tests {
         let whole = lines(2);
         f.append(whole.as_bytes()).unwrap();
         f.append(b"{\"type\":\"record\",\"seq\":3,\"ti").unwrap();
-        assert!(std::fs::metadata(&f.path).unwrap().len() >= PREALLOCATE, "zeros ahead");
+        assert!(
+            std::fs::metadata(&f.path).unwrap().len() >= PREALLOCATE,
+            "zeros ahead"
+        );
         let r = recover(dir.path()).unwrap();
         assert_eq!(r.head.seq, 2);
         assert!(r.note.unwrap().contains("cut by a crash"));
@@ -461,7 +464,10 @@ mod tests {
         let e = recover(dir.path()).unwrap_err();
         assert!(e.contains("damaged line") && e.contains("audit-"), "{e}");
         let kept = std::fs::read(&f.path).unwrap();
-        assert!(kept.starts_with(text.as_bytes()), "nothing cut from a damaged segment");
+        assert!(
+            kept.starts_with(text.as_bytes()),
+            "nothing cut from a damaged segment"
+        );
     }
 
     #[test]
@@ -482,7 +488,10 @@ mod tests {
         let names: Vec<&str> = deleted.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["audit-00000000000000000001.log", "audit-00000000000000000004.log"]
+            [
+                "audit-00000000000000000001.log",
+                "audit-00000000000000000004.log"
+            ]
         );
         let left = list(dir.path()).unwrap();
         assert_eq!(left.len(), 1);

@@ -352,9 +352,7 @@ impl Writer {
         let mut own: Vec<Record> = self
             .notes
             .iter()
-            .map(|(operation, detail)| {
-                Record::own(operation, Some(detail.clone()), "OK")
-            })
+            .map(|(operation, detail)| Record::own(operation, Some(detail.clone()), "OK"))
             .collect();
         if recovering {
             let error = self
@@ -402,7 +400,9 @@ impl Writer {
         // Durable: publish.
         self.notes.clear();
         self.refused = 0;
-        self.shared.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+        self.shared
+            .bytes
+            .fetch_add(text.len() as u64, Ordering::Relaxed);
         *self.shared.durable.lock().expect("trail lock") = Durable {
             segment: file.path.clone(),
             len: file.len,

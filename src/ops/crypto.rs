@@ -9,8 +9,8 @@
 //! Decrypt and AdvanceDecrypt take either form.
 
 use super::{noted, Ctx};
-use crate::audit::scope::note_aad;
 use crate::access::operations;
+use crate::audit::scope::note_aad;
 use crate::crypto::{self, ciphertext, instance};
 use crate::error::KmsError;
 use crate::keys::alias;

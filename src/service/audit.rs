@@ -49,7 +49,10 @@ impl AuditService for AuditApi {
         Ok(Response::new(lines(rx)))
     }
 
-    async fn hash_value(&self, req: Request<HashAuditValueRequest>) -> Reply<HashAuditValueResponse> {
+    async fn hash_value(
+        &self,
+        req: Request<HashAuditValueRequest>,
+    ) -> Reply<HashAuditValueResponse> {
         let app = self.0.clone();
         operator_call_async(req, "HashAuditValue", |r| async move {
             let hash = crate::audit::checkpoint::keyed_hash(&app, &r.value).await?;
