@@ -10,57 +10,22 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn venv_dir() -> PathBuf {
-    std::env::var_os("HKMS_METRICS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/hkms/metrics-venv")
-        })
-}
+#[path = "../sdk/venv.rs"]
+mod venv;
+
+/// The Prometheus Python client, for its text-format parser.
+const METRICS: venv::Venv = venv::Venv {
+    env_var: "HKMS_METRICS_VENV",
+    cache_name: "metrics-venv",
+    imports: "import prometheus_client.parser",
+    installer: "install-metrics-test-deps.sh",
+    what: "prometheus_client",
+};
 
 /// The Python of the virtual environment holding `prometheus_client`, installed first when
 /// needed. `None` only when this host cannot create a virtual environment (never on CI).
 pub fn python() -> Option<PathBuf> {
-    let python = venv_dir().join("bin/python");
-    let ready = |p: &PathBuf| {
-        Command::new(p)
-            .args(["-c", "import prometheus_client.parser"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ready(&python) {
-        return Some(python);
-    }
-    let venv_ok = Command::new("python3")
-        .args(["-m", "venv", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !venv_ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with the venv module is missing, so the metrics tests cannot run"
-        );
-        eprintln!("SKIPPED: python3 with the venv module is not available");
-        return None;
-    }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/install-metrics-test-deps.sh"
-    );
-    let out = Command::new(script).arg(venv_dir()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "installing prometheus_client failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        ready(&python),
-        "prometheus_client does not import after installation"
-    );
-    Some(python)
+    METRICS.python()
 }
 
 /// Turns the text format into JSON samples with the official parser.

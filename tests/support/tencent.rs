@@ -243,40 +243,23 @@ pub fn error_code(r: &Value) -> Option<String> {
     r["Error"]["Code"].as_str().map(str::to_owned)
 }
 
+#[path = "../sdk/venv.rs"]
+mod venv;
+
+/// Tencent's SDKs and tccli (the probe is the install script's own check).
+const TENCENT: venv::Venv = venv::Venv {
+    env_var: "HKMS_TENCENT_VENV",
+    cache_name: "tencent-venv",
+    imports:
+        "import tencentcloud.kms.v20190118.kms_client, tencentcloud.ssm.v20190923.ssm_client, tccli",
+    installer: "install-tencent-sdk-deps.sh",
+    what: "Tencent's SDKs",
+};
+
 /// The Python with Tencent's SDKs, installing them first when needed; `None` only when this
 /// host cannot create a Python virtual environment (never on CI).
 pub fn tencent_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("HKMS_TENCENT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/hkms/tencent-venv")
-        });
-    let python = venv.join("bin/python");
-    let venv_ok = Command::new("python3")
-        .args(["-m", "venv", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !venv_ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with the venv module is missing, so the Tencent SDK tests cannot run"
-        );
-        eprintln!("SKIPPED: python3 with the venv module is not available");
-        return None;
-    }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/install-tencent-sdk-deps.sh"
-    );
-    let out = Command::new(script).arg(&venv).output().unwrap();
-    assert!(
-        out.status.success(),
-        "installing Tencent's SDKs failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(python)
+    TENCENT.python()
 }
 
 /// The SDK driver script.
