@@ -248,7 +248,7 @@ impl Shared {
 /// Most jobs written by one write and one sync.
 const MAX_GROUP: usize = 4096;
 /// The longest a record waits for others to share its sync.
-const GATHER: Duration = Duration::from_micros(150);
+const GATHER: Duration = Duration::from_micros(300);
 /// How often an unwritable trail is tried again without traffic.
 const RETRY: Duration = Duration::from_secs(1);
 
