@@ -126,8 +126,9 @@ chmod 0700 "$home/tokens"
 own root:hkms 0750 "$home/pins"
 own hkms:hkms 0400 "$home"/pins/user-*
 own root:root 0400 "$home"/pins/so-*
-mkdir -p "$home/store" "$home/run"
+mkdir -p "$home/store" "$home/run" "$home/audit"
 own hkms:hkms 0700 "$home/store"
+own hkms:hkms 0700 "$home/audit"
 own hkms:hkms 0750 "$home/run"
 
 if [[ ! -f $config ]]; then

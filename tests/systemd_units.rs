@@ -286,6 +286,7 @@ fn sysusers_and_tmpfiles_create_users_and_private_directories() {
         ("etc/hkms", 0o750, 0),
         ("etc/hkms/pins", 0o750, 0),
         ("var/lib/hkms", 0o700, uid),
+        ("var/lib/hkms/audit", 0o700, uid),
         ("var/lib/hkms/softhsm/tokens", 0o700, uid),
     ] {
         let m = std::fs::metadata(root.path().join(path)).unwrap();
