@@ -423,7 +423,30 @@ async fn keys_survive_restart_and_crash() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(list.total_count, 6);
+    // Every key made here, and besides them only hkmsd's own (the audit trail's signing key).
+    for (key, ..) in &made {
+        assert!(list.keys.iter().any(|k| &k.key_id == key), "{key} listed");
+    }
+    assert_eq!(made.len(), 6);
+    for other in list
+        .keys
+        .iter()
+        .filter(|k| !made.iter().any(|(m, ..)| *m == k.key_id))
+    {
+        let d = c
+            .keys
+            .describe_key(DescribeKeyRequest {
+                key_id: other.key_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            d.key_metadata.unwrap().internal,
+            "{} is hkmsd's own",
+            other.key_id
+        );
+    }
     let status = c
         .admin
         .get_status(GetStatusRequest {})

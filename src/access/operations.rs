@@ -92,7 +92,7 @@ const TABLE: &[(&str, &[Role])] = &[
 /// exposes, and Hmac (the C# SDK). Over the instance API any other name, even one an
 /// application may call over gRPC (GenerateDataKeyWithoutPlaintext, ReEncrypt), is no
 /// operation at all and answers `InvalidApiName`.
-const INSTANCE_API: [&str; 16] = [
+pub const INSTANCE_API: [&str; 16] = [
     "Encrypt",
     "Decrypt",
     "Sign",

@@ -89,7 +89,8 @@ pub const TENCENT_SSM_ACTIONS: &[&str] = &[
 
 static KNOWN_OPERATIONS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     let mut known: HashSet<&'static str> = HashSet::new();
-    known.extend(crate::front::instance::SUPPORTED);
+    // Every operation the instance API defines (a superset of those hkms serves).
+    known.extend(crate::access::operations::INSTANCE_API);
     known.extend(TENCENT_KMS_ACTIONS);
     known.extend(TENCENT_SSM_ACTIONS);
     for path in GRPC_METHODS {
