@@ -111,8 +111,9 @@ pub struct Record {
     pub detail: Option<String>,
     /// Hash of the previous record ([`GENESIS`] before the first).
     pub prev: String,
-    /// Hash of this line (see the module documentation). Empty until [`Record::to_line`].
-    #[serde(default)]
+    /// Hash of this line (see the module documentation). Empty until [`Record::to_line`],
+    /// and left out of the body the hash covers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
 }
 
@@ -198,8 +199,8 @@ impl Record {
     /// The record's line, with its hash computed (and set in `self.hash`).
     pub fn to_line(&mut self) -> String {
         self.hash.clear();
-        let mut json = serde_json::to_string(&LineRef::Record(&RecordBody(self)))
-            .expect("a record always serialises");
+        let mut json =
+            serde_json::to_string(&LineRef::Record(self)).expect("a record always serialises");
         let hash = hex::encode(sha256(json.as_bytes()));
         json.pop(); // the closing brace
         json.push_str(",\"hash\":\"");
@@ -210,89 +211,11 @@ impl Record {
     }
 }
 
-/// Serialises a record without its `hash` field (the body the hash covers).
-struct RecordBody<'a>(&'a Record);
-
-impl Serialize for RecordBody<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Body<'b> {
-            seq: u64,
-            time: &'b str,
-            request_id: &'b str,
-            front: &'b str,
-            principal: &'b str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            aap: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            credential: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            uid: &'b Option<u32>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            gid: &'b Option<u32>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            gateway: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            source: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            endpoint: &'b Option<String>,
-            operation: &'b str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            key_id: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            key_version_id: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            secret_name: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            secret_name_hash: &'b Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            secret_version: &'b Option<String>,
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            resources: &'b [String],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            aad_hash: &'b Option<String>,
-            result: &'b str,
-            latency_us: u64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            detail: &'b Option<String>,
-            prev: &'b str,
-        }
-        let r = self.0;
-        Body {
-            seq: r.seq,
-            time: &r.time,
-            request_id: &r.request_id,
-            front: &r.front,
-            principal: &r.principal,
-            aap: &r.aap,
-            credential: &r.credential,
-            uid: &r.uid,
-            gid: &r.gid,
-            gateway: &r.gateway,
-            source: &r.source,
-            endpoint: &r.endpoint,
-            operation: &r.operation,
-            key_id: &r.key_id,
-            key_version_id: &r.key_version_id,
-            secret_name: &r.secret_name,
-            secret_name_hash: &r.secret_name_hash,
-            secret_version: &r.secret_version,
-            resources: &r.resources,
-            aad_hash: &r.aad_hash,
-            result: &r.result,
-            latency_us: r.latency_us,
-            detail: &r.detail,
-            prev: &r.prev,
-        }
-        .serialize(s)
-    }
-}
-
 /// [`Line`] by reference, for writing.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum LineRef<'a> {
-    Record(&'a RecordBody<'a>),
+    Record(&'a Record),
     Checkpoint(&'a Checkpoint),
     Header(&'a Header),
     Seal(&'a Seal),

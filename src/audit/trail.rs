@@ -316,9 +316,9 @@ impl Writer {
     }
 
     /// Writes a group (possibly empty: a retry) and acknowledges it.
-    fn write_group(&mut self, group: Vec<Job>) {
+    fn write_group(&mut self, mut group: Vec<Job>) {
         let n = group.len() as u64;
-        let outcome = self.try_write(&group);
+        let outcome = self.try_write(&mut group);
         if let Err(e) = &outcome {
             if self.writable() {
                 tracing::error!(
@@ -342,7 +342,7 @@ impl Writer {
         self.shared.backlog.fetch_sub(n, Ordering::Relaxed);
     }
 
-    fn try_write(&mut self, group: &[Job]) -> Result<(), String> {
+    fn try_write(&mut self, group: &mut [Job]) -> Result<(), String> {
         let recovering = !self.writable();
         if group.is_empty() && !recovering {
             return Ok(());
@@ -384,13 +384,12 @@ impl Writer {
             push(r.to_line(), &mut text);
             head.hash = r.hash;
         }
-        for job in group {
+        for job in group.iter_mut() {
             match job {
                 Job::Record(r, _) => {
-                    let mut r = (**r).clone();
-                    chain(&mut r, &mut head);
+                    chain(r, &mut head);
                     push(r.to_line(), &mut text);
-                    head.hash = r.hash;
+                    head.hash = r.hash.clone();
                 }
                 Job::Checkpoint(c, _) => push(checkpoint_line(c), &mut text),
             }
