@@ -39,7 +39,27 @@ fn set_audit(inst: &mut support::Instance, base: &str, on: bool) {
         format!("{base}[audit]\nenabled = false\n")
     };
     std::fs::write(&inst.d.config, text).unwrap();
-    inst.d.restart();
+    inst.d.stop(false);
+    // How many syncs the trail needed for its records (hkmsd logs it when it stops).
+    let log = inst.d.log_text();
+    if let Some(closed) = log.lines().find(|l| l.contains("audit trail closed")) {
+        let field = |name: &str| -> f64 {
+            [format!("{name}="), format!("\"{name}\":")]
+                .iter()
+                .find_map(|p| closed.split(p.as_str()).nth(1))
+                .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let (records, syncs) = (field("records"), field("syncs"));
+        if syncs > 0.0 {
+            println!(
+                "  (trail: {records:.0} records in {syncs:.0} syncs, {:.1} records per sync)",
+                records / syncs
+            );
+        }
+    }
+    inst.d.spawn().expect("hkmsd restarts");
 }
 
 fn main() {

@@ -108,18 +108,40 @@ impl SegmentFile {
         })
     }
 
-    /// Appends `bytes` after the records and makes them durable.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Writes `bytes` after the records. They are durable once a sync that starts
+    /// afterwards returns (see [`SegmentFile::sync_files`]).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         use std::os::unix::fs::FileExt;
         let end = self.len + bytes.len() as u64;
         if end > self.allocated {
             self.preallocate(end)?;
         }
-        let what = |e: std::io::Error| format!("cannot write {}: {e}", self.path.display());
-        self.file.write_all_at(bytes, self.len).map_err(what)?;
-        self.file.sync_data().map_err(what)?;
+        self.file
+            .write_all_at(bytes, self.len)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
         self.len = end;
         Ok(())
+    }
+
+    /// Writes `bytes` after the records and makes them durable.
+    #[cfg(test)]
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.write(bytes)?;
+        self.file
+            .sync_data()
+            .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))
+    }
+
+    /// `n` open file descriptions of the segment to sync it through, one per thread that
+    /// syncs. Each is opened before anything more is written, so that each is told of a
+    /// write-back error of what follows (the kernel tells each open description once).
+    pub fn sync_files(&self, n: usize) -> Result<Vec<File>, String> {
+        (0..n)
+            .map(|_| {
+                File::open(&self.path)
+                    .map_err(|e| format!("cannot open {}: {e}", self.path.display()))
+            })
+            .collect()
     }
 
     /// Extends the file with zeros to hold at least `end` bytes of records.

@@ -1,16 +1,18 @@
-//! The trail's writer: one thread that appends records and checkpoints to the active
-//! segment file and makes them durable (`fdatasync`) before acknowledging them.
+//! The trail's writer: one thread that numbers and chains records, appends them with
+//! checkpoints to the active segment file, and hands what it wrote to the flushers
+//! ([`super::flush`]), which acknowledge it once it is durable (`fdatasync`).
 //!
 //! **Group commit.** Requests hand their record to the writer and wait; the writer takes
-//! every record waiting, numbers and chains them, writes them with one `write` and one
-//! `fdatasync`, then acknowledges them all. While the disk syncs, the next group gathers,
-//! so a sync's cost is shared by every request that arrived meanwhile.
+//! every record waiting and writes them with one `write`. A sync covers every record
+//! written before it started, and several syncs may run at once, so a record waits for one
+//! sync that starts after it was written, shared with every record written meanwhile.
 //!
-//! **Failure.** A failed write or sync fails the whole group (their requests are refused
-//! with `AuditUnavailable`), marks the trail unwritable, and drops the file: the next
-//! attempt cuts the segment back to its last durable byte and reopens it. While unwritable
-//! the writer retries every second even without traffic; the first write that succeeds is
-//! a record of hkmsd's own saying what failed and how many requests were refused.
+//! **Failure.** A failed write or sync fails every request not yet durable (they are
+//! refused with `AuditUnavailable`), marks the trail unwritable, and drops the file: the
+//! next attempt cuts the segment back to its last durable byte and reopens it. While
+//! unwritable the writer retries every second even without traffic; the first write that
+//! succeeds is a record of hkmsd's own saying what failed and how many requests were
+//! refused.
 //!
 //! **Segments** (`audit-<first seq, 20 digits>.log`, mode 0600, in a 0700 directory) are
 //! closed past `segment_max_bytes` or `segment_max_age_secs`; closed segments past the
@@ -21,6 +23,7 @@
 //! continues from the last record on disk.
 
 use super::config::AuditConfig;
+use super::flush::{Ack, Batch, Flusher, Publish, Recovery};
 use super::record::{checkpoint_line, Checkpoint, Record};
 use super::segments::{self, Head, Recovered, SegmentFile};
 use std::path::{Path, PathBuf};
@@ -68,11 +71,11 @@ struct Shared {
     last_checkpoint: Mutex<Option<String>>,
     segments: AtomicU64,
     bytes: AtomicU64,
+    /// Requests refused since the trail became unwritable.
+    refused: AtomicU64,
     /// Durable lines, for `hkms audit tail`.
     lines: broadcast::Sender<Arc<str>>,
 }
-
-type Ack = oneshot::Sender<Result<(), String>>;
 
 enum Job {
     Record(Box<Record>, Ack),
@@ -129,12 +132,17 @@ impl Trail {
             len: active.len,
         };
         let (tx, rx) = std::sync::mpsc::channel();
+        let flusher = Flusher::start(FLUSHERS, OVERLAP_MIN, shared.clone())?;
+        flusher.new_segment(&active.path, active.sync_files(FLUSHERS)?, active.len);
+        let tip = shared.head.lock().expect("trail lock").clone();
         let writer = Writer {
             config: config.clone(),
+            first_seq: tip.seq,
+            tip,
             shared: shared.clone(),
+            flusher,
             file: Some(active),
-            refused: 0,
-            last_group: 0,
+            broken: false,
             notes: Vec::new(),
         };
         std::thread::Builder::new()
@@ -240,27 +248,87 @@ impl Shared {
             last_checkpoint: Mutex::new(None),
             segments: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             lines: broadcast::channel(4096).0,
         }
     }
 }
 
-/// Most jobs written by one write and one sync.
+/// Most jobs written by one write.
 const MAX_GROUP: usize = 4096;
-/// The longest a record waits for others to share its sync.
-const GATHER: Duration = Duration::from_micros(300);
+/// Syncs that may run at once (see [`super::flush`]).
+const FLUSHERS: usize = 2;
+/// Requests waiting that start a sync while another runs.
+const OVERLAP_MIN: usize = 4;
 /// How often an unwritable trail is tried again without traffic.
 const RETRY: Duration = Duration::from_secs(1);
 
+impl Publish for Shared {
+    fn durable(&self, path: &Path, batches: &[Batch]) {
+        let Some(last) = batches.last() else {
+            return;
+        };
+        let mut bytes = 0;
+        let mut acks = 0;
+        for batch in batches {
+            bytes += batch.lines.iter().map(|l| l.len() as u64 + 1).sum::<u64>();
+            acks += batch.acks.len() as u64;
+            if let Some(Recovery { refused }) = batch.recovery {
+                tracing::info!("the audit trail is writable again");
+                self.refused.fetch_sub(refused, Ordering::Relaxed);
+                *self.error.lock().expect("trail lock") = None;
+                self.writable.store(true, Ordering::Relaxed);
+            }
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        *self.durable.lock().expect("trail lock") = Durable {
+            segment: path.to_owned(),
+            len: last.end,
+        };
+        *self.head.lock().expect("trail lock") = last.head.clone();
+        for batch in batches {
+            for line in &batch.lines {
+                let _ = self.lines.send(line.clone());
+            }
+        }
+        self.backlog.fetch_sub(acks, Ordering::Relaxed);
+    }
+
+    fn failed(&self, error: &str, batches: &[Batch]) {
+        let records: u64 = batches.iter().map(|b| b.records).sum();
+        let acks: u64 = batches.iter().map(|b| b.acks.len() as u64).sum();
+        self.refuse(error, records);
+        self.backlog.fetch_sub(acks, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// Marks the trail unwritable because of `error`, `records` requests refused.
+    fn refuse(&self, error: &str, records: u64) {
+        if self.writable.swap(false, Ordering::Relaxed) {
+            tracing::error!(
+                "the audit trail cannot be written ({error}); requests are refused until it can"
+            );
+        }
+        *self.error.lock().expect("trail lock") = Some(error.to_owned());
+        self.refused.fetch_add(records, Ordering::Relaxed);
+    }
+}
+
+/// Numbers, chains and writes the jobs it receives; the [`Flusher`] makes them durable.
 struct Writer {
     config: AuditConfig,
     shared: Arc<Shared>,
+    flusher: Flusher,
     /// The active segment; `None` after a failure, until it is reopened.
     file: Option<SegmentFile>,
-    /// Requests refused since the trail became unwritable.
-    refused: u64,
-    /// How many jobs the last group held.
-    last_group: usize,
+    /// The chain's last written record (durable or not yet).
+    tip: Head,
+    /// The chain's last record when the trail was opened.
+    first_seq: u64,
+    /// A write or sync failed and no write has succeeded since: the next write records
+    /// the outage.
+    broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
 }
@@ -268,17 +336,11 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: Receiver<Job>) {
         loop {
-            let first = if self.writable() {
-                match rx.recv() {
-                    Ok(job) => Some(job),
-                    Err(_) => return,
-                }
-            } else {
-                match rx.recv_timeout(RETRY) {
-                    Ok(job) => Some(job),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+            // Wakes every second without traffic, to retry an unwritable trail.
+            let first = match rx.recv_timeout(RETRY) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut group: Vec<Job> = first.into_iter().collect();
             while group.len() < MAX_GROUP {
@@ -287,74 +349,64 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.gather(&rx, &mut group);
-            self.last_group = group.len();
             self.write_group(group);
         }
+        self.flusher.stop();
+        tracing::info!(
+            records = self.tip.seq - self.first_seq,
+            syncs = self.flusher.syncs(),
+            "audit trail closed"
+        );
     }
 
-    /// While requests arrive concurrently (the last group held more than this one), sleeps
-    /// a little and takes what arrived meanwhile: one sync then serves them all, which
-    /// costs each request less CPU than a sync of its own. Sleeping rather than waiting on
-    /// the channel spares each arriving request a wake-up of this thread. A lone request
-    /// never waits.
-    fn gather(&self, rx: &Receiver<Job>, group: &mut Vec<Job>) {
-        if group.is_empty() || group.len() >= self.last_group {
+    /// Writes a group (possibly empty: a retry) and hands it to the flushers, or refuses it.
+    fn write_group(&mut self, group: Vec<Job>) {
+        if self.flusher.failed().is_some() {
+            // The flushers refused what was pending; start again from the durable end.
+            self.broken = true;
+            self.file = None;
+        }
+        if group.is_empty() && !self.broken {
             return;
         }
-        std::thread::sleep(GATHER);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-    }
-
-    fn writable(&self) -> bool {
-        self.shared.writable.load(Ordering::Relaxed)
-    }
-
-    /// Writes a group (possibly empty: a retry) and acknowledges it.
-    fn write_group(&mut self, mut group: Vec<Job>) {
-        let n = group.len() as u64;
-        let outcome = self.try_write(&mut group);
-        if let Err(e) = &outcome {
-            if self.writable() {
-                tracing::error!(
-                    "the audit trail cannot be written ({e}); requests are refused until it can"
-                );
-            }
-            self.shared.writable.store(false, Ordering::Relaxed);
-            *self.shared.error.lock().expect("trail lock") = Some(e.clone());
+        let records = group
+            .iter()
+            .filter(|j| matches!(j, Job::Record(..)))
+            .count() as u64;
+        if let Err((e, acks)) = self.try_write(group) {
+            self.broken = true;
             self.file = None;
-            self.refused += group
-                .iter()
-                .filter(|j| matches!(j, Job::Record(..)))
-                .count() as u64;
+            self.shared.refuse(&e, records);
+            self.shared
+                .backlog
+                .fetch_sub(acks.len() as u64, Ordering::Relaxed);
+            for ack in acks {
+                let _ = ack.send(Err(e.clone()));
+            }
         }
-        for job in group {
-            let ack = match job {
-                Job::Record(_, ack) | Job::Checkpoint(_, ack) => ack,
-            };
-            let _ = ack.send(outcome.clone());
-        }
-        self.shared.backlog.fetch_sub(n, Ordering::Relaxed);
     }
 
-    fn try_write(&mut self, group: &mut [Job]) -> Result<(), String> {
-        let recovering = !self.writable();
-        if group.is_empty() && !recovering {
-            return Ok(());
+    fn try_write(&mut self, group: Vec<Job>) -> Result<(), (String, Vec<Ack>)> {
+        let acks_of = |group: Vec<Job>| -> Vec<Ack> {
+            group
+                .into_iter()
+                .map(|j| match j {
+                    Job::Record(_, ack) | Job::Checkpoint(_, ack) => ack,
+                })
+                .collect()
+        };
+        if let Err(e) = self.ensure_open().and_then(|()| self.rotate_if_due()) {
+            return Err((e, acks_of(group)));
         }
-        self.ensure_open()?;
-        self.rotate_if_due()?;
         let mut own: Vec<Record> = self
             .notes
             .iter()
             .map(|(operation, detail)| Record::own(operation, Some(detail.clone()), "OK"))
             .collect();
-        if recovering {
+        let recovery = self.broken.then(|| Recovery {
+            refused: self.shared.refused.load(Ordering::Relaxed),
+        });
+        if let Some(Recovery { refused }) = recovery {
             let error = self
                 .shared
                 .error
@@ -365,13 +417,12 @@ impl Writer {
             own.push(Record::own(
                 "TrailRecovered",
                 Some(format!(
-                    "the trail is writable again after: {error}; {} requests were refused meanwhile",
-                    self.refused
+                    "the trail is writable again after: {error}; {refused} requests were refused meanwhile"
                 )),
                 "OK",
             ));
         }
-        let mut head = self.shared.head.lock().expect("trail lock").clone();
+        let mut head = self.tip.clone();
         let mut text = String::with_capacity(group.len() * 512);
         let mut lines: Vec<Arc<str>> = Vec::with_capacity(group.len() + own.len());
         let mut push = |line: String, text: &mut String| {
@@ -384,37 +435,39 @@ impl Writer {
             push(r.to_line(), &mut text);
             head.hash = r.hash;
         }
-        for job in group.iter_mut() {
+        let mut acks = Vec::with_capacity(group.len());
+        let mut records = 0;
+        for job in group {
             match job {
-                Job::Record(r, _) => {
-                    chain(r, &mut head);
+                Job::Record(mut r, ack) => {
+                    chain(&mut r, &mut head);
                     push(r.to_line(), &mut text);
-                    head.hash = r.hash.clone();
+                    head.hash = std::mem::take(&mut r.hash);
+                    records += 1;
+                    acks.push(ack);
                 }
-                Job::Checkpoint(c, _) => push(checkpoint_line(c), &mut text),
+                Job::Checkpoint(c, ack) => {
+                    push(checkpoint_line(&c), &mut text);
+                    acks.push(ack);
+                }
             }
         }
         let file = self.file.as_mut().expect("opened above");
-        file.append(text.as_bytes())?;
-        // Durable: publish.
+        if let Err(e) = file.write(text.as_bytes()) {
+            return Err((e, acks));
+        }
         self.notes.clear();
-        self.refused = 0;
-        self.shared
-            .bytes
-            .fetch_add(text.len() as u64, Ordering::Relaxed);
-        *self.shared.durable.lock().expect("trail lock") = Durable {
-            segment: file.path.clone(),
-            len: file.len,
+        self.broken = false;
+        self.tip = head.clone();
+        let batch = Batch {
+            end: file.len,
+            head,
+            lines,
+            acks,
+            records,
+            recovery,
         };
-        *self.shared.head.lock().expect("trail lock") = head;
-        if recovering {
-            tracing::info!("the audit trail is writable again");
-            *self.shared.error.lock().expect("trail lock") = None;
-            self.shared.writable.store(true, Ordering::Relaxed);
-        }
-        for line in lines {
-            let _ = self.shared.lines.send(line);
-        }
+        self.flusher.submit(batch, self.shared.as_ref());
         Ok(())
     }
 
@@ -423,8 +476,14 @@ impl Writer {
         if self.file.is_some() {
             return Ok(());
         }
+        // No sync of the old description may still run when the file is cut back.
+        let _ = self.flusher.drain();
         let durable = self.shared.durable.lock().expect("trail lock").clone();
-        self.file = Some(SegmentFile::reopen(&durable.segment, durable.len)?);
+        let file = SegmentFile::reopen(&durable.segment, durable.len)?;
+        let files = file.sync_files(self.flusher.threads())?;
+        self.flusher.new_segment(&file.path, files, file.len);
+        self.tip = self.shared.head.lock().expect("trail lock").clone();
+        self.file = Some(file);
         Ok(())
     }
 
@@ -439,11 +498,15 @@ impl Writer {
         if file.len == 0 || !(too_big || too_old) {
             return Ok(());
         }
-        let next_seq = self.shared.head.lock().expect("trail lock").seq + 1;
+        // Everything of the old segment is durable before the next one begins.
+        self.flusher.drain()?;
+        let next_seq = self.tip.seq + 1;
         if let Some(old) = self.file.take() {
             old.close()?;
         }
         let new = SegmentFile::create(&self.shared.dir, next_seq)?;
+        let files = new.sync_files(self.flusher.threads())?;
+        self.flusher.new_segment(&new.path, files, 0);
         *self.shared.durable.lock().expect("trail lock") = Durable {
             segment: new.path.clone(),
             len: 0,
