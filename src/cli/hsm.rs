@@ -84,6 +84,7 @@ pub fn member_json(m: &MemberStatus) -> Value {
         "MeanLatencyMicros": m.mean_latency_micros, "CachedKeys": m.cached_keys,
         "Module": m.module, "UnwrapTemplate": m.unwrap_template, "Calls": m.calls,
         "KeySpecs": m.key_specs, "Algorithms": m.algorithms,
+        "Profile": m.profile, "ProfileFindings": m.profile_findings,
     })
 }
 
@@ -114,6 +115,9 @@ pub fn members_text(members: &[MemberStatus]) -> String {
             m.mean_latency_micros,
             m.last_error
         ));
+        for finding in &m.profile_findings {
+            text.push_str(&format!("  {}: {finding}\n", m.name));
+        }
     }
     text.trim_end().to_owned()
 }

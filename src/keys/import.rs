@@ -284,7 +284,7 @@ pub async fn import_material(
                         &encrypted,
                         modulus_bits as usize / 8,
                     )
-                    .map_err(|e| m.err(e).data_rejected_if_bad_input())
+                    .map_err(|e| m.data_err(e))
                 })?;
                 token::with_object(s, material, |material| {
                     let len = token::material_len(m, s, material)?;

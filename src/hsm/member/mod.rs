@@ -2,6 +2,7 @@
 //! sessions, the domain key handle and a cache of unwrapped key versions.
 
 mod handles;
+mod profile_check;
 
 use super::crypto;
 use super::error::HsmError;
@@ -16,6 +17,7 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+pub use profile_check::MemberProfile;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -112,8 +114,9 @@ pub struct Member {
     last_error: Mutex<String>,
     /// The token's mechanisms (`CKM_*`), read when the member connects; empty before.
     mechanisms: Mutex<Vec<cryptoki_sys::CK_MECHANISM_TYPE>>,
-    /// What the member's profile says the device does not do despite its mechanism list.
-    quirks: Quirks,
+    /// What the member's profile says of the device: quirks, mechanisms, and what the last
+    /// connection found against them.
+    profile: MemberProfile,
     config: MemberConfig,
 }
 
@@ -166,14 +169,17 @@ impl Member {
     /// in (`inline_calls`) and the profile's quirks; `Down` until it connects.
     pub fn configured(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
         let mut cfg = cfg.clone();
+        let loaded = profile_check::load(profiles_dir, &cfg.name, &cfg.profile)?;
         if cfg.inline_calls.is_none() {
-            let calls = profile::calls(profiles_dir, &cfg.profile, &cfg.module)
-                .map_err(|e| format!("member {}: {e}", cfg.name))?;
-            cfg.inline_calls = Some(calls.inline);
+            cfg.inline_calls = Some(profile::calls_for(&loaded, &cfg.module).inline);
         }
-        let quirks = profile::quirks(profiles_dir, &cfg.profile)
-            .map_err(|e| format!("member {}: {e}", cfg.name))?;
-        Ok(Member::new(&cfg).with_quirks(quirks))
+        for w in profile_check::configuration_warnings(&cfg.name, cfg.max_sessions, &loaded) {
+            tracing::warn!("{w}");
+        }
+        Ok(Member {
+            profile: MemberProfile::new(&loaded),
+            ..Member::new(&cfg)
+        })
     }
 
     /// A member in the `Down` state; [`Member::connect`] brings it up.
@@ -207,19 +213,21 @@ impl Member {
             last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
             mechanisms: Mutex::new(Vec::new()),
-            quirks: Quirks::default(),
+            profile: MemberProfile::default(),
             config: cfg.clone(),
         }
     }
 
     /// This member with its profile's quirks applied.
     pub fn with_quirks(self, quirks: Quirks) -> Member {
-        Member { quirks, ..self }
+        let mut profile = self.profile;
+        profile.quirks = quirks;
+        Member { profile, ..self }
     }
 
     /// The profile quirks this member applies.
-    pub fn quirks(&self) -> Quirks {
-        self.quirks
+    pub fn quirks(&self) -> &Quirks {
+        &self.profile.quirks
     }
 
     /// The configuration this member was built from.
@@ -373,7 +381,9 @@ impl Member {
         })?;
         let slot = self.find_slot(&ctx)?;
         if let Ok(list) = ctx.get_mechanism_list(slot) {
-            *lock(&self.mechanisms) = list.iter().map(|m| **m).collect();
+            let list: Vec<_> = list.iter().map(|m| **m).collect();
+            self.check_mechanisms(&list)?;
+            *lock(&self.mechanisms) = list;
         }
         let login = ctx.open_rw_session(slot).map_err(|e| self.err(e))?;
         match login.login(UserType::User, Some(&pin)) {
@@ -542,10 +552,13 @@ impl Member {
         if state == UnwrapTemplate::Absent {
             tracing::warn!(
                 member = %self.name,
+                profile = %self.profile.name,
+                profile_says = ?self.profile.quirks.unwrap_template,
                 "the domain key has no unwrap template: this HSM does not stop the PIN holder \
                  from unwrapping a key token into a readable key (see the member's profile)"
             );
         }
+        self.check_unwrap_template(state);
         self.unwrap_template.store(state as u8, Ordering::Relaxed);
     }
 
