@@ -174,6 +174,22 @@ impl Quirks {
         self.oaep_hashes.as_ref().is_none_or(|h| h.contains(&hash))
     }
 
+    /// The OAEP hashes the profile allows, for messages ("SHA-1", "SHA-1, SHA-256"...).
+    pub fn oaep_hash_names(&self) -> String {
+        let all = [
+            (OaepHash::Sha1, "SHA-1"),
+            (OaepHash::Sha224, "SHA-224"),
+            (OaepHash::Sha256, "SHA-256"),
+            (OaepHash::Sha384, "SHA-384"),
+            (OaepHash::Sha512, "SHA-512"),
+        ];
+        all.iter()
+            .filter(|(h, _)| self.oaep_allows(*h))
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether the domain key is made with `CKA_WRAP_TEMPLATE` / `CKA_UNWRAP_TEMPLATE`
     /// (both are left out where the device refuses either).
     pub fn key_templates(&self) -> bool {
