@@ -8,7 +8,7 @@ use super::crypto;
 use super::error::HsmError;
 use super::module;
 use super::objects::{UnwrapTemplate, VersionKeys};
-use super::profile::{self, Quirks};
+use super::profile::{Mechanisms, Quirks};
 use crate::config::MemberConfig;
 use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
 use cryptoki::context::Pkcs11;
@@ -17,7 +17,6 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-pub use profile_check::MemberProfile;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -59,6 +58,17 @@ impl Health {
             Health::Down => "Down",
         }
     }
+}
+
+/// The parts of a member's HSM profile the member acts on ([`profile_check`]).
+#[derive(Debug, Default)]
+pub struct MemberProfile {
+    /// The profile's name (empty for a member built without one).
+    pub name: String,
+    pub quirks: Quirks,
+    pub mechanisms: Mechanisms,
+    /// What the last connection found against the profile (one line each).
+    findings: Mutex<Vec<String>>,
 }
 
 /// What exists while a member is connected. Replaced as a whole on reconnect.
@@ -165,23 +175,6 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Member {
-    /// A member of `cfg`, with the settings its configuration leaves to its profile filled
-    /// in (`inline_calls`) and the profile's quirks; `Down` until it connects.
-    pub fn configured(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
-        let mut cfg = cfg.clone();
-        let loaded = profile_check::load(profiles_dir, &cfg.name, &cfg.profile)?;
-        if cfg.inline_calls.is_none() {
-            cfg.inline_calls = Some(profile::calls_for(&loaded, &cfg.module).inline);
-        }
-        for w in profile_check::configuration_warnings(&cfg.name, cfg.max_sessions, &loaded) {
-            tracing::warn!("{w}");
-        }
-        Ok(Member {
-            profile: MemberProfile::new(&loaded),
-            ..Member::new(&cfg)
-        })
-    }
-
     /// A member in the `Down` state; [`Member::connect`] brings it up.
     pub fn new(cfg: &MemberConfig) -> Member {
         let selector = match (&cfg.token_label, &cfg.token_serial) {

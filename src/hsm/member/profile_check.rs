@@ -1,23 +1,14 @@
 //! What a member takes from its HSM profile: its quirks, and its mechanism lists, held
 //! against the token's own list each time the member connects.
 
-use super::{lock, Member};
-use crate::hsm::profile::{self, mechanisms, GcmIv, Mechanisms, Profile, Quirks, TemplateSupport};
+use super::{lock, Member, MemberProfile};
+use crate::config::MemberConfig;
+use crate::hsm::profile::{self, mechanisms, GcmIv, Profile, TemplateSupport, Trusted};
 use crate::hsm::HsmError;
 use crate::hsm::UnwrapTemplate;
 use cryptoki::error::Error as CkError;
+use std::path::Path;
 use std::sync::Mutex;
-
-/// The parts of a member's profile the member acts on.
-#[derive(Debug, Default)]
-pub struct MemberProfile {
-    /// The profile's name (empty for a member built without one).
-    pub name: String,
-    pub quirks: Quirks,
-    pub mechanisms: Mechanisms,
-    /// What the last connection found against the profile (one line each).
-    findings: Mutex<Vec<String>>,
-}
 
 impl MemberProfile {
     pub fn new(profile: &Profile) -> MemberProfile {
@@ -54,9 +45,33 @@ pub fn configuration_warnings(member: &str, max_sessions: usize, profile: &Profi
 }
 
 impl Member {
+    /// A member of `cfg`, with the settings its configuration leaves to its profile filled
+    /// in (`inline_calls`) and what it acts on of its profile; `Down` until it connects.
+    pub fn configured(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
+        let mut cfg = cfg.clone();
+        let loaded = profile::load(profiles_dir, &cfg.profile)
+            .map_err(|e| format!("member {}: {e}", cfg.name))?;
+        if cfg.inline_calls.is_none() {
+            cfg.inline_calls = Some(profile::calls_for(&loaded, &cfg.module).inline);
+        }
+        for w in configuration_warnings(&cfg.name, cfg.max_sessions, &loaded) {
+            tracing::warn!("{w}");
+        }
+        Ok(Member {
+            profile: MemberProfile::new(&loaded),
+            ..Member::new(&cfg)
+        })
+    }
+
     /// The name of the member's HSM profile.
     pub fn profile_name(&self) -> &str {
         &self.profile.name
+    }
+
+    /// Whether this member can give the domain key to another: its profile does not say the
+    /// device is unable to mark a wrapping key trusted.
+    pub fn can_give_domain_key(&self) -> bool {
+        self.profile.quirks.trusted != Trusted::Unsupported
     }
 
     /// What the member's last connection found against its profile's mechanism lists.
@@ -116,9 +131,4 @@ impl Member {
         self.err(e)
             .data_rejected_on(self.profile.quirks.general_error_is_bad_input())
     }
-}
-
-/// The profile of a member configured with `name`, loaded from `profiles_dir`.
-pub fn load(profiles_dir: &std::path::Path, member: &str, name: &str) -> Result<Profile, String> {
-    profile::load(profiles_dir, name).map_err(|e| format!("member {member}: {e}"))
 }
