@@ -204,3 +204,74 @@ fn hkmsd_reports_members_that_contradict_their_profiles_and_applies_quirks() {
         "{text}"
     );
 }
+
+#[test]
+fn template_and_trusted_quirks_decide_how_the_domain_key_is_made_and_copied() {
+    let profiles = tempfile::tempdir().unwrap();
+    // A device like Kryoptic: it refuses wrap/unwrap templates and cannot mark a wrapping
+    // key trusted.
+    write_variant(profiles.path(), "bare", |t| {
+        t.replace("trusted = \"so_only\"", "trusted = \"unsupported\"")
+            .replace(
+                "unwrap_template = \"enforced\"",
+                "unwrap_template = \"rejected\"",
+            )
+            .replace(
+                "wrap_template = \"enforced\"",
+                "wrap_template = \"rejected\"",
+            )
+    });
+    let specs = [
+        MemberSpec::softhsm("hsm-0", "m0"),
+        MemberSpec::softhsm("hsm-1", "m1"),
+    ];
+    let hardening = format!(
+        "\n[hardening]\nprofiles_dir = {:?}\n",
+        profiles.path().display().to_string()
+    );
+    let mut d = Daemon::start_custom(&specs, &[], &hardening);
+    d.stop(false);
+    let config = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "name = \"hsm-0\"\n",
+        "name = \"hsm-0\"\nprofile = \"bare\"\n",
+        1,
+    );
+    std::fs::write(&d.config, config).unwrap();
+    d.spawn().expect("hkmsd starts");
+    d.init_ok();
+
+    // hsm-0 cannot give the domain key, so it was made on hsm-1 and copied to hsm-0, which
+    // received it without templates.
+    let log = d.log_text();
+    assert!(
+        log.contains("domain key copied HSM-to-HSM") && log.contains("from=hsm-1"),
+        "{log}"
+    );
+    let status = d.cli_json(&["hsm", "status"]);
+    let template = |name: &str| {
+        status["Members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Name"] == name)
+            .unwrap()["UnwrapTemplate"]
+            .clone()
+    };
+    assert_eq!(template("hsm-0"), "Absent", "{status}");
+    assert_eq!(template("hsm-1"), "Enforced", "{status}");
+
+    // Both members serve keys under the one domain key.
+    let key = d.cli_json(&["key", "create"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..4 {
+        let enc = d.cli_json(&["encrypt", "--key-id", &key, "--plaintext", "both"]);
+        let blob = enc["CiphertextBlob"].as_str().unwrap().to_owned();
+        d.cli_json(&["decrypt", "--ciphertext-blob", &blob]);
+    }
+    let status = d.cli_json(&["hsm", "status"]);
+    for m in status["Members"].as_array().unwrap() {
+        assert!(m["Operations"].as_u64().unwrap() > 0, "{status}");
+    }
+}

@@ -12,7 +12,6 @@
 use super::crypto;
 use super::error::HsmError;
 use super::member::Member;
-use super::profile::Trusted;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
@@ -39,7 +38,7 @@ pub fn transfer(
     domain_key_id: &str,
     so_pin: &AuthPin,
 ) -> Result<(), HsmError> {
-    if source.quirks().trusted == Trusted::Unsupported {
+    if !source.can_give_domain_key() {
         return Err(HsmError::Other {
             member: source.name.clone(),
             message: format!(
