@@ -257,7 +257,7 @@ mod tests {
         for name in built_in_names() {
             let p = load(none, name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p.name, name);
-            assert!(!p.vendor.is_empty() && p.module.is_some(), "{name}");
+            assert!(!p.vendor.is_empty() && p.hardware.is_some(), "{name}");
             assert!(!p.mechanisms.required.is_empty(), "{name}");
             for id in certify_expected_skips(&p).keys() {
                 assert!(CHECK_IDS.contains(&id.as_str()), "{name}: {id}");
