@@ -88,10 +88,13 @@ impl Member {
     ) -> Result<(), HsmError> {
         let comparison = mechanisms::compare(&self.profile.mechanisms, token);
         let findings = comparison.findings(&self.profile.name);
-        for f in &findings {
+        let mut kept = lock(&self.profile.findings);
+        // Logged once, not at every reconnect of the prober.
+        for f in findings.iter().filter(|f| !kept.contains(f)) {
             tracing::warn!(member = %self.name, "HSM member contradicts its profile: {f}");
         }
-        *lock(&self.profile.findings) = findings;
+        *kept = findings;
+        drop(kept);
         if comparison.missing_required.is_empty() {
             return Ok(());
         }
