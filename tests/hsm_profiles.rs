@@ -275,3 +275,66 @@ fn template_and_trusted_quirks_decide_how_the_domain_key_is_made_and_copied() {
         assert!(m["Operations"].as_u64().unwrap() > 0, "{status}");
     }
 }
+
+#[test]
+fn the_general_error_quirk_decides_whether_a_bad_tag_takes_a_member_down() {
+    let profiles = tempfile::tempdir().unwrap();
+    // A profile that says CKR_GENERAL_ERROR is never bad input on this device.
+    write_variant(profiles.path(), "faulty", |t| {
+        t.replace(
+            "general_error_on_bad_tag = true",
+            "general_error_on_bad_tag = false",
+        )
+    });
+    let specs = [
+        MemberSpec::softhsm("hsm-0", "m0"),
+        MemberSpec::softhsm("hsm-1", "m1"),
+    ];
+    let hardening = format!(
+        "\n[hardening]\nprofiles_dir = {:?}\n",
+        profiles.path().display().to_string()
+    );
+    let mut d = Daemon::start_custom(&specs, &[], &hardening);
+    d.stop(false);
+    let config = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "name = \"hsm-0\"\n",
+        "name = \"hsm-0\"\nprofile = \"faulty\"\n",
+        1,
+    );
+    std::fs::write(&d.config, config).unwrap();
+    d.spawn().expect("hkmsd starts");
+    d.init_ok();
+    let key = d.cli_json(&["key", "create"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enc = d.cli_json(&[
+        "encrypt",
+        "--key-id",
+        &key,
+        "--plaintext",
+        "x",
+        "--aad",
+        "right",
+    ]);
+    let blob = enc["CiphertextBlob"].as_str().unwrap().to_owned();
+    // Round-robin sends one of the two decrypts to each member. SoftHSM2 answers a bad tag
+    // with CKR_GENERAL_ERROR: on hsm-1 (shipped profile) that is bad input; on hsm-0 its
+    // profile makes it a device fault, so hsm-0 is taken out and the call retried on hsm-1.
+    for _ in 0..2 {
+        let code = d.cli_error(&["decrypt", "--ciphertext-blob", &blob, "--aad", "wrong"]);
+        assert_eq!(code, "InvalidCiphertext");
+    }
+    let log = d.log_text();
+    let downs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("HSM member marked down"))
+        .collect();
+    assert!(
+        downs
+            .iter()
+            .any(|l| l.contains("hsm-0") && l.contains("GeneralError")),
+        "{log}"
+    );
+    assert!(!downs.iter().any(|l| l.contains("hsm-1")), "{log}");
+}
