@@ -48,7 +48,10 @@ pub enum HsmCommand {
         /// Most sessions opened on the new member at once.
         #[arg(long, default_value_t = 8)]
         max_sessions: u32,
-        /// HSM profile name (hsm-profiles/).
+        /// HSM profile name (hsm-profiles/<name>.toml): softhsm2, kryoptic, thales-luna,
+        /// entrust-nshield, utimaco-securityserver, aws-cloudhsm, yubihsm2, securosys-primus,
+        /// or one in hkmsd's profiles_dir. A token that lacks a mechanism the profile requires
+        /// is refused.
         #[arg(long, default_value = "softhsm2")]
         profile: String,
         /// Member that gives the domain key (default: any healthy member).
