@@ -71,11 +71,6 @@ impl Appliance {
         self
     }
 
-    /// Where HSM profiles are looked up first.
-    pub fn profiles_dir(&self) -> &std::path::Path {
-        &self.profiles_dir
-    }
-
     /// Tells long-lived streams that hkmsd is shutting down.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);

@@ -75,14 +75,9 @@ impl HsmError {
 
     /// For calls whose input may be at fault (decrypting, unwrapping stored tokens): a failure
     /// that means "this data is bad" becomes [`HsmError::DataRejected`], which is not retried
-    /// elsewhere and does not count against the member.
-    pub fn data_rejected_if_bad_input(self) -> HsmError {
-        self.data_rejected_on(true)
-    }
-
-    /// [`HsmError::data_rejected_if_bad_input`] on a member whose profile says whether
-    /// `CKR_GENERAL_ERROR` there means bad input (`general_error_is_bad_input`) or a failing
-    /// device.
+    /// elsewhere and does not count against the member. `CKR_GENERAL_ERROR` counts as such
+    /// only where the member's profile says it may (`general_error_is_bad_input`); otherwise
+    /// it stays a device failure.
     pub fn data_rejected_on(self, general_error_is_bad_input: bool) -> HsmError {
         match self {
             HsmError::Pkcs11 {

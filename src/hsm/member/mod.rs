@@ -211,13 +211,6 @@ impl Member {
         }
     }
 
-    /// This member with its profile's quirks applied.
-    pub fn with_quirks(self, quirks: Quirks) -> Member {
-        let mut profile = self.profile;
-        profile.quirks = quirks;
-        Member { profile, ..self }
-    }
-
     /// The profile quirks this member applies.
     pub fn quirks(&self) -> &Quirks {
         &self.profile.quirks
