@@ -71,11 +71,6 @@ impl Appliance {
         self
     }
 
-    /// Where HSM profiles are looked up first.
-    pub fn profiles_dir(&self) -> &std::path::Path {
-        &self.profiles_dir
-    }
-
     /// Tells long-lived streams that hkmsd is shutting down.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
@@ -107,7 +102,8 @@ impl Appliance {
         self.instance().is_ok()
     }
 
-    /// Creates the domain key in the first member, copies it to every other member
+    /// Creates the domain key in the first member that can give it (its profile lets it mark
+    /// a wrapping key trusted; configuration order otherwise), copies it to every other member
     /// HSM-to-HSM, and records the instance. Refuses to run twice.
     pub async fn init(&self, so_pin: Option<AuthPin>) -> Result<InstanceRecord, KmsError> {
         let _serial = self.init_lock.lock().await;
@@ -117,7 +113,12 @@ impl Appliance {
                 "the instance is already initialised",
             ));
         }
-        let members = self.pool.members().to_vec();
+        let mut members = self.pool.members().to_vec();
+        // The domain key is made on the first member that can give it: one whose profile
+        // says it can mark a wrapping key trusted (configuration order otherwise).
+        if let Some(at) = members.iter().position(|m| m.can_give_domain_key()) {
+            members[..=at].rotate_right(1);
+        }
         for m in &members {
             if m.health() != Health::Up {
                 let last = m.last_error();
@@ -206,7 +207,7 @@ impl Appliance {
                 .pool
                 .members()
                 .into_iter()
-                .find(|m| m.accepts_requests())
+                .find(|m| m.accepts_requests() && m.can_give_domain_key())
                 .ok_or_else(|| {
                     KmsError::new(
                         ErrorCode::HsmUnavailable,

@@ -48,7 +48,10 @@ pub enum HsmCommand {
         /// Most sessions opened on the new member at once.
         #[arg(long, default_value_t = 8)]
         max_sessions: u32,
-        /// HSM profile name (hsm-profiles/).
+        /// HSM profile name (hsm-profiles/<name>.toml): softhsm2, kryoptic, thales-luna,
+        /// entrust-nshield, utimaco-securityserver, aws-cloudhsm, yubihsm2, securosys-primus,
+        /// or one in hkmsd's profiles_dir. A token that lacks a mechanism the profile requires
+        /// is refused.
         #[arg(long, default_value = "softhsm2")]
         profile: String,
         /// Member that gives the domain key (default: any healthy member).
@@ -84,6 +87,7 @@ pub fn member_json(m: &MemberStatus) -> Value {
         "MeanLatencyMicros": m.mean_latency_micros, "CachedKeys": m.cached_keys,
         "Module": m.module, "UnwrapTemplate": m.unwrap_template, "Calls": m.calls,
         "KeySpecs": m.key_specs, "Algorithms": m.algorithms,
+        "Profile": m.profile, "ProfileFindings": m.profile_findings,
     })
 }
 
@@ -114,6 +118,9 @@ pub fn members_text(members: &[MemberStatus]) -> String {
             m.mean_latency_micros,
             m.last_error
         ));
+        for finding in &m.profile_findings {
+            text.push_str(&format!("  {}: {finding}\n", m.name));
+        }
     }
     text.trim_end().to_owned()
 }

@@ -260,8 +260,7 @@ pub async fn decrypt(
             Cost::Heavy,
             move |m, s| {
                 let private = single_token::handle(m, &token, spec, Usage::EncryptDecrypt)?;
-                pkc::oaep_decrypt(s, private, alg.hash, &ciphertext)
-                    .map_err(|e| m.err(e).data_rejected_if_bad_input())
+                pkc::oaep_decrypt(s, private, alg.hash, &ciphertext).map_err(|e| m.data_err(e))
             },
         )
         .await

@@ -183,7 +183,7 @@ async fn open_bare(
         .pool
         .run(move |m, s| {
             let keys = token::handle(m, &tok)?;
-            let rejected = |e| m.err(e).data_rejected_if_bad_input();
+            let rejected = |e| m.data_err(e);
             match alg {
                 Algorithm::Gcm => {
                     let iv: [u8; GCM_IV_LEN] = iv.as_slice().try_into().expect("checked");

@@ -182,7 +182,7 @@ pub async fn decrypt(app: &Appliance, blob: &[u8], aad: &[u8]) -> Result<Opened,
                     hsm_crypto::cbc_decrypt(s, keys.cbc, &iv, pkcs7, &body)
                 }
             }
-            .map_err(|e| m.err(e).data_rejected_if_bad_input())
+            .map_err(|e| m.data_err(e))
         })
         .await
         .map_err(|e| match e {

@@ -6,42 +6,28 @@
 //! statfs = "free-space check before writing a token object"
 //! ```
 //!
-//! Every entry needs a reason. Profiles are found as [`crate::hsm::profile::text`] says.
+//! Every entry needs a reason. Profiles are found and parsed as [`crate::hsm::profile::load`]
+//! says.
 
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Default, Deserialize)]
-struct ProfileFile {
-    #[serde(default)]
-    seccomp: SeccompSection,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SeccompSection {
-    /// System call name → why the vendor library needs it.
-    #[serde(default)]
-    allow: BTreeMap<String, String>,
-}
-
 /// The extra system calls of one profile, with their reasons.
 pub fn extra_syscalls(profiles_dir: &Path, name: &str) -> Result<BTreeMap<String, String>, String> {
-    let (text, origin) = crate::hsm::profile::text(profiles_dir, name)?;
-    let file: ProfileFile =
-        toml::from_str(&text).map_err(|e| format!("{origin}: not a valid HSM profile: {e}"))?;
-    for (call, reason) in &file.seccomp.allow {
+    let allow = crate::hsm::profile::load(profiles_dir, name)?.seccomp.allow;
+    for (call, reason) in &allow {
         if super::seccomp::syscall_number(call).is_none() {
             return Err(format!(
-                "{origin}: [seccomp.allow] unknown system call {call:?}"
+                "HSM profile {name}: [seccomp.allow] unknown system call {call:?}"
             ));
         }
         if reason.trim().is_empty() {
-            return Err(format!("{origin}: [seccomp.allow] {call} needs a reason"));
+            return Err(format!(
+                "HSM profile {name}: [seccomp.allow] {call} needs a reason"
+            ));
         }
     }
-    Ok(file.seccomp.allow)
+    Ok(allow)
 }
 
 /// The union of the extra system calls of `profiles`.
@@ -69,6 +55,13 @@ mod tests {
         let extra = extra_syscalls(Path::new("/nonexistent"), "softhsm2").unwrap();
         assert!(!extra.is_empty());
         assert!(extra.values().all(|r| !r.trim().is_empty()));
+    }
+
+    #[test]
+    fn every_built_in_profile_names_only_known_system_calls() {
+        for name in crate::hsm::profile::built_in_names() {
+            extra_syscalls(Path::new("/nonexistent"), name).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! what the list promises but the device does not do. The pool sends an operation only to
 //! members that can do it ([`crate::hsm::Pool::run_needing`]).
 
-use super::profile::Quirks;
+use super::profile::{OaepHash, Quirks};
 use cryptoki_sys::*;
 
 /// A named capability and the mechanisms (value and name) it needs.
@@ -88,7 +88,7 @@ const ALGORITHMS: &[Entry] = &[
     Entry {
         name: "RSAES_OAEP_SHA_256",
         mechanisms: OAEP,
-        unless: Some(|q| q.oaep_sha1_only),
+        unless: Some(|q| !q.oaep_allows(OaepHash::Sha256)),
     },
     entry("HMAC_SHA_256", &[(CKM_SHA256_HMAC, "CKM_SHA256_HMAC")]),
     entry("HMAC_SHA_384", &[(CKM_SHA384_HMAC, "CKM_SHA384_HMAC")]),
@@ -181,7 +181,8 @@ mod tests {
             CKM_RSA_PKCS_OAEP,
         ];
         let quirks = Quirks {
-            oaep_sha1_only: true,
+            oaep_hashes: Some(vec![OaepHash::Sha1]),
+            ..Quirks::default()
         };
         let alg = Need::Algorithm;
         assert_eq!(missing(Need::Spec("RSA_2048"), &list, &quirks), None);

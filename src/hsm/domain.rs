@@ -19,8 +19,13 @@ use cryptoki::types::AuthPin;
 /// Creates the domain key on `source` (which must be connected and logged in).
 pub fn create(source: &Member, domain_key_id: &str) -> Result<(), HsmError> {
     let handle = source.with_login_session(|s| {
-        crypto::generate_domain_key(source.module_path(), s, domain_key_id)
-            .map_err(|e| source.err(e))
+        crypto::generate_domain_key(
+            source.module_path(),
+            s,
+            domain_key_id,
+            source.quirks().key_templates(),
+        )
+        .map_err(|e| source.err(e))
     })?;
     source.set_domain_key(domain_key_id, handle)
 }
@@ -33,6 +38,16 @@ pub fn transfer(
     domain_key_id: &str,
     so_pin: &AuthPin,
 ) -> Result<(), HsmError> {
+    if !source.can_give_domain_key() {
+        return Err(HsmError::Other {
+            member: source.name.clone(),
+            message: format!(
+                "cannot give the domain key: HSM profile {:?} says the device cannot mark a \
+                 wrapping key trusted (CKA_TRUSTED); copy it from another member",
+                source.profile_name()
+            ),
+        });
+    }
     let transport = target
         .with_login_session(|s| crypto::generate_transport_key(s).map_err(|e| target.err(e)))?;
     let result = transfer_with(source, target, domain_key_id, so_pin, &transport);
@@ -93,6 +108,7 @@ fn transfer_with(
             transport.private,
             &wrapped,
             domain_key_id,
+            target.quirks().key_templates(),
         )
         .map_err(|e| target.err(e))
     })?;

@@ -75,9 +75,20 @@ impl HsmError {
 
     /// For calls whose input may be at fault (decrypting, unwrapping stored tokens): a failure
     /// that means "this data is bad" becomes [`HsmError::DataRejected`], which is not retried
-    /// elsewhere and does not count against the member.
-    pub fn data_rejected_if_bad_input(self) -> HsmError {
+    /// elsewhere and does not count against the member. `CKR_GENERAL_ERROR` counts as such
+    /// only where the member's profile says it may (`general_error_is_bad_input`); otherwise
+    /// it stays a device failure.
+    pub fn data_rejected_on(self, general_error_is_bad_input: bool) -> HsmError {
         match self {
+            HsmError::Pkcs11 {
+                member,
+                function,
+                rv: RvError::GeneralError,
+            } if !general_error_is_bad_input => HsmError::Pkcs11 {
+                member,
+                function,
+                rv: RvError::GeneralError,
+            },
             HsmError::Pkcs11 {
                 member,
                 function,
@@ -166,7 +177,9 @@ pub enum Action {
 ///
 /// `CKR_GENERAL_ERROR` is ambiguous on SoftHSM2: it also reports a bad GCM tag and an
 /// unwrap under the wrong key. Callers that know the data may be at fault (decrypt, unwrap)
-/// translate it before consulting this table; here it means a device in trouble.
+/// translate it before consulting this table, as the member's profile says
+/// (`[quirks] general_error_on_bad_tag`, [`HsmError::data_rejected_on`]); here it means a
+/// device in trouble.
 pub fn action_for(rv: RvError) -> Action {
     use RvError::*;
     match rv {
@@ -284,6 +297,23 @@ mod tests {
         assert_eq!(e.action(), Action::MarkDown);
         let text = e.to_string();
         assert!(text.contains("hsm-a") && text.contains("Encrypt") && text.contains("DeviceError"));
+    }
+
+    #[test]
+    fn general_error_is_bad_input_only_where_the_profile_allows() {
+        let e = || {
+            HsmError::from_cryptoki(
+                "hsm-a",
+                CkError::Pkcs11(RvError::GeneralError, Function::Decrypt),
+            )
+        };
+        assert_eq!(e().data_rejected_on(true).action(), Action::ClientError);
+        assert_eq!(e().data_rejected_on(false).action(), Action::MarkDown);
+        let bad = HsmError::from_cryptoki(
+            "hsm-a",
+            CkError::Pkcs11(RvError::EncryptedDataInvalid, Function::Decrypt),
+        );
+        assert_eq!(bad.data_rejected_on(false).action(), Action::ClientError);
     }
 
     #[test]

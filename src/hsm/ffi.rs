@@ -97,7 +97,8 @@ impl<'a> RawTemplate<'a> {
     }
 }
 
-/// `CKA_WRAP_TEMPLATE` and `CKA_UNWRAP_TEMPLATE` of a key.
+/// `CKA_WRAP_TEMPLATE` and `CKA_UNWRAP_TEMPLATE` of a key; an empty one is left out of the
+/// template (for devices that refuse the attribute).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyTemplates<'a> {
     pub wrap: &'a [Attribute],
@@ -105,11 +106,14 @@ pub struct KeyTemplates<'a> {
 }
 
 impl<'a> KeyTemplates<'a> {
-    fn nested(&self) -> [(CK_ATTRIBUTE_TYPE, &'a [Attribute]); 2] {
+    fn nested(&self) -> Vec<(CK_ATTRIBUTE_TYPE, &'a [Attribute])> {
         [
             (cryptoki_sys::CKA_WRAP_TEMPLATE, self.wrap),
             (cryptoki_sys::CKA_UNWRAP_TEMPLATE, self.unwrap),
         ]
+        .into_iter()
+        .filter(|(_, t)| !t.is_empty())
+        .collect()
     }
 }
 

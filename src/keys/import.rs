@@ -24,6 +24,7 @@ use super::token;
 use crate::appliance::Appliance;
 use crate::error::{ErrorCode, KmsError};
 use crate::hsm::crypto::{self as hsm_crypto, ImportWrapping};
+use crate::hsm::profile::OaepHash;
 use crate::store::named::Space;
 use crate::store::records::KeyRecord;
 use crate::store::records::{ImportParamsRecord, KeyTokenRecord};
@@ -95,17 +96,14 @@ fn wrapping(app: &Appliance, name: &str) -> Result<(&'static str, ImportWrapping
                 )));
             }
         }
-        if sha256 {
-            let profile = &m.config().profile;
-            let quirks = crate::hsm::profile::quirks(app.profiles_dir(), profile)
-                .map_err(|e| KmsError::new(ErrorCode::Internal, e))?;
-            if quirks.oaep_sha1_only {
-                return Err(unsupported(format!(
-                    "HSM member {} ({profile} profile) does RSA-OAEP with SHA-1 only, so it \
-                     cannot unwrap {name}; use the SHA_1 variant",
-                    m.name
-                )));
-            }
+        if sha256 && !m.quirks().oaep_allows(OaepHash::Sha256) {
+            return Err(unsupported(format!(
+                "HSM member {} ({} profile) does RSA-OAEP with {} only, so it cannot unwrap \
+                 {name}; use the SHA_1 variant",
+                m.name,
+                m.profile_name(),
+                m.quirks().oaep_hash_names()
+            )));
         }
     }
     Ok((name, wrapping))
@@ -284,7 +282,7 @@ pub async fn import_material(
                         &encrypted,
                         modulus_bits as usize / 8,
                     )
-                    .map_err(|e| m.err(e).data_rejected_if_bad_input())
+                    .map_err(|e| m.data_err(e))
                 })?;
                 token::with_object(s, material, |material| {
                     let len = token::material_len(m, s, material)?;

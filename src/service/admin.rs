@@ -43,6 +43,8 @@ fn status(m: &Member) -> MemberStatus {
         .into(),
         key_specs: key_specs.into_iter().map(String::from).collect(),
         algorithms: algorithms.into_iter().map(String::from).collect(),
+        profile: m.profile_name().to_owned(),
+        profile_findings: m.profile_findings(),
     }
 }
 

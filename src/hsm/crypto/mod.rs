@@ -80,11 +80,13 @@ fn domain_key_template(domain_key_id: &str) -> Vec<Attribute> {
 }
 
 /// Generates the domain key as a token object (the first member, at `hkms init`), with its
-/// wrap and unwrap templates. `module` is the member's PKCS#11 library.
+/// wrap and unwrap templates unless `templates` is false (a device that refuses them, as its
+/// profile says). `module` is the member's PKCS#11 library.
 pub fn generate_domain_key(
     module: &Path,
     session: &Session,
     domain_key_id: &str,
+    templates: bool,
 ) -> Result<ObjectHandle> {
     let mut template = domain_key_template(domain_key_id);
     template.push(Attribute::ValueLen(32.into()));
@@ -94,11 +96,24 @@ pub fn generate_domain_key(
         session,
         &Mechanism::AesKeyGen,
         &template,
-        ffi::KeyTemplates {
-            wrap: &wrap,
-            unwrap: &unwrap,
-        },
+        key_templates(templates, &wrap, &unwrap),
     )
+}
+
+/// The domain key's wrap and unwrap templates, or none.
+fn key_templates<'a>(
+    templates: bool,
+    wrap: &'a [Attribute],
+    unwrap: &'a [Attribute],
+) -> ffi::KeyTemplates<'a> {
+    if templates {
+        ffi::KeyTemplates { wrap, unwrap }
+    } else {
+        ffi::KeyTemplates {
+            wrap: &[],
+            unwrap: &[],
+        }
+    }
 }
 
 /// Whether the domain key carries the unwrap template hkms sets (`Sensitive` and
@@ -216,13 +231,14 @@ pub fn wrap_domain_key(
 }
 
 /// Unwraps a transported domain key into a token object (on the receiving member), with
-/// the same wrap and unwrap templates as the original.
+/// the same wrap and unwrap templates as the original (none when `templates` is false).
 pub fn unwrap_domain_key(
     module: &Path,
     session: &Session,
     transport_private: ObjectHandle,
     wrapped: &[u8],
     domain_key_id: &str,
+    templates: bool,
 ) -> Result<ObjectHandle> {
     let (wrap, unwrap) = (wrap_template(), unwrap_template());
     ffi::unwrap_key(
@@ -232,10 +248,7 @@ pub fn unwrap_domain_key(
         transport_private,
         wrapped,
         &domain_key_template(domain_key_id),
-        ffi::KeyTemplates {
-            wrap: &wrap,
-            unwrap: &unwrap,
-        },
+        key_templates(templates, &wrap, &unwrap),
     )
 }
 
@@ -315,6 +328,12 @@ pub fn binding(session: &Session, key: ObjectHandle, context: &[u8]) -> Result<V
 }
 
 /// AES-GCM encryption with a caller-supplied unique IV; returns ciphertext || tag.
+///
+/// Some devices replace the caller's IV with one they generate and write it back into the
+/// parameters (AWS CloudHSM; Thales Luna in FIPS mode: `[quirks] gcm_iv` of their profiles).
+/// hkms stores the IV it chose, so a ciphertext made under another one could never be
+/// decrypted: it is discarded and the call fails as `C_Encrypt` returning
+/// `CKR_FUNCTION_FAILED`, which the pool retries on another member.
 pub fn gcm_encrypt(
     session: &Session,
     key: ObjectHandle,
@@ -322,9 +341,16 @@ pub fn gcm_encrypt(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let mut iv = *iv;
-    let params = GcmParams::new(&mut iv, aad, ((GCM_TAG_LEN * 8) as u64).into())?;
-    session.encrypt(&Mechanism::AesGcm(params), key, plaintext)
+    let mut used = *iv;
+    let params = GcmParams::new(&mut used, aad, ((GCM_TAG_LEN * 8) as u64).into())?;
+    let sealed = session.encrypt(&Mechanism::AesGcm(params), key, plaintext)?;
+    if used != *iv {
+        return Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::FunctionFailed,
+            cryptoki::context::Function::Encrypt,
+        ));
+    }
+    Ok(sealed)
 }
 
 /// AES-GCM decryption of ciphertext || tag. A wrong tag fails (SoftHSM2 reports it as

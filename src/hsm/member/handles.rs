@@ -115,7 +115,7 @@ impl Member {
         if list.is_empty() {
             return None;
         }
-        crate::hsm::capability::missing(capability, &list, &self.quirks)
+        crate::hsm::capability::missing(capability, &list, &self.profile.quirks)
     }
 
     /// The key specs and algorithms this member can do; empty before it has connected.
@@ -124,7 +124,7 @@ impl Member {
         if list.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        crate::hsm::capability::offered(&list, &self.quirks)
+        crate::hsm::capability::offered(&list, &self.profile.quirks)
     }
 
     /// Forgets every cached key handle (destroying the session objects behind them).

@@ -2,12 +2,13 @@
 //! sessions, the domain key handle and a cache of unwrapped key versions.
 
 mod handles;
+mod profile_check;
 
 use super::crypto;
 use super::error::HsmError;
 use super::module;
 use super::objects::{UnwrapTemplate, VersionKeys};
-use super::profile::{self, Quirks};
+use super::profile::{Mechanisms, Quirks};
 use crate::config::MemberConfig;
 use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
 use cryptoki::context::Pkcs11;
@@ -57,6 +58,17 @@ impl Health {
             Health::Down => "Down",
         }
     }
+}
+
+/// The parts of a member's HSM profile the member acts on ([`profile_check`]).
+#[derive(Debug, Default)]
+pub struct MemberProfile {
+    /// The profile's name (empty for a member built without one).
+    pub name: String,
+    pub quirks: Quirks,
+    pub mechanisms: Mechanisms,
+    /// What the last connection found against the profile (one line each).
+    findings: Mutex<Vec<String>>,
 }
 
 /// What exists while a member is connected. Replaced as a whole on reconnect.
@@ -112,8 +124,9 @@ pub struct Member {
     last_error: Mutex<String>,
     /// The token's mechanisms (`CKM_*`), read when the member connects; empty before.
     mechanisms: Mutex<Vec<cryptoki_sys::CK_MECHANISM_TYPE>>,
-    /// What the member's profile says the device does not do despite its mechanism list.
-    quirks: Quirks,
+    /// What the member's profile says of the device: quirks, mechanisms, and what the last
+    /// connection found against them.
+    profile: MemberProfile,
     config: MemberConfig,
 }
 
@@ -162,20 +175,6 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Member {
-    /// A member of `cfg`, with the settings its configuration leaves to its profile filled
-    /// in (`inline_calls`) and the profile's quirks; `Down` until it connects.
-    pub fn configured(profiles_dir: &Path, cfg: &MemberConfig) -> Result<Member, String> {
-        let mut cfg = cfg.clone();
-        if cfg.inline_calls.is_none() {
-            let calls = profile::calls(profiles_dir, &cfg.profile, &cfg.module)
-                .map_err(|e| format!("member {}: {e}", cfg.name))?;
-            cfg.inline_calls = Some(calls.inline);
-        }
-        let quirks = profile::quirks(profiles_dir, &cfg.profile)
-            .map_err(|e| format!("member {}: {e}", cfg.name))?;
-        Ok(Member::new(&cfg).with_quirks(quirks))
-    }
-
     /// A member in the `Down` state; [`Member::connect`] brings it up.
     pub fn new(cfg: &MemberConfig) -> Member {
         let selector = match (&cfg.token_label, &cfg.token_serial) {
@@ -207,19 +206,14 @@ impl Member {
             last_progress_ms: AtomicU64::new(now_ms()),
             last_error: Mutex::new(String::new()),
             mechanisms: Mutex::new(Vec::new()),
-            quirks: Quirks::default(),
+            profile: MemberProfile::default(),
             config: cfg.clone(),
         }
     }
 
-    /// This member with its profile's quirks applied.
-    pub fn with_quirks(self, quirks: Quirks) -> Member {
-        Member { quirks, ..self }
-    }
-
     /// The profile quirks this member applies.
-    pub fn quirks(&self) -> Quirks {
-        self.quirks
+    pub fn quirks(&self) -> &Quirks {
+        &self.profile.quirks
     }
 
     /// The configuration this member was built from.
@@ -373,7 +367,9 @@ impl Member {
         })?;
         let slot = self.find_slot(&ctx)?;
         if let Ok(list) = ctx.get_mechanism_list(slot) {
-            *lock(&self.mechanisms) = list.iter().map(|m| **m).collect();
+            let list: Vec<_> = list.iter().map(|m| **m).collect();
+            self.check_mechanisms(&list)?;
+            *lock(&self.mechanisms) = list;
         }
         let login = ctx.open_rw_session(slot).map_err(|e| self.err(e))?;
         match login.login(UserType::User, Some(&pin)) {
@@ -542,10 +538,13 @@ impl Member {
         if state == UnwrapTemplate::Absent {
             tracing::warn!(
                 member = %self.name,
+                profile = %self.profile.name,
+                profile_says = ?self.profile.quirks.unwrap_template,
                 "the domain key has no unwrap template: this HSM does not stop the PIN holder \
                  from unwrapping a key token into a readable key (see the member's profile)"
             );
         }
+        self.check_unwrap_template(state);
         self.unwrap_template.store(state as u8, Ordering::Relaxed);
     }
 
