@@ -171,6 +171,10 @@ pub struct CheckResult {
     pub profile_reason: Option<String>,
 }
 
+/// Checks that run even when `--only` leaves them out: the login every other check needs,
+/// and the cleanup.
+pub const ALWAYS: &[&str] = &["token.info", "token.mechanisms", "login.user", "cleanup"];
+
 /// Runs checks in order and keeps their results.
 #[derive(Debug)]
 pub struct Recorder {
@@ -188,9 +192,11 @@ impl Recorder {
         }
     }
 
-    /// Whether `--only` selects check `id` (an exact id or a prefix ending at a dot).
+    /// Whether `--only` selects check `id` (an exact id or a prefix ending at a dot). The
+    /// checks every other check stands on ([`ALWAYS`]) always run.
     pub fn selected(&self, id: &str) -> bool {
         self.only.is_empty()
+            || ALWAYS.contains(&id)
             || self
                 .only
                 .iter()
@@ -277,6 +283,7 @@ mod tests {
         let r = Recorder::new(vec!["aes".into(), "random".into()], 3);
         assert!(r.selected("aes.gcm") && r.selected("aes.gcm.bad_tag") && r.selected("random"));
         assert!(!r.selected("aesx") && !r.selected("rsa.pss"));
+        assert!(r.selected("login.user") && r.selected("cleanup"));
         assert!(Recorder::new(Vec::new(), 1).selected("anything"));
     }
 }

@@ -69,7 +69,7 @@ pub struct CertifyArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60000))]
     pub throughput_ms: u64,
     /// Run only these checks (ids or groups such as `aes`, comma-separated); the others are
-    /// reported as skipped.
+    /// reported as skipped. token.info, token.mechanisms, login.user and cleanup always run.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Directory for report.json and report.html (created if missing).
