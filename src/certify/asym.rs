@@ -114,7 +114,7 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
     let s = match ctx.session() {
         Ok(s) => s,
         Err(Stop(v)) => {
-            for (id, _) in super::CHECKS.iter().filter(|(i, _)| {
+            for (id, _) in super::catalog::CHECKS.iter().filter(|(i, _)| {
                 i.starts_with("rsa.")
                     || i.starts_with("ec.")
                     || *i == "ecdsa"

@@ -1,7 +1,7 @@
 //! One check's verdict, the failure type checks raise with `?`, and the recorder that runs
 //! checks in order, times them and prints a progress line for each.
 
-use super::{title, Outcome};
+use super::catalog::{title, Outcome};
 use crate::hsm::HsmError;
 use cryptoki::error::{Error as CkError, RvError};
 use serde::Serialize;

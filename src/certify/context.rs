@@ -3,7 +3,6 @@
 //! token's mechanism list.
 
 use super::check::{During, Stop, Verdict};
-use super::Options;
 use crate::config::MemberConfig;
 use crate::hsm::Member;
 use cryptoki::context::Pkcs11;
@@ -16,6 +15,24 @@ use cryptoki::types::AuthPin;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+/// What to certify and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub pin_file: PathBuf,
+    pub so_pin_file: Option<PathBuf>,
+    pub second_token: Option<String>,
+    /// PIN file of the second token (default: the first token's).
+    pub second_pin_file: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub profiles_dir: PathBuf,
+    /// How long each throughput figure is measured.
+    pub throughput_time: Duration,
+    /// Run only these checks (ids or group prefixes); the others are skipped.
+    pub only: Vec<String>,
+}
 
 /// A setup problem: the run cannot start (exit code 2).
 #[derive(Debug)]

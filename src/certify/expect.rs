@@ -1,8 +1,8 @@
 //! The checks an HSM profile expects to be skipped: its `[certify.expected_skip]` table
 //! (check id = reason). A profile without the table expects none.
 
+use super::catalog::{title, Outcome};
 use super::check::CheckResult;
-use super::Outcome;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,7 +36,7 @@ fn parse(text: &str) -> Result<ExpectedSkips, String> {
         .certify
         .expected_skip
         .keys()
-        .filter(|id| super::title(id).is_empty())
+        .filter(|id| title(id).is_empty())
         .collect();
     if !unknown.is_empty() {
         return Err(format!(

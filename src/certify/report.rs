@@ -1,10 +1,10 @@
 //! The report: `report.json` (schema in the module docs of [`super`]), a self-contained
 //! `report.html`, and the summary table printed at the end of a run.
 
+use super::catalog::{Outcome, CHECKS, SCHEMA};
 use super::check::{one_line, CheckResult};
 use super::context::Ctx;
 use super::token::{Info, LibraryInfo, TokenInfo};
-use super::{Outcome, SCHEMA};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -48,7 +48,7 @@ impl Report {
         started_at: String,
         took: Duration,
     ) -> Report {
-        let order = |id: &str| super::CHECKS.iter().position(|(i, _)| *i == id);
+        let order = |id: &str| CHECKS.iter().position(|(i, _)| *i == id);
         checks.sort_by_key(|c| order(&c.id));
         let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
         let fail = count(Outcome::Fail);
