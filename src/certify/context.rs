@@ -32,6 +32,8 @@ pub struct Options {
     pub throughput_time: Duration,
     /// Run only these checks (ids or group prefixes); the others are skipped.
     pub only: Vec<String>,
+    /// An OpenSSL 3.5 (or later) command that checks ML-DSA and ML-KEM results.
+    pub pqc_openssl: Option<PathBuf>,
 }
 
 /// A setup problem: the run cannot start (exit code 2).

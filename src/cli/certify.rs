@@ -72,6 +72,10 @@ pub struct CertifyArgs {
     /// reported as skipped. token.info, token.mechanisms, login.user and cleanup always run.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// An OpenSSL 3.5 (or later) command: ML-DSA signatures and ML-KEM encapsulations are
+    /// then checked independently (the OpenSSL hkms links has neither).
+    #[arg(long)]
+    pub pqc_openssl: Option<PathBuf>,
     /// Directory for report.json and report.html (created if missing).
     #[arg(long)]
     pub out: PathBuf,
@@ -104,6 +108,7 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         profiles_dir: args.profiles_dir.clone(),
         throughput_time: Duration::from_millis(args.throughput_ms),
         only: args.only.clone(),
+        pqc_openssl: args.pqc_openssl.clone(),
     };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         eprintln!("hkms certify: cannot create {}: {e}", args.out.display());
