@@ -330,6 +330,10 @@ fn a_fault_injected_under_a_check_fails_it_and_the_exit_code_says_so() {
     .unwrap();
     let pin = dir.path().join("pin");
     std::fs::write(&pin, USER_PIN).unwrap();
+    // A profile that expects no skip.
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::write(profiles.join("plain.toml"), "name = \"plain\"\n").unwrap();
     let out = dir.path().join("report");
     let run = certify(
         &tokens.conf,
@@ -339,6 +343,10 @@ fn a_fault_injected_under_a_check_fails_it_and_the_exit_code_says_so() {
             LABEL,
             "--pin-file",
             pin.to_str().unwrap(),
+            "--profile",
+            "plain",
+            "--profiles-dir",
+            profiles.to_str().unwrap(),
             "--only",
             "random,aes.gcm,domain.transfer",
             "--out",
@@ -377,8 +385,16 @@ fn a_fault_injected_under_a_check_fails_it_and_the_exit_code_says_so() {
         .as_str()
         .unwrap()
         .contains("--second-token"));
-    assert!(transfer["expected_skip"].is_null(), "no profile given");
+    assert_eq!(
+        transfer["expected_skip"], false,
+        "the profile expects no skip"
+    );
     assert_eq!(checks["rsa.pss"]["reason"], "not selected (--only)");
+    assert!(
+        checks["rsa.pss"]["expected_skip"].is_null(),
+        "a check left out was not tried"
+    );
+    assert_eq!(r["summary"]["unexpected_skip"], 1);
     assert_eq!(r["summary"]["fail"], 1);
     assert_eq!(r["summary"]["exit_code"], 1);
     assert!(stdout.contains("1 failed"), "{stdout}");

@@ -171,6 +171,9 @@ pub struct CheckResult {
     pub profile_reason: Option<String>,
 }
 
+/// The reason of a check `--only` left out.
+pub const NOT_SELECTED: &str = "not selected (--only)";
+
 /// Checks that run even when `--only` leaves them out: the login every other check needs,
 /// and the cleanup.
 pub const ALWAYS: &[&str] = &["token.info", "token.mechanisms", "login.user", "cleanup"];
@@ -206,7 +209,7 @@ impl Recorder {
     /// Runs check `id`, unless `--only` leaves it out; a panic in the check is a failure.
     pub fn run(&mut self, id: &str, check: impl FnOnce() -> Result<Verdict, Stop>) -> Outcome {
         if !self.selected(id) {
-            return self.record(id, Verdict::skip("not selected (--only)"), 0.0);
+            return self.record(id, Verdict::skip(NOT_SELECTED), 0.0);
         }
         let started = Instant::now();
         let verdict = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {

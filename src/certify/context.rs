@@ -70,6 +70,15 @@ pub fn find_token(pkcs11: &Pkcs11, label: &str) -> Result<Slot, SetupError> {
     )))
 }
 
+/// What [`Ctx::sweep`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sweep {
+    /// Objects of this run still there (now destroyed).
+    pub left: usize,
+    /// Objects named after an earlier run (left alone).
+    pub earlier: usize,
+}
+
 /// The run's shared state.
 pub struct Ctx {
     pub opts: Options,
@@ -230,9 +239,10 @@ impl Ctx {
     }
 
     /// Token objects left from this run (found by the run id in label or id), destroying
-    /// them; returns how many there were.
-    pub fn sweep(&self, session: &Session) -> Result<usize, Stop> {
-        let mut left = 0;
+    /// them; and those of earlier runs (another run id), which are only counted: a run that
+    /// was killed cannot clean up, and what it left is for the operator to judge.
+    pub fn sweep(&self, session: &Session) -> Result<Sweep, Stop> {
+        let mut swept = Sweep::default();
         for h in self.visible_objects(session)? {
             let attrs = session
                 .get_attributes(
@@ -243,18 +253,22 @@ impl Ctx {
                     ],
                 )
                 .unwrap_or_default();
-            let ours = attrs.iter().any(|a| match a {
-                Attribute::Label(v) | Attribute::Id(v) => {
-                    String::from_utf8_lossy(v).contains(&self.run_id)
-                }
-                _ => false,
-            });
-            if ours {
-                left += 1;
+            let named = |part: &str| {
+                attrs.iter().any(|a| match a {
+                    Attribute::Label(v) | Attribute::Id(v) => {
+                        String::from_utf8_lossy(v).contains(part)
+                    }
+                    _ => false,
+                })
+            };
+            if named(&self.run_id) {
+                swept.left += 1;
                 let _ = session.destroy_object(h);
+            } else if named("hkms-certify-") {
+                swept.earlier += 1;
             }
         }
-        Ok(left)
+        Ok(swept)
     }
 
     /// How long each throughput measurement runs.

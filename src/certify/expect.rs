@@ -2,7 +2,7 @@
 //! (check id = reason). A profile without the table expects none.
 
 use super::catalog::{title, Outcome};
-use super::check::CheckResult;
+use super::check::{CheckResult, NOT_SELECTED};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,7 +48,9 @@ fn parse(text: &str) -> Result<ExpectedSkips, String> {
 
 /// Marks each skip as expected (with the profile's reason) or not.
 pub fn apply(checks: &mut [CheckResult], expected: &ExpectedSkips) {
-    for c in checks.iter_mut().filter(|c| c.result == Outcome::Skip) {
+    // A check left out with --only was not tried: neither expected nor a surprise.
+    let tried = |c: &CheckResult| c.result == Outcome::Skip && c.reason != NOT_SELECTED;
+    for c in checks.iter_mut().filter(|c| tried(c)) {
         let reason = expected.get(&c.id);
         c.expected_skip = Some(reason.is_some());
         c.profile_reason = reason.cloned();

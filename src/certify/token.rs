@@ -292,7 +292,8 @@ pub fn cleanup(ctx: &mut Ctx, rec: &mut Recorder) {
     let v = (|| -> Result<Verdict, Stop> {
         ctx.login()?;
         let s = ctx.session()?;
-        let left = ctx.sweep(&s)?;
+        let swept = ctx.sweep(&s)?;
+        let left = swept.left;
         let after = ctx.visible_objects(&s)?.len();
         let Some(before) = ctx.objects_before else {
             return Ok(Verdict::skip(
@@ -315,6 +316,14 @@ pub fn cleanup(ctx: &mut Ctx, rec: &mut Recorder) {
                 ctx.run_id
             ))
         };
+        let mut v = v;
+        if swept.earlier > 0 {
+            v.reason.push_str(&format!(
+                "; warning: {} objects named hkms-certify-* from an earlier, interrupted run \
+                 are on the token (left alone)",
+                swept.earlier
+            ));
+        }
         Ok(v.figure("objects_before", before as f64)
             .figure("objects_after", after as f64))
     })();
