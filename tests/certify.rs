@@ -19,7 +19,7 @@ const SECOND: &str = "cert-b";
 const SOFTHSM_SKIPS: &[(&str, &str)] = &[
     (
         "rsa.oaep.sha256",
-        "the token does not do OAEP with Sha256 (CKR_ARGUMENTS_BAD)",
+        "the token does not do OAEP with SHA-256 (CKR_ARGUMENTS_BAD)",
     ),
     ("mldsa.44", "mechanism not offered by the token"),
     ("mldsa.65", "mechanism not offered by the token"),

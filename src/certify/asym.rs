@@ -47,6 +47,16 @@ fn generate(s: &Session, spec: PairSpec, usage: PrivateUse) -> Result<(Pair, f64
     Ok((Pair { private, public }, ms))
 }
 
+/// The name of a hash as standards write it.
+fn name(hash: Hash) -> &'static str {
+    match hash {
+        Hash::Sha1 => "SHA-1",
+        Hash::Sha256 => "SHA-256",
+        Hash::Sha384 => "SHA-384",
+        Hash::Sha512 => "SHA-512",
+    }
+}
+
 fn sha(hash: Hash) -> MessageDigest {
     match hash {
         Hash::Sha1 => MessageDigest::sha1(),
@@ -105,7 +115,10 @@ fn sign_verify(s: &Session, pair: &Pair, scheme: SignScheme, hash: Hash) -> Resu
         }
     };
     ensure(good, || {
-        format!("OpenSSL rejects the token's {scheme:?} signature with {hash:?}")
+        format!(
+            "OpenSSL rejects the token's {scheme:?} signature with {}",
+            name(hash)
+        )
     })
 }
 
@@ -194,15 +207,16 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
                         "OAEP decryption returned other bytes than OpenSSL encrypted".into()
                     })?;
                     Ok(Verdict::pass(format!(
-                        "RSA-2048 OAEP with {hash:?} and MGF1-{hash:?}: the token decrypts what OpenSSL encrypted"
+                        "RSA-2048 OAEP with {h} and MGF1-{h}: the token decrypts what OpenSSL encrypted", h = name(hash)
                     )))
                 }
                 Err(e) => match rv_of(&e) {
                     Some(rv @ (RvError::ArgumentsBad | RvError::MechanismParamInvalid | RvError::MechanismInvalid)) => {
                         Ok(Verdict::skip(format!(
-                            "the token does not do OAEP with {hash:?} ({}); hkms uses OAEP with \
-                             {hash:?} only where the member's profile allows it",
-                            rv_name(rv)
+                            "the token does not do OAEP with {h} ({}); hkms uses OAEP with \
+                             {h} only where the member's profile allows it",
+                            rv_name(rv),
+                            h = name(hash)
                         ))
                         .rv(Some(rv)))
                     }
@@ -252,7 +266,11 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
                 Hash::Sha256
             };
             sign_verify(&s, pair, SignScheme::Ecdsa, hash)?;
-            done.push(format!("{} with {hash:?}", nid.short_name().unwrap_or("?")));
+            done.push(format!(
+                "{} with {}",
+                nid.short_name().unwrap_or("?"),
+                name(hash)
+            ));
         }
         Ok(Verdict::pass(format!(
             "ECDSA over the digest (r || s): {}; OpenSSL verifies",
@@ -276,9 +294,12 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
             let mut signer = openssl::sign::Signer::new(sha(hash), &pkey)?;
             signer.update(&message)?;
             ensure(mac == signer.sign_to_vec()?, || {
-                format!("HMAC-{hash:?} differs from OpenSSL's for the same key and message")
+                format!(
+                    "HMAC-{} differs from OpenSSL's for the same key and message",
+                    name(hash)
+                )
             })?;
-            let mut v = Verdict::pass(format!("HMAC-{hash:?} matches OpenSSL"));
+            let mut v = Verdict::pass(format!("HMAC-{} matches OpenSSL", name(hash)));
             if ctx.has(MechanismType::GENERIC_SECRET_KEY_GEN) {
                 let k = asym::generate_mac_key(&s, len).during("C_GenerateKey (HMAC key)")?;
                 let m = asym::hmac(&s, k, hash, &message).during("C_Sign with a generated key")?;

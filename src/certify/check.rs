@@ -48,14 +48,15 @@ impl Verdict {
         self
     }
 
+    /// Adds a measured figure (kept to three decimals).
     pub fn figure(mut self, name: &str, value: f64) -> Verdict {
-        self.figures.insert(name.to_owned(), value);
+        self.figures
+            .insert(name.to_owned(), (value * 1000.0).round() / 1000.0);
         self
     }
 
-    pub fn figures(mut self, figures: Figures) -> Verdict {
-        self.figures.extend(figures);
-        self
+    pub fn figures(self, figures: Figures) -> Verdict {
+        figures.iter().fold(self, |v, (k, x)| v.figure(k, *x))
     }
 }
 
