@@ -348,7 +348,7 @@ fn a_fault_injected_under_a_check_fails_it_and_the_exit_code_says_so() {
             "--profiles-dir",
             profiles.to_str().unwrap(),
             "--only",
-            "random,aes.gcm,domain.transfer",
+            "random,aes.gcm,domain.transfer,recovery.relogin",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -377,6 +377,7 @@ fn a_fault_injected_under_a_check_fails_it_and_the_exit_code_says_so() {
         "{random}"
     );
     assert_eq!(checks["aes.gcm"]["result"], "pass");
+    assert_eq!(checks["recovery.relogin"]["result"], "pass");
     assert_eq!(checks["login.user"]["result"], "pass");
     assert_eq!(checks["cleanup"]["result"], "pass");
     let transfer = &checks["domain.transfer"];

@@ -17,7 +17,7 @@ const OPS_PER_THREAD: usize = 200;
 /// concurrency.sessions, recovery.sessions_closed, recovery.relogin.
 pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
     rec.run("concurrency.sessions", || concurrency(ctx));
-    let pool = if rec.selected("recovery") {
+    let pool = if rec.selected("recovery.sessions_closed") || rec.selected("recovery.relogin") {
         Some(build_pool(ctx))
     } else {
         None
