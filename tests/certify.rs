@@ -454,6 +454,8 @@ fn setup_and_usage_errors_exit_with_2() {
         "hkms-certify-<random>",
         "Example",
         "--second-token",
+        "recovery.sessions_closed",
+        "mlkem.1024",
     ] {
         assert!(help.contains(teaches), "{teaches}: {help}");
     }

@@ -120,7 +120,7 @@ enum Command {
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
     /// Check that an HSM does everything hkms relies on, and write a report.
-    #[command(long_about = cli::certify::ABOUT, after_long_help = cli::certify::EXAMPLES)]
+    #[command(long_about = cli::certify::ABOUT, after_long_help = cli::certify::after_help())]
     Certify(cli::certify::CertifyArgs),
     /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
     Encrypt {

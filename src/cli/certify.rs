@@ -37,6 +37,24 @@ Example (two SoftHSM2 tokens, SO PIN of the first for the domain-key copy):
       --pin-file pin-a --so-pin-file so-pin-a --second-token hsm-b \\
       --profile softhsm2 --out certify-report";
 
+/// What follows the options in `hkms certify --help`: the check ids, and an example.
+pub fn after_help() -> String {
+    let ids: Vec<&str> = certify::CHECKS.iter().map(|(id, _)| *id).collect();
+    let mut lines = vec![String::from(
+        "Checks (ids for --only and [certify.expected_skip]):",
+    )];
+    let mut line = String::from(" ");
+    for id in ids {
+        if line.len() + id.len() > 88 {
+            lines.push(std::mem::replace(&mut line, String::from(" ")));
+        }
+        line.push(' ');
+        line.push_str(id);
+    }
+    lines.push(line);
+    format!("{}\n\n{EXAMPLES}", lines.join("\n"))
+}
+
 #[derive(Debug, Args)]
 pub struct CertifyArgs {
     /// PKCS#11 library of the HSM.
