@@ -69,6 +69,25 @@ pub(super) fn known_secret(
     Ok((h, value))
 }
 
+/// An AES key of `bytes` generated on the token: a sensitive, non-extractable session
+/// object that encrypts and decrypts.
+pub(super) fn generated_aes(s: &Session, bytes: u64) -> cryptoki::error::Result<ObjectHandle> {
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(bytes.into()),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ],
+    )
+}
+
 fn aes_key(s: &Session, len: usize) -> Result<(ObjectHandle, Zeroizing<Vec<u8>>), Stop> {
     known_secret(
         s,
@@ -135,22 +154,7 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
         );
         for bytes in [16u64, 32] {
             let started = std::time::Instant::now();
-            let k = s
-                .generate_key(
-                    &Mechanism::AesKeyGen,
-                    &[
-                        Attribute::Class(ObjectClass::SECRET_KEY),
-                        Attribute::KeyType(KeyType::AES),
-                        Attribute::ValueLen(bytes.into()),
-                        Attribute::Token(false),
-                        Attribute::Private(true),
-                        Attribute::Sensitive(true),
-                        Attribute::Extractable(false),
-                        Attribute::Encrypt(true),
-                        Attribute::Decrypt(true),
-                    ],
-                )
-                .during("C_GenerateKey")?;
+            let k = generated_aes(&s, bytes).during("C_GenerateKey")?;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             v = v.figure(&format!("aes{}_generate_ms", bytes * 8), ms);
             let attrs = s
@@ -398,21 +402,7 @@ fn nonextractable(ctx: &Ctx) -> Result<Verdict, Stop> {
         32,
         &[Attribute::Wrap(true), Attribute::Unwrap(true)],
     )?;
-    let k = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Encrypt(true),
-            ],
-        )
-        .during("C_GenerateKey (non-extractable AES key)")?;
+    let k = generated_aes(&s, 32).during("C_GenerateKey (non-extractable AES key)")?;
     let rv = match s.wrap_key(&Mechanism::AesKeyWrapPad, kek, k) {
         Ok(_) => return Ok(Verdict::fail("a non-extractable key was wrapped")),
         Err(e) => rv_of(&e),

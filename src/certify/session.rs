@@ -1,13 +1,13 @@
 //! Several sessions at once, and hkms's HSM pool recovering on this token: after every
 //! session under it is closed, and after a logout.
 
-use super::aes::{host_random, known_secret};
+use super::aes::{generated_aes, host_random, known_secret};
 use super::check::{ensure, During, Recorder, Stop, Verdict};
 use super::context::Ctx;
 use crate::hsm::pool::{Pool, PoolSettings};
 use crate::hsm::{crypto, HsmError, Member};
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::mechanism::MechanismType;
+use cryptoki::object::{Attribute, KeyType};
 use cryptoki::session::Session;
 use std::time::Duration;
 
@@ -135,20 +135,7 @@ fn build_pool(ctx: &Ctx) -> Result<(tokio::runtime::Runtime, Pool), Stop> {
 fn pool_call(pool: &(tokio::runtime::Runtime, Pool)) -> Result<Vec<u8>, HsmError> {
     let (runtime, pool) = pool;
     runtime.block_on(pool.run(|m: &Member, s: &Session| {
-        let key = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Token(false),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Encrypt(true),
-                ],
-            )
-            .map_err(|e| m.err(e))?;
+        let key = generated_aes(s, 32).map_err(|e| m.err(e))?;
         let ct = crypto::gcm_encrypt(s, key, &[1u8; 12], b"", b"pool call").map_err(|e| m.err(e));
         let _ = s.destroy_object(key);
         ct

@@ -87,19 +87,7 @@ pub fn generate_domain_key(
     session: &Session,
     domain_key_id: &str,
 ) -> Result<ObjectHandle> {
-    let mut template = domain_key_template(domain_key_id);
-    template.push(Attribute::ValueLen(32.into()));
-    let (wrap, unwrap) = (wrap_template(), unwrap_template());
-    ffi::generate_key(
-        module,
-        session,
-        &Mechanism::AesKeyGen,
-        &template,
-        ffi::KeyTemplates {
-            wrap: &wrap,
-            unwrap: &unwrap,
-        },
-    )
+    generate_with_templates(module, session, domain_key_template(domain_key_id))
 }
 
 /// A key with the domain key's attributes, wrap and unwrap templates, as a session object
@@ -112,7 +100,17 @@ pub fn generate_session_domain_key(
 ) -> Result<ObjectHandle> {
     let mut template = domain_key_template(domain_key_id);
     template.retain(|a| !matches!(a, Attribute::Token(_)));
-    template.extend([Attribute::Token(false), Attribute::ValueLen(32.into())]);
+    template.push(Attribute::Token(false));
+    generate_with_templates(module, session, template)
+}
+
+/// An AES-256 key of `template` with the domain key's wrap and unwrap templates.
+fn generate_with_templates(
+    module: &Path,
+    session: &Session,
+    mut template: Vec<Attribute>,
+) -> Result<ObjectHandle> {
+    template.push(Attribute::ValueLen(32.into()));
     let (wrap, unwrap) = (wrap_template(), unwrap_template());
     ffi::generate_key(
         module,
