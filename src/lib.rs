@@ -13,13 +13,15 @@
 //! - [`authn`], [`access`]: who is calling, and what they may do;
 //! - [`tls`]: the TLS settings every endpoint and client shares;
 //! - [`gateway`]: hkms-gateway, the HTTPS endpoint of the external APIs (no keys, no HSM);
-//! - [`metrics`]: Prometheus metrics and the health endpoints of both processes.
+//! - [`metrics`]: Prometheus metrics and the health endpoints of both processes;
+//! - [`certify`]: `hkms certify`, the checks an HSM must pass to serve hkms.
 #![deny(unsafe_code)]
 
 pub mod access;
 pub mod appliance;
 pub mod audit;
 pub mod authn;
+pub mod certify;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -119,6 +119,9 @@ enum Command {
     /// whether it is being written.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Check that an HSM does everything hkms relies on, and write a report.
+    #[command(long_about = cli::certify::ABOUT, after_long_help = cli::certify::after_help())]
+    Certify(cli::certify::CertifyArgs),
     /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
     Encrypt {
         /// Key to encrypt with: its id or an alias (`alias/<name>`).
@@ -511,6 +514,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             Output::Text(t, j)
         }
         Command::Audit(_) => return Err(Failure::usage("hkms audit runs on its own")),
+        Command::Certify(_) => return Err(Failure::usage("hkms certify runs on its own")),
         Command::Signature(cmd) => cli::signature::signature(&mut c, cmd).await?.into(),
         Command::PublicKey(cmd) => cli::public_key::public_key(&mut c, cmd).await?.into(),
         Command::AsymmetricCipher(cmd) => cli::asymmetric_cipher::asymmetric_cipher(&mut c, cmd)
@@ -566,6 +570,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    // Local: talks to a PKCS#11 library, not to hkmsd (and starts its own runtime).
+    if let Command::Certify(args) = &cli.command {
+        return cli::certify::run(args, cli.json);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod asymmetric_cipher;
 pub mod audit;
 pub mod ca;
+pub mod certify;
 pub mod client_key;
 pub mod client_key_new;
 pub mod client_key_rotate;

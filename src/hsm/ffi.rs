@@ -256,3 +256,17 @@ pub fn unwrap_template(
     check(rv, cryptoki::context::Function::GetAttributeValue)?;
     Ok(Some(inner.iter().map(|a| a.type_).zip(values).collect()))
 }
+
+/// `C_CloseAllSessions` on `slot`: closes every session this process has on the token
+/// (cryptoki has no call for it). Sessions cryptoki still holds become invalid handles.
+pub fn close_all_sessions(module: &Path, slot: cryptoki::slot::Slot) -> Result<()> {
+    let f = functions(module)?;
+    // SAFETY: takes a slot id by value; the function pointer comes from the library's list.
+    let rv = unsafe {
+        let call = (*f.list)
+            .C_CloseAllSessions
+            .ok_or(Error::NullFunctionPointer)?;
+        call(slot.id())
+    };
+    check(rv, cryptoki::context::Function::CloseAllSessions)
+}

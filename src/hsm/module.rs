@@ -31,3 +31,10 @@ pub fn load(path: &Path) -> Result<Pkcs11, String> {
     loaded.insert(path.to_owned(), ctx.clone());
     Ok(ctx)
 }
+
+/// Closes every session this process has on the token in `slot` (`C_CloseAllSessions`), as
+/// a device reset or another part of the application would. Sessions held elsewhere become
+/// invalid handles; the login ends with the last session.
+pub fn close_all_sessions(path: &Path, slot: cryptoki::slot::Slot) -> cryptoki::error::Result<()> {
+    super::ffi::close_all_sessions(path, slot)
+}

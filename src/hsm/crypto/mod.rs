@@ -24,7 +24,8 @@ mod attributes;
 mod import;
 
 use super::ffi;
-use attributes::{rsa_public_components, unwrap_template};
+use attributes::rsa_public_components;
+pub use attributes::unwrap_template;
 use cryptoki::error::Result;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
@@ -53,7 +54,7 @@ fn domain_key_label(domain_key_id: &str) -> Vec<u8> {
 }
 
 /// What the domain key may wrap: only sensitive keys.
-fn wrap_template() -> [Attribute; 1] {
+pub fn wrap_template() -> [Attribute; 1] {
     [Attribute::Sensitive(true)]
 }
 
@@ -88,7 +89,29 @@ pub fn generate_domain_key(
     domain_key_id: &str,
     templates: bool,
 ) -> Result<ObjectHandle> {
+    generate_with_templates(module, session, domain_key_template(domain_key_id))
+}
+
+/// A key with the domain key's attributes, wrap and unwrap templates, as a session object
+/// (gone with its session): `hkms certify` checks that the HSM enforces the templates
+/// without adding anything to the token.
+pub fn generate_session_domain_key(
+    module: &Path,
+    session: &Session,
+    domain_key_id: &str,
+) -> Result<ObjectHandle> {
     let mut template = domain_key_template(domain_key_id);
+    template.retain(|a| !matches!(a, Attribute::Token(_)));
+    template.push(Attribute::Token(false));
+    generate_with_templates(module, session, template)
+}
+
+/// An AES-256 key of `template` with the domain key's wrap and unwrap templates.
+fn generate_with_templates(
+    module: &Path,
+    session: &Session,
+    mut template: Vec<Attribute>,
+) -> Result<ObjectHandle> {
     template.push(Attribute::ValueLen(32.into()));
     let (wrap, unwrap) = (wrap_template(), unwrap_template());
     ffi::generate_key(

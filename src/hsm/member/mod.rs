@@ -409,6 +409,20 @@ impl Member {
         let conn = conn.as_mut().ok_or_else(|| self.not_connected())?;
         match conn.login.login(UserType::User, Some(&pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            // The login session itself is gone (every session of the token was closed, as
+            // C_CloseAllSessions or a device reset does): open a new one and log in there.
+            Err(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
+                let fresh = conn
+                    .ctx
+                    .open_rw_session(conn.slot)
+                    .map_err(|e| self.err(e))?;
+                match fresh.login(UserType::User, Some(&pin)) {
+                    Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                    Err(e) => return Err(self.err(e)),
+                }
+                // Not closed: the library may already have given its handle to a new session.
+                std::mem::forget(std::mem::replace(&mut conn.login, fresh));
+            }
             Err(e) => return Err(self.err(e)),
         }
         conn.handles.clear();
