@@ -22,6 +22,7 @@
 pub mod asymmetric;
 mod attributes;
 mod import;
+pub mod keywrap;
 
 use super::ffi;
 use attributes::{rsa_public_components, unwrap_template};
@@ -39,7 +40,8 @@ pub use import::{
     unwrap_wrapping_key, wrap_private_key, ImportWrapping, WrappingPair,
 };
 
-/// `CKM_AES_KEY_WRAP_PAD` (RFC 5649), the mechanism of every stored key token.
+/// `CKM_AES_KEY_WRAP_PAD` (RFC 5649), the mechanism of every stored key token (made and
+/// opened as `CKM_AES_KEY_WRAP_KWP` on devices that name it so: see `keywrap.rs`).
 pub const TOKEN_WRAP_MECHANISM: u64 = 0x210A;
 /// GCM IV length in bytes.
 pub const GCM_IV_LEN: usize = 12;
@@ -279,7 +281,7 @@ pub fn wrap_version_key(
     domain_key: ObjectHandle,
     key: ObjectHandle,
 ) -> Result<Vec<u8>> {
-    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, key)
+    keywrap::wrap(session, domain_key, key)
 }
 
 /// Unwraps one key of a key token into a session object for its mode family: sensitive,
@@ -303,7 +305,7 @@ pub fn unwrap_version_key(
         Attribute::Unwrap(false),
     ];
     template.extend(unwrap_template());
-    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+    keywrap::unwrap(session, domain_key, wrapped, &template)
 }
 
 /// A binding value: one AES block, `AES-ECB(key, SHA-256(context)[..16])`, where the

@@ -372,8 +372,8 @@ impl Member {
             message,
         })?;
         let slot = self.find_slot(&ctx)?;
-        if let Ok(list) = ctx.get_mechanism_list(slot) {
-            *lock(&self.mechanisms) = list.iter().map(|m| **m).collect();
+        if let Ok(list) = super::ffi::mechanism_list(&self.module_path, slot) {
+            *lock(&self.mechanisms) = list;
         }
         let login = ctx.open_rw_session(slot).map_err(|e| self.err(e))?;
         match login.login(UserType::User, Some(&pin)) {
