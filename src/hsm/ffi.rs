@@ -215,9 +215,12 @@ pub fn unwrap_template(
             cryptoki::context::Function::GetAttributeValue,
         ));
     }
+    // Entries whose type is CK_UNAVAILABLE_INFORMATION ask the library to name the types
+    // (PKCS#11 3.2's discovery step): Kryoptic refuses other types here with
+    // CKR_TEMPLATE_INCONSISTENT, SoftHSM2 overwrites whatever it finds.
     let mut inner = vec![
         CK_ATTRIBUTE {
-            type_: 0,
+            type_: cryptoki_sys::CK_UNAVAILABLE_INFORMATION,
             pValue: std::ptr::null_mut(),
             ulValueLen: 0,
         };
