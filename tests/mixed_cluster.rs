@@ -5,13 +5,17 @@
 //! fail or die while the SoftHSM2 member keeps serving.
 
 mod common;
+#[path = "support/gateway.rs"]
+mod gateway;
 #[path = "support/kryoptic.rs"]
 mod kryoptic;
 
 use common::{code, Daemon, MemberSpec};
 use hkms::client::Client;
+use hkms::instance_api as api;
 use hkms::proto::*;
 use kryoptic::KryopticTokens;
+use prost::Message;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -353,4 +357,65 @@ async fn asymmetric_keys_sign_on_one_implementation_and_verify_on_the_other() {
     let message = e.message().to_owned();
     assert_eq!(code(e), "UnsupportedKeySpec");
     assert!(message.contains("CKM_ML_DSA"), "{message}");
+}
+
+#[test]
+fn instance_api_traffic_through_the_gateway_is_served_by_both_implementations() {
+    // Test instances run hkmsd as root.
+    std::env::set_var("HKMSD_ALLOW_ROOT", "1");
+    let tokens = KryopticTokens::create(&[KRY_LABEL]);
+    let members = [
+        MemberSpec::softhsm(SOFT, "soft0"),
+        MemberSpec {
+            module: kryoptic::module().display().to_string(),
+            profile: Some("kryoptic".into()),
+            ..MemberSpec::softhsm(KRY, KRY_LABEL)
+        },
+    ];
+    let conf = tokens.conf.display().to_string();
+    let d = Daemon::start_config(
+        &members,
+        &[("KRYOPTIC_CONF", conf.as_str())],
+        "",
+        &tokens.hardening(),
+    );
+    d.init_ok();
+    let inst = gateway::Instance::on(d);
+    let key = inst.create_key();
+    let ck = inst.app("mixed-app", &format!("key/{key}"), None);
+    let gw = gateway::GatewayProc::start(&inst, "gw", false, "");
+    let mut conn = gateway::connect(gw.port, &inst.bundle);
+    let before = inst.grpc(async |c| ops(c).await);
+    for i in 0..20u8 {
+        let plaintext = vec![i; 24 + usize::from(i)];
+        let body = api::EncryptRequest {
+            key_id: key.clone(),
+            plaintext: plaintext.clone(),
+            aad: b"orders".to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let a = gateway::post(&mut conn, "/", &ck.signed("Encrypt", &body), &body);
+        assert_eq!(a.status, 200, "{:?}", a.failure());
+        let enc = api::EncryptResponse::decode(a.body.as_slice()).unwrap();
+        let body = api::DecryptRequest {
+            ciphertext_blob: enc.ciphertext_blob,
+            key_id: key.clone(),
+            iv: enc.iv,
+            aad: b"orders".to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let a = gateway::post(&mut conn, "/", &ck.signed("Decrypt", &body), &body);
+        assert_eq!(a.status, 200, "{:?}", a.failure());
+        let dec = api::DecryptResponse::decode(a.body.as_slice()).unwrap();
+        assert_eq!(dec.plaintext, plaintext);
+    }
+    let after = inst.grpc(async |c| ops(c).await);
+    for name in [SOFT, KRY] {
+        assert!(
+            after[name] >= before[name] + 10,
+            "{name} serves gateway traffic: {before:?} -> {after:?}"
+        );
+    }
 }
