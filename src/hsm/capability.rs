@@ -190,6 +190,7 @@ mod tests {
         ];
         let quirks = Quirks {
             oaep_sha1_only: true,
+            ..Default::default()
         };
         let alg = Need::Algorithm;
         assert_eq!(missing(Need::Spec("RSA_2048"), &list, &quirks), None);

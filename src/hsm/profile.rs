@@ -86,6 +86,11 @@ pub struct Quirks {
     /// wrapped with `RSAES_OAEP_SHA_1`.
     #[serde(default)]
     pub oaep_sha1_only: bool,
+    /// The security officer cannot create a public key with `CKA_TRUSTED` (Kryoptic answers
+    /// `CKR_ATTRIBUTE_TYPE_INVALID`), so the device can receive the domain key but never give
+    /// it: `hkms init` and `hkms hsm add` take the domain key from another member.
+    #[serde(default)]
+    pub no_trusted_keys: bool,
 }
 
 /// The `[quirks]` of profile `name`.
