@@ -419,3 +419,40 @@ fn instance_api_traffic_through_the_gateway_is_served_by_both_implementations() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kryoptic_listed_first_receives_the_domain_key_from_softhsm() {
+    // Kryoptic cannot mark a key trusted, so it cannot give the domain key (its profile says
+    // so): init makes the domain key on SoftHSM2 instead, whatever the order of members.
+    let tokens = KryopticTokens::create(&[KRY_LABEL]);
+    let members = [
+        MemberSpec {
+            module: kryoptic::module().display().to_string(),
+            profile: Some("kryoptic".into()),
+            ..MemberSpec::softhsm(KRY, KRY_LABEL)
+        },
+        MemberSpec::softhsm(SOFT, "soft0"),
+    ];
+    let conf = tokens.conf.display().to_string();
+    let d = Daemon::start_config(
+        &members,
+        &[("KRYOPTIC_CONF", conf.as_str())],
+        "",
+        &tokens.hardening(),
+    );
+    d.init_ok();
+    assert!(
+        d.log_text()
+            .contains("domain key copied HSM-to-HSM from=hsm-softhsm to=hsm-kryoptic"),
+        "{}",
+        d.log_text()
+    );
+    let mut c = d.client().await;
+    let key = common::create_key(&mut c).await;
+    let blob = on_member(&mut c, KRY, async |c| {
+        encrypt(c, &key, b"from kryoptic").await
+    })
+    .await;
+    let back = on_member(&mut c, SOFT, async |c| decrypt(c, &blob).await).await;
+    assert_eq!(back, b"from kryoptic");
+}

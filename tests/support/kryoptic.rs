@@ -114,6 +114,8 @@ hardware = false
 
 [quirks]
 oaep_sha1_only = false
+# CKA_TRUSTED cannot be set on a public key (CKR_ATTRIBUTE_TYPE_INVALID, even for the SO).
+no_trusted_keys = true
 
 [seccomp.allow]
 geteuid = "SQLite checks whether it runs as root before it creates a journal file"
