@@ -295,7 +295,7 @@ async fn kryoptic_device_errors_fail_over_to_softhsm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asymmetric_keys_sign_on_one_implementation_and_verify_on_the_other() {
+async fn signatures_macs_and_oaep_across_implementations() {
     let m = Mixed::start();
     let mut c = m.d.client().await;
     let status = members(&mut c).await;
@@ -344,6 +344,92 @@ async fn asymmetric_keys_sign_on_one_implementation_and_verify_on_the_other() {
             assert!(ok, "{spec}: signed on {from}, verified on {to}");
         }
     }
+    // HMAC: a MAC made on one implementation verifies on the other.
+    let mac_key = common::create_key_of(&mut c, "HMAC_SHA_256", "").await;
+    for (from, to) in [(SOFT, KRY), (KRY, SOFT)] {
+        let mac = on_member(&mut c, from, async |c| {
+            c.asymmetric
+                .generate_mac(GenerateMacRequest {
+                    key_id: mac_key.clone(),
+                    algorithm: "HMAC_SHA_256".into(),
+                    message: b"webhook body".to_vec(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("GenerateMac on {from}: {e}"))
+                .into_inner()
+                .mac
+        })
+        .await;
+        let ok = on_member(&mut c, to, async |c| {
+            c.asymmetric
+                .verify_mac(VerifyMacRequest {
+                    key_id: mac_key.clone(),
+                    algorithm: "HMAC_SHA_256".into(),
+                    message: b"webhook body".to_vec(),
+                    mac: mac.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("VerifyMac on {to}: {e}"))
+                .into_inner()
+                .value
+        })
+        .await;
+        assert!(ok, "MAC made on {from}, verified on {to}");
+    }
+
+    // RSA-OAEP with SHA-256: SoftHSM2 has only SHA-1 (its profile says so), Kryoptic has
+    // both, so such ciphertexts are opened on Kryoptic alone, with no draining.
+    let rsa = common::create_key_of(&mut c, "RSA_2048", "ENCRYPT/DECRYPT").await;
+    let status = members(&mut c).await;
+    assert!(
+        status[KRY]
+            .algorithms
+            .iter()
+            .any(|a| a == "RSAES_OAEP_SHA_256"),
+        "{:?}",
+        status[KRY]
+    );
+    assert!(
+        !status[SOFT]
+            .algorithms
+            .iter()
+            .any(|a| a == "RSAES_OAEP_SHA_256"),
+        "{:?}",
+        status[SOFT]
+    );
+    let before = ops(&mut c).await;
+    for i in 0..4u8 {
+        let ct = c
+            .asymmetric
+            .asymmetric_encrypt(AsymmetricEncryptRequest {
+                key_id: rsa.clone(),
+                algorithm: "RSAES_OAEP_SHA_256".into(),
+                plaintext: vec![i; 32],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .ciphertext_blob;
+        let pt = c
+            .asymmetric
+            .asymmetric_decrypt(AsymmetricDecryptRequest {
+                key_id: rsa.clone(),
+                algorithm: "RSAES_OAEP_SHA_256".into(),
+                ciphertext_blob: ct,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("OAEP-SHA-256 decrypt: {e}"))
+            .into_inner()
+            .plaintext;
+        assert_eq!(pt, vec![i; 32]);
+    }
+    let after = ops(&mut c).await;
+    assert!(after[KRY] >= before[KRY] + 4, "{before:?} -> {after:?}");
+
     // Kryoptic lists the ML-DSA mechanisms, but cannot wrap ML-DSA private keys under the
     // domain key: the spec is refused with what it needs (tests/kryoptic_pqc.rs).
     let e = c
