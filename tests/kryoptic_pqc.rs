@@ -155,6 +155,33 @@ fn ml_dsa_and_ml_kem_inside_kryoptic_check_out_with_openssl_but_cannot_be_wrappe
     let file = |name: &str| dir.path().join(name).display().to_string();
     let kek = wrapping_key(&session);
 
+    // Not post-quantum, but what hkms's error table needs to know: a bad AES-GCM tag is
+    // CKR_ENCRYPTED_DATA_INVALID here (SoftHSM2 says CKR_GENERAL_ERROR), and the IV comes
+    // from the caller.
+    let aes = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap();
+    let mut iv = [7u8; 12];
+    let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, b"aad", 128.into()).unwrap();
+    let mut sealed = session
+        .encrypt(&Mechanism::AesGcm(params), aes, b"gcm data")
+        .unwrap();
+    *sealed.last_mut().unwrap() ^= 1;
+    let mut iv = [7u8; 12];
+    let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, b"aad", 128.into()).unwrap();
+    match session.decrypt(&Mechanism::AesGcm(params), aes, &sealed) {
+        Err(Error::Pkcs11(RvError::EncryptedDataInvalid, _)) => {}
+        other => panic!("bad GCM tag: {other:?}"),
+    }
+
     // ML-DSA-65: a signature made inside the token verifies with OpenSSL 3.5.
     let (public, private) = session
         .generate_key_pair(
