@@ -542,3 +542,87 @@ async fn kryoptic_listed_first_receives_the_domain_key_from_softhsm() {
     let back = on_member(&mut c, SOFT, async |c| decrypt(c, &blob).await).await;
     assert_eq!(back, b"from kryoptic");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hkms_hsm_add_enrols_another_kryoptic_token_from_softhsm() {
+    let tokens = KryopticTokens::create(&[KRY_LABEL, "kry1"]);
+    let kry = kryoptic::module().display().to_string();
+    let members = [
+        MemberSpec {
+            module: kry.clone(),
+            profile: Some("kryoptic".into()),
+            ..MemberSpec::softhsm(KRY, KRY_LABEL)
+        },
+        MemberSpec::softhsm(SOFT, "soft0"),
+    ];
+    let conf = tokens.conf.display().to_string();
+    let d = Daemon::start_config(
+        &members,
+        &[("KRYOPTIC_CONF", conf.as_str())],
+        "",
+        &tokens.hardening(),
+    );
+    d.init_ok();
+    let mut c = d.client().await;
+    let key = common::create_key(&mut c).await;
+    let blob = encrypt(&mut c, &key, b"before the third member").await;
+    // No --source: hkmsd picks a member that can give the domain key (SoftHSM2, listed
+    // second), not the Kryoptic member listed first.
+    let pin = d.path("pin-kry1");
+    std::fs::write(&pin, common::USER_PIN).unwrap();
+    let so = d.so_pin_file();
+    let out = d.cli(&[
+        "hsm",
+        "add",
+        "--name",
+        "hsm-kryoptic-2",
+        "--module",
+        &kry,
+        "--token-label",
+        "kry1",
+        "--pin-file",
+        pin.to_str().unwrap(),
+        "--profile",
+        "kryoptic",
+        "--so-pin-file",
+        so.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text()
+    );
+    wait_for_state(&mut c, "hsm-kryoptic-2", "Up").await;
+    common::drain(&mut c, KRY, false).await;
+    common::drain(&mut c, SOFT, false).await;
+    let before = ops(&mut c).await;
+    assert_eq!(decrypt(&mut c, &blob).await, b"before the third member");
+    let after = ops(&mut c).await;
+    assert!(
+        after["hsm-kryoptic-2"] > before["hsm-kryoptic-2"],
+        "{before:?} -> {after:?}"
+    );
+    // A Kryoptic member named as the source is refused before anything changes.
+    let out = d.cli(&[
+        "hsm",
+        "add",
+        "--name",
+        "hsm-x",
+        "--module",
+        &kry,
+        "--token-label",
+        "kry1",
+        "--pin-file",
+        pin.to_str().unwrap(),
+        "--profile",
+        "kryoptic",
+        "--source",
+        KRY,
+        "--so-pin-file",
+        so.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot give the domain key"), "{err}");
+}
