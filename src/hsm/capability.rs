@@ -122,7 +122,7 @@ fn find(need: Need) -> Option<&'static Entry> {
 /// Whether a member lists `ckm`. RFC 5649 counts under either of its numbers:
 /// `CKM_AES_KEY_WRAP_KWP` (PKCS#11 3.0) does what `CKM_AES_KEY_WRAP_PAD` does on 2.40
 /// devices (`crypto/keywrap.rs` uses whichever the member has).
-fn has(mechanisms: &[CK_MECHANISM_TYPE], ckm: CK_MECHANISM_TYPE) -> bool {
+pub fn has(mechanisms: &[CK_MECHANISM_TYPE], ckm: CK_MECHANISM_TYPE) -> bool {
     mechanisms.contains(&ckm)
         || (ckm == CKM_AES_KEY_WRAP_PAD && mechanisms.contains(&CKM_AES_KEY_WRAP_KWP))
 }
