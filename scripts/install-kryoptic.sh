@@ -122,17 +122,23 @@ ossl_src="$work/openssl-src-$openssl_src_version/openssl"
 # tests), so it is configured here with Kryoptic's options plus those the trimmed tree
 # needs, and Kryoptic's build finds libcrypto.a ready. The same build gives the
 # `openssl` command, linked statically too. -fPIC: libcrypto.a goes into a shared object.
-(
+# Its output goes to a log, shown only when the build fails.
+echo "Building OpenSSL ${openssl_src_version#*+} (static), then Kryoptic $kryoptic_version"
+if ! (
     cd "$ossl_src"
     nice -n 19 ./Configure no-shared no-module no-legacy no-deprecated no-aria no-argon2 \
         no-atexit no-des no-dsa no-cast no-mdc2 no-ec2m no-rc2 no-rc4 no-rc5 no-rmd160 \
-        no-seed no-sm2 no-sm3 no-sm4 no-docs no-tests enable-ec_nistp_64_gcc_128 -fPIC >/dev/null
+        no-seed no-sm2 no-sm3 no-sm4 no-docs no-tests enable-ec_nistp_64_gcc_128 -fPIC
     # Generated headers first: with several goals at once, make can compile the apps
     # before them, against the system's OpenSSL 3.0 headers.
-    nice -n 19 make build_generated >/dev/null
-    nice -n 19 make -j"$(nproc)" build_libs >/dev/null
-    nice -n 19 make -j"$(nproc)" build_programs >/dev/null
-)
+    nice -n 19 make build_generated
+    nice -n 19 make -j"$(nproc)" build_libs
+    nice -n 19 make -j"$(nproc)" build_programs
+) >"$work/openssl-build.log" 2>&1; then
+    tail -n 40 "$work/openssl-build.log" >&2
+    echo "error: building OpenSSL failed" >&2
+    exit 1
+fi
 # Without `dynamic`, nothing turns on ossl's own OpenSSL bindings (ossl-sys): ask for them
 # by name; they link the static libcrypto.a of KRYOPTIC_OPENSSL_SOURCES.
 (
