@@ -131,6 +131,18 @@ impl Appliance {
                 ));
             }
         }
+        // The domain key is made on the first member that can also give it (a device whose
+        // security officer cannot mark a key trusted only receives it).
+        let source_at = if members.len() > 1 {
+            members
+                .iter()
+                .position(|m| m.can_give_domain_key())
+                .ok_or_else(|| no_giver(&members))?
+        } else {
+            0
+        };
+        let mut members = members;
+        members.swap(0, source_at);
         if members.len() > 1 && so_pin.is_none() {
             return Err(KmsError::invalid(format!(
                 "copying the domain key to {} more member(s) needs the security officer PIN of \
@@ -215,6 +227,9 @@ impl Appliance {
                     )
                 })?,
         };
+        if !source.can_give_domain_key() {
+            return Err(no_giver(std::slice::from_ref(&source)));
+        }
         if source.health() != Health::Up {
             return Err(KmsError::new(
                 ErrorCode::HsmUnavailable,
@@ -351,4 +366,15 @@ pub fn member_config(rec: &MemberRecord) -> MemberConfig {
         max_sessions: rec.max_sessions as usize,
         inline_calls: None,
     }
+}
+
+/// None of `members` can give the domain key: their security officers cannot mark the
+/// receiving member's transport key trusted (`trusted = "unsupported"` in their HSM profiles).
+fn no_giver(members: &[Arc<Member>]) -> KmsError {
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    KmsError::invalid(format!(
+        "member(s) {} cannot give the domain key: their HSM profile says the security officer \
+         cannot mark a key trusted (its profile says trusted = unsupported); make another device the source",
+        names.join(", ")
+    ))
 }

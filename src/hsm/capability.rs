@@ -119,6 +119,14 @@ fn find(need: Need) -> Option<&'static Entry> {
     table.iter().find(|e| e.name == name)
 }
 
+/// Whether a member lists `ckm`. RFC 5649 counts under either of its numbers:
+/// `CKM_AES_KEY_WRAP_KWP` (PKCS#11 3.0) does what `CKM_AES_KEY_WRAP_PAD` does on 2.40
+/// devices (`crypto/keywrap.rs` uses whichever the member has).
+pub fn has(mechanisms: &[CK_MECHANISM_TYPE], ckm: CK_MECHANISM_TYPE) -> bool {
+    mechanisms.contains(&ckm)
+        || (ckm == CKM_AES_KEY_WRAP_PAD && mechanisms.contains(&CKM_AES_KEY_WRAP_KWP))
+}
+
 /// Why a member with `mechanisms` and `quirks` cannot do `need`; `None` when it can (or
 /// when `need` names nothing this table knows of).
 pub fn missing(need: Need, mechanisms: &[CK_MECHANISM_TYPE], quirks: &Quirks) -> Option<String> {
@@ -126,7 +134,7 @@ pub fn missing(need: Need, mechanisms: &[CK_MECHANISM_TYPE], quirks: &Quirks) ->
     let absent: Vec<&str> = entry
         .mechanisms
         .iter()
-        .filter(|(ckm, _)| !mechanisms.contains(ckm))
+        .filter(|(ckm, _)| !has(mechanisms, *ckm))
         .map(|(_, label)| *label)
         .collect();
     if !absent.is_empty() {
@@ -201,5 +209,14 @@ mod tests {
         let (specs, algorithms) = offered(&list, &quirks);
         assert_eq!(specs, ["RSA_2048", "RSA_3072", "RSA_4096"]);
         assert_eq!(algorithms, ["RSAES_OAEP_SHA_1"]);
+        // RFC 5649 under its PKCS#11 3.0 number serves as well.
+        let kwp = [CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_AES_KEY_WRAP_KWP];
+        assert_eq!(missing(Need::Spec("RSA_2048"), &kwp, &quirks), None);
+        let why = missing(
+            Need::Spec("RSA_2048"),
+            &[CKM_RSA_PKCS_KEY_PAIR_GEN],
+            &quirks,
+        );
+        assert!(why.unwrap().contains("CKM_AES_KEY_WRAP_PAD"));
     }
 }

@@ -219,9 +219,12 @@ pub fn unwrap_template(
             cryptoki::context::Function::GetAttributeValue,
         ));
     }
+    // Entries whose type is CK_UNAVAILABLE_INFORMATION ask the library to name the types
+    // (PKCS#11 3.2's discovery step): Kryoptic refuses other types here with
+    // CKR_TEMPLATE_INCONSISTENT, SoftHSM2 overwrites whatever it finds.
     let mut inner = vec![
         CK_ATTRIBUTE {
-            type_: 0,
+            type_: cryptoki_sys::CK_UNAVAILABLE_INFORMATION,
             pValue: std::ptr::null_mut(),
             ulValueLen: 0,
         };
@@ -269,4 +272,41 @@ pub fn close_all_sessions(module: &Path, slot: cryptoki::slot::Slot) -> Result<(
         call(slot.id())
     };
     check(rv, cryptoki::context::Function::CloseAllSessions)
+}
+
+/// A mechanism without parameters by its number, for standard mechanisms that cryptoki has
+/// no name for (`CKM_AES_KEY_WRAP_KWP`).
+pub fn plain_mechanism(value: cryptoki_sys::CK_MECHANISM_TYPE) -> Mechanism<'static> {
+    // SAFETY: MechanismType is `#[repr(transparent)]` over CK_MECHANISM_TYPE (cryptoki
+    // declares it so that the two have the same layout), so every value is a valid one.
+    let kind = unsafe {
+        std::mem::transmute::<cryptoki_sys::CK_MECHANISM_TYPE, cryptoki::mechanism::MechanismType>(
+            value,
+        )
+    };
+    Mechanism::VendorDefined(
+        cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(kind, None),
+    )
+}
+
+/// `C_GetMechanismList` of `slot`, every number as the library lists it (cryptoki drops the
+/// ones it has no name for, among them `CKM_AES_KEY_WRAP_KWP`).
+pub fn mechanism_list(
+    module: &Path,
+    slot: cryptoki::slot::Slot,
+) -> Result<Vec<cryptoki_sys::CK_MECHANISM_TYPE>> {
+    let f = functions(module)?;
+    // SAFETY: `f.list` points at the library's function list, valid while `f` lives.
+    let list = unsafe { (*f.list).C_GetMechanismList }.ok_or(Error::NullFunctionPointer)?;
+    let mut count: CK_ULONG = 0;
+    // SAFETY: a length query: the library writes only `count`.
+    let rv = unsafe { list(slot.id(), std::ptr::null_mut(), &mut count) };
+    check(rv, cryptoki::context::Function::GetMechanismList)?;
+    let mut out: Vec<cryptoki_sys::CK_MECHANISM_TYPE> = vec![0; count as usize];
+    // SAFETY: `out` has room for the `count` entries the library announced; it writes at
+    // most `count` and sets `count` to how many it wrote.
+    let rv = unsafe { list(slot.id(), out.as_mut_ptr(), &mut count) };
+    check(rv, cryptoki::context::Function::GetMechanismList)?;
+    out.truncate(count as usize);
+    Ok(out)
 }

@@ -80,6 +80,8 @@ pub struct MemberSpec {
     pub module: String,
     pub label: String,
     pub pin: String,
+    /// HSM profile (`profile = ...`); none: hkmsd's default.
+    pub profile: Option<String>,
 }
 
 impl MemberSpec {
@@ -89,6 +91,7 @@ impl MemberSpec {
             module: SOFTHSM_MODULE.into(),
             label: label.into(),
             pin: USER_PIN.into(),
+            profile: None,
         }
     }
 }
@@ -105,6 +108,8 @@ pub struct Daemon {
     pub limits: String,
     /// Extra lines for the `[listen]` table (the TCP listener).
     pub listen: String,
+    /// Tables written after the members (e.g. `[hardening]`).
+    pub extra_config: String,
     child: Option<Child>,
 }
 
@@ -130,6 +135,16 @@ impl Daemon {
 
     /// Like [`Daemon::start_with`], with extra `[limits]` lines.
     pub fn start_custom(members: &[MemberSpec], env: &[(&str, &str)], limits: &str) -> Daemon {
+        Daemon::start_config(members, env, limits, "")
+    }
+
+    /// Like [`Daemon::start_custom`], with `extra_config` (whole tables) after the members.
+    pub fn start_config(
+        members: &[MemberSpec],
+        env: &[(&str, &str)],
+        limits: &str,
+        extra_config: &str,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         // Root's group may pass through to the socket (test gateways run with gid 0).
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o710)).unwrap();
@@ -145,6 +160,7 @@ impl Daemon {
                 .collect(),
             limits: limits.to_owned(),
             listen: String::new(),
+            extra_config: extra_config.to_owned(),
             tokens,
             dir,
             child: None,
@@ -176,7 +192,11 @@ impl Daemon {
                 "[[member]]\nname = {:?}\nmodule = {:?}\ntoken_label = {:?}\npin_file = {:?}\nmax_sessions = 4\n",
                 m.name, m.module, m.label, pin_file
             ));
+            if let Some(profile) = &m.profile {
+                text.push_str(&format!("profile = {profile:?}\n"));
+            }
         }
+        text.push_str(&self.extra_config);
         std::fs::write(&self.config, text).unwrap();
     }
 

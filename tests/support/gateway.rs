@@ -32,7 +32,11 @@ impl Instance {
     pub fn new() -> Instance {
         // Test instances run hkmsd as root.
         std::env::set_var("HKMSD_ALLOW_ROOT", "1");
-        let d = Daemon::initialised(1);
+        Instance::on(Daemon::initialised(1))
+    }
+
+    /// An instance on an initialised hkmsd started by the caller (other members).
+    pub fn on(d: Daemon) -> Instance {
         let ca_dir = d.path("ca");
         let offline = d.path("offline");
         std::fs::create_dir_all(&offline).unwrap();

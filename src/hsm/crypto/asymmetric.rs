@@ -255,7 +255,7 @@ pub fn unwrap_private_key(
         Attribute::AllowedMechanisms(allowed_mechanisms(spec, usage)),
     ];
     template.extend(unwrap_template());
-    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+    super::keywrap::unwrap(session, domain_key, wrapped, &template)
 }
 
 /// Signs `input` (a digest; for [`SignScheme::Pkcs1`] a DigestInfo) with a private key.
@@ -363,7 +363,7 @@ pub fn unwrap_mac_key(
         Attribute::AllowedMechanisms(vec![hmac_mechanism(hash).mechanism_type()]),
     ];
     template.extend(unwrap_template());
-    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+    super::keywrap::unwrap(session, domain_key, wrapped, &template)
 }
 
 fn hmac_mechanism(hash: Hash) -> Mechanism<'static> {

@@ -83,7 +83,7 @@ pub fn wrap_private_key(
     domain_key: ObjectHandle,
     private: ObjectHandle,
 ) -> Result<Vec<u8>> {
-    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, private)
+    super::keywrap::wrap(session, domain_key, private)
 }
 
 /// Unwraps a stored wrapping private key: sensitive, not extractable, able only to unwrap.
@@ -103,7 +103,7 @@ pub fn unwrap_wrapping_key(
         Attribute::Sign(false),
     ];
     template.extend(unwrap_template());
-    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+    super::keywrap::unwrap(session, domain_key, wrapped, &template)
 }
 
 /// How imported material is encrypted for the wrapping key.
@@ -185,12 +185,7 @@ pub fn unwrap_imported_material(
             Attribute::Unwrap(true),
         ],
     )?;
-    let material = session.unwrap_key(
-        &Mechanism::AesKeyWrapPad,
-        ephemeral,
-        tail,
-        &material_template,
-    );
+    let material = super::keywrap::unwrap(session, ephemeral, tail, &material_template);
     let _ = session.destroy_object(ephemeral);
     material
 }

@@ -22,6 +22,7 @@
 pub mod asymmetric;
 mod attributes;
 mod import;
+pub mod keywrap;
 
 use super::ffi;
 use attributes::rsa_public_components;
@@ -40,7 +41,8 @@ pub use import::{
     unwrap_wrapping_key, wrap_private_key, ImportWrapping, WrappingPair,
 };
 
-/// `CKM_AES_KEY_WRAP_PAD` (RFC 5649), the mechanism of every stored key token.
+/// `CKM_AES_KEY_WRAP_PAD` (RFC 5649), the mechanism of every stored key token (made and
+/// opened as `CKM_AES_KEY_WRAP_KWP` on devices that name it so: see `keywrap.rs`).
 pub const TOKEN_WRAP_MECHANISM: u64 = 0x210A;
 /// GCM IV length in bytes.
 pub const GCM_IV_LEN: usize = 12;
@@ -89,7 +91,12 @@ pub fn generate_domain_key(
     domain_key_id: &str,
     templates: bool,
 ) -> Result<ObjectHandle> {
-    generate_with_templates(module, session, domain_key_template(domain_key_id))
+    generate_with_templates(
+        module,
+        session,
+        domain_key_template(domain_key_id),
+        templates,
+    )
 }
 
 /// A key with the domain key's attributes, wrap and unwrap templates, as a session object
@@ -103,14 +110,16 @@ pub fn generate_session_domain_key(
     let mut template = domain_key_template(domain_key_id);
     template.retain(|a| !matches!(a, Attribute::Token(_)));
     template.push(Attribute::Token(false));
-    generate_with_templates(module, session, template)
+    generate_with_templates(module, session, template, true)
 }
 
-/// An AES-256 key of `template` with the domain key's wrap and unwrap templates.
+/// An AES-256 key of `template`, with the domain key's wrap and unwrap templates when
+/// `templates` is true.
 fn generate_with_templates(
     module: &Path,
     session: &Session,
     mut template: Vec<Attribute>,
+    templates: bool,
 ) -> Result<ObjectHandle> {
     template.push(Attribute::ValueLen(32.into()));
     let (wrap, unwrap) = (wrap_template(), unwrap_template());
@@ -315,7 +324,7 @@ pub fn wrap_version_key(
     domain_key: ObjectHandle,
     key: ObjectHandle,
 ) -> Result<Vec<u8>> {
-    session.wrap_key(&Mechanism::AesKeyWrapPad, domain_key, key)
+    keywrap::wrap(session, domain_key, key)
 }
 
 /// Unwraps one key of a key token into a session object for its mode family: sensitive,
@@ -339,7 +348,7 @@ pub fn unwrap_version_key(
         Attribute::Unwrap(false),
     ];
     template.extend(unwrap_template());
-    session.unwrap_key(&Mechanism::AesKeyWrapPad, domain_key, wrapped, &template)
+    keywrap::unwrap(session, domain_key, wrapped, &template)
 }
 
 /// A binding value: one AES block, `AES-ECB(key, SHA-256(context)[..16])`, where the

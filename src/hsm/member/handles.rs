@@ -104,7 +104,7 @@ impl Member {
     /// read when it connected; `None` when it has not connected yet. Makes no PKCS#11 call.
     pub fn has_mechanism(&self, ckm: cryptoki_sys::CK_MECHANISM_TYPE) -> Option<bool> {
         let list = lock(&self.mechanisms);
-        (!list.is_empty()).then(|| list.contains(&ckm))
+        (!list.is_empty()).then(|| crate::hsm::capability::has(&list, ckm))
     }
 
     /// Why this member cannot do `capability` (a key spec or algorithm name, see

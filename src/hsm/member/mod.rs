@@ -366,8 +366,7 @@ impl Member {
             message,
         })?;
         let slot = self.find_slot(&ctx)?;
-        if let Ok(list) = ctx.get_mechanism_list(slot) {
-            let list: Vec<_> = list.iter().map(|m| **m).collect();
+        if let Ok(list) = super::ffi::mechanism_list(&self.module_path, slot) {
             self.check_mechanisms(&list)?;
             *lock(&self.mechanisms) = list;
         }
