@@ -19,8 +19,43 @@
 use super::segments::Head;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// Requests being served whose record is not written yet (see [`Serving`]).
+static SERVING: AtomicUsize = AtomicUsize::new(0);
+
+/// A request being served, until its record is handed to the trail (or it ends without
+/// one). While such requests exist, a sync waits a little for their records, so that one
+/// sync serves them too: a sync costs tens of microseconds of CPU, which should be shared.
+#[derive(Debug)]
+pub struct Serving(AtomicBool);
+
+impl Serving {
+    pub fn begin() -> Serving {
+        SERVING.fetch_add(1, Ordering::Relaxed);
+        Serving(AtomicBool::new(false))
+    }
+
+    /// The request's record is on its way to the trail (or there will be none).
+    pub fn done(&self) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            SERVING.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+fn serving() -> usize {
+    SERVING.load(Ordering::Relaxed)
+}
 
 /// Tells a waiting request whether its line is durable.
 pub type Ack = oneshot::Sender<Result<(), String>>;
@@ -79,6 +114,8 @@ struct State {
     running: usize,
     /// Acknowledgements written past `covered`.
     uncovered: usize,
+    /// When the oldest of them was written.
+    oldest: Option<Instant>,
     /// Syncs started since the flushers began.
     syncs: u64,
     pending: VecDeque<Batch>,
@@ -92,13 +129,18 @@ pub struct Flusher {
     threads: usize,
 }
 
-/// When an idle flusher starts a sync.
+/// When an idle flusher starts a sync: when written bytes wait and either no request
+/// being served is about to add its record, or `gather` has passed since the oldest of them
+/// was written, or `batch` requests wait.
 #[derive(Debug, Clone, Copy)]
-struct Policy {
+pub struct Policy {
     /// While a sync runs, another starts only for at least this many waiting requests
-    /// (fewer wait for the running sync to end: a sync costs tens of microseconds of CPU,
-    /// which many records should share).
-    overlap_min: usize,
+    /// (fewer wait for the running sync to end).
+    pub overlap_min: usize,
+    /// The longest a record waits for others before its sync starts.
+    pub gather: Duration,
+    /// Waiting requests that start a sync at once.
+    pub batch: usize,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -111,11 +153,11 @@ impl Flusher {
     /// Starts `threads` flushers that report to `publish`.
     pub fn start(
         threads: usize,
-        overlap_min: usize,
+        policy: Policy,
         publish: Arc<dyn Publish>,
     ) -> Result<Flusher, String> {
         let inner = Arc::new(Inner {
-            policy: Policy { overlap_min },
+            policy,
             state: Mutex::new(State {
                 generation: 0,
                 path: std::path::PathBuf::new(),
@@ -124,6 +166,7 @@ impl Flusher {
                 covered: 0,
                 running: 0,
                 uncovered: 0,
+                oldest: None,
                 syncs: 0,
                 pending: VecDeque::new(),
                 failed: None,
@@ -164,6 +207,7 @@ impl Flusher {
         s.written = len;
         s.covered = len;
         s.uncovered = 0;
+        s.oldest = None;
         s.failed = None;
     }
 
@@ -181,8 +225,11 @@ impl Flusher {
         }
         s.written = s.written.max(batch.end);
         s.uncovered += batch.acks.len().max(1);
+        // The first bytes to wait: an idle flusher learns how long they may wait.
+        let first = s.oldest.is_none();
+        s.oldest.get_or_insert_with(Instant::now);
         s.pending.push_back(batch);
-        let wake = s.running < self.threads && due(&s, self.inner.policy);
+        let wake = s.running < self.threads && (first || due(&s, self.inner.policy).is_ok());
         drop(s);
         if wake {
             self.inner.work.notify_one();
@@ -220,19 +267,42 @@ impl Flusher {
     }
 }
 
-/// Whether a sync should start now.
-fn due(s: &State, policy: Policy) -> bool {
-    s.failed.is_none()
-        && s.written > s.covered
-        && (s.running == 0 || s.uncovered >= policy.overlap_min)
+/// Whether a sync should start now; if not, how long until it should unless something
+/// changes (`None`: nothing to sync).
+fn due(s: &State, policy: Policy) -> Result<(), Option<Duration>> {
+    if s.failed.is_some() || s.written <= s.covered {
+        return Err(None);
+    }
+    if s.running > 0 && s.uncovered < policy.overlap_min {
+        // The running sync's end wakes this flusher again.
+        return Err(None);
+    }
+    if s.uncovered >= policy.batch || serving() == 0 {
+        return Ok(());
+    }
+    let waited = s.oldest.map(|t| t.elapsed()).unwrap_or_default();
+    match policy.gather.checked_sub(waited) {
+        Some(left) if !left.is_zero() => Err(Some(left)),
+        _ => Ok(()),
+    }
 }
 
 fn flush_loop(i: usize, inner: &Inner, publish: &dyn Publish) {
     let lock = &inner.state;
     let mut s = lock.lock().expect("audit flusher lock");
     loop {
-        while !s.stop && !due(&s, inner.policy) {
-            s = inner.work.wait(s).expect("audit flusher lock");
+        while !s.stop {
+            match due(&s, inner.policy) {
+                Ok(()) => break,
+                Err(None) => s = inner.work.wait(s).expect("audit flusher lock"),
+                Err(Some(wait)) => {
+                    s = inner
+                        .work
+                        .wait_timeout(s, wait)
+                        .expect("audit flusher lock")
+                        .0
+                }
+            }
         }
         if s.stop {
             return;
@@ -240,6 +310,7 @@ fn flush_loop(i: usize, inner: &Inner, publish: &dyn Publish) {
         let (target, generation, files) = (s.written, s.generation, s.files.clone());
         s.covered = target;
         s.uncovered = 0;
+        s.oldest = None;
         s.running += 1;
         s.syncs += 1;
         drop(s);
@@ -310,6 +381,12 @@ mod tests {
         }
     }
 
+    const POLICY: Policy = Policy {
+        overlap_min: 1,
+        gather: Duration::from_millis(1),
+        batch: 64,
+    };
+
     fn batch(end: u64) -> (Batch, oneshot::Receiver<Result<(), String>>) {
         let (ack, rx) = oneshot::channel();
         let b = Batch {
@@ -329,7 +406,7 @@ mod tests {
         let path = dir.path().join("segment");
         std::fs::write(&path, b"").unwrap();
         let seen = Arc::new(Seen::default());
-        let flusher = Flusher::start(4, 1, seen.clone()).unwrap();
+        let flusher = Flusher::start(4, POLICY, seen.clone()).unwrap();
         let files = (0..4).map(|_| File::open(&path).unwrap()).collect();
         flusher.new_segment(&path, files, 0);
         let mut waiting = Vec::new();
@@ -352,7 +429,7 @@ mod tests {
     fn a_failed_sync_refuses_everything_pending_and_what_follows_until_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         let seen = Arc::new(Seen::default());
-        let flusher = Flusher::start(2, 1, seen.clone()).unwrap();
+        let flusher = Flusher::start(2, POLICY, seen.clone()).unwrap();
         // fdatasync on a pipe fails (EINVAL): a sync that cannot succeed.
         let pipes: Vec<File> = (0..2)
             .map(|_| File::from(nix::unistd::pipe().unwrap().0))

@@ -23,7 +23,7 @@
 //! continues from the last record on disk.
 
 use super::config::AuditConfig;
-use super::flush::{Ack, Batch, Flusher, Publish, Recovery};
+use super::flush::{Ack, Batch, Flusher, Policy, Publish, Recovery};
 use super::record::{checkpoint_line, Checkpoint, Record};
 use super::segments::{self, Head, Recovered, SegmentFile};
 use std::path::{Path, PathBuf};
@@ -132,7 +132,7 @@ impl Trail {
             len: active.len,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        let flusher = Flusher::start(FLUSHERS, OVERLAP_MIN, shared.clone())?;
+        let flusher = Flusher::start(FLUSHERS, POLICY, shared.clone())?;
         flusher.new_segment(&active.path, active.sync_files(FLUSHERS)?, active.len);
         let tip = shared.head.lock().expect("trail lock").clone();
         let writer = Writer {
@@ -258,8 +258,14 @@ impl Shared {
 const MAX_GROUP: usize = 4096;
 /// Syncs that may run at once (see [`super::flush`]).
 const FLUSHERS: usize = 2;
-/// Requests waiting that start a sync while another runs.
-const OVERLAP_MIN: usize = 4;
+/// When a sync starts: at once if no request being served is about to add its record,
+/// else after 500 us at most (64 waiting requests start it at once); while a sync runs,
+/// another starts for 4 waiting requests or more.
+const POLICY: Policy = Policy {
+    overlap_min: 4,
+    gather: Duration::from_micros(500),
+    batch: 64,
+};
 /// How often an unwritable trail is tried again without traffic.
 const RETRY: Duration = Duration::from_secs(1);
 
