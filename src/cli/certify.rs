@@ -70,9 +70,14 @@ pub struct CertifyArgs {
     /// (the SO marks the transport key trusted).
     #[arg(long)]
     pub so_pin_file: Option<PathBuf>,
-    /// Label of a second token (same library) that receives the domain-key copy.
+    /// Label of a second token that receives the domain-key copy (on --second-module).
     #[arg(long)]
     pub second_token: Option<String>,
+    /// PKCS#11 library of the second token, when it is another implementation than
+    /// --module's (a copy across two implementations, as in a mixed cluster). Default:
+    /// --module.
+    #[arg(long, requires = "second_token")]
+    pub second_module: Option<PathBuf>,
     /// File holding the user PIN of the second token (default: --pin-file).
     #[arg(long, requires = "second_token")]
     pub second_pin_file: Option<PathBuf>,
@@ -121,6 +126,7 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         pin_file: args.pin_file.clone(),
         so_pin_file: args.so_pin_file.clone(),
         second_token: args.second_token.clone(),
+        second_module: args.second_module.clone(),
         second_pin_file: args.second_pin_file.clone(),
         profile: args.profile.clone(),
         profiles_dir: args.profiles_dir.clone(),
