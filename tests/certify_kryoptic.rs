@@ -132,6 +132,10 @@ fn kryoptic_is_green_with_its_profile_and_receives_the_domain_key_from_softhsm2(
     assert_eq!(r["module"], module);
     assert_eq!(r["profile"], "kryoptic");
     assert_eq!(r["profile_source"], "built-in profile kryoptic");
+    assert!(
+        r["second_module"].is_null(),
+        "same library as the token under test"
+    );
     assert_eq!(r["token"]["manufacturer"], "Kryoptic Project");
     assert!(r["library"]["cryptoki_version"]
         .as_str()
@@ -216,7 +220,10 @@ fn kryoptic_is_green_with_its_profile_and_receives_the_domain_key_from_softhsm2(
         &soft.conf,
     );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let checks = checks_by_id(&report(&out));
+    let r = report(&out);
+    assert_eq!(r["second_token"], KRY_B);
+    assert_eq!(r["second_module"], module);
+    let checks = checks_by_id(&r);
     let transfer = &checks["domain.transfer"];
     assert_eq!(transfer["result"], "pass", "{transfer}");
     assert!(

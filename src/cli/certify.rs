@@ -35,7 +35,12 @@ pub const EXAMPLES: &str = "\
 Example (two SoftHSM2 tokens, SO PIN of the first for the domain-key copy):
   hkms certify --module /usr/lib/softhsm/libsofthsm2.so --token-label hsm-a \\
       --pin-file pin-a --so-pin-file so-pin-a --second-token hsm-b \\
-      --profile softhsm2 --out certify-report";
+      --profile softhsm2 --out certify-report
+The domain-key copy from SoftHSM2 to a Kryoptic token (which cannot give it itself):
+  hkms certify --module /usr/lib/softhsm/libsofthsm2.so --token-label hsm-a \\
+      --pin-file pin-a --so-pin-file so-pin-a --second-token kry-b \\
+      --second-module /usr/local/lib/hkms/kryoptic/libkryoptic_pkcs11.so \\
+      --second-pin-file pin-b --only domain.transfer --out transfer-report";
 
 /// What follows the options in `hkms certify --help`: the check ids, and an example.
 pub fn after_help() -> String {
