@@ -21,6 +21,15 @@ use mixed::{
 };
 use prost::Message;
 
+/// The profile each member of the mixed cluster names.
+fn name_profile(member: &str) -> &'static str {
+    if member == KRY {
+        "kryoptic"
+    } else {
+        "softhsm2"
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_implementations_serve_and_read_each_others_ciphertexts() {
     let m = Mixed::start();
@@ -33,6 +42,41 @@ async fn both_implementations_serve_and_read_each_others_ciphertexts() {
     let st = m.d.cli_json(&["status"]);
     for member in st["Members"].as_array().unwrap() {
         assert_eq!(member["UnwrapTemplate"], "Enforced", "{st}");
+    }
+    // Each token matches its shipped profile (Kryoptic's RFC 5649 wrap is
+    // CKM_AES_KEY_WRAP_KWP, which meets the required key wrap with padding).
+    for name in [SOFT, KRY] {
+        assert_eq!(
+            status[name].profile,
+            name_profile(name),
+            "{:?}",
+            status[name]
+        );
+        assert!(
+            status[name].profile_findings.is_empty(),
+            "{name}: {:?}",
+            status[name].profile_findings
+        );
+    }
+    // Kryoptic has no secp256k1 (its profile's ec_curves): the pool sends EC_P256K keys
+    // only to SoftHSM2; the other EC specs go to both.
+    let specs = |name: &str| status[name].key_specs.clone();
+    assert!(
+        specs(SOFT).iter().any(|s| s == "EC_P256K"),
+        "{:?}",
+        specs(SOFT)
+    );
+    assert!(
+        !specs(KRY).iter().any(|s| s == "EC_P256K"),
+        "{:?}",
+        specs(KRY)
+    );
+    for spec in ["EC_P256", "EC_P384", "RSA_2048", "Aliyun_AES_256"] {
+        assert!(
+            specs(KRY).iter().any(|s| s == spec),
+            "{spec}: {:?}",
+            specs(KRY)
+        );
     }
 
     // Round-robin: both members take a share of plain traffic.

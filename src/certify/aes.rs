@@ -4,7 +4,7 @@
 
 use super::check::{ensure, rv_name, rv_of, During, Recorder, Stop, Verdict};
 use super::context::Ctx;
-use crate::hsm::crypto;
+use crate::hsm::crypto::{self, keywrap};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{
@@ -300,6 +300,8 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
 
 fn key_wrap_pad(ctx: &Ctx) -> Result<Verdict, Stop> {
     ctx.require(&[MechanismType::AES_KEY_WRAP_PAD])?;
+    // As hkms wraps: CKM_AES_KEY_WRAP_PAD, else the PKCS#11 3.0 number CKM_AES_KEY_WRAP_KWP.
+    let used = ctx.key_wrap_pad().map(keywrap::name).unwrap_or_default();
     let s = ctx.session()?;
     let (kek, kek_value) = known_secret(
         &s,
@@ -309,29 +311,26 @@ fn key_wrap_pad(ctx: &Ctx) -> Result<Verdict, Stop> {
     )?;
     for len in [16usize, 32] {
         let (key, value) = aes_key(&s, len)?;
-        let hsm = s
-            .wrap_key(&Mechanism::AesKeyWrapPad, kek, key)
-            .during("C_WrapKey (CKM_AES_KEY_WRAP_PAD)")?;
+        let hsm = keywrap::wrap(&s, kek, key).during(&format!("C_WrapKey ({used})"))?;
         let want = rfc5649_wrap(&kek_value, &value)?;
         if hsm != want {
             return Err(differs(&format!("the wrapped AES-{} key", len * 8)));
         }
-        let back = s
-            .unwrap_key(
-                &Mechanism::AesKeyWrapPad,
-                kek,
-                &want,
-                &[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::Token(false),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Extractable(false),
-                    Attribute::Encrypt(true),
-                ],
-            )
-            .during("C_UnwrapKey (CKM_AES_KEY_WRAP_PAD)")?;
+        let back = keywrap::unwrap(
+            &s,
+            kek,
+            &want,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+            ],
+        )
+        .during(&format!("C_UnwrapKey ({used})"))?;
         let block = [0x5Au8; 16];
         let hsm = s
             .encrypt(&Mechanism::AesEcb, back, &block)
@@ -342,19 +341,17 @@ fn key_wrap_pad(ctx: &Ctx) -> Result<Verdict, Stop> {
     }
     // A blob of a size no AES key has (hkms wraps HMAC keys and private keys too).
     let (mac, _) = known_secret(&s, KeyType::GENERIC_SECRET, 20, &[Attribute::Sign(true)])?;
-    let blob = s
-        .wrap_key(&Mechanism::AesKeyWrapPad, kek, mac)
-        .during("C_WrapKey of a 20-byte secret")?;
+    let blob = keywrap::wrap(&s, kek, mac).during("C_WrapKey of a 20-byte secret")?;
     ensure(blob.len() == 32, || {
         format!(
             "a 20-byte secret wrapped to {} bytes (RFC 5649: 32)",
             blob.len()
         )
     })?;
-    Ok(Verdict::pass(
-        "AES-128 and AES-256 keys wrapped under AES-256 match RFC 5649 computed by OpenSSL; \
-         OpenSSL's blobs unwrap into working keys; a 20-byte secret wraps to 32 bytes",
-    ))
+    Ok(Verdict::pass(format!(
+        "AES-128 and AES-256 keys wrapped under AES-256 ({used}) match RFC 5649 computed by \
+         OpenSSL; OpenSSL's blobs unwrap into working keys; a 20-byte secret wraps to 32 bytes"
+    )))
 }
 
 fn sensitive_unreadable(ctx: &Ctx) -> Result<Verdict, Stop> {
@@ -403,7 +400,7 @@ fn nonextractable(ctx: &Ctx) -> Result<Verdict, Stop> {
         &[Attribute::Wrap(true), Attribute::Unwrap(true)],
     )?;
     let k = generated_aes(&s, 32).during("C_GenerateKey (non-extractable AES key)")?;
-    let rv = match s.wrap_key(&Mechanism::AesKeyWrapPad, kek, k) {
+    let rv = match keywrap::wrap(&s, kek, k) {
         Ok(_) => return Ok(Verdict::fail("a non-extractable key was wrapped")),
         Err(e) => rv_of(&e),
     };

@@ -4,6 +4,8 @@
 
 use super::check::{During, Stop, Verdict};
 use crate::config::MemberConfig;
+use crate::hsm::crypto::keywrap;
+use crate::hsm::profile::{self, Quirks};
 use crate::hsm::Member;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
@@ -24,6 +26,8 @@ pub struct Options {
     pub pin_file: PathBuf,
     pub so_pin_file: Option<PathBuf>,
     pub second_token: Option<String>,
+    /// Library of the second token (default: `module`).
+    pub second_module: Option<PathBuf>,
     /// PIN file of the second token (default: the first token's).
     pub second_pin_file: Option<PathBuf>,
     pub profile: Option<String>,
@@ -88,8 +92,13 @@ pub struct Ctx {
     /// Keeps the user logged in for the run (login state is per token per process).
     keeper: Option<Session>,
     pub mechanisms: Vec<MechanismType>,
+    /// The token's mechanism list with every number it holds (`mechanisms` lacks the ones
+    /// cryptoki has no name for, such as `CKM_AES_KEY_WRAP_KWP`).
+    pub listed: Vec<cryptoki_sys::CK_MECHANISM_TYPE>,
     /// `hkms-certify-<random>`: names every token object the run creates.
     pub run_id: String,
+    /// The quirks of `--profile` (None without one, or when it does not load).
+    pub quirks: Option<Quirks>,
     /// Objects the user could see before the run, for the cleanup check.
     pub objects_before: Option<usize>,
 }
@@ -118,7 +127,16 @@ impl Ctx {
                     "--second-token names the token under test".into(),
                 ));
             }
-            find_token(&pkcs11, second)?;
+            match &opts.second_module {
+                Some(m) if m != &opts.module => {
+                    let other = crate::hsm::module::load(m)
+                        .map_err(|e| SetupError(format!("cannot load {}: {e}", m.display())))?;
+                    find_token(&other, second)?;
+                }
+                _ => {
+                    find_token(&pkcs11, second)?;
+                }
+            }
             read_pin(
                 &opts
                     .second_pin_file
@@ -128,7 +146,18 @@ impl Ctx {
             )?;
         }
         let mechanisms = pkcs11.get_mechanism_list(slot).unwrap_or_default();
+        let listed = keywrap::mechanism_list(&opts.module, slot).unwrap_or_default();
         let run_id = format!("hkms-certify-{}", uuid::Uuid::new_v4().simple());
+        let quirks =
+            opts.profile
+                .as_ref()
+                .and_then(|name| match profile::load(&opts.profiles_dir, name) {
+                    Ok(p) => Some(p.quirks),
+                    Err(e) => {
+                        eprintln!("hkms certify: warning: its quirks are not used: {e}");
+                        None
+                    }
+                });
         Ok(Ctx {
             opts,
             pkcs11,
@@ -136,7 +165,9 @@ impl Ctx {
             pin,
             keeper: None,
             mechanisms,
+            listed,
             run_id,
+            quirks,
             objects_before: None,
         })
     }
@@ -191,9 +222,18 @@ impl Ctx {
         }
     }
 
-    /// Whether the token lists `mechanism`.
+    /// Whether the token lists `mechanism`. AES key wrap with padding counts under either
+    /// of its numbers, as hkms uses either ([`keywrap`]).
     pub fn has(&self, mechanism: MechanismType) -> bool {
+        if mechanism == MechanismType::AES_KEY_WRAP_PAD {
+            return self.key_wrap_pad().is_some();
+        }
         self.mechanisms.contains(&mechanism)
+    }
+
+    /// The number under which the token offers AES key wrap with padding (RFC 5649).
+    pub fn key_wrap_pad(&self) -> Option<MechanismType> {
+        keywrap::offered(&self.listed)
     }
 
     /// Skips the check unless the token lists every one of `mechanisms`.
@@ -213,9 +253,39 @@ impl Ctx {
         }
     }
 
-    /// A member of hkms's HSM pool on token `label`, built as hkmsd builds one, connected.
-    pub fn member(&self, name: &str, label: &str, pin_file: &Path) -> Result<Member, Stop> {
-        let m = Member::new(&MemberConfig {
+    /// A member of hkms's HSM pool on the token under test, built as hkmsd builds one (with
+    /// `--profile`, whose quirks it then acts on), connected.
+    pub fn member(&self, name: &str) -> Result<Member, Stop> {
+        let cfg = self.member_config(name, &self.opts.token_label, &self.opts.pin_file);
+        let m = match &self.opts.profile {
+            Some(_) => Member::configured(&self.opts.profiles_dir, &cfg)
+                .map_err(|e| Stop(Verdict::fail(e)))?,
+            None => Member::new(&cfg),
+        };
+        m.connect(None).during("connecting an hkms member")?;
+        Ok(m)
+    }
+
+    /// A member on the second token. On another library than the token under test's, it
+    /// is built without a profile (`--profile` describes the token under test).
+    pub fn second_member(&self, name: &str) -> Result<Member, Stop> {
+        let label = self.opts.second_token.clone().unwrap_or_default();
+        let mut cfg = self.member_config(name, &label, &self.second_pin_file());
+        let m = match (&self.opts.second_module, &self.opts.profile) {
+            (Some(module), _) if module != &self.opts.module => {
+                cfg.module = module.clone();
+                Member::new(&cfg)
+            }
+            (_, Some(_)) => Member::configured(&self.opts.profiles_dir, &cfg)
+                .map_err(|e| Stop(Verdict::fail(e)))?,
+            (_, None) => Member::new(&cfg),
+        };
+        m.connect(None).during("connecting an hkms member")?;
+        Ok(m)
+    }
+
+    fn member_config(&self, name: &str, label: &str, pin_file: &Path) -> MemberConfig {
+        MemberConfig {
             name: name.to_owned(),
             module: self.opts.module.clone(),
             token_label: Some(label.to_owned()),
@@ -228,9 +298,7 @@ impl Ctx {
                 .unwrap_or_else(|| "softhsm2".into()),
             max_sessions: 4,
             inline_calls: Some(false),
-        });
-        m.connect(None).during("connecting an hkms member")?;
-        Ok(m)
+        }
     }
 
     /// Every object the logged-in user can see on the token.

@@ -24,6 +24,7 @@
 //! | `library` | `C_GetInfo`: `manufacturer`, `description`, `version`, `cryptoki_version` |
 //! | `token` | `C_GetTokenInfo`: `label`, `manufacturer`, `model`, `serial`, `hardware_version`, `firmware_version`, `max_sessions`, `min_pin_len`, `max_pin_len` (null when the token did not answer) |
 //! | `second_token` | label given with `--second-token`, or null |
+//! | `second_module` | library of the second token given with `--second-module` when it is not `module`, or null |
 //! | `profile` | name given with `--profile`, or null; `profile_source`: the file it came from |
 //! | `summary` | counts `pass`, `fail`, `skip`, `unexpected_skip` (skips a profile does not expect; 0 without a profile), and `exit_code` |
 //! | `checks` | one object per check, in the fixed order of [`CHECKS`] |

@@ -33,6 +33,8 @@ pub struct Report {
     pub library: Option<LibraryInfo>,
     pub token: Option<TokenInfo>,
     pub second_token: Option<String>,
+    /// Library of the second token when it is not `module` (`--second-module`).
+    pub second_module: Option<String>,
     pub profile: Option<String>,
     pub profile_source: Option<String>,
     pub summary: Summary,
@@ -73,6 +75,12 @@ impl Report {
             library: info.library,
             token: info.token,
             second_token: ctx.opts.second_token.clone(),
+            second_module: ctx
+                .opts
+                .second_module
+                .as_ref()
+                .filter(|m| **m != ctx.opts.module)
+                .map(|m| m.display().to_string()),
             profile: ctx.opts.profile.clone(),
             profile_source,
             summary,
@@ -177,7 +185,11 @@ impl Report {
         }
         row(
             "second token",
-            self.second_token.clone().unwrap_or_else(|| "none".into()),
+            match (&self.second_token, &self.second_module) {
+                (Some(t), Some(m)) => format!("{t} (on {m})"),
+                (Some(t), None) => t.clone(),
+                (None, _) => "none".into(),
+            },
         );
         row(
             "profile",

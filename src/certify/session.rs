@@ -118,7 +118,7 @@ fn concurrency(ctx: &Ctx) -> Result<Verdict, Stop> {
 
 /// One member of hkms's HSM pool on the token, built and connected as hkmsd does.
 fn build_pool(ctx: &Ctx) -> Result<(tokio::runtime::Runtime, Pool), Stop> {
-    let member = ctx.member("certify-pool", &ctx.opts.token_label, &ctx.opts.pin_file)?;
+    let member = ctx.member("certify-pool")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 
 use super::check::{ck_fail, ensure, rv_of, During, Recorder, Stop, Verdict};
 use super::context::Ctx;
+use crate::hsm::crypto::keywrap;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::MechanismType;
 use cryptoki::session::{Session, UserType};
@@ -90,14 +91,25 @@ const OPTIONAL: &[(MechanismType, &str)] = &[
     (MechanismType::SHA512_HMAC, "sign"),
 ];
 
-/// What is wrong with `mechanism` on the token, or None.
+/// What is wrong with `mechanism` on the token, or None. AES key wrap with padding is
+/// asked about under the number the token lists it by (`CKM_AES_KEY_WRAP_KWP` on PKCS#11
+/// 3.0 tokens), the one hkms then uses.
 fn mechanism_problem(ctx: &Ctx, mechanism: MechanismType, flags: &str) -> Option<String> {
     if !ctx.has(mechanism) {
         return Some(format!("{mechanism} is not listed"));
     }
+    let mechanism = match ctx.key_wrap_pad() {
+        Some(listed) if mechanism == MechanismType::AES_KEY_WRAP_PAD => listed,
+        _ => mechanism,
+    };
+    let shown = if ctx.key_wrap_pad() == Some(mechanism) {
+        keywrap::name(mechanism).to_owned()
+    } else {
+        mechanism.to_string()
+    };
     let info = match ctx.pkcs11.get_mechanism_info(ctx.slot, mechanism) {
         Ok(i) => i,
-        Err(e) => return Some(format!("C_GetMechanismInfo({mechanism}) failed: {e}")),
+        Err(e) => return Some(format!("C_GetMechanismInfo({shown}) failed: {e}")),
     };
     let lacking: Vec<&str> = flags
         .split(' ')
@@ -112,7 +124,7 @@ fn mechanism_problem(ctx: &Ctx, mechanism: MechanismType, flags: &str) -> Option
             _ => true,
         })
         .collect();
-    (!lacking.is_empty()).then(|| format!("{mechanism} lacks the flags {}", lacking.join(", ")))
+    (!lacking.is_empty()).then(|| format!("{shown} lacks the flags {}", lacking.join(", ")))
 }
 
 /// token.info, token.mechanisms, login.user, login.bad_pin, session.limit.
@@ -161,12 +173,19 @@ pub fn checks(ctx: &mut Ctx, rec: &mut Recorder) {
             return Ok(Verdict::fail(format!("required: {}", missing.join("; ")))
                 .figure("mechanisms_listed", listed));
         }
+        let wrap = match ctx.key_wrap_pad() {
+            Some(m) if m != MechanismType::AES_KEY_WRAP_PAD => format!(
+                " (AES key wrap with padding as {}, its PKCS#11 3.0 number)",
+                keywrap::name(m)
+            ),
+            _ => String::new(),
+        };
         let reason = if optional.is_empty() {
-            "every mechanism hkms uses is listed with the flags it needs".to_owned()
+            format!("every mechanism hkms uses is listed with the flags it needs{wrap}")
         } else {
             format!(
-                "every required mechanism is listed; keys and algorithms needing these are \
-                 not served: {}",
+                "every required mechanism is listed{wrap}; keys and algorithms needing these \
+                 are not served: {}",
                 optional.join("; ")
             )
         };

@@ -5,9 +5,9 @@
 use super::aes::known_secret;
 use super::check::{ensure, rv_name, rv_of, During, Recorder, Stop, Verdict};
 use super::context::{read_pin, Ctx};
-use crate::hsm::crypto::{self, ModeFamily};
+use crate::hsm::crypto::{self, keywrap, ModeFamily};
 use crate::hsm::domain;
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::types::AuthPin;
 
@@ -39,8 +39,18 @@ fn transfer(ctx: &Ctx) -> Result<Verdict, Stop> {
     ])?;
     let so_pin = read_pin(&so_pin_file, "SO PIN file").map_err(|e| Stop(Verdict::fail(e.0)))?;
     let so_pin = AuthPin::from(so_pin.as_str().to_owned());
-    let a = ctx.member("certify-source", &ctx.opts.token_label, &ctx.opts.pin_file)?;
-    let b = ctx.member("certify-target", &second, &ctx.second_pin_file())?;
+    let a = ctx.member("certify-source")?;
+    if !a.can_give_domain_key() {
+        // hkms never asks such a member for the domain key (domain::transfer refuses it):
+        // the copy is made from another member of the cluster.
+        return Ok(Verdict::skip(format!(
+            "HSM profile {:?} says the device cannot mark a wrapping key trusted \
+             (CKA_TRUSTED): it cannot give the domain key, only receive it (certify it as \
+             --second-token of another implementation with --second-module)",
+            a.profile_name()
+        )));
+    }
+    let b = ctx.second_member("certify-target")?;
     let id = ctx.run_id.clone();
     let started = std::time::Instant::now();
     let result = (|| -> Result<Verdict, Stop> {
@@ -74,10 +84,21 @@ fn transfer(ctx: &Ctx) -> Result<Verdict, Stop> {
         ensure(enforced, || {
             "the copy on the second token lost its unwrap template".into()
         })?;
+        let library = |m: &std::path::Path| {
+            m.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let across = match &ctx.opts.second_module {
+            Some(m) if m != &ctx.opts.module => {
+                format!(" ({} to {})", library(&ctx.opts.module), library(m))
+            }
+            _ => String::new(),
+        };
         Ok(Verdict::pass(format!(
-            "domain key made on {:?} and copied to {second:?} under a trusted RSA-3072 \
-             transport key (RSA-OAEP); a key wrapped on one unwraps on the other; the copy \
-             keeps its unwrap template; an untrusted public key is refused ({})",
+            "domain key made on {:?} and copied to {second:?}{across} under a trusted \
+             RSA-3072 transport key (RSA-OAEP); a key wrapped on one unwraps on the other; the \
+             copy keeps its unwrap template; an untrusted public key is refused ({})",
             ctx.opts.token_label,
             untrusted_rv.map(rv_name).unwrap_or_default()
         ))
@@ -143,33 +164,56 @@ fn unwrap_template(ctx: &Ctx) -> Result<Verdict, Stop> {
             Some(Attribute::Sensitive(false)),
         ),
     ];
-    let mut codes = Vec::new();
+    // PKCS#11 applies the unwrap template before the caller's: an attribute the caller
+    // leaves out may be refused (SoftHSM2) or taken from the unwrap template (Kryoptic);
+    // either enforces it. A value against the template must be refused.
+    let mut outcomes = Vec::new();
+    let mut first = None;
     for (what, drop, replace) in cases {
-        match s.unwrap_key(
-            &Mechanism::AesKeyWrapPad,
-            dk,
-            &blob,
-            &version_template(drop, replace),
-        ) {
-            Ok(_) => {
-                return Ok(Verdict::fail(format!(
-                    "C_UnwrapKey accepted a template with {what}, against the unwrap template"
-                )))
+        match keywrap::unwrap(&s, dk, &blob, &version_template(drop, replace)) {
+            Ok(key) => {
+                let held = match drop {
+                    Some(left_out) => holds_unwrap_template(&s, key, left_out)?,
+                    None => false,
+                };
+                let _ = s.destroy_object(key);
+                if !held {
+                    return Ok(Verdict::fail(format!(
+                        "C_UnwrapKey accepted a template with {what}, against the unwrap \
+                         template"
+                    )));
+                }
+                outcomes.push(format!("{what}: taken from the unwrap template"));
             }
-            Err(e) => codes.push(rv_of(&e)),
+            Err(e) => {
+                let rv = rv_of(&e);
+                first = first.or(rv);
+                outcomes.push(format!(
+                    "{what}: refused ({})",
+                    rv.map(rv_name).unwrap_or_default()
+                ));
+            }
         }
     }
-    let first = codes.first().copied().flatten();
     Ok(Verdict::pass(format!(
-        "the unwrap template is kept; hkms's template unwraps; templates with CKA_SENSITIVE, \
-         CKA_WRAP_WITH_TRUSTED or CKA_DERIVE left out, or CKA_SENSITIVE false, are refused ({})",
-        codes
-            .iter()
-            .map(|c| c.map(rv_name).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "the unwrap template is kept; hkms's template unwraps; {}",
+        outcomes.join("; ")
     ))
     .rv(first))
+}
+
+/// Whether `key` holds the unwrap template's value of `attribute` (the caller left it out).
+fn holds_unwrap_template(
+    s: &cryptoki::session::Session,
+    key: cryptoki::object::ObjectHandle,
+    attribute: AttributeType,
+) -> Result<bool, Stop> {
+    let read = s
+        .get_attributes(key, &[attribute])
+        .during("reading back an attribute of the unwrapped key")?;
+    Ok(crypto::unwrap_template()
+        .iter()
+        .any(|want| read.iter().any(|got| got == want)))
 }
 
 fn wrap_template(ctx: &Ctx) -> Result<Verdict, Stop> {

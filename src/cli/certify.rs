@@ -35,7 +35,12 @@ pub const EXAMPLES: &str = "\
 Example (two SoftHSM2 tokens, SO PIN of the first for the domain-key copy):
   hkms certify --module /usr/lib/softhsm/libsofthsm2.so --token-label hsm-a \\
       --pin-file pin-a --so-pin-file so-pin-a --second-token hsm-b \\
-      --profile softhsm2 --out certify-report";
+      --profile softhsm2 --out certify-report
+The domain-key copy from SoftHSM2 to a Kryoptic token (which cannot give it itself):
+  hkms certify --module /usr/lib/softhsm/libsofthsm2.so --token-label hsm-a \\
+      --pin-file pin-a --so-pin-file so-pin-a --second-token kry-b \\
+      --second-module /usr/local/lib/hkms/kryoptic/libkryoptic_pkcs11.so \\
+      --second-pin-file pin-b --only domain.transfer --out transfer-report";
 
 /// What follows the options in `hkms certify --help`: the check ids, and an example.
 pub fn after_help() -> String {
@@ -70,9 +75,14 @@ pub struct CertifyArgs {
     /// (the SO marks the transport key trusted).
     #[arg(long)]
     pub so_pin_file: Option<PathBuf>,
-    /// Label of a second token (same library) that receives the domain-key copy.
+    /// Label of a second token that receives the domain-key copy (on --second-module).
     #[arg(long)]
     pub second_token: Option<String>,
+    /// PKCS#11 library of the second token, when it is another implementation than
+    /// --module's (a copy across two implementations, as in a mixed cluster). Default:
+    /// --module.
+    #[arg(long, requires = "second_token")]
+    pub second_module: Option<PathBuf>,
     /// File holding the user PIN of the second token (default: --pin-file).
     #[arg(long, requires = "second_token")]
     pub second_pin_file: Option<PathBuf>,
@@ -121,6 +131,7 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         pin_file: args.pin_file.clone(),
         so_pin_file: args.so_pin_file.clone(),
         second_token: args.second_token.clone(),
+        second_module: args.second_module.clone(),
         second_pin_file: args.second_pin_file.clone(),
         profile: args.profile.clone(),
         profiles_dir: args.profiles_dir.clone(),

@@ -3,7 +3,7 @@
 //! what the list promises but the device does not do. The pool sends an operation only to
 //! members that can do it ([`crate::hsm::Pool::run_needing`]).
 
-use super::profile::{OaepHash, Quirks};
+use super::profile::{EcCurve, OaepHash, Quirks};
 use cryptoki_sys::*;
 
 /// A named capability and the mechanisms (value and name) it needs.
@@ -57,9 +57,23 @@ const SPECS: &[Entry] = &[
     entry("RSA_2048", RSA),
     entry("RSA_3072", RSA),
     entry("RSA_4096", RSA),
-    entry("EC_P256", EC),
-    entry("EC_P384", EC),
-    entry("EC_P256K", EC),
+    Entry {
+        name: "EC_P256",
+        mechanisms: EC,
+        unless: Some(|q| !q.ec_allows(EcCurve::P256)),
+    },
+    Entry {
+        name: "EC_P384",
+        mechanisms: EC,
+        unless: Some(|q| !q.ec_allows(EcCurve::P384)),
+    },
+    // A device may offer CKM_EC_KEY_PAIR_GEN without this curve (Kryoptic does): its
+    // profile's `ec_curves` says so, and its members are not sent EC_P256K keys.
+    Entry {
+        name: "EC_P256K",
+        mechanisms: EC,
+        unless: Some(|q| !q.ec_allows(EcCurve::Secp256k1)),
+    },
     entry(
         "HMAC_SHA_256",
         &[HMAC_KEY, WRAP, (CKM_SHA256_HMAC, "CKM_SHA256_HMAC")],
@@ -218,5 +232,22 @@ mod tests {
             &quirks,
         );
         assert!(why.unwrap().contains("CKM_AES_KEY_WRAP_PAD"));
+    }
+
+    #[test]
+    fn a_curve_the_profile_leaves_out_is_not_offered() {
+        let list = [CKM_EC_KEY_PAIR_GEN, CKM_AES_KEY_WRAP_KWP, CKM_ECDSA];
+        let unknown = Quirks::default();
+        assert_eq!(missing(Need::Spec("EC_P256K"), &list, &unknown), None);
+        let no_k1 = Quirks {
+            ec_curves: Some(vec![EcCurve::P256, EcCurve::P384]),
+            ..Quirks::default()
+        };
+        assert!(missing(Need::Spec("EC_P256K"), &list, &no_k1)
+            .unwrap()
+            .contains("profile"));
+        let (specs, algorithms) = offered(&list, &no_k1);
+        assert_eq!(specs, ["EC_P256", "EC_P384"]);
+        assert!(algorithms.contains(&"ECDSA_SHA_256"));
     }
 }

@@ -277,16 +277,26 @@ pub fn close_all_sessions(module: &Path, slot: cryptoki::slot::Slot) -> Result<(
 /// A mechanism without parameters by its number, for standard mechanisms that cryptoki has
 /// no name for (`CKM_AES_KEY_WRAP_KWP`).
 pub fn plain_mechanism(value: cryptoki_sys::CK_MECHANISM_TYPE) -> Mechanism<'static> {
+    Mechanism::VendorDefined(
+        cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(
+            mechanism_type(value),
+            None,
+        ),
+    )
+}
+
+/// A mechanism type by its number, for standard mechanisms that cryptoki has no name for
+/// (to ask `C_GetMechanismInfo` about `CKM_AES_KEY_WRAP_KWP`).
+pub fn mechanism_type(
+    value: cryptoki_sys::CK_MECHANISM_TYPE,
+) -> cryptoki::mechanism::MechanismType {
     // SAFETY: MechanismType is `#[repr(transparent)]` over CK_MECHANISM_TYPE (cryptoki
     // declares it so that the two have the same layout), so every value is a valid one.
-    let kind = unsafe {
+    unsafe {
         std::mem::transmute::<cryptoki_sys::CK_MECHANISM_TYPE, cryptoki::mechanism::MechanismType>(
             value,
         )
-    };
-    Mechanism::VendorDefined(
-        cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(kind, None),
-    )
+    }
 }
 
 /// `C_GetMechanismList` of `slot`, every number as the library lists it (cryptoki drops the

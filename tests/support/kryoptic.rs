@@ -92,11 +92,12 @@ impl KryopticTokens {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The directory of test HSM profiles (a `kryoptic.toml` for these tokens).
+    /// An empty directory of HSM profiles: a member with `profile = "kryoptic"` then reads
+    /// the profile shipped in hsm-profiles/kryoptic.toml (built into hkmsd), not a file an
+    /// operator's machine may hold.
     pub fn profiles_dir(&self) -> PathBuf {
         let dir = self.dir.path().join("profiles");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("kryoptic.toml"), TEST_PROFILE).unwrap();
         dir
     }
 
@@ -105,23 +106,6 @@ impl KryopticTokens {
         format!("[hardening]\nprofiles_dir = {:?}\n", self.profiles_dir())
     }
 }
-
-/// The profile the tests give Kryoptic members: what hkmsd reads of it (quirks, seccomp).
-pub const TEST_PROFILE: &str = r#"name = "kryoptic"
-vendor = "Kryoptic (tests)"
-module = "/usr/local/lib/hkms/kryoptic/libkryoptic_pkcs11.so"
-hardware = false
-
-[quirks]
-oaep_sha1_only = false
-# CKA_TRUSTED cannot be set on a public key (CKR_ATTRIBUTE_TYPE_INVALID, even for the SO).
-no_trusted_keys = true
-
-[seccomp.allow]
-geteuid = "SQLite checks whether it runs as root before it creates a journal file"
-fchown = "SQLite, as root, gives a new journal file the owner of its database"
-unlink = "SQLite deletes its rollback journal at the end of each transaction"
-"#;
 
 /// A path in `dir`, as text.
 pub fn path_str(dir: &Path, name: &str) -> String {

@@ -11,12 +11,43 @@
 
 use super::super::ffi;
 use cryptoki::error::{Error, Result, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 
 fn kwp() -> Mechanism<'static> {
     ffi::plain_mechanism(cryptoki_sys::CKM_AES_KEY_WRAP_KWP)
+}
+
+/// The number under which a token whose `C_GetMechanismList` gave `listed` offers RFC 5649:
+/// `CKM_AES_KEY_WRAP_PAD` when it lists it (what [`wrap`] tries first), else
+/// `CKM_AES_KEY_WRAP_KWP`; `None` when it lists neither.
+pub fn offered(listed: &[cryptoki_sys::CK_MECHANISM_TYPE]) -> Option<MechanismType> {
+    [
+        cryptoki_sys::CKM_AES_KEY_WRAP_PAD,
+        cryptoki_sys::CKM_AES_KEY_WRAP_KWP,
+    ]
+    .into_iter()
+    .find(|m| listed.contains(m))
+    .map(ffi::mechanism_type)
+}
+
+/// The PKCS#11 name of a mechanism [`offered`] returns.
+pub fn name(mechanism: MechanismType) -> &'static str {
+    if mechanism == MechanismType::AES_KEY_WRAP_PAD {
+        "CKM_AES_KEY_WRAP_PAD"
+    } else {
+        "CKM_AES_KEY_WRAP_KWP"
+    }
+}
+
+/// `C_GetMechanismList` of `slot` with every number the library lists (cryptoki leaves out
+/// those it has no name for, `CKM_AES_KEY_WRAP_KWP` among them).
+pub fn mechanism_list(
+    module: &std::path::Path,
+    slot: cryptoki::slot::Slot,
+) -> Result<Vec<cryptoki_sys::CK_MECHANISM_TYPE>> {
+    ffi::mechanism_list(module, slot)
 }
 
 fn mechanism_invalid<T>(r: &Result<T>) -> bool {

@@ -42,6 +42,7 @@ const NAMES: &[(&str, CK_MECHANISM_TYPE)] = &[
 const USED_BY_HKMS: &[&str] = &[
     "CKM_AES_KEY_GEN",
     "CKM_AES_KEY_WRAP_PAD",
+    "CKM_AES_KEY_WRAP_KWP",
     "CKM_AES_GCM",
     "CKM_AES_CBC",
     "CKM_AES_CBC_PAD",
@@ -66,6 +67,31 @@ pub fn value(name: &str) -> Option<CK_MECHANISM_TYPE> {
         return CK_MECHANISM_TYPE::from_str_radix(hex, 16).ok();
     }
     NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// The two numbers of AES key wrap with padding (RFC 5649): `CKM_AES_KEY_WRAP_PAD` (0x210A,
+/// PKCS#11 2.40) and `CKM_AES_KEY_WRAP_KWP` (0x210B, PKCS#11 3.0). hkms wraps under
+/// whichever a member offers (`crypto/keywrap.rs`), so a profile entry naming either is met
+/// by a token offering either: a profile that requires `CKM_AES_KEY_WRAP_PAD` does not
+/// refuse a 3.0 token offering only `CKM_AES_KEY_WRAP_KWP`, and the other way round.
+const RFC_5649: [&str; 2] = ["CKM_AES_KEY_WRAP_PAD", "CKM_AES_KEY_WRAP_KWP"];
+
+/// The other names that stand for the same mechanism as `name` (none for most).
+fn equivalents(name: &str) -> &'static [&'static str] {
+    if RFC_5649.contains(&name) {
+        &RFC_5649
+    } else {
+        &[]
+    }
+}
+
+/// Whether `token` offers `name` under any of its numbers.
+pub fn offers(token: &[CK_MECHANISM_TYPE], name: &str) -> bool {
+    let direct = value(name).is_some_and(|v| token.contains(&v));
+    direct
+        || equivalents(name)
+            .iter()
+            .any(|n| value(n).is_some_and(|v| token.contains(&v)))
 }
 
 /// What a token's mechanism list says against its profile.
@@ -105,23 +131,27 @@ impl Comparison {
 /// Holds a token's mechanism list against a profile's `[mechanisms]` (whose names were
 /// checked when the profile loaded).
 pub fn compare(profile: &Mechanisms, token: &[CK_MECHANISM_TYPE]) -> Comparison {
-    let offered = |name: &str| value(name).is_some_and(|v| token.contains(&v));
     let absent = |names: &[String]| -> Vec<String> {
-        names.iter().filter(|n| !offered(n)).cloned().collect()
+        names
+            .iter()
+            .filter(|n| !offers(token, n))
+            .cloned()
+            .collect()
     };
     let listed = |name: &str| {
         profile
             .required
             .iter()
             .chain(&profile.optional)
-            .any(|n| n == name)
+            .any(|n| n == name || equivalents(name).contains(&n.as_str()))
     };
+    let exactly = |name: &str| value(name).is_some_and(|v| token.contains(&v));
     Comparison {
         missing_required: absent(&profile.required),
         missing_optional: absent(&profile.optional),
         unlisted: USED_BY_HKMS
             .iter()
-            .filter(|n| offered(n) && !listed(n))
+            .filter(|n| exactly(n) && !listed(n))
             .map(|n| n.to_string())
             .collect(),
     }
@@ -156,5 +186,26 @@ mod tests {
         let lines = c.findings("vendor");
         assert_eq!(lines.len(), 3);
         assert!(lines[0].contains("\"vendor\"") && lines[0].contains("CKM_AES_XTS"));
+    }
+
+    #[test]
+    fn either_number_of_rfc_5649_meets_a_required_key_wrap_with_padding() {
+        let pad = Mechanisms {
+            required: vec!["CKM_AES_KEY_WRAP_PAD".into()],
+            optional: vec![],
+        };
+        let kwp = Mechanisms {
+            required: vec!["CKM_AES_KEY_WRAP_KWP".into()],
+            optional: vec![],
+        };
+        for token in [[CKM_AES_KEY_WRAP_PAD], [CKM_AES_KEY_WRAP_KWP]] {
+            assert_eq!(compare(&pad, &token), Comparison::default(), "{token:?}");
+            assert_eq!(compare(&kwp, &token), Comparison::default(), "{token:?}");
+        }
+        // Plain key wrap (RFC 3394) is another mechanism: it meets neither.
+        let c = compare(&kwp, &[CKM_AES_KEY_WRAP]);
+        assert_eq!(c.missing_required, ["CKM_AES_KEY_WRAP_KWP"]);
+        assert!(!offers(&[CKM_AES_GCM], "CKM_AES_KEY_WRAP_PAD"));
+        assert!(offers(&[CKM_AES_GCM], "CKM_AES_GCM"));
     }
 }

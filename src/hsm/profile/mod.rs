@@ -20,8 +20,8 @@ pub mod mechanisms;
 mod model;
 
 pub use model::{
-    Calls, Certify, GcmIv, Login, Mechanisms, OaepHash, Profile, Quirks, Seccomp, TemplateSupport,
-    Trusted,
+    Calls, Certify, EcCurve, GcmIv, Login, Mechanisms, OaepHash, Profile, Quirks, Seccomp,
+    TemplateSupport, Trusted,
 };
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -130,6 +130,18 @@ pub enum OaepHash {
     Sha512,
 }
 
+/// A named curve of hkms's EC key specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EcCurve {
+    /// NIST P-256 (secp256r1), `EC_P256`.
+    P256,
+    /// NIST P-384 (secp384r1), `EC_P384`.
+    P384,
+    /// secp256k1, `EC_P256K`.
+    Secp256k1,
+}
+
 /// `[quirks]`: how the device departs from what PKCS#11 leads one to expect.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +159,11 @@ pub struct Quirks {
     /// The hashes RSA-OAEP works with; `None` when unknown (the mechanism list decides).
     #[serde(default)]
     pub oaep_hashes: Option<Vec<OaepHash>>,
+    /// The curves of hkms's key specs that `CKM_EC_KEY_PAIR_GEN` generates keys on; `None`
+    /// when unknown (the mechanism list decides). PKCS#11's mechanism information names no
+    /// curves, so a device without one says so only when a key is asked for.
+    #[serde(default)]
+    pub ec_curves: Option<Vec<EcCurve>>,
     /// Older spelling of `oaep_hashes = ["sha1"]`.
     #[serde(default)]
     pub oaep_sha1_only: bool,
@@ -172,6 +189,11 @@ impl Quirks {
             return hash == OaepHash::Sha1;
         }
         self.oaep_hashes.as_ref().is_none_or(|h| h.contains(&hash))
+    }
+
+    /// Whether the device generates EC keys on `curve`, as far as the profile knows.
+    pub fn ec_allows(&self, curve: EcCurve) -> bool {
+        self.ec_curves.as_ref().is_none_or(|c| c.contains(&curve))
     }
 
     /// The OAEP hashes the profile allows, for messages ("SHA-1", "SHA-1, SHA-256"...).
