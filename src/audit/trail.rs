@@ -3,7 +3,8 @@
 //! ([`super::flush`]), which acknowledge it once it is durable (`fdatasync`).
 //!
 //! **Group commit.** Requests hand their record to the writer and wait; the writer takes
-//! every record waiting and writes them with one `write`. A sync covers every record
+//! every record waiting (after 300 us more while requests arrive concurrently) and writes
+//! them with one `write`. A sync covers every record
 //! written before it started, and several syncs may run at once, so a record waits for one
 //! sync that starts after it was written, shared with every record written meanwhile.
 //!
@@ -144,6 +145,7 @@ impl Trail {
             file: Some(active),
             broken: false,
             notes: Vec::new(),
+            last_group: 0,
         };
         std::thread::Builder::new()
             .name("hkms-audit".into())
@@ -254,6 +256,8 @@ impl Shared {
     }
 }
 
+/// How long the writer waits for concurrent requests to join a write.
+const GATHER: Duration = Duration::from_micros(300);
 /// Most jobs written by one write.
 const MAX_GROUP: usize = 4096;
 /// Syncs that may run at once (see [`super::flush`]).
@@ -337,6 +341,8 @@ struct Writer {
     broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
+    /// How many jobs the last group held.
+    last_group: usize,
 }
 
 impl Writer {
@@ -349,12 +355,15 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut group: Vec<Job> = first.into_iter().collect();
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
-                }
+            take_waiting(&rx, &mut group);
+            // While requests arrive concurrently (the last group held more), sleeping a
+            // little lets them join this write: fewer writes, and fewer wake-ups of this
+            // thread, than one per record.
+            if !group.is_empty() && group.len() < self.last_group {
+                std::thread::sleep(GATHER);
+                take_waiting(&rx, &mut group);
             }
+            self.last_group = group.len();
             self.write_group(group);
         }
         self.flusher.stop();
@@ -539,6 +548,16 @@ impl Writer {
         }
         tracing::debug!(elapsed = ?started.elapsed(), "audit segment rotated");
         Ok(())
+    }
+}
+
+/// Adds the jobs waiting in `rx` to `group`.
+fn take_waiting(rx: &Receiver<Job>, group: &mut Vec<Job>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
     }
 }
 
