@@ -1,67 +1,24 @@
 //! The checks an HSM profile expects to be skipped: its `[certify.expected_skip]` table
-//! (check id = reason, or check id = a table with a `reason` and other fields such as its
-//! source). A profile without the table expects none; ids that name no check are reported
-//! and otherwise ignored.
+//! (check id = reason). A profile without the table expects none.
 
-use super::catalog::{title, Outcome};
+use super::catalog::Outcome;
 use super::check::{CheckResult, NOT_SELECTED};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Expected skips by check id, with the profile's reason.
 pub type ExpectedSkips = BTreeMap<String, String>;
 
-#[derive(Debug, Default, Deserialize)]
-struct ProfileCertify {
-    #[serde(default)]
-    certify: Certify,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Certify {
-    #[serde(default)]
-    expected_skip: BTreeMap<String, Reason>,
-}
-
-/// The reason of one expected skip: text, or a table whose `reason` is the text.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Reason {
-    Text(String),
-    Table { reason: String },
-}
-
-/// Where profile `name` came from, and the skips it expects.
+/// Where profile `name` came from, and the skips it expects. The profile is read as hkmsd
+/// reads it ([`crate::hsm::profile::load`]), which refuses a table naming a check that does
+/// not exist or giving no reason.
 pub fn expected_skips(dir: &Path, name: &str) -> Result<(String, ExpectedSkips), String> {
-    let (text, origin) = crate::hsm::profile::text(dir, name)?;
-    let (skips, unknown) = parse(&text).map_err(|e| format!("{origin}: {e}"))?;
-    if !unknown.is_empty() {
-        eprintln!(
-            "hkms certify: warning: {origin}: [certify.expected_skip] names checks that do not \
-             exist (ignored): {}",
-            unknown.join(", ")
-        );
-    }
-    Ok((origin, skips))
-}
-
-/// The expected skips, and the ids in the table that name no check.
-fn parse(text: &str) -> Result<(ExpectedSkips, Vec<String>), String> {
-    let p: ProfileCertify =
-        toml::from_str(text).map_err(|e| format!("not a valid HSM profile: {e}"))?;
-    let (known, unknown): (Vec<_>, Vec<_>) = p
-        .certify
-        .expected_skip
-        .into_iter()
-        .partition(|(id, _)| !title(id).is_empty());
-    let skips = known
-        .into_iter()
-        .map(|(id, r)| match r {
-            Reason::Text(t) | Reason::Table { reason: t } => (id, t),
-        })
-        .collect();
-    Ok((skips, unknown.into_iter().map(|(id, _)| id).collect()))
+    let (_, origin) = crate::hsm::profile::text(dir, name)?;
+    let profile = crate::hsm::profile::load(dir, name)?;
+    Ok((
+        origin,
+        crate::hsm::profile::certify_expected_skips(&profile).clone(),
+    ))
 }
 
 /// Marks each skip as expected (with the profile's reason) or not.
@@ -80,22 +37,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_is_read_and_may_be_absent() {
-        let (t, unknown) = parse(
-            "name = \"x\"\n[quirks]\na = true\n[certify.expected_skip]\n\
-             \"rsa.oaep.sha256\" = \"SHA-1 only\"\n\
-             \"mldsa.44\" = { reason = \"no PQC\", source = \"https://example.com/doc\" }\n",
-        )
-        .unwrap();
-        assert_eq!(t.len(), 2);
+    fn the_table_is_read_as_hkmsd_reads_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join("x.toml"), text).unwrap();
+        write("name = \"x\"\n[certify.expected_skip]\n\"rsa.oaep.sha256\" = \"SHA-1 only\"\n");
+        let (origin, t) = expected_skips(dir.path(), "x").unwrap();
+        assert!(origin.ends_with("x.toml"), "{origin}");
+        assert_eq!(t.len(), 1);
         assert_eq!(t["rsa.oaep.sha256"], "SHA-1 only");
-        assert_eq!(t["mldsa.44"], "no PQC");
-        assert!(unknown.is_empty());
-        let (t, unknown) = parse("name = \"x\"\n").unwrap();
-        assert!(t.is_empty() && unknown.is_empty());
-        let (t, unknown) = parse("[certify.expected_skip]\n\"no.such\" = \"x\"\n").unwrap();
-        assert!(t.is_empty());
-        assert_eq!(unknown, ["no.such"]);
-        assert!(parse("[certify.expected_skip]\n\"random\" = 3\n").is_err());
+        write("name = \"x\"\n");
+        assert!(expected_skips(dir.path(), "x").unwrap().1.is_empty());
+        write("[certify.expected_skip]\n\"no.such\" = \"x\"\n");
+        assert!(expected_skips(dir.path(), "x")
+            .unwrap_err()
+            .contains("no.such"));
+    }
+
+    #[test]
+    fn profiles_and_certify_name_the_same_checks() {
+        let certify: Vec<&str> = super::super::CHECKS
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != "cleanup")
+            .collect();
+        assert_eq!(certify, crate::hsm::profile::CHECK_IDS);
     }
 }
