@@ -1,13 +1,17 @@
-//! Durability for the trail's writer: several `fdatasync` calls in flight at once.
+//! Durability for the trail's writer: `fdatasync` calls, up to a few in flight at once.
 //!
 //! The writer appends each group of lines to the active segment (page cache only) and
-//! hands it here as a [`Batch`]. A few flusher threads make written bytes durable: an idle
-//! flusher starts a sync as soon as bytes exist beyond what the syncs already running will
-//! cover, so a record waits for one sync that starts after it was written, never for a
-//! sync that was already running plus its own. A sync covers every byte written to the
-//! file before it started, whichever thread wrote it, so the flusher whose sync returns
-//! acknowledges every batch up to the end it started with, in order; a sync that returns
-//! later finds nothing left of its own.
+//! hands it here as a [`Batch`]. Flusher threads make written bytes durable. A sync covers
+//! every byte written to the file before it started, whichever thread wrote it, so the
+//! flusher whose sync returns acknowledges every batch up to the end it started with, in
+//! order; a sync that returns later finds nothing left of its own.
+//!
+//! **When a sync starts** ([`Policy`]): a sync costs tens of microseconds of CPU, so it
+//! should serve many requests, but each request waits for it. An idle flusher starts one
+//! at once when no request being served is still to hand its record over ([`Serving`]),
+//! else when enough requests wait or the oldest has waited `gather`. While a sync runs,
+//! another starts only for `overlap_min` waiting requests or more (a record then waits for
+//! one sync that starts after it was written, not for the running one and then its own).
 //!
 //! **Errors.** Each flusher syncs through its own open file description, opened before
 //! anything was written to the segment, so a write-back error is reported to every
