@@ -131,6 +131,7 @@ struct State {
 pub struct Flusher {
     inner: Arc<Inner>,
     threads: usize,
+    publish: Arc<dyn Publish>,
 }
 
 /// When an idle flusher starts a sync: when written bytes wait and either no request
@@ -187,7 +188,11 @@ impl Flusher {
                 .spawn(move || flush_loop(i, &inner, publish.as_ref()))
                 .map_err(|e| format!("cannot start an audit flusher: {e}"))?;
         }
-        Ok(Flusher { inner, threads })
+        Ok(Flusher {
+            inner,
+            threads,
+            publish,
+        })
     }
 
     /// How many open file descriptions a segment needs (one per flusher).
@@ -217,10 +222,10 @@ impl Flusher {
 
     /// Hands over a batch just written; an idle flusher starts syncing it.
     /// If a sync failed since the segment was (re)opened, the batch is refused at once.
-    pub fn submit(&self, batch: Batch, publish: &dyn Publish) {
+    pub fn submit(&self, batch: Batch) {
         let mut s = self.lock();
         if let Some(error) = s.failed.clone() {
-            publish.failed(&error, std::slice::from_ref(&batch));
+            self.publish.failed(&error, std::slice::from_ref(&batch));
             drop(s);
             for ack in batch.acks {
                 let _ = ack.send(Err(error.clone()));
@@ -416,7 +421,7 @@ mod tests {
         let mut waiting = Vec::new();
         for end in 1..=500u64 {
             let (b, rx) = batch(end * 10);
-            flusher.submit(b, seen.as_ref());
+            flusher.submit(b);
             waiting.push(rx);
         }
         flusher.drain().unwrap();
@@ -440,14 +445,14 @@ mod tests {
             .collect();
         flusher.new_segment(dir.path(), pipes, 0);
         let (b, rx) = batch(10);
-        flusher.submit(b, seen.as_ref());
+        flusher.submit(b);
         let refused = rx.blocking_recv().unwrap().unwrap_err();
         assert!(refused.contains("cannot sync"), "{refused}");
         assert!(flusher.drain().is_err());
         assert!(flusher.failed().is_some());
         // Until the writer starts again from the durable end, nothing is accepted.
         let (b, rx) = batch(20);
-        flusher.submit(b, seen.as_ref());
+        flusher.submit(b);
         assert!(rx.blocking_recv().unwrap().is_err());
         assert_eq!(seen.failed.load(Ordering::Relaxed), 2);
         assert!(seen.durable_ends.lock().unwrap().is_empty());
@@ -460,7 +465,7 @@ mod tests {
             0,
         );
         let (b, rx) = batch(5);
-        flusher.submit(b, seen.as_ref());
+        flusher.submit(b);
         assert_eq!(rx.blocking_recv().unwrap(), Ok(()));
         assert_eq!(*seen.durable_ends.lock().unwrap(), vec![5]);
         flusher.stop();

@@ -482,7 +482,7 @@ impl Writer {
             records,
             recovery,
         };
-        self.flusher.submit(batch, self.shared.as_ref());
+        self.flusher.submit(batch);
         Ok(())
     }
 

@@ -13,8 +13,7 @@ pub type ExpectedSkips = BTreeMap<String, String>;
 /// reads it ([`crate::hsm::profile::load`]), which refuses a table naming a check that does
 /// not exist or giving no reason.
 pub fn expected_skips(dir: &Path, name: &str) -> Result<(String, ExpectedSkips), String> {
-    let (_, origin) = crate::hsm::profile::text(dir, name)?;
-    let profile = crate::hsm::profile::load(dir, name)?;
+    let (profile, origin) = crate::hsm::profile::load_with_origin(dir, name)?;
     Ok((
         origin,
         crate::hsm::profile::certify_expected_skips(&profile).clone(),

@@ -135,8 +135,14 @@ pub fn text(profiles_dir: &Path, name: &str) -> Result<(String, String), String>
 /// vendor value) and every expected certify skip names a check of [`CHECK_IDS`] with a
 /// reason. A profile that leaves `name` out takes the one it was looked up by.
 pub fn load(profiles_dir: &Path, name: &str) -> Result<Profile, String> {
+    load_with_origin(profiles_dir, name).map(|(p, _)| p)
+}
+
+/// [`load`], with where the profile came from (a path, or "built-in profile NAME").
+pub fn load_with_origin(profiles_dir: &Path, name: &str) -> Result<(Profile, String), String> {
     let (text, origin) = text(profiles_dir, name)?;
-    parse(&text, name).map_err(|e| format!("{origin}: {e}"))
+    let profile = parse(&text, name).map_err(|e| format!("{origin}: {e}"))?;
+    Ok((profile, origin))
 }
 
 fn parse(text: &str, name: &str) -> Result<Profile, String> {
