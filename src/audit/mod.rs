@@ -5,10 +5,8 @@
 //! - [`record`]: the lines of the trail and of export files, byte for byte, and their hashes;
 //! - [`scope`]: the record of the request being served, which the layers it passes through
 //!   fill in (caller, operation, resources, result);
-//! - [`trail`]: the writer: numbers, chains and writes records to segment files, rotation,
-//!   retention, recovery of a torn tail after a crash;
-//! - [`flush`]: durability: several `fdatasync` calls in flight, each acknowledging every
-//!   record written before it started, before anything is answered;
+//! - [`trail`]: the writer: numbers, chains, writes and syncs records to segment files
+//!   (group commit), rotation, retention, recovery of a torn tail after a crash;
 //! - [`config`]: the `[audit]` settings;
 //! - [`segments`]: the segment files: naming, recovery, retention, reading;
 //! - [`checkpoint`]: the signing key, periodic checkpoints and the keyed hashes;
@@ -24,7 +22,6 @@
 pub mod checkpoint;
 pub mod config;
 pub mod export;
-pub mod flush;
 pub mod layer;
 pub mod record;
 pub mod scope;

@@ -26,8 +26,6 @@ const MAX_NAME: usize = 128;
 #[derive(Debug)]
 pub struct Scope {
     started: Instant,
-    /// Counts the request among those whose record the trail's next sync may wait for.
-    serving: super::flush::Serving,
     fields: Mutex<Fields>,
 }
 
@@ -52,7 +50,6 @@ impl Scope {
         };
         Arc::new(Scope {
             started: Instant::now(),
-            serving: super::flush::Serving::begin(),
             fields: Mutex::new(Fields {
                 record,
                 ..Default::default()
@@ -179,7 +176,6 @@ pub async fn finish(
     result: &str,
 ) -> Result<(), KmsError> {
     let latency = scope.started.elapsed();
-    scope.serving.done();
     let (mut record, aad, denied) = {
         let mut f = scope.fields.lock().expect("audit scope lock");
         (std::mem::take(&mut f.record), f.aad.take(), f.denied)

@@ -108,8 +108,7 @@ impl SegmentFile {
         })
     }
 
-    /// Writes `bytes` after the records. They are durable once a sync that starts
-    /// afterwards returns (see [`SegmentFile::sync_files`]).
+    /// Writes `bytes` after the records (durable once [`SegmentFile::sync`] returns).
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         use std::os::unix::fs::FileExt;
         let end = self.len + bytes.len() as u64;
@@ -123,25 +122,18 @@ impl SegmentFile {
         Ok(())
     }
 
-    /// Writes `bytes` after the records and makes them durable.
-    #[cfg(test)]
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.write(bytes)?;
+    /// Makes what was written durable.
+    pub fn sync(&self) -> Result<(), String> {
         self.file
             .sync_data()
             .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))
     }
 
-    /// `n` open file descriptions of the segment to sync it through, one per thread that
-    /// syncs. Each is opened before anything more is written, so that each is told of a
-    /// write-back error of what follows (the kernel tells each open description once).
-    pub fn sync_files(&self, n: usize) -> Result<Vec<File>, String> {
-        (0..n)
-            .map(|_| {
-                File::open(&self.path)
-                    .map_err(|e| format!("cannot open {}: {e}", self.path.display()))
-            })
-            .collect()
+    /// Writes `bytes` after the records and makes them durable.
+    #[cfg(test)]
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.write(bytes)?;
+        self.sync()
     }
 
     /// Extends the file with zeros to hold at least `end` bytes of records.

@@ -1,16 +1,16 @@
 //! The trail's writer: one thread that numbers and chains records, appends them with
-//! checkpoints to the active segment file, and hands what it wrote to the flushers
-//! ([`super::flush`]), which acknowledge it once it is durable (`fdatasync`).
+//! checkpoints to the active segment file and makes them durable (`fdatasync`) before the
+//! requests waiting for them are answered.
 //!
-//! **Group commit.** Requests hand their record to the writer and wait; the writer takes
-//! every record waiting (after 300 us more while requests arrive concurrently) and writes
-//! them with one `write`. A sync covers every record
-//! written before it started, and several syncs may run at once, so a record waits for one
-//! sync that starts after it was written, shared with every record written meanwhile.
+//! **Group commit.** A request hands its record to the writer's queue and waits; the writer
+//! is woken only when it sleeps. It takes every job waiting, writes them with one `write`
+//! and one sync, answers them, and goes back for what arrived meanwhile: under load, each
+//! sync serves every record that arrived during the previous one, and no request waits on
+//! a timer. A sync costs tens of microseconds of CPU, shared by its group.
 //!
-//! **Failure.** A failed write or sync fails every request not yet durable (they are
-//! refused with `AuditUnavailable`), marks the trail unwritable, and drops the file: the
-//! next attempt cuts the segment back to its last durable byte and reopens it. While
+//! **Failure.** A failed write or sync fails every request of its group (they are refused
+//! with `AuditUnavailable`), marks the trail unwritable, and drops the file: the next
+//! attempt cuts the segment back to its last durable byte and reopens it. While
 //! unwritable the writer retries every second even without traffic; the first write that
 //! succeeds is a record of hkmsd's own saying what failed and how many requests were
 //! refused.
@@ -24,13 +24,11 @@
 //! continues from the last record on disk.
 
 use super::config::AuditConfig;
-use super::flush::{Ack, Batch, Flusher, Policy, Publish, Recovery};
 use super::record::{checkpoint_line, Checkpoint, Record};
 use super::segments::{self, Head, Recovered, SegmentFile};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, oneshot};
 
@@ -78,18 +76,12 @@ struct Shared {
     lines: broadcast::Sender<Arc<str>>,
 }
 
+/// Tells a waiting request whether its line is durable.
+type Ack = oneshot::Sender<Result<(), String>>;
+
 enum Job {
     Record(Box<Record>, Ack),
     Checkpoint(Checkpoint, Ack),
-}
-
-/// The audit trail of one hkmsd.
-#[derive(Debug)]
-pub struct Trail {
-    enabled: bool,
-    checkpoint_interval: Duration,
-    tx: Option<Mutex<Sender<Job>>>,
-    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Job {
@@ -101,13 +93,44 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Jobs waiting for the writer.
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// The writer waits for jobs (the next job wakes it).
+    sleeping: bool,
+    /// The trail is dropped: the writer ends once the queue is empty.
+    stop: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    queue: Mutex<Queue>,
+    arrived: Condvar,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().expect("audit queue lock")
+    }
+}
+
+/// The audit trail of one hkmsd.
+#[derive(Debug)]
+pub struct Trail {
+    enabled: bool,
+    checkpoint_interval: Duration,
+    inbox: Option<Arc<Inbox>>,
+    shared: Arc<Shared>,
+}
+
 impl Trail {
     /// A trail that records nothing (`[audit] enabled = false`).
     pub fn disabled() -> Trail {
         Trail {
             enabled: false,
             checkpoint_interval: Duration::from_secs(60),
-            tx: None,
+            inbox: None,
             shared: Arc::new(Shared::new(PathBuf::new(), Head::genesis())),
         }
     }
@@ -132,30 +155,28 @@ impl Trail {
             segment: active.path.clone(),
             len: active.len,
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        let flusher = Flusher::start(FLUSHERS, POLICY, shared.clone())?;
-        flusher.new_segment(&active.path, active.sync_files(FLUSHERS)?, active.len);
+        let inbox = Arc::new(Inbox::default());
         let tip = shared.head.lock().expect("trail lock").clone();
         let writer = Writer {
             config: config.clone(),
             first_seq: tip.seq,
             tip,
             shared: shared.clone(),
-            flusher,
             file: Some(active),
             broken: false,
             notes: Vec::new(),
-            last_group: 0,
+            syncs: 0,
         };
+        let queue = inbox.clone();
         std::thread::Builder::new()
             .name("hkms-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(&queue))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         Ok((
             Trail {
                 enabled: true,
                 checkpoint_interval: Duration::from_secs(config.checkpoint_interval_secs.max(1)),
-                tx: Some(Mutex::new(tx)),
+                inbox: Some(inbox),
                 shared,
             },
             note,
@@ -186,15 +207,18 @@ impl Trail {
     }
 
     async fn submit(&self, job: impl FnOnce(Ack) -> Job) -> Result<(), String> {
-        let Some(tx) = &self.tx else {
+        let Some(inbox) = &self.inbox else {
             return Ok(());
         };
         let (ack, done) = oneshot::channel();
         self.shared.backlog.fetch_add(1, Ordering::Relaxed);
-        let sent = tx.lock().expect("trail lock").send(job(ack));
-        if sent.is_err() {
-            self.shared.backlog.fetch_sub(1, Ordering::Relaxed);
-            return Err("the audit writer has stopped".into());
+        let wake = {
+            let mut q = inbox.lock();
+            q.jobs.push(job(ack));
+            std::mem::take(&mut q.sleeping)
+        };
+        if wake {
+            inbox.arrived.notify_one();
         }
         done.await
             .unwrap_or_else(|_| Err("the audit writer has stopped".into()))
@@ -235,6 +259,16 @@ impl Trail {
     }
 }
 
+impl Drop for Trail {
+    /// The writer finishes what is queued, then ends.
+    fn drop(&mut self) {
+        if let Some(inbox) = &self.inbox {
+            inbox.lock().stop = true;
+            inbox.arrived.notify_one();
+        }
+    }
+}
+
 impl Shared {
     fn new(dir: PathBuf, head: Head) -> Shared {
         Shared {
@@ -254,65 +288,7 @@ impl Shared {
             lines: broadcast::channel(4096).0,
         }
     }
-}
 
-/// How long the writer waits for concurrent requests to join a write.
-const GATHER: Duration = Duration::from_micros(300);
-/// Most jobs written by one write.
-const MAX_GROUP: usize = 4096;
-/// Syncs that may run at once (see [`super::flush`]).
-const FLUSHERS: usize = 2;
-/// When a sync starts: at once if no request being served is about to add its record,
-/// else after 500 us at most (64 waiting requests start it at once); while a sync runs,
-/// another starts for 4 waiting requests or more.
-const POLICY: Policy = Policy {
-    overlap_min: 4,
-    gather: Duration::from_micros(500),
-    batch: 64,
-};
-/// How often an unwritable trail is tried again without traffic.
-const RETRY: Duration = Duration::from_secs(1);
-
-impl Publish for Shared {
-    fn durable(&self, path: &Path, batches: &[Batch]) {
-        let Some(last) = batches.last() else {
-            return;
-        };
-        let mut bytes = 0;
-        let mut acks = 0;
-        for batch in batches {
-            bytes += batch.lines.iter().map(|l| l.len() as u64 + 1).sum::<u64>();
-            acks += batch.acks.len() as u64;
-            if let Some(Recovery { refused }) = batch.recovery {
-                tracing::info!("the audit trail is writable again");
-                self.refused.fetch_sub(refused, Ordering::Relaxed);
-                *self.error.lock().expect("trail lock") = None;
-                self.writable.store(true, Ordering::Relaxed);
-            }
-        }
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        *self.durable.lock().expect("trail lock") = Durable {
-            segment: path.to_owned(),
-            len: last.end,
-        };
-        *self.head.lock().expect("trail lock") = last.head.clone();
-        for batch in batches {
-            for line in &batch.lines {
-                let _ = self.lines.send(line.clone());
-            }
-        }
-        self.backlog.fetch_sub(acks, Ordering::Relaxed);
-    }
-
-    fn failed(&self, error: &str, batches: &[Batch]) {
-        let records: u64 = batches.iter().map(|b| b.records).sum();
-        let acks: u64 = batches.iter().map(|b| b.acks.len() as u64).sum();
-        self.refuse(error, records);
-        self.backlog.fetch_sub(acks, Ordering::Relaxed);
-    }
-}
-
-impl Shared {
     /// Marks the trail unwritable because of `error`, `records` requests refused.
     fn refuse(&self, error: &str, records: u64) {
         if self.writable.swap(false, Ordering::Relaxed) {
@@ -325,14 +301,33 @@ impl Shared {
     }
 }
 
-/// Numbers, chains and writes the jobs it receives; the [`Flusher`] makes them durable.
+/// Most jobs written by one write.
+const MAX_GROUP: usize = 4096;
+/// Under load, the least time from the start of one sync to the next. A sync costs tens
+/// of microseconds of CPU (on a virtual machine, more: each is a device flush), so
+/// spacing them lets each serve several records; at low concurrency (one job per group)
+/// a sync starts as soon as a job arrives.
+const SYNC_SPACING: Duration = Duration::from_micros(500);
+/// How often an unwritable trail is tried again without traffic.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What a group that is written and synced tells the readers.
+struct Written {
+    head: Head,
+    bytes: u64,
+    lines: Vec<Arc<str>>,
+    acks: Vec<Ack>,
+    /// Refused requests counted by the group's `TrailRecovered` record, if it has one.
+    recovered: Option<u64>,
+}
+
+/// Numbers, chains, writes and syncs the jobs it receives.
 struct Writer {
     config: AuditConfig,
     shared: Arc<Shared>,
-    flusher: Flusher,
     /// The active segment; `None` after a failure, until it is reopened.
     file: Option<SegmentFile>,
-    /// The chain's last written record (durable or not yet).
+    /// The chain's last durable record.
     tip: Head,
     /// The chain's last record when the trail was opened.
     first_seq: u64,
@@ -341,46 +336,61 @@ struct Writer {
     broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
-    /// How many jobs the last group held.
-    last_group: usize,
+    syncs: u64,
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Job>) {
+    fn run(mut self, inbox: &Inbox) {
+        let mut started = Instant::now();
+        let mut last = 0;
         loop {
-            // Wakes every second without traffic, to retry an unwritable trail.
-            let first = match rx.recv_timeout(RETRY) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+            let (group, stop) = {
+                let mut q = inbox.lock();
+                if q.jobs.is_empty() && !q.stop {
+                    // Wakes every second without traffic, to retry an unwritable trail.
+                    q.sleeping = true;
+                    q = inbox
+                        .arrived
+                        .wait_timeout(q, RETRY)
+                        .expect("audit queue lock")
+                        .0;
+                    q.sleeping = false;
+                }
+                // Under load (the last group held several jobs), a sync starts at most
+                // every SYNC_SPACING: each serves more records, for less CPU per record.
+                if last > 1 {
+                    let due = started + SYNC_SPACING;
+                    while let Some(left) = due.checked_duration_since(Instant::now()) {
+                        if left.is_zero() || q.stop {
+                            break;
+                        }
+                        q = inbox
+                            .arrived
+                            .wait_timeout(q, left)
+                            .expect("audit queue lock")
+                            .0;
+                    }
+                }
+                let n = q.jobs.len().min(MAX_GROUP);
+                let group: Vec<Job> = q.jobs.drain(..n).collect();
+                (group, q.stop && q.jobs.is_empty())
             };
-            let mut group: Vec<Job> = first.into_iter().collect();
-            take_waiting(&rx, &mut group);
-            // While requests arrive concurrently (the last group held more), sleeping a
-            // little lets them join this write: fewer writes, and fewer wake-ups of this
-            // thread, than one per record.
-            if !group.is_empty() && group.len() < self.last_group {
-                std::thread::sleep(GATHER);
-                take_waiting(&rx, &mut group);
-            }
-            self.last_group = group.len();
+            started = Instant::now();
+            last = group.len();
             self.write_group(group);
+            if stop {
+                break;
+            }
         }
-        self.flusher.stop();
         tracing::info!(
             records = self.tip.seq - self.first_seq,
-            syncs = self.flusher.syncs(),
+            syncs = self.syncs,
             "audit trail closed"
         );
     }
 
-    /// Writes a group (possibly empty: a retry) and hands it to the flushers, or refuses it.
+    /// Writes and syncs a group (possibly empty: a retry) and answers it, or refuses it.
     fn write_group(&mut self, group: Vec<Job>) {
-        if self.flusher.failed().is_some() {
-            // The flushers refused what was pending; start again from the durable end.
-            self.broken = true;
-            self.file = None;
-        }
         if group.is_empty() && !self.broken {
             return;
         }
@@ -388,20 +398,23 @@ impl Writer {
             .iter()
             .filter(|j| matches!(j, Job::Record(..)))
             .count() as u64;
-        if let Err((e, acks)) = self.try_write(group) {
-            self.broken = true;
-            self.file = None;
-            self.shared.refuse(&e, records);
-            self.shared
-                .backlog
-                .fetch_sub(acks.len() as u64, Ordering::Relaxed);
-            for ack in acks {
-                let _ = ack.send(Err(e.clone()));
+        match self.try_write(group) {
+            Ok(written) => self.publish(written),
+            Err((e, acks)) => {
+                self.broken = true;
+                self.file = None;
+                self.shared.refuse(&e, records);
+                self.shared
+                    .backlog
+                    .fetch_sub(acks.len() as u64, Ordering::Relaxed);
+                for ack in acks {
+                    let _ = ack.send(Err(e.clone()));
+                }
             }
         }
     }
 
-    fn try_write(&mut self, group: Vec<Job>) -> Result<(), (String, Vec<Ack>)> {
+    fn try_write(&mut self, group: Vec<Job>) -> Result<Written, (String, Vec<Ack>)> {
         let acks_of = |group: Vec<Job>| -> Vec<Ack> {
             group
                 .into_iter()
@@ -418,10 +431,10 @@ impl Writer {
             .iter()
             .map(|(operation, detail)| Record::own(operation, Some(detail.clone()), "OK"))
             .collect();
-        let recovery = self.broken.then(|| Recovery {
-            refused: self.shared.refused.load(Ordering::Relaxed),
-        });
-        if let Some(Recovery { refused }) = recovery {
+        let recovered = self
+            .broken
+            .then(|| self.shared.refused.load(Ordering::Relaxed));
+        if let Some(refused) = recovered {
             let error = self
                 .shared
                 .error
@@ -437,13 +450,17 @@ impl Writer {
                 "OK",
             ));
         }
+        // Lines are kept for readers following the trail only while there are some.
+        let following = self.shared.lines.receiver_count() > 0;
         let mut head = self.tip.clone();
         let mut text = String::with_capacity(group.len() * 512);
-        let mut lines: Vec<Arc<str>> = Vec::with_capacity(group.len() + own.len());
+        let mut lines: Vec<Arc<str>> = Vec::new();
         let mut push = |line: String, text: &mut String| {
             text.push_str(&line);
             text.push('\n');
-            lines.push(Arc::from(line));
+            if following {
+                lines.push(Arc::from(line));
+            }
         };
         for mut r in own {
             chain(&mut r, &mut head);
@@ -451,14 +468,12 @@ impl Writer {
             head.hash = r.hash;
         }
         let mut acks = Vec::with_capacity(group.len());
-        let mut records = 0;
         for job in group {
             match job {
                 Job::Record(mut r, ack) => {
                     chain(&mut r, &mut head);
                     push(r.to_line(), &mut text);
                     head.hash = std::mem::take(&mut r.hash);
-                    records += 1;
                     acks.push(ack);
                 }
                 Job::Checkpoint(c, ack) => {
@@ -468,22 +483,46 @@ impl Writer {
             }
         }
         let file = self.file.as_mut().expect("opened above");
-        if let Err(e) = file.write(text.as_bytes()) {
+        self.syncs += 1;
+        if let Err(e) = file.write(text.as_bytes()).and_then(|()| file.sync()) {
             return Err((e, acks));
         }
         self.notes.clear();
         self.broken = false;
         self.tip = head.clone();
-        let batch = Batch {
-            end: file.len,
+        Ok(Written {
             head,
+            bytes: text.len() as u64,
             lines,
             acks,
-            records,
-            recovery,
-        };
-        self.flusher.submit(batch);
-        Ok(())
+            recovered,
+        })
+    }
+
+    /// Tells readers and waiting requests that a group is durable.
+    fn publish(&self, w: Written) {
+        let s = &self.shared;
+        if let Some(refused) = w.recovered {
+            tracing::info!("the audit trail is writable again");
+            s.refused.fetch_sub(refused, Ordering::Relaxed);
+            *s.error.lock().expect("trail lock") = None;
+            s.writable.store(true, Ordering::Relaxed);
+        }
+        s.bytes.fetch_add(w.bytes, Ordering::Relaxed);
+        if let Some(file) = &self.file {
+            *s.durable.lock().expect("trail lock") = Durable {
+                segment: file.path.clone(),
+                len: file.len,
+            };
+        }
+        *s.head.lock().expect("trail lock") = w.head;
+        for line in w.lines {
+            let _ = s.lines.send(line);
+        }
+        s.backlog.fetch_sub(w.acks.len() as u64, Ordering::Relaxed);
+        for ack in w.acks {
+            let _ = ack.send(Ok(()));
+        }
     }
 
     /// Reopens the active segment after a failure, cut back to its last durable byte.
@@ -491,19 +530,15 @@ impl Writer {
         if self.file.is_some() {
             return Ok(());
         }
-        // No sync of the old description may still run when the file is cut back.
-        let _ = self.flusher.drain();
         let durable = self.shared.durable.lock().expect("trail lock").clone();
         let file = SegmentFile::reopen(&durable.segment, durable.len)?;
-        let files = file.sync_files(self.flusher.threads())?;
-        self.flusher.new_segment(&file.path, files, file.len);
         self.tip = self.shared.head.lock().expect("trail lock").clone();
         self.file = Some(file);
         Ok(())
     }
 
     /// Begins a new segment when the active one is too large or too old, then applies
-    /// retention to the closed ones.
+    /// retention to the closed ones. Everything written to the old one is durable already.
     fn rotate_if_due(&mut self) -> Result<(), String> {
         let file = self.file.as_ref().expect("opened");
         let too_big = file.len >= self.config.segment_max_bytes;
@@ -513,15 +548,11 @@ impl Writer {
         if file.len == 0 || !(too_big || too_old) {
             return Ok(());
         }
-        // Everything of the old segment is durable before the next one begins.
-        self.flusher.drain()?;
         let next_seq = self.tip.seq + 1;
         if let Some(old) = self.file.take() {
             old.close()?;
         }
         let new = SegmentFile::create(&self.shared.dir, next_seq)?;
-        let files = new.sync_files(self.flusher.threads())?;
-        self.flusher.new_segment(&new.path, files, 0);
         *self.shared.durable.lock().expect("trail lock") = Durable {
             segment: new.path.clone(),
             len: 0,
@@ -551,19 +582,92 @@ impl Writer {
     }
 }
 
-/// Adds the jobs waiting in `rx` to `group`.
-fn take_waiting(rx: &Receiver<Job>, group: &mut Vec<Job>) {
-    while group.len() < MAX_GROUP {
-        match rx.try_recv() {
-            Ok(job) => group.push(job),
-            Err(_) => break,
-        }
-    }
-}
-
 /// Numbers a record after `head` and chains it to it.
 fn chain(r: &mut Record, head: &mut Head) {
     head.seq += 1;
     r.seq = head.seq;
     r.prev = std::mem::take(&mut head.hash);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::{parse_line, Line};
+
+    fn records_on_disk(trail: &Trail) -> Vec<Record> {
+        let durable = trail.durable();
+        let mut records = Vec::new();
+        segments::for_each_line(trail.dir(), &durable.segment, durable.len, |line| {
+            if let Ok(Line::Record(r)) = parse_line(line) {
+                records.push(r);
+            }
+            true
+        })
+        .unwrap();
+        records
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_records_are_all_durable_when_acknowledged_in_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (trail, _) = Trail::open(&AuditConfig::default(), dir.path()).unwrap();
+        let trail = Arc::new(trail);
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let trail = trail.clone();
+                tokio::spawn(async move {
+                    let record = Record {
+                        request_id: format!("request-{i}"),
+                        ..Default::default()
+                    };
+                    trail.append(record).await.unwrap();
+                    // Once acknowledged, the record is within the durable part.
+                    let durable = trail.durable();
+                    let mut found = false;
+                    segments::for_each_line(trail.dir(), &durable.segment, durable.len, |l| {
+                        found |= l.contains(&format!("\"request-{i}\""));
+                        !found
+                    })
+                    .unwrap();
+                    assert!(found, "request-{i} acknowledged before it was durable");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let records = records_on_disk(&trail);
+        assert_eq!(records.len(), 300);
+        let mut prev = crate::audit::record::GENESIS.to_owned();
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.seq, i as u64 + 1);
+            assert_eq!(
+                r.prev, prev,
+                "record {} is chained to the one before",
+                r.seq
+            );
+            prev = r.hash.clone();
+        }
+        let status = trail.status();
+        assert_eq!((status.last_seq, status.backlog), (300, 0));
+        assert!(status.writable && status.error.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopened_trail_continues_the_chain_of_the_dropped_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AuditConfig::default();
+        let (first, _) = Trail::open(&config, dir.path()).unwrap();
+        for _ in 0..3 {
+            first.append(Record::default()).await.unwrap();
+        }
+        let head = first.head();
+        drop(first);
+        let (second, _) = Trail::open(&config, dir.path()).unwrap();
+        assert_eq!(second.head(), head);
+        second.append(Record::default()).await.unwrap();
+        let records = records_on_disk(&second);
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[3].prev, head.hash);
+    }
 }
