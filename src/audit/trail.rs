@@ -4,9 +4,10 @@
 //!
 //! **Group commit.** A request hands its record to the writer's queue and waits; the writer
 //! is woken only when it sleeps. It takes every job waiting, writes them with one `write`
-//! and one sync, answers them, and goes back for what arrived meanwhile: under load, each
-//! sync serves every record that arrived during the previous one, and no request waits on
-//! a timer. A sync costs tens of microseconds of CPU, shared by its group.
+//! and one sync, answers them, and goes back for what arrived meanwhile. A sync costs tens
+//! of microseconds of CPU, shared by its group: under load (the last group held several
+//! jobs) syncs start at most every `SYNC_SPACING` (500 us), so that each serves more
+//! records; a lone request is synced at once.
 //!
 //! **Failure.** A failed write or sync fails every request of its group (they are refused
 //! with `AuditUnavailable`), marks the trail unwritable, and drops the file: the next
