@@ -102,6 +102,8 @@ struct Queue {
     sleeping: bool,
     /// The trail is dropped: the writer ends once the queue is empty.
     stop: bool,
+    /// The writer has ended (or failed): jobs are refused.
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -168,10 +170,13 @@ impl Trail {
             notes: Vec::new(),
             syncs: 0,
         };
-        let queue = inbox.clone();
+        let (queue, on_exit) = (inbox.clone(), shared.clone());
         std::thread::Builder::new()
             .name("hkms-audit".into())
-            .spawn(move || writer.run(&queue))
+            .spawn(move || {
+                let _closing = Closing(&queue, &on_exit);
+                writer.run(&queue)
+            })
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         Ok((
             Trail {
@@ -215,14 +220,17 @@ impl Trail {
         self.shared.backlog.fetch_add(1, Ordering::Relaxed);
         let wake = {
             let mut q = inbox.lock();
+            if q.closed {
+                self.shared.backlog.fetch_sub(1, Ordering::Relaxed);
+                return Err(WRITER_STOPPED.into());
+            }
             q.jobs.push(job(ack));
             std::mem::take(&mut q.sleeping)
         };
         if wake {
             inbox.arrived.notify_one();
         }
-        done.await
-            .unwrap_or_else(|_| Err("the audit writer has stopped".into()))
+        done.await.unwrap_or_else(|_| Err(WRITER_STOPPED.into()))
     }
 
     /// The last durable record.
@@ -299,6 +307,28 @@ impl Shared {
         }
         *self.error.lock().expect("trail lock") = Some(error.to_owned());
         self.refused.fetch_add(records, Ordering::Relaxed);
+    }
+}
+
+const WRITER_STOPPED: &str = "the audit writer has stopped";
+
+/// Closes the queue when the writer thread ends, however it ends (a panic included): the
+/// jobs still queued are refused (their requests fail closed) and so is every later one,
+/// and the trail reports itself unwritable.
+struct Closing<'a>(&'a Inbox, &'a Shared);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.closed = true;
+        let refused = q.jobs.len() as u64;
+        q.jobs.clear();
+        drop(q);
+        self.1.backlog.fetch_sub(refused, Ordering::Relaxed);
+        if !std::thread::panicking() {
+            return;
+        }
+        self.1.refuse(WRITER_STOPPED, refused);
     }
 }
 
@@ -591,84 +621,5 @@ fn chain(r: &mut Record, head: &mut Head) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::record::{parse_line, Line};
-
-    fn records_on_disk(trail: &Trail) -> Vec<Record> {
-        let durable = trail.durable();
-        let mut records = Vec::new();
-        segments::for_each_line(trail.dir(), &durable.segment, durable.len, |line| {
-            if let Ok(Line::Record(r)) = parse_line(line) {
-                records.push(r);
-            }
-            true
-        })
-        .unwrap();
-        records
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_records_are_all_durable_when_acknowledged_in_one_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let (trail, _) = Trail::open(&AuditConfig::default(), dir.path()).unwrap();
-        let trail = Arc::new(trail);
-        let tasks: Vec<_> = (0..300)
-            .map(|i| {
-                let trail = trail.clone();
-                tokio::spawn(async move {
-                    let record = Record {
-                        request_id: format!("request-{i}"),
-                        ..Default::default()
-                    };
-                    trail.append(record).await.unwrap();
-                    // Once acknowledged, the record is within the durable part.
-                    let durable = trail.durable();
-                    let mut found = false;
-                    segments::for_each_line(trail.dir(), &durable.segment, durable.len, |l| {
-                        found |= l.contains(&format!("\"request-{i}\""));
-                        !found
-                    })
-                    .unwrap();
-                    assert!(found, "request-{i} acknowledged before it was durable");
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let records = records_on_disk(&trail);
-        assert_eq!(records.len(), 300);
-        let mut prev = crate::audit::record::GENESIS.to_owned();
-        for (i, r) in records.iter().enumerate() {
-            assert_eq!(r.seq, i as u64 + 1);
-            assert_eq!(
-                r.prev, prev,
-                "record {} is chained to the one before",
-                r.seq
-            );
-            prev = r.hash.clone();
-        }
-        let status = trail.status();
-        assert_eq!((status.last_seq, status.backlog), (300, 0));
-        assert!(status.writable && status.error.is_none());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reopened_trail_continues_the_chain_of_the_dropped_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = AuditConfig::default();
-        let (first, _) = Trail::open(&config, dir.path()).unwrap();
-        for _ in 0..3 {
-            first.append(Record::default()).await.unwrap();
-        }
-        let head = first.head();
-        drop(first);
-        let (second, _) = Trail::open(&config, dir.path()).unwrap();
-        assert_eq!(second.head(), head);
-        second.append(Record::default()).await.unwrap();
-        let records = records_on_disk(&second);
-        assert_eq!(records.len(), 4);
-        assert_eq!(records[3].prev, head.hash);
-    }
-}
+#[path = "trail_tests.rs"]
+mod tests;

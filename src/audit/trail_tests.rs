@@ -1,0 +1,114 @@
+//! Tests of the trail's writer: acknowledgement means durable, one chain, and failing closed.
+
+use super::*;
+use crate::audit::record::{parse_line, Line};
+
+fn records_on_disk(trail: &Trail) -> Vec<Record> {
+    let durable = trail.durable();
+    let mut records = Vec::new();
+    segments::for_each_line(trail.dir(), &durable.segment, durable.len, |line| {
+        if let Ok(Line::Record(r)) = parse_line(line) {
+            records.push(r);
+        }
+        true
+    })
+    .unwrap();
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_records_are_all_durable_when_acknowledged_in_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trail, _) = Trail::open(&AuditConfig::default(), dir.path()).unwrap();
+    let trail = Arc::new(trail);
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let trail = trail.clone();
+            tokio::spawn(async move {
+                let record = Record {
+                    request_id: format!("request-{i}"),
+                    ..Default::default()
+                };
+                trail.append(record).await.unwrap();
+                // Once acknowledged, the record is within the durable part.
+                let durable = trail.durable();
+                let mut found = false;
+                segments::for_each_line(trail.dir(), &durable.segment, durable.len, |l| {
+                    found |= l.contains(&format!("\"request-{i}\""));
+                    !found
+                })
+                .unwrap();
+                assert!(found, "request-{i} acknowledged before it was durable");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let records = records_on_disk(&trail);
+    assert_eq!(records.len(), 300);
+    let mut prev = crate::audit::record::GENESIS.to_owned();
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        assert_eq!(
+            r.prev, prev,
+            "record {} is chained to the one before",
+            r.seq
+        );
+        prev = r.hash.clone();
+    }
+    let status = trail.status();
+    assert_eq!((status.last_seq, status.backlog), (300, 0));
+    assert!(status.writable && status.error.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_trail_continues_the_chain_of_the_dropped_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AuditConfig::default();
+    let (first, _) = Trail::open(&config, dir.path()).unwrap();
+    for _ in 0..3 {
+        first.append(Record::default()).await.unwrap();
+    }
+    let head = first.head();
+    drop(first);
+    let (second, _) = Trail::open(&config, dir.path()).unwrap();
+    assert_eq!(second.head(), head);
+    second.append(Record::default()).await.unwrap();
+    let records = records_on_disk(&second);
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[3].prev, head.hash);
+}
+
+#[tokio::test]
+async fn a_writer_that_panics_refuses_what_is_queued_and_what_follows() {
+    let inbox = Arc::new(Inbox::default());
+    let shared = Arc::new(Shared::new(PathBuf::new(), Head::genesis()));
+    let (ack, mut queued) = oneshot::channel();
+    inbox.lock().jobs.push(Job::Record(Box::default(), ack));
+    shared.backlog.fetch_add(1, Ordering::Relaxed);
+    let (q, s) = (inbox.clone(), shared.clone());
+    let ended = std::thread::spawn(move || {
+        let _closing = Closing(&q, &s);
+        panic!("the writer failed");
+    })
+    .join();
+    assert!(ended.is_err());
+    // The queued request is answered (its acknowledgement dropped), not left waiting.
+    assert!(queued.try_recv().is_err());
+    assert!(inbox.lock().closed);
+    assert!(!shared.writable.load(Ordering::Relaxed));
+    assert_eq!(shared.backlog.load(Ordering::Relaxed), 0);
+    let trail = Trail {
+        enabled: true,
+        checkpoint_interval: Duration::from_secs(60),
+        inbox: Some(inbox),
+        shared,
+    };
+    assert_eq!(
+        trail.append(Record::default()).await,
+        Err(WRITER_STOPPED.to_owned())
+    );
+    assert_eq!(trail.status().backlog, 0);
+    assert!(!trail.status().writable);
+}
