@@ -217,13 +217,13 @@ impl Trail {
             return Ok(());
         };
         let (ack, done) = oneshot::channel();
-        self.shared.backlog.fetch_add(1, Ordering::Relaxed);
         let wake = {
             let mut q = inbox.lock();
             if q.closed {
-                self.shared.backlog.fetch_sub(1, Ordering::Relaxed);
                 return Err(WRITER_STOPPED.into());
             }
+            // Counted under the queue's lock: the writer cannot take the job before.
+            self.shared.backlog.fetch_add(1, Ordering::Relaxed);
             q.jobs.push(job(ack));
             std::mem::take(&mut q.sleeping)
         };
@@ -392,7 +392,7 @@ impl Writer {
                 if last > 1 {
                     let due = started + SYNC_SPACING;
                     while let Some(left) = due.checked_duration_since(Instant::now()) {
-                        if left.is_zero() || q.stop {
+                        if q.stop {
                             break;
                         }
                         q = inbox
