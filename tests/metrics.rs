@@ -197,6 +197,21 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
         seq_after >= seq_before + 8.0,
         "records: {seq_before} -> {seq_after}"
     );
+    // Each of those requests waited for its record to be durable; groups share a sync.
+    let waited = |m: &Samples| m.value("hkms_audit_record_wait_seconds_count", &[]);
+    let syncs = |m: &Samples| m.value("hkms_audit_sync_seconds_count", &[]);
+    assert!(
+        waited(&after) >= waited(&before) + 8.0,
+        "record waits: {} -> {}",
+        waited(&before),
+        waited(&after)
+    );
+    assert!(syncs(&after) > syncs(&before));
+    assert!(syncs(&after) - syncs(&before) <= seq_after - seq_before);
+    assert!(
+        after.value("hkms_audit_sync_seconds_sum", &[])
+            > before.value("hkms_audit_sync_seconds_sum", &[])
+    );
     let ops_after = after.value("hkms_hsm_operations_total", &[("member", "hsm-0")]);
     assert!(
         ops_after >= ops_before + 5.0,

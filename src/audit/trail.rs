@@ -27,6 +27,7 @@
 use super::config::AuditConfig;
 use super::record::{checkpoint_line, Checkpoint, Record};
 use super::segments::{self, Head, Recovered, SegmentFile};
+use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -75,6 +76,19 @@ struct Shared {
     refused: AtomicU64,
     /// Durable lines, for `hkms audit tail`.
     lines: broadcast::Sender<Arc<str>>,
+    /// How long requests waited for their records to be durable.
+    waited: AtomicHistogram,
+    /// How long each group's write and sync took.
+    synced: AtomicHistogram,
+}
+
+/// How the trail's writes take their time, for metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrailTimings {
+    /// From a record's submission until it was durable (or refused), as its request waited.
+    pub waited: HistogramSnapshot,
+    /// One group's write and sync (its count is the number of syncs).
+    pub synced: HistogramSnapshot,
 }
 
 /// Tells a waiting request whether its line is durable.
@@ -230,7 +244,10 @@ impl Trail {
         if wake {
             inbox.arrived.notify_one();
         }
-        done.await.unwrap_or_else(|_| Err(WRITER_STOPPED.into()))
+        let submitted = Instant::now();
+        let written = done.await.unwrap_or_else(|_| Err(WRITER_STOPPED.into()));
+        self.shared.waited.observe(submitted.elapsed());
+        written
     }
 
     /// The last durable record.
@@ -250,6 +267,14 @@ impl Trail {
     /// Durable lines as they are written.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.shared.lines.subscribe()
+    }
+
+    /// How long records waited to be durable, and how long syncs took.
+    pub fn timings(&self) -> TrailTimings {
+        TrailTimings {
+            waited: self.shared.waited.snapshot(),
+            synced: self.shared.synced.snapshot(),
+        }
     }
 
     pub fn status(&self) -> TrailStatus {
@@ -295,6 +320,8 @@ impl Shared {
             bytes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             lines: broadcast::channel(4096).0,
+            waited: AtomicHistogram::default(),
+            synced: AtomicHistogram::default(),
         }
     }
 
@@ -515,9 +542,11 @@ impl Writer {
         }
         let file = self.file.as_mut().expect("opened above");
         self.syncs += 1;
+        let started = Instant::now();
         if let Err(e) = file.write(text.as_bytes()).and_then(|()| file.sync()) {
             return Err((e, acks));
         }
+        self.shared.synced.observe(started.elapsed());
         self.notes.clear();
         self.broken = false;
         self.tip = head.clone();

@@ -1,7 +1,7 @@
 //! The audit trail's state, read from [`crate::audit::trail::Trail::status`] at scrape time.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use std::sync::Arc;
 
@@ -52,6 +52,24 @@ impl Collector for AuditCollector {
                 MetricType::Gauge,
             )?
             .encode_gauge(&(s.bytes as i64))?;
+        let t = self.0.timings();
+        let histograms = [
+            (
+                "hkms_audit_record_wait_seconds",
+                "Time a request waited from submitting its audit record until the record was durable (or refused)",
+                &t.waited,
+            ),
+            (
+                "hkms_audit_sync_seconds",
+                "Time to write one group of audit records and sync it to disk (the count is the number of syncs)",
+                &t.synced,
+            ),
+        ];
+        for (name, help, h) in histograms {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Histogram)?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
+        }
         Ok(())
     }
 }
