@@ -4,10 +4,28 @@
 //! therefore takes half of the CPUs it may run on (at least one) unless configured
 //! otherwise: more async workers than that only add cross-thread wake-ups, which cost
 //! more than they return when the cores are already busy with the other process, the HSM
-//! library and TLS. HSM calls do not run on these workers but on tokio's blocking
-//! threads, bounded by each member's `max_sessions`.
+//! library and TLS. HSM calls run on tokio's blocking threads, bounded by each member's
+//! `max_sessions`, except the fast calls of in-process software tokens (`[calls] inline`
+//! in the member's profile), which run on these workers.
+//!
+//! hkmsd's workers look at tasks woken from other threads before each task they run
+//! ([`Wakes::First`]): those are requests whose audit records are durable (woken by the
+//! audit writer) or whose HSM calls returned, so they are finished before new requests
+//! are started. Measured through the gateway at concurrency 16, a request whose record
+//! was durable waited 0.3 to 0.6 ms to run again with tokio's default (new requests ran
+//! first), and 0.1 to 0.15 ms this way.
 
 use serde::Deserialize;
+
+/// When workers run tasks woken from threads outside the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakes {
+    /// Before each task of their own queues (hkmsd: the audit writer and HSM threads wake
+    /// requests that are ready to be answered).
+    First,
+    /// Tokio's default: now and then, and whenever their own queues are empty.
+    Default,
+}
 
 /// `[runtime]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,10 +48,18 @@ impl RuntimeConfig {
     }
 
     /// Builds the serving runtime; its threads are named `thread_name`.
-    pub fn build(&self, thread_name: &str) -> Result<tokio::runtime::Runtime, String> {
+    pub fn build(
+        &self,
+        thread_name: &str,
+        wakes: Wakes,
+    ) -> Result<tokio::runtime::Runtime, String> {
         let workers = self.worker_threads();
         tracing::info!(workers, "async worker threads");
-        tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if wakes == Wakes::First {
+            builder.global_queue_interval(1);
+        }
+        builder
             .worker_threads(workers)
             .enable_all()
             .thread_name(thread_name)

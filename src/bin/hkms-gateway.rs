@@ -184,7 +184,9 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     // 4. The serving runtime: its threads inherit all of the above.
-    let runtime = config.runtime.build("hkms-gateway")?;
+    let runtime = config
+        .runtime
+        .build("hkms-gateway", hkms::runtime::Wakes::Default)?;
     let result = runtime.block_on(async move {
         let register = |l: std::net::TcpListener| {
             tokio::net::TcpListener::from_std(l)

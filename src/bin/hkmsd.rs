@@ -172,7 +172,7 @@ fn serve(args: &Args, config: Config) -> Result<(), String> {
     }
 
     // 4. The serving runtime.
-    let runtime = config.runtime.build("hkmsd")?;
+    let runtime = config.runtime.build("hkmsd", hkms::runtime::Wakes::First)?;
     let result = runtime.block_on(async {
         let listener = tokio::net::UnixListener::from_std(listener)
             .map_err(|e| format!("cannot register the socket: {e}"))?;
