@@ -197,7 +197,8 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
         seq_after >= seq_before + 8.0,
         "records: {seq_before} -> {seq_after}"
     );
-    // Each of those requests waited for its record to be durable; groups share a sync.
+    // Each of those requests waited for its record to be durable. A group of records
+    // shares one sync; a checkpoint (at most one in this window) may take one of its own.
     let waited = |m: &Samples| m.value("hkms_audit_record_wait_seconds_count", &[]);
     let syncs = |m: &Samples| m.value("hkms_audit_sync_seconds_count", &[]);
     assert!(
@@ -207,7 +208,7 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
         waited(&after)
     );
     assert!(syncs(&after) > syncs(&before));
-    assert!(syncs(&after) - syncs(&before) <= seq_after - seq_before);
+    assert!(syncs(&after) - syncs(&before) <= seq_after - seq_before + 1.0);
     assert!(
         after.value("hkms_audit_sync_seconds_sum", &[])
             > before.value("hkms_audit_sync_seconds_sum", &[])

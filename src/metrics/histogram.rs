@@ -1,6 +1,6 @@
-//! A latency histogram of atomics, for hot paths that must not take a lock (the HSM pool):
-//! one relaxed increment per bucket boundary crossed is all an observation costs. Read at
-//! scrape time and encoded as a Prometheus histogram.
+//! A latency histogram of atomics, for hot paths that must not take a lock (the HSM pool,
+//! the audit trail): one relaxed increment per bucket boundary crossed is all an
+//! observation costs. Read at scrape time and encoded as a Prometheus histogram.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
