@@ -78,7 +78,7 @@ struct Shared {
     lines: broadcast::Sender<Arc<str>>,
     /// How long requests waited for their records to be durable.
     waited: AtomicHistogram,
-    /// How long each group's write and sync took.
+    /// How long each group's write and sync took (failed attempts included).
     synced: AtomicHistogram,
 }
 
@@ -87,7 +87,7 @@ struct Shared {
 pub struct TrailTimings {
     /// From a record's submission until it was durable (or refused), as its request waited.
     pub waited: HistogramSnapshot,
-    /// One group's write and sync (its count is the number of syncs).
+    /// One group's write and sync (its count is the number of syncs attempted).
     pub synced: HistogramSnapshot,
 }
 
@@ -182,7 +182,6 @@ impl Trail {
             file: Some(active),
             broken: false,
             notes: Vec::new(),
-            syncs: 0,
         };
         let (queue, on_exit) = (inbox.clone(), shared.clone());
         std::thread::Builder::new()
@@ -394,7 +393,6 @@ struct Writer {
     broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
-    syncs: u64,
 }
 
 impl Writer {
@@ -442,7 +440,7 @@ impl Writer {
         }
         tracing::info!(
             records = self.tip.seq - self.first_seq,
-            syncs = self.syncs,
+            syncs = self.shared.synced.snapshot().count,
             "audit trail closed"
         );
     }
@@ -541,12 +539,12 @@ impl Writer {
             }
         }
         let file = self.file.as_mut().expect("opened above");
-        self.syncs += 1;
         let started = Instant::now();
-        if let Err(e) = file.write(text.as_bytes()).and_then(|()| file.sync()) {
+        let written = file.write(text.as_bytes()).and_then(|()| file.sync());
+        self.shared.synced.observe(started.elapsed());
+        if let Err(e) = written {
             return Err((e, acks));
         }
-        self.shared.synced.observe(started.elapsed());
         self.notes.clear();
         self.broken = false;
         self.tip = head.clone();

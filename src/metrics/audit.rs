@@ -61,7 +61,7 @@ impl Collector for AuditCollector {
             ),
             (
                 "hkms_audit_sync_seconds",
-                "Time to write one group of audit records and sync it to disk (the count is the number of syncs)",
+                "Time to write one group of audit records and sync it to disk (the count is the number of syncs attempted)",
                 &t.synced,
             ),
         ];
