@@ -9,18 +9,18 @@
 //! in the member's profile), which run on these workers.
 //!
 //! hkmsd's workers look at tasks woken from other threads before each task they run
-//! ([`Wakes::First`]): those are requests whose audit records are durable (woken by the
-//! audit writer) or whose HSM calls returned, so they are finished before new requests
-//! are started. Measured through the gateway at concurrency 16, a request whose record
-//! was durable waited 0.3 to 0.6 ms to run again with tokio's default (new requests ran
-//! first), and 0.1 to 0.15 ms this way.
+//! ([`Wakes::First`]): those are requests whose HSM calls returned on a blocking thread, so
+//! they are finished before new requests are started. (Measured when audit records were
+//! still made durable by a thread of their own: through the gateway at concurrency 16, a
+//! request woken from that thread waited 0.3 to 0.6 ms to run again with tokio's default,
+//! and 0.1 to 0.15 ms this way. The trail now commits on the workers themselves.)
 
 use serde::Deserialize;
 
 /// When workers run tasks woken from threads outside the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wakes {
-    /// Before each task of their own queues (hkmsd: the audit writer and HSM threads wake
+    /// Before each task of their own queues (hkmsd: HSM calls on blocking threads wake
     /// requests that are ready to be answered).
     First,
     /// Tokio's default: now and then, and whenever their own queues are empty.

@@ -337,22 +337,24 @@ fn an_unwritable_trail_refuses_requests_until_it_can_be_written_again() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("audit"), "readiness names the trail: {body}");
 
-    // Writable again: the writer retries on its own, records the outage, and requests
-    // are served again.
+    // Writable again: the trail retries on its own, without a request to carry the
+    // attempt, so readiness comes back first; it records the outage, and requests are
+    // served again.
     chattr("-i");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let a = encrypt(&inst, gw.port, &ck, &key);
-        if a.status == 200 {
+        let (code, body) = ready(port);
+        if code == 200 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "still refused: {:?}",
-            a.failure()
+            "still not ready: {body}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    let a = encrypt(&inst, gw.port, &ck, &key);
+    assert_eq!(a.status, 200, "{:?}", a.failure());
     let records = records(&inst.d);
     let recovered = find(&records, |r| r["operation"] == "TrailRecovered");
     assert_eq!(recovered.len(), 1, "{recovered:?}");

@@ -81,34 +81,28 @@ async fn a_reopened_trail_continues_the_chain_of_the_dropped_one() {
 }
 
 #[tokio::test]
-async fn a_writer_that_panics_refuses_what_is_queued_and_what_follows() {
-    let inbox = Arc::new(Inbox::default());
-    let shared = Arc::new(Shared::new(PathBuf::new(), Head::genesis()));
+async fn a_commit_that_panics_refuses_what_is_queued_and_what_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trail, _) = Trail::open(&AuditConfig::default(), dir.path()).unwrap();
+    trail.append(Record::default()).await.unwrap();
+    let committer = trail.committer.clone().unwrap();
     let (ack, mut queued) = oneshot::channel();
-    inbox.lock().jobs.push(Job::Record(Box::default(), ack));
-    shared.backlog.fetch_add(1, Ordering::Relaxed);
-    let (q, s) = (inbox.clone(), shared.clone());
-    let ended = std::thread::spawn(move || {
-        let _closing = Closing(&q, &s);
+    committer.lock().jobs.push(Job::Record(Box::default(), ack));
+    trail.shared.backlog.fetch_add(1, Ordering::Relaxed);
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _closing = Closing(&committer.queue, &committer.shared);
         panic!("the writer failed");
-    })
-    .join();
+    }));
     assert!(ended.is_err());
     // The queued request is answered (its acknowledgement dropped), not left waiting.
     assert!(queued.try_recv().is_err());
-    assert!(inbox.lock().closed);
-    assert!(!shared.writable.load(Ordering::Relaxed));
-    assert_eq!(shared.backlog.load(Ordering::Relaxed), 0);
-    let trail = Trail {
-        enabled: true,
-        checkpoint_interval: Duration::from_secs(60),
-        inbox: Some(inbox),
-        shared,
-    };
+    assert!(committer.lock().closed);
     assert_eq!(
         trail.append(Record::default()).await,
         Err(WRITER_STOPPED.to_owned())
     );
-    assert_eq!(trail.status().backlog, 0);
-    assert!(!trail.status().writable);
+    let status = trail.status();
+    assert_eq!(status.backlog, 0);
+    assert!(!status.writable);
+    assert_eq!(status.error.as_deref(), Some(WRITER_STOPPED));
 }
