@@ -1,6 +1,6 @@
-//! The trail's writer: one thread that numbers and chains records, appends them with
-//! checkpoints to the active segment file and makes them durable (`fdatasync`) before the
-//! requests waiting for them are answered.
+//! The trail: requests queue their records, and commits on hkmsd's runtime number and
+//! chain them, append them with checkpoints to the active segment file and make them
+//! durable (`fdatasync`) before the requests waiting for them are answered.
 //!
 //! **Group commit.** A request hands its record to the trail's queue and waits. A record
 //! that finds no commit scheduled schedules one, a task on hkmsd's runtime. That task first

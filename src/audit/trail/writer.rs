@@ -1,7 +1,7 @@
 //! The trail's writer: numbers and chains the records of a group, writes them with the
 //! group's checkpoints to the active segment, syncs them and answers the requests waiting
-//! for them; rotates segments and applies retention. It is called by one commit at a time
-//! ([`super::Trail`] holds it under a lock).
+//! for them; rotates segments and applies retention. One commit at a time calls it (the
+//! trail's committer holds it under a lock).
 
 use super::state::{Ack, Durable, Job, Shared};
 use crate::audit::config::AuditConfig;
