@@ -170,7 +170,7 @@ impl Trail {
         }
     }
 
-    /// Opens the trail in `config.dir` (recovering a torn tail) and starts its writer.
+    /// Opens the trail in `config.dir` (recovering a torn tail) and sets up its writer.
     /// Returns the trail and what recovery found, for hkmsd's start record.
     pub fn open(config: &AuditConfig, dir: &Path) -> Result<(Trail, Option<String>), String> {
         if !config.enabled {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What a group that is written and synced tells the readers.
-pub(super) struct Written {
+struct Written {
     head: Head,
     bytes: u64,
     lines: Vec<Arc<str>>,
