@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod aio;
 pub mod appliance;
 pub mod audit;
 pub mod authn;

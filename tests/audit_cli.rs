@@ -80,6 +80,7 @@ impl AuditService for StandIn {
             segments: 2,
             bytes: 4096,
             dir: "/var/lib/hkms/audit".into(),
+            appends: "fdatasync".into(),
         }))
     }
 }
@@ -262,4 +263,5 @@ fn hash_tail_and_status_print_what_hkmsd_says() {
         stdout.contains("/var/lib/hkms/audit (2 segments, 4096 bytes)"),
         "{stdout}"
     );
+    assert!(stdout.contains("Appends:         fdatasync"), "{stdout}");
 }

@@ -213,6 +213,9 @@ fn every_acknowledged_request_survives_kill_9() {
         .or(out["KeyId"].as_str())
         .unwrap_or_else(|| panic!("{out}"))
         .to_owned();
+    // The crash below hits direct appends (O_DIRECT | O_DSYNC), not buffered ones.
+    let status = d.cli_json(&["audit", "status"]);
+    assert_eq!(status["Appends"], "direct", "{status}");
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let socket = d.socket.clone();

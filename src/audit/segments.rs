@@ -3,11 +3,14 @@
 //! checkpoints), appended and never rewritten.
 
 use super::config::AuditConfig;
+use super::direct::DirectAppender;
 use super::record::{parse_line, Line};
+use crate::aio::{self, Context};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The chain's head: the last durable record.
@@ -41,12 +44,14 @@ const PREALLOCATE: u64 = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct SegmentFile {
     pub path: PathBuf,
-    file: File,
+    file: Arc<File>,
     /// Durable length of the records.
     pub len: u64,
     /// Length of the file (records and the zeros ahead of them).
     allocated: u64,
     pub created: SystemTime,
+    /// Direct appends, where the file system takes them (see [`SegmentFile::go_direct`]).
+    direct: Option<DirectAppender>,
 }
 
 impl SegmentFile {
@@ -74,10 +79,11 @@ impl SegmentFile {
         sync_dir(dir)?;
         Ok(SegmentFile {
             path,
-            file,
+            file: Arc::new(file),
             len: 0,
             allocated: 0,
             created: SystemTime::now(),
+            direct: None,
         })
     }
 
@@ -98,42 +104,65 @@ impl SegmentFile {
         }
         Ok(SegmentFile {
             path: path.to_owned(),
-            file,
+            file: Arc::new(file),
             len,
             allocated: len,
             created: meta
                 .created()
                 .or_else(|_| meta.modified())
                 .unwrap_or_else(|_| SystemTime::now()),
+            direct: None,
         })
     }
 
-    /// Writes `bytes` after the records (durable once [`SegmentFile::sync`] returns).
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Appends with direct, synchronous writes through `context` from now on (durable when
+    /// each completes, without `fdatasync`), or buffered ones without a context; an error,
+    /// and buffered appends, where the file system does not take direct writes.
+    pub fn go_direct(&mut self, context: Option<&Arc<Context>>) -> std::io::Result<()> {
+        self.direct = None;
+        if let Some(context) = context {
+            self.direct = Some(DirectAppender::open(&self.path, self.len, context.clone())?);
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` after the records; they are durable once the returned flush
+    /// completes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<Flush, String> {
         use std::os::unix::fs::FileExt;
         let end = self.len + bytes.len() as u64;
         if end > self.allocated {
             self.preallocate(end)?;
         }
-        self.file
-            .write_all_at(bytes, self.len)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        let cannot = |e| format!("cannot write {}: {e}", self.path.display());
+        let flush = match &mut self.direct {
+            Some(direct) => Flush::Direct(direct.append(self.len, bytes).map_err(cannot)?),
+            None => {
+                self.file.write_all_at(bytes, self.len).map_err(cannot)?;
+                Flush::Sync(self.syncer())
+            }
+        };
         self.len = end;
-        Ok(())
+        Ok(flush)
     }
 
     /// Makes what was written durable.
     pub fn sync(&self) -> Result<(), String> {
-        self.file
-            .sync_data()
-            .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))
+        self.syncer().sync()
+    }
+
+    /// What makes this segment's buffered writes durable.
+    fn syncer(&self) -> Syncer {
+        Syncer {
+            file: self.file.clone(),
+            path: self.path.clone(),
+        }
     }
 
     /// Writes `bytes` after the records and makes them durable.
     #[cfg(test)]
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.write(bytes)?;
-        self.sync()
+        self.write(bytes)?.wait_blocking()
     }
 
     /// Extends the file with zeros to hold at least `end` bytes of records.
@@ -158,6 +187,51 @@ impl SegmentFile {
                 .map_err(|e| format!("cannot close {}: {e}", self.path.display()))?;
         }
         Ok(())
+    }
+}
+
+/// What makes a write to a segment durable.
+#[derive(Debug)]
+pub enum Flush {
+    /// `fdatasync`, on the thread that calls [`Flush::wait`].
+    Sync(Syncer),
+    /// A direct write, durable once the kernel completes it.
+    Direct(aio::Written),
+}
+
+impl Flush {
+    /// Resolves once the write is durable.
+    pub async fn wait(self) -> Result<(), String> {
+        match self {
+            Flush::Sync(s) => s.sync(),
+            Flush::Direct(w) => w
+                .wait()
+                .await
+                .map_err(|e| format!("cannot write the audit segment: {e}")),
+        }
+    }
+
+    #[cfg(test)]
+    fn wait_blocking(self) -> Result<(), String> {
+        match self {
+            Flush::Sync(s) => s.sync(),
+            Flush::Direct(_) => unreachable!("tests of segment files write buffered"),
+        }
+    }
+}
+
+/// Makes the buffered writes of a segment durable (`fdatasync`).
+#[derive(Debug)]
+pub struct Syncer {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl Syncer {
+    fn sync(&self) -> Result<(), String> {
+        self.file
+            .sync_data()
+            .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))
     }
 }
 

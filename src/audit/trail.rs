@@ -1,26 +1,35 @@
 //! The trail: requests queue their records, and commits on hkmsd's runtime number and
-//! chain them, append them with checkpoints to the active segment file and make them
-//! durable (`fdatasync`) before the requests waiting for them are answered.
+//! chain them, append them with checkpoints to the active segment file and wait until they
+//! are durable before the requests waiting for them are answered.
 //!
 //! **Group commit.** A request hands its record to the trail's queue and waits. A record
 //! that finds no commit scheduled schedules one, a task on hkmsd's runtime. That task first
 //! yields, so that the requests already able to run add their records to its group; it
-//! then numbers, chains, writes and syncs (`fdatasync`) every job queued, with one `write`
-//! and one sync, and answers them. Records that arrive meanwhile wait for the next commit,
-//! scheduled as soon as this one ends: a sync takes the time that fills the next group.
+//! then numbers, chains and writes every job queued with one write, waits until the write
+//! is durable, and answers them. Records that arrive meanwhile wait for the next commit,
+//! scheduled as soon as this one ends: a write takes the time that fills the next group.
 //!
-//! The write and the sync run on the runtime worker that commits, not on a thread of their
-//! own. hkmsd's runtime is small (one worker on two CPUs), its requests cannot be answered
-//! before the sync anyway, and a writer thread costs two wake-ups across threads per group
-//! (the writer's, then the worker's for the answers). Through the gateway at concurrency
-//! 16 (`cargo bench --bench audit`) requests cost 190 to 200 us of server CPU each with a
-//! writer thread and 130 to 150 us committing on the worker, which served 8.0k to 8.9k of
-//! them per second against 6.7k to 6.8k. The price: a disk that stalls stalls that worker,
-//! and hkmsd (its readiness included) stops answering until the sync returns, which health
-//! checks read as not ready; past `WatchdogSec` (30 s) systemd, whose keep-alives come from
-//! the same runtime, restarts it.
+//! **Direct appends** ([`super::direct`]). Where the file system takes them, a group is
+//! written with `O_DIRECT | O_DSYNC` through Linux's native AIO: the kernel completes the
+//! write once it is on stable storage and signals an eventfd the runtime watches, so the
+//! worker serves other requests meanwhile instead of waiting in `fdatasync`, and no thread
+//! of hkmsd's own is woken. Elsewhere (tmpfs) the group is written and `fdatasync`ed on the
+//! worker. Through direct gRPC at concurrency 16 (`cargo bench --bench audit`) direct
+//! appends served 12.5k to 15.5k Encrypts per second against 9.6k to 11.3k, at 60 to 74 us
+//! of server CPU each against 74 to 85 us; through the gateway they made no difference
+//! beyond the noise (7.3k to 8.0k against 6.9k to 8.7k). `hkms audit status` names the
+//! way in use.
 //!
-//! **Failure.** A failed write or sync fails every request of its group (they are refused
+//! A thread of its own for the write or the sync was measured and is not used: hkmsd's
+//! runtime is small (one worker on two CPUs), and each wake-up across threads costs more
+//! there than the overlap gives (a writer thread: 190 to 200 us of server CPU per request
+//! through the gateway; `fdatasync` on a blocking thread: 166 to 178 us; on the worker: 130
+//! to 150 us). The price of buffered appends: a disk that stalls stalls the worker in
+//! `fdatasync`, and hkmsd (its readiness included) stops answering until it returns; past
+//! `WatchdogSec` (30 s) systemd, whose keep-alives come from the same runtime, restarts it.
+//! A direct write that stalls holds up the requests waiting for records, not the runtime.
+//!
+//! **Failure.** A failed write (or sync) fails every request of its group (they are refused
 //! with `AuditUnavailable`), marks the trail unwritable, and drops the file: the next
 //! attempt cuts the segment back to its last durable byte and reopens it. While
 //! unwritable a commit is retried every second even without traffic; the first write that
@@ -70,6 +79,8 @@ pub struct TrailStatus {
     pub segments: u64,
     pub bytes: u64,
     pub dir: PathBuf,
+    /// How records are made durable: `direct` or `fdatasync` (see [`super::direct`]).
+    pub appends: &'static str,
 }
 
 /// How the trail's writes take their time, for metrics.
@@ -128,11 +139,21 @@ impl Committer {
             let n = q.jobs.len().min(MAX_GROUP);
             q.jobs.drain(..n).collect()
         };
-        let broken = {
+        let (pending, broken) = {
             let _closing = Closing(&self.queue, &self.shared);
             let mut writer = self.writer.lock().expect("audit writer lock");
-            writer.write_group(group);
-            writer.broken()
+            let pending = writer.write_group(group);
+            (pending, writer.broken())
+        };
+        let broken = match pending {
+            None => broken,
+            Some((pending, flush)) => {
+                let durable = flush.wait().await;
+                let _closing = Closing(&self.queue, &self.shared);
+                let mut writer = self.writer.lock().expect("audit writer lock");
+                writer.synced(pending, durable);
+                writer.broken()
+            }
         };
         let mut q = self.lock();
         q.committing = false;
@@ -290,6 +311,11 @@ impl Trail {
             segments: s.segments.load(Ordering::Relaxed),
             bytes: s.bytes.load(Ordering::Relaxed),
             dir: s.dir.clone(),
+            appends: if s.direct.load(Ordering::Relaxed) {
+                "direct"
+            } else {
+                "fdatasync"
+            },
         }
     }
 }

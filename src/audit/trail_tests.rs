@@ -18,7 +18,7 @@ fn records_on_disk(trail: &Trail) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_records_are_all_durable_when_acknowledged_in_one_chain() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::audit::direct::tests::direct_dir();
     let (trail, _) = Trail::open(&AuditConfig::default(), dir.path()).unwrap();
     let trail = Arc::new(trail);
     let tasks: Vec<_> = (0..300)
@@ -60,11 +60,12 @@ async fn concurrent_records_are_all_durable_when_acknowledged_in_one_chain() {
     let status = trail.status();
     assert_eq!((status.last_seq, status.backlog), (300, 0));
     assert!(status.writable && status.error.is_none());
+    assert_eq!(status.appends, "direct");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_trail_continues_the_chain_of_the_dropped_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::audit::direct::tests::direct_dir();
     let config = AuditConfig::default();
     let (first, _) = Trail::open(&config, dir.path()).unwrap();
     for _ in 0..3 {

@@ -589,13 +589,14 @@ async fn status(c: &mut Client) -> Result<(String, Value), Fail> {
         "Audit trail:     {state}\n\
          Last record:     {last} ({} waiting to be written)\n\
          Last checkpoint: {checkpoint}\n\
-         Directory:       {} ({} segments, {} bytes)",
-        r.backlog, r.dir, r.segments, r.bytes
+         Directory:       {} ({} segments, {} bytes)\n\
+         Appends:         {}",
+        r.backlog, r.dir, r.segments, r.bytes, r.appends
     );
     let j = json!({
         "Enabled": r.enabled, "Writable": r.writable, "Error": r.error,
         "Backlog": r.backlog, "LastSeq": r.last_seq, "LastCheckpoint": r.last_checkpoint,
-        "Segments": r.segments, "Bytes": r.bytes, "Dir": r.dir,
+        "Segments": r.segments, "Bytes": r.bytes, "Dir": r.dir, "Appends": r.appends,
     });
     Ok((text, j))
 }

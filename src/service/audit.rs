@@ -77,6 +77,7 @@ impl AuditService for AuditApi {
                 segments: s.segments,
                 bytes: s.bytes,
                 dir: s.dir.display().to_string(),
+                appends: s.appends.to_owned(),
             })
         })
     }

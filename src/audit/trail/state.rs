@@ -28,6 +28,8 @@ pub(super) struct Shared {
     pub(super) last_checkpoint: Mutex<Option<String>>,
     pub(super) segments: AtomicU64,
     pub(super) bytes: AtomicU64,
+    /// The active segment takes direct appends.
+    pub(super) direct: AtomicBool,
     /// Requests refused since the trail became unwritable.
     pub(super) refused: AtomicU64,
     /// Durable lines, for `hkms audit tail`.
@@ -70,6 +72,7 @@ impl Shared {
             last_checkpoint: Mutex::new(None),
             segments: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            direct: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             lines: broadcast::channel(4096).0,
             waited: AtomicHistogram::default(),

@@ -1,17 +1,20 @@
 //! The trail's writer: numbers and chains the records of a group, writes them with the
-//! group's checkpoints to the active segment, syncs them and answers the requests waiting
-//! for them; rotates segments and applies retention. One commit at a time calls it (the
-//! trail's committer holds it under a lock).
+//! group's checkpoints to the active segment and, once they are durable, answers the
+//! requests waiting for them; rotates segments and applies retention. One commit at a time
+//! calls it (the trail's committer holds it under a lock, released while a write
+//! completes).
 
 use super::state::{Ack, Durable, Job, Shared};
+use crate::aio::Context;
 use crate::audit::config::AuditConfig;
 use crate::audit::record::{checkpoint_line, Record};
-use crate::audit::segments::{self, Head, SegmentFile};
+use crate::audit::segments::{self, Flush, Head, SegmentFile};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What a group that is written and synced tells the readers.
+#[derive(Debug)]
 struct Written {
     head: Head,
     bytes: u64,
@@ -19,6 +22,14 @@ struct Written {
     acks: Vec<Ack>,
     /// Refused requests counted by the group's `TrailRecovered` record, if it has one.
     recovered: Option<u64>,
+}
+
+/// A group written and not yet durable.
+#[derive(Debug)]
+pub(super) struct Pending {
+    written: Written,
+    started: Instant,
+    records: u64,
 }
 
 /// Numbers, chains, writes and syncs the jobs it receives.
@@ -37,6 +48,11 @@ pub(super) struct Writer {
     broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
+    /// The context of direct appends, set up by the first commit (on the runtime that
+    /// serves); `Some(None)` where they cannot be made.
+    aio: Option<Option<Arc<Context>>>,
+    /// Whether the active segment has been offered direct appends.
+    offered: bool,
 }
 
 impl Writer {
@@ -50,7 +66,48 @@ impl Writer {
             file: Some(active),
             broken: false,
             notes: Vec::new(),
+            aio: None,
+            offered: false,
         }
+    }
+
+    /// Makes `file` the active segment.
+    fn use_file(&mut self, file: SegmentFile) {
+        self.file = Some(file);
+        self.offered = false;
+    }
+
+    /// Offers the active segment direct appends, once per segment and runtime (hkmsd's
+    /// start-up runtime writes its first records), where they can be made.
+    fn offer_direct(&mut self) {
+        if let Some(Some(context)) = &self.aio {
+            if !context.on_current_runtime() {
+                self.aio = None;
+                self.offered = false;
+            }
+        }
+        if std::mem::replace(&mut self.offered, true) {
+            return;
+        }
+        let context = self.aio.get_or_insert_with(|| {
+            Context::new()
+                .map_err(|e| tracing::warn!("audit appends are buffered and synced: {e}"))
+                .ok()
+        });
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let direct = match file.go_direct(context.as_ref()) {
+            Ok(()) => context.is_some(),
+            Err(e) => {
+                tracing::warn!(
+                    "audit appends to {} are buffered and synced: {e}",
+                    file.path.display()
+                );
+                false
+            }
+        };
+        self.shared.direct.store(direct, Ordering::Relaxed);
     }
 
     /// A write or sync failed and none has succeeded since.
@@ -58,32 +115,68 @@ impl Writer {
         self.broken
     }
 
-    /// Writes and syncs a group (possibly empty: a retry) and answers it, or refuses it.
-    pub(super) fn write_group(&mut self, group: Vec<Job>) {
+    /// Writes a group (possibly empty: a retry) and returns what must be synced before it
+    /// is answered; `None` if there was nothing to write or the write failed (the group is
+    /// refused then).
+    pub(super) fn write_group(&mut self, group: Vec<Job>) -> Option<(Pending, Flush)> {
         if group.is_empty() && !self.broken {
-            return;
+            return None;
         }
         let records = group
             .iter()
             .filter(|j| matches!(j, Job::Record(..)))
             .count() as u64;
+        let started = Instant::now();
         match self.try_write(group) {
-            Ok(written) => self.publish(written),
+            Ok((written, flush)) => Some((
+                Pending {
+                    written,
+                    started,
+                    records,
+                },
+                flush,
+            )),
             Err((e, acks)) => {
-                self.broken = true;
-                self.file = None;
-                self.shared.refuse(&e, records);
-                self.shared
-                    .backlog
-                    .fetch_sub(acks.len() as u64, Ordering::Relaxed);
-                for ack in acks {
-                    let _ = ack.send(Err(e.clone()));
-                }
+                self.shared.synced.observe(started.elapsed());
+                self.fail(&e, records, acks);
+                None
             }
         }
     }
 
-    fn try_write(&mut self, group: Vec<Job>) -> Result<Written, (String, Vec<Ack>)> {
+    /// Answers a written group once its sync has returned `synced`.
+    pub(super) fn synced(&mut self, pending: Pending, synced: Result<(), String>) {
+        let Pending {
+            written,
+            started,
+            records,
+        } = pending;
+        self.shared.synced.observe(started.elapsed());
+        match synced {
+            Ok(()) => {
+                self.notes.clear();
+                self.broken = false;
+                self.tip = written.head.clone();
+                self.publish(written);
+            }
+            Err(e) => self.fail(&e, records, written.acks),
+        }
+    }
+
+    /// Refuses a group whose write or sync failed and drops the file.
+    fn fail(&mut self, e: &str, records: u64, acks: Vec<Ack>) {
+        self.broken = true;
+        self.file = None;
+        self.shared.refuse(e, records);
+        self.shared
+            .backlog
+            .fetch_sub(acks.len() as u64, Ordering::Relaxed);
+        for ack in acks {
+            let _ = ack.send(Err(e.to_owned()));
+        }
+    }
+
+    fn try_write(&mut self, group: Vec<Job>) -> Result<(Written, Flush), (String, Vec<Ack>)> {
         let acks_of = |group: Vec<Job>| -> Vec<Ack> {
             group
                 .into_iter()
@@ -95,6 +188,7 @@ impl Writer {
         if let Err(e) = self.ensure_open().and_then(|()| self.rotate_if_due()) {
             return Err((e, acks_of(group)));
         }
+        self.offer_direct();
         let mut own: Vec<Record> = self
             .notes
             .iter()
@@ -152,22 +246,20 @@ impl Writer {
             }
         }
         let file = self.file.as_mut().expect("opened above");
-        let started = Instant::now();
-        let written = file.write(text.as_bytes()).and_then(|()| file.sync());
-        self.shared.synced.observe(started.elapsed());
-        if let Err(e) = written {
-            return Err((e, acks));
-        }
-        self.notes.clear();
-        self.broken = false;
-        self.tip = head.clone();
-        Ok(Written {
-            head,
-            bytes: text.len() as u64,
-            lines,
-            acks,
-            recovered,
-        })
+        let flush = match file.write(text.as_bytes()) {
+            Ok(flush) => flush,
+            Err(e) => return Err((e, acks)),
+        };
+        Ok((
+            Written {
+                head,
+                bytes: text.len() as u64,
+                lines,
+                acks,
+                recovered,
+            },
+            flush,
+        ))
     }
 
     /// Tells readers and waiting requests that a group is durable.
@@ -204,7 +296,7 @@ impl Writer {
         let durable = self.shared.durable.lock().expect("trail lock").clone();
         let file = SegmentFile::reopen(&durable.segment, durable.len)?;
         self.tip = self.shared.head.lock().expect("trail lock").clone();
-        self.file = Some(file);
+        self.use_file(file);
         Ok(())
     }
 
@@ -228,7 +320,7 @@ impl Writer {
             segment: new.path.clone(),
             len: 0,
         };
-        self.file = Some(new);
+        self.use_file(new);
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         match segments::apply_retention(&self.shared.dir, &self.config) {
