@@ -54,8 +54,11 @@ fn set_audit(inst: &mut support::Instance, base: &str, on: bool) {
         let (records, syncs) = (field("records"), field("syncs"));
         if syncs > 0.0 {
             println!(
-                "  (trail: {records:.0} records in {syncs:.0} syncs, {:.1} records per sync)",
-                records / syncs
+                "  (trail: {records:.0} records in {syncs:.0} syncs, {:.1} records per sync; \
+                 a group's write took {:.0} us and a record waited {:.0} us on average)",
+                records / syncs,
+                field("write_mean_us"),
+                field("wait_mean_us"),
             );
         }
     }

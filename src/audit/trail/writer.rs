@@ -353,9 +353,15 @@ fn chain(r: &mut Record, head: &mut Head) {
 }
 impl Drop for Writer {
     fn drop(&mut self) {
+        let mean_us = |h: &crate::metrics::histogram::HistogramSnapshot| {
+            (h.sum / h.count.max(1) as f64 * 1e6).round() as u64
+        };
+        let written = self.shared.synced.snapshot();
         tracing::info!(
             records = self.tip.seq - self.first_seq,
-            syncs = self.shared.synced.snapshot().count,
+            syncs = written.count,
+            write_mean_us = mean_us(&written),
+            wait_mean_us = mean_us(&self.shared.waited.snapshot()),
             "audit trail closed"
         );
     }
