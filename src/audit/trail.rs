@@ -129,7 +129,7 @@ impl Committer {
         }
     }
 
-    /// Writes, syncs and answers what is queued, as one group (none: a retry), then
+    /// Writes and answers what is queued once it is durable, as one group (none: a retry), then
     /// schedules what follows: the next group, or a retry of an unwritable trail.
     async fn commit(self: Arc<Self>) {
         // Requests that are ready to run add their records to this group first.
@@ -139,8 +139,9 @@ impl Committer {
             let n = q.jobs.len().min(MAX_GROUP);
             q.jobs.drain(..n).collect()
         };
+        // Held until the group is answered, across the wait for its write.
+        let closing = Closing(&self.queue, &self.shared);
         let (pending, broken) = {
-            let _closing = Closing(&self.queue, &self.shared);
             let mut writer = self.writer.lock().expect("audit writer lock");
             let pending = writer.write_group(group);
             (pending, writer.broken())
@@ -149,12 +150,12 @@ impl Committer {
             None => broken,
             Some((pending, flush)) => {
                 let durable = flush.wait().await;
-                let _closing = Closing(&self.queue, &self.shared);
                 let mut writer = self.writer.lock().expect("audit writer lock");
                 writer.synced(pending, durable);
                 writer.broken()
             }
         };
+        drop(closing);
         let mut q = self.lock();
         q.committing = false;
         if !q.jobs.is_empty() {
