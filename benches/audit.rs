@@ -1,8 +1,10 @@
 //! The audit trail's cost on the hot path: Encrypt of 256 bytes through the gateway (KMS
 //! instance API) and over gRPC, with the trail on (every request's record durable before
-//! its answer, group commit) and off (`[audit] enabled = false`), same build, same store,
-//! same HSM token, in one run. Settings alternate over two rounds (on, off, then off, on)
-//! so that neither gains from running later. Prints figures; asserts nothing.
+//! its answer, group commit), with direct appends (the default) and with
+//! `direct_appends = false` (buffered writes and `fdatasync`), and off (`[audit] enabled =
+//! false`), same build, same store, same HSM token, in one run. Settings run in one order
+//! in the first round and in the reverse order in the second, so that none gains from
+//! running later. Prints figures; asserts nothing.
 //!
 //! `cargo bench --bench audit` (HKMS_BENCH_SECS, HKMS_BENCH_CLIENT_THREADS as for
 //! `--bench gateway`; HKMS_BENCH_LEVELS default `16`).
@@ -24,19 +26,37 @@ use prost::Message;
 
 fn line(name: &str, f: &Figures, cpu: f64) {
     println!(
-        "  {name:<16}: {:>8.0} ops/s  p50 {}  p99 {}  server CPU {cpu:>4.0} us",
+        "  {name:<24}: {:>8.0} ops/s  p50 {}  p99 {}  server CPU {cpu:>4.0} us",
         f.ops,
         ms(f.p50),
         ms(f.p99)
     );
 }
 
-/// Restarts hkmsd with the trail on or off.
-fn set_audit(inst: &mut support::Instance, base: &str, on: bool) {
-    let text = if on {
-        base.to_owned()
-    } else {
-        format!("{base}[audit]\nenabled = false\n")
+/// How the trail is set for a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Trail {
+    Direct,
+    Fdatasync,
+    Off,
+}
+
+impl Trail {
+    fn label(self) -> &'static str {
+        match self {
+            Trail::Direct => "audit on",
+            Trail::Fdatasync => "on, fdatasync",
+            Trail::Off => "audit off",
+        }
+    }
+}
+
+/// Restarts hkmsd with the trail set so.
+fn set_audit(inst: &mut support::Instance, base: &str, trail: Trail) {
+    let text = match trail {
+        Trail::Direct => base.to_owned(),
+        Trail::Fdatasync => format!("{base}[audit]\ndirect_appends = false\n"),
+        Trail::Off => format!("{base}[audit]\nenabled = false\n"),
     };
     std::fs::write(&inst.d.config, text).unwrap();
     inst.d.stop(false);
@@ -89,13 +109,16 @@ fn main() {
         "Encrypt, {MESSAGE}-byte messages, {:?} per run, 1 SoftHSM2 member; server CPU = hkmsd (+ hkms-gateway through the gateway) per request",
         secs()
     );
+    let first = [Trail::Direct, Trail::Fdatasync, Trail::Off];
+    let mut second = first;
+    second.reverse();
     for concurrency in settings.levels.clone() {
-        let (mut on_ops, mut off_ops) = (0.0, 0.0);
-        let (mut on_grpc, mut off_grpc) = (0.0, 0.0);
-        for (round, order) in [[true, false], [false, true]].iter().enumerate() {
+        // Throughput summed over both rounds, by setting: (gateway, gRPC).
+        let mut sums = [(0.0, 0.0); 3];
+        for (round, order) in [first, second].iter().enumerate() {
             println!("concurrency {concurrency}, round {}", round + 1);
-            for &on in order {
-                set_audit(&mut inst, &base, on);
+            for &trail in order {
+                set_audit(&mut inst, &base, trail);
                 let gw = support::GatewayProc::start(
                     &inst,
                     "bench-gateway",
@@ -107,7 +130,7 @@ fn main() {
                     load::drive(gw.port, &inst.bundle, &request, 4).await;
                 });
                 let (hkmsd, gateway) = (inst.d.pid().unwrap(), gw.pid());
-                let label = if on { "audit on" } else { "audit off" };
+                let label = trail.label();
                 let (f, cpu) = with_cpu(&[hkmsd, gateway], || {
                     rt.block_on(load::drive(gw.port, &inst.bundle, &request, concurrency))
                 });
@@ -116,20 +139,20 @@ fn main() {
                     rt.block_on(grpc_encrypt(&inst.d, &key, concurrency))
                 });
                 line(&format!("gRPC, {label}"), &g, gcpu[0]);
-                if on {
-                    on_ops += f.ops;
-                    on_grpc += g.ops;
-                } else {
-                    off_ops += f.ops;
-                    off_grpc += g.ops;
-                }
+                let sum = &mut sums[first.iter().position(|t| *t == trail).unwrap()];
+                sum.0 += f.ops;
+                sum.1 += g.ops;
             }
         }
-        println!(
-            "concurrency {concurrency}: audit on / audit off (both rounds): gateway {:.3}, gRPC {:.3}",
-            on_ops / off_ops,
-            on_grpc / off_grpc
-        );
+        let off = sums[2];
+        for (trail, sum) in first.iter().zip(sums).take(2) {
+            println!(
+                "concurrency {concurrency}: {} / audit off (both rounds): gateway {:.3}, gRPC {:.3}",
+                trail.label(),
+                sum.0 / off.0,
+                sum.1 / off.1
+            );
+        }
     }
-    set_audit(&mut inst, &base, true);
+    set_audit(&mut inst, &base, Trail::Direct);
 }

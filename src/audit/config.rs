@@ -30,6 +30,10 @@ pub struct AuditConfig {
     /// How often a checkpoint is signed while records arrive.
     #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: u64,
+    /// Append with `O_DIRECT | O_DSYNC` writes through Linux's native AIO where the file
+    /// system takes them (see [`super::direct`]); `false`: buffered writes and `fdatasync`.
+    #[serde(default = "default_true")]
+    pub direct_appends: bool,
 }
 
 fn default_true() -> bool {
@@ -62,6 +66,7 @@ impl Default for AuditConfig {
             retention_days: default_retention_days(),
             retention_max_bytes: 0,
             checkpoint_interval_secs: default_checkpoint_interval_secs(),
+            direct_appends: true,
         }
     }
 }

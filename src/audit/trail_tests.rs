@@ -107,3 +107,18 @@ async fn a_commit_that_panics_refuses_what_is_queued_and_what_follows() {
     assert!(!status.writable);
     assert_eq!(status.error.as_deref(), Some(WRITER_STOPPED));
 }
+
+#[tokio::test]
+async fn with_direct_appends_off_records_are_written_buffered_and_synced() {
+    let dir = crate::audit::direct::tests::direct_dir();
+    let config = AuditConfig {
+        direct_appends: false,
+        ..AuditConfig::default()
+    };
+    let (trail, _) = Trail::open(&config, dir.path()).unwrap();
+    for _ in 0..3 {
+        trail.append(Record::default()).await.unwrap();
+    }
+    assert_eq!(trail.status().appends, "fdatasync");
+    assert_eq!(records_on_disk(&trail).len(), 3);
+}

@@ -89,7 +89,11 @@ impl Writer {
         if std::mem::replace(&mut self.offered, true) {
             return;
         }
+        let wanted = self.config.direct_appends;
         let context = self.aio.get_or_insert_with(|| {
+            if !wanted {
+                return None;
+            }
             Context::new()
                 .map_err(|e| tracing::warn!("audit appends are buffered and synced: {e}"))
                 .ok()
