@@ -18,7 +18,6 @@
 #![deny(unsafe_code)]
 
 pub mod access;
-pub mod aio;
 pub mod appliance;
 pub mod audit;
 pub mod authn;

@@ -30,8 +30,8 @@ pub struct AuditConfig {
     /// How often a checkpoint is signed while records arrive.
     #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: u64,
-    /// Append with `O_DIRECT | O_DSYNC` writes through Linux's native AIO where the file
-    /// system takes them (see [`super::direct`]); `false`: buffered writes and `fdatasync`.
+    /// Append with `O_DIRECT | O_DSYNC` writes where the file system takes them (see
+    /// [`super::direct`]); `false`: buffered writes and `fdatasync`.
     #[serde(default = "default_true")]
     pub direct_appends: bool,
 }

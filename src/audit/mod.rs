@@ -7,8 +7,8 @@
 //!   fill in (caller, operation, resources, result);
 //! - [`trail`]: the writer: numbers, chains, writes and syncs records to segment files
 //!   (group commit), rotation, retention, recovery of a torn tail after a crash;
-//! - [`direct`]: direct, synchronous appends (`O_DIRECT | O_DSYNC` through Linux's native
-//!   AIO), durable when the kernel completes them;
+//! - [`direct`]: direct, synchronous appends (`O_DIRECT | O_DSYNC`), durable when they
+//!   return;
 //! - [`config`]: the `[audit]` settings;
 //! - [`segments`]: the segment files: naming, recovery, retention, reading;
 //! - [`checkpoint`]: the signing key, periodic checkpoints and the keyed hashes;

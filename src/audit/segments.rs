@@ -5,7 +5,6 @@
 use super::config::AuditConfig;
 use super::direct::DirectAppender;
 use super::record::{parse_line, Line};
-use crate::aio::{self, Context};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -115,19 +114,15 @@ impl SegmentFile {
         })
     }
 
-    /// Appends with direct, synchronous writes through `context` from now on (durable when
-    /// each completes, without `fdatasync`), or buffered ones without a context; an error,
-    /// and buffered appends, where the file system does not take direct writes.
-    pub fn go_direct(&mut self, context: Option<&Arc<Context>>) -> std::io::Result<()> {
-        self.direct = None;
-        if let Some(context) = context {
-            self.direct = Some(DirectAppender::open(&self.path, self.len, context.clone())?);
-        }
+    /// Appends with direct, synchronous writes from now on (durable when each returns,
+    /// without `fdatasync`); an error, and buffered appends, where the file system does
+    /// not take direct writes.
+    pub fn go_direct(&mut self) -> std::io::Result<()> {
+        self.direct = Some(DirectAppender::open(&self.path, self.len)?);
         Ok(())
     }
 
-    /// Writes `bytes` after the records; they are durable once the returned flush
-    /// completes.
+    /// Writes `bytes` after the records; they are durable once [`Flush::wait`] returns.
     pub fn write(&mut self, bytes: &[u8]) -> Result<Flush, String> {
         use std::os::unix::fs::FileExt;
         let end = self.len + bytes.len() as u64;
@@ -136,7 +131,10 @@ impl SegmentFile {
         }
         let cannot = |e| format!("cannot write {}: {e}", self.path.display());
         let flush = match &mut self.direct {
-            Some(direct) => Flush::Direct(direct.append(self.len, bytes).map_err(cannot)?),
+            Some(direct) => {
+                direct.append(self.len, bytes).map_err(cannot)?;
+                Flush::Done
+            }
             None => {
                 self.file.write_all_at(bytes, self.len).map_err(cannot)?;
                 Flush::Sync(self.syncer())
@@ -162,7 +160,7 @@ impl SegmentFile {
     /// Writes `bytes` after the records and makes them durable.
     #[cfg(test)]
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.write(bytes)?.wait_blocking()
+        self.write(bytes)?.wait()
     }
 
     /// Extends the file with zeros to hold at least `end` bytes of records.
@@ -190,32 +188,21 @@ impl SegmentFile {
     }
 }
 
-/// What makes a write to a segment durable.
+/// What a write to a segment still needs to be durable.
 #[derive(Debug)]
 pub enum Flush {
-    /// `fdatasync`, on the thread that calls [`Flush::wait`].
+    /// `fdatasync`.
     Sync(Syncer),
-    /// A direct write, durable once the kernel completes it.
-    Direct(aio::Written),
+    /// Nothing: a direct write is durable when it returns.
+    Done,
 }
 
 impl Flush {
-    /// Resolves once the write is durable.
-    pub async fn wait(self) -> Result<(), String> {
+    /// Returns once the write is durable.
+    pub fn wait(self) -> Result<(), String> {
         match self {
             Flush::Sync(s) => s.sync(),
-            Flush::Direct(w) => w
-                .wait()
-                .await
-                .map_err(|e| format!("cannot write the audit segment: {e}")),
-        }
-    }
-
-    #[cfg(test)]
-    fn wait_blocking(self) -> Result<(), String> {
-        match self {
-            Flush::Sync(s) => s.sync(),
-            Flush::Direct(_) => unreachable!("tests of segment files write buffered"),
+            Flush::Done => Ok(()),
         }
     }
 }

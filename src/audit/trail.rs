@@ -9,25 +9,27 @@
 //! is durable, and answers them. Records that arrive meanwhile wait for the next commit,
 //! scheduled as soon as this one ends: a write takes the time that fills the next group.
 //!
-//! **Direct appends** ([`super::direct`]). Where the file system takes them, a group is
-//! written with `O_DIRECT | O_DSYNC` through Linux's native AIO: the kernel completes the
-//! write once it is on stable storage and signals an eventfd the runtime watches, so the
-//! worker serves other requests meanwhile instead of waiting in `fdatasync`, and no thread
-//! of hkmsd's own is woken. Elsewhere (tmpfs) the group is written and `fdatasync`ed on the
-//! worker. Through direct gRPC at concurrency 16 (`cargo bench --bench audit`) direct
-//! appends served 12.5k to 15.5k Encrypts per second against 9.6k to 11.3k, at 60 to 74 us
-//! of server CPU each against 74 to 85 us; through the gateway they made no difference
-//! beyond the noise (7.3k to 8.0k against 6.9k to 8.7k). `hkms audit status` names the
-//! way in use.
+//! **Direct appends** ([`super::direct`]). Where the file system takes them (and unless
+//! `[audit] direct_appends = false`), a group is written with `O_DIRECT | O_DSYNC`: the
+//! write returns once it is on stable storage, with no page cache between and no
+//! `fdatasync` after. Elsewhere (tmpfs) the group is written through the page cache and
+//! `fdatasync`ed. `hkms audit status` names the way in use. In `cargo bench --bench audit`
+//! (concurrency 16, both ways in one run) a group's write took 167 to 195 us directly and
+//! 222 to 248 us with `fdatasync`; through the gateway, direct appends served 7.2k and 7.9k
+//! Encrypts per second at 153 to 167 us of server CPU each, `fdatasync` 6.1k and 6.3k at
+//! 188 to 196 us.
 //!
-//! A thread of its own for the write or the sync was measured and is not used: hkmsd's
-//! runtime is small (one worker on two CPUs), and each wake-up across threads costs more
-//! there than the overlap gives (a writer thread: 190 to 200 us of server CPU per request
-//! through the gateway; `fdatasync` on a blocking thread: 166 to 178 us; on the worker: 130
-//! to 150 us). The price of buffered appends: a disk that stalls stalls the worker in
-//! `fdatasync`, and hkmsd (its readiness included) stops answering until it returns; past
-//! `WatchdogSec` (30 s) systemd, whose keep-alives come from the same runtime, restarts it.
-//! A direct write that stalls holds up the requests waiting for records, not the runtime.
+//! Either way the write runs on the runtime worker that commits. A thread of its own for
+//! the write or the sync, and direct writes through Linux's native AIO, were measured and
+//! are not used: hkmsd's runtime is small (one worker on two CPUs), and each wake-up across
+//! threads costs more there than the overlap gives (through the gateway, a writer thread
+//! cost 190 to 200 us of server CPU per request, `fdatasync` on a blocking thread 166 to
+//! 178 us, on the worker 130 to 150 us; AIO completions, finished by kernel workers that
+//! compete with the gateway for the CPUs, served 5.0k to 7.6k Encrypts per second against
+//! 7.0k to 7.9k with `fdatasync` on the worker). The price: a disk that stalls stalls the
+//! worker, and hkmsd (its readiness included) stops answering until the write returns;
+//! past `WatchdogSec` (30 s) systemd, whose keep-alives come from the same runtime,
+//! restarts it.
 //!
 //! **Failure.** A failed write (or sync) fails every request of its group (they are refused
 //! with `AuditUnavailable`), marks the trail unwritable, and drops the file: the next
@@ -139,23 +141,15 @@ impl Committer {
             let n = q.jobs.len().min(MAX_GROUP);
             q.jobs.drain(..n).collect()
         };
-        // Held until the group is answered, across the wait for its write.
-        let closing = Closing(&self.queue, &self.shared);
-        let (pending, broken) = {
+        let broken = {
+            let _closing = Closing(&self.queue, &self.shared);
             let mut writer = self.writer.lock().expect("audit writer lock");
-            let pending = writer.write_group(group);
-            (pending, writer.broken())
-        };
-        let broken = match pending {
-            None => broken,
-            Some((pending, flush)) => {
-                let durable = flush.wait().await;
-                let mut writer = self.writer.lock().expect("audit writer lock");
+            if let Some((pending, flush)) = writer.write_group(group) {
+                let durable = flush.wait();
                 writer.synced(pending, durable);
-                writer.broken()
             }
+            writer.broken()
         };
-        drop(closing);
         let mut q = self.lock();
         q.committing = false;
         if !q.jobs.is_empty() {

@@ -1,11 +1,9 @@
 //! The trail's writer: numbers and chains the records of a group, writes them with the
 //! group's checkpoints to the active segment and, once they are durable, answers the
 //! requests waiting for them; rotates segments and applies retention. One commit at a time
-//! calls it (the trail's committer holds it under a lock, released while a write
-//! completes).
+//! calls it (the trail's committer holds it under a lock).
 
 use super::state::{Ack, Durable, Job, Shared};
-use crate::aio::Context;
 use crate::audit::config::AuditConfig;
 use crate::audit::record::{checkpoint_line, Record};
 use crate::audit::segments::{self, Flush, Head, SegmentFile};
@@ -48,9 +46,6 @@ pub(super) struct Writer {
     broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
-    /// The context of direct appends, set up by the first commit (on the runtime that
-    /// serves); `Some(None)` where they cannot be made.
-    aio: Option<Option<Arc<Context>>>,
     /// Whether the active segment has been offered direct appends.
     offered: bool,
 }
@@ -66,7 +61,6 @@ impl Writer {
             file: Some(active),
             broken: false,
             notes: Vec::new(),
-            aio: None,
             offered: false,
         }
     }
@@ -77,32 +71,16 @@ impl Writer {
         self.offered = false;
     }
 
-    /// Offers the active segment direct appends, once per segment and runtime (hkmsd's
-    /// start-up runtime writes its first records), where they can be made.
+    /// Offers the active segment direct appends, once, if they are wanted.
     fn offer_direct(&mut self) {
-        if let Some(Some(context)) = &self.aio {
-            if !context.on_current_runtime() {
-                self.aio = None;
-                self.offered = false;
-            }
-        }
-        if std::mem::replace(&mut self.offered, true) {
+        if std::mem::replace(&mut self.offered, true) || !self.config.direct_appends {
             return;
         }
-        let wanted = self.config.direct_appends;
-        let context = self.aio.get_or_insert_with(|| {
-            if !wanted {
-                return None;
-            }
-            Context::new()
-                .map_err(|e| tracing::warn!("audit appends are buffered and synced: {e}"))
-                .ok()
-        });
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        let direct = match file.go_direct(context.as_ref()) {
-            Ok(()) => context.is_some(),
+        let direct = match file.go_direct() {
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(
                     "audit appends to {} are buffered and synced: {e}",
