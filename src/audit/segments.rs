@@ -9,7 +9,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The chain's head: the last durable record.
@@ -43,7 +42,7 @@ const PREALLOCATE: u64 = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct SegmentFile {
     pub path: PathBuf,
-    file: Arc<File>,
+    file: File,
     /// Durable length of the records.
     pub len: u64,
     /// Length of the file (records and the zeros ahead of them).
@@ -78,7 +77,7 @@ impl SegmentFile {
         sync_dir(dir)?;
         Ok(SegmentFile {
             path,
-            file: Arc::new(file),
+            file,
             len: 0,
             allocated: 0,
             created: SystemTime::now(),
@@ -103,7 +102,7 @@ impl SegmentFile {
         }
         Ok(SegmentFile {
             path: path.to_owned(),
-            file: Arc::new(file),
+            file,
             len,
             allocated: len,
             created: meta
@@ -122,45 +121,37 @@ impl SegmentFile {
         Ok(())
     }
 
-    /// Writes `bytes` after the records; they are durable once [`Flush::wait`] returns.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<Flush, String> {
+    /// Writes `bytes` after the records (durable once [`SegmentFile::sync`] returns).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         use std::os::unix::fs::FileExt;
         let end = self.len + bytes.len() as u64;
         if end > self.allocated {
             self.preallocate(end)?;
         }
         let cannot = |e| format!("cannot write {}: {e}", self.path.display());
-        let flush = match &mut self.direct {
-            Some(direct) => {
-                direct.append(self.len, bytes).map_err(cannot)?;
-                Flush::Done
-            }
-            None => {
-                self.file.write_all_at(bytes, self.len).map_err(cannot)?;
-                Flush::Sync(self.syncer())
-            }
-        };
-        self.len = end;
-        Ok(flush)
-    }
-
-    /// Makes what was written durable.
-    pub fn sync(&self) -> Result<(), String> {
-        self.syncer().sync()
-    }
-
-    /// What makes this segment's buffered writes durable.
-    fn syncer(&self) -> Syncer {
-        Syncer {
-            file: self.file.clone(),
-            path: self.path.clone(),
+        match &mut self.direct {
+            Some(direct) => direct.append(self.len, bytes).map_err(cannot)?,
+            None => self.file.write_all_at(bytes, self.len).map_err(cannot)?,
         }
+        self.len = end;
+        Ok(())
+    }
+
+    /// Makes what was written durable (direct appends are already).
+    pub fn sync(&self) -> Result<(), String> {
+        if self.direct.is_some() {
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))
     }
 
     /// Writes `bytes` after the records and makes them durable.
     #[cfg(test)]
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.write(bytes)?.wait()
+        self.write(bytes)?;
+        self.sync()
     }
 
     /// Extends the file with zeros to hold at least `end` bytes of records.
@@ -185,40 +176,6 @@ impl SegmentFile {
                 .map_err(|e| format!("cannot close {}: {e}", self.path.display()))?;
         }
         Ok(())
-    }
-}
-
-/// What a write to a segment still needs to be durable.
-#[derive(Debug)]
-pub enum Flush {
-    /// `fdatasync`.
-    Sync(Syncer),
-    /// Nothing: a direct write is durable when it returns.
-    Done,
-}
-
-impl Flush {
-    /// Returns once the write is durable.
-    pub fn wait(self) -> Result<(), String> {
-        match self {
-            Flush::Sync(s) => s.sync(),
-            Flush::Done => Ok(()),
-        }
-    }
-}
-
-/// Makes the buffered writes of a segment durable (`fdatasync`).
-#[derive(Debug)]
-pub struct Syncer {
-    file: Arc<File>,
-    path: PathBuf,
-}
-
-impl Syncer {
-    fn sync(&self) -> Result<(), String> {
-        self.file
-            .sync_data()
-            .map_err(|e| format!("cannot sync {}: {e}", self.path.display()))
     }
 }
 

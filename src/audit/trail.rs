@@ -131,7 +131,7 @@ impl Committer {
         }
     }
 
-    /// Writes and answers what is queued once it is durable, as one group (none: a retry), then
+    /// Writes, syncs and answers what is queued, as one group (none: a retry), then
     /// schedules what follows: the next group, or a retry of an unwritable trail.
     async fn commit(self: Arc<Self>) {
         // Requests that are ready to run add their records to this group first.
@@ -144,10 +144,7 @@ impl Committer {
         let broken = {
             let _closing = Closing(&self.queue, &self.shared);
             let mut writer = self.writer.lock().expect("audit writer lock");
-            if let Some((pending, flush)) = writer.write_group(group) {
-                let durable = flush.wait();
-                writer.synced(pending, durable);
-            }
+            writer.write_group(group);
             writer.broken()
         };
         let mut q = self.lock();

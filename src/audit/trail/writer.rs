@@ -1,18 +1,17 @@
 //! The trail's writer: numbers and chains the records of a group, writes them with the
-//! group's checkpoints to the active segment and, once they are durable, answers the
-//! requests waiting for them; rotates segments and applies retention. One commit at a time
-//! calls it (the trail's committer holds it under a lock).
+//! group's checkpoints to the active segment, syncs them and answers the requests waiting
+//! for them; rotates segments and applies retention. One commit at a time calls it (the
+//! trail's committer holds it under a lock).
 
 use super::state::{Ack, Durable, Job, Shared};
 use crate::audit::config::AuditConfig;
 use crate::audit::record::{checkpoint_line, Record};
-use crate::audit::segments::{self, Flush, Head, SegmentFile};
+use crate::audit::segments::{self, Head, SegmentFile};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What a group that is written and synced tells the readers.
-#[derive(Debug)]
 struct Written {
     head: Head,
     bytes: u64,
@@ -20,14 +19,6 @@ struct Written {
     acks: Vec<Ack>,
     /// Refused requests counted by the group's `TrailRecovered` record, if it has one.
     recovered: Option<u64>,
-}
-
-/// A group written and not yet durable.
-#[derive(Debug)]
-pub(super) struct Pending {
-    written: Written,
-    started: Instant,
-    records: u64,
 }
 
 /// Numbers, chains, writes and syncs the jobs it receives.
@@ -97,68 +88,32 @@ impl Writer {
         self.broken
     }
 
-    /// Writes a group (possibly empty: a retry) and returns what must be synced before it
-    /// is answered; `None` if there was nothing to write or the write failed (the group is
-    /// refused then).
-    pub(super) fn write_group(&mut self, group: Vec<Job>) -> Option<(Pending, Flush)> {
+    /// Writes and syncs a group (possibly empty: a retry) and answers it, or refuses it.
+    pub(super) fn write_group(&mut self, group: Vec<Job>) {
         if group.is_empty() && !self.broken {
-            return None;
+            return;
         }
         let records = group
             .iter()
             .filter(|j| matches!(j, Job::Record(..)))
             .count() as u64;
-        let started = Instant::now();
         match self.try_write(group) {
-            Ok((written, flush)) => Some((
-                Pending {
-                    written,
-                    started,
-                    records,
-                },
-                flush,
-            )),
+            Ok(written) => self.publish(written),
             Err((e, acks)) => {
-                self.shared.synced.observe(started.elapsed());
-                self.fail(&e, records, acks);
-                None
+                self.broken = true;
+                self.file = None;
+                self.shared.refuse(&e, records);
+                self.shared
+                    .backlog
+                    .fetch_sub(acks.len() as u64, Ordering::Relaxed);
+                for ack in acks {
+                    let _ = ack.send(Err(e.clone()));
+                }
             }
         }
     }
 
-    /// Answers a written group once its sync has returned `synced`.
-    pub(super) fn synced(&mut self, pending: Pending, synced: Result<(), String>) {
-        let Pending {
-            written,
-            started,
-            records,
-        } = pending;
-        self.shared.synced.observe(started.elapsed());
-        match synced {
-            Ok(()) => {
-                self.notes.clear();
-                self.broken = false;
-                self.tip = written.head.clone();
-                self.publish(written);
-            }
-            Err(e) => self.fail(&e, records, written.acks),
-        }
-    }
-
-    /// Refuses a group whose write or sync failed and drops the file.
-    fn fail(&mut self, e: &str, records: u64, acks: Vec<Ack>) {
-        self.broken = true;
-        self.file = None;
-        self.shared.refuse(e, records);
-        self.shared
-            .backlog
-            .fetch_sub(acks.len() as u64, Ordering::Relaxed);
-        for ack in acks {
-            let _ = ack.send(Err(e.to_owned()));
-        }
-    }
-
-    fn try_write(&mut self, group: Vec<Job>) -> Result<(Written, Flush), (String, Vec<Ack>)> {
+    fn try_write(&mut self, group: Vec<Job>) -> Result<Written, (String, Vec<Ack>)> {
         let acks_of = |group: Vec<Job>| -> Vec<Ack> {
             group
                 .into_iter()
@@ -228,20 +183,22 @@ impl Writer {
             }
         }
         let file = self.file.as_mut().expect("opened above");
-        let flush = match file.write(text.as_bytes()) {
-            Ok(flush) => flush,
-            Err(e) => return Err((e, acks)),
-        };
-        Ok((
-            Written {
-                head,
-                bytes: text.len() as u64,
-                lines,
-                acks,
-                recovered,
-            },
-            flush,
-        ))
+        let started = Instant::now();
+        let written = file.write(text.as_bytes()).and_then(|()| file.sync());
+        self.shared.synced.observe(started.elapsed());
+        if let Err(e) = written {
+            return Err((e, acks));
+        }
+        self.notes.clear();
+        self.broken = false;
+        self.tip = head.clone();
+        Ok(Written {
+            head,
+            bytes: text.len() as u64,
+            lines,
+            acks,
+            recovered,
+        })
     }
 
     /// Tells readers and waiting requests that a group is durable.
