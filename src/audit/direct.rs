@@ -49,16 +49,10 @@ impl DirectAppender {
         debug_assert_eq!(start % ALIGN as u64, 0);
         let buf = Aligned::padded(&[&self.tail, bytes]);
         self.file.write_all_at(buf.bytes(), start)?;
-        let end = len + bytes.len() as u64;
-        let kept = (end % ALIGN as u64) as usize;
-        let mut tail = Vec::with_capacity(ALIGN);
-        if kept > bytes.len() {
-            tail.extend_from_slice(&self.tail[self.tail.len() - (kept - bytes.len())..]);
-            tail.extend_from_slice(bytes);
-        } else {
-            tail.extend_from_slice(&bytes[bytes.len() - kept..]);
-        }
-        self.tail = tail;
+        // The new last block's records: the end of what was just written.
+        let records = self.tail.len() + bytes.len();
+        let kept = ((len + bytes.len() as u64) % ALIGN as u64) as usize;
+        self.tail = buf.bytes()[records - kept..records].to_vec();
         Ok(())
     }
 }

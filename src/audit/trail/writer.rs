@@ -37,50 +37,40 @@ pub(super) struct Writer {
     broken: bool,
     /// hkmsd's own events to record with the next group (retention, recovery).
     notes: Vec<(String, String)>,
-    /// Whether the active segment has been offered direct appends.
-    offered: bool,
 }
 
 impl Writer {
     pub(super) fn new(config: AuditConfig, shared: Arc<Shared>, active: SegmentFile) -> Writer {
         let tip = shared.head.lock().expect("trail lock").clone();
-        Writer {
+        let mut writer = Writer {
             config,
             first_seq: tip.seq,
             tip,
             shared,
-            file: Some(active),
+            file: None,
             broken: false,
             notes: Vec::new(),
-            offered: false,
-        }
+        };
+        writer.use_file(active);
+        writer
     }
 
-    /// Makes `file` the active segment.
-    fn use_file(&mut self, file: SegmentFile) {
-        self.file = Some(file);
-        self.offered = false;
-    }
-
-    /// Offers the active segment direct appends, once, if they are wanted.
-    fn offer_direct(&mut self) {
-        if std::mem::replace(&mut self.offered, true) || !self.config.direct_appends {
-            return;
-        }
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
-        let direct = match file.go_direct() {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(
-                    "audit appends to {} are buffered and synced: {e}",
-                    file.path.display()
-                );
-                false
-            }
-        };
+    /// Makes `file` the active segment, with direct appends if they are wanted and its
+    /// file system takes them.
+    fn use_file(&mut self, mut file: SegmentFile) {
+        let direct = self.config.direct_appends
+            && file.go_direct().map_or_else(
+                |e| {
+                    tracing::warn!(
+                        "audit appends to {} are buffered and synced: {e}",
+                        file.path.display()
+                    );
+                    false
+                },
+                |()| true,
+            );
         self.shared.direct.store(direct, Ordering::Relaxed);
+        self.file = Some(file);
     }
 
     /// A write or sync failed and none has succeeded since.
@@ -125,7 +115,6 @@ impl Writer {
         if let Err(e) = self.ensure_open().and_then(|()| self.rotate_if_due()) {
             return Err((e, acks_of(group)));
         }
-        self.offer_direct();
         let mut own: Vec<Record> = self
             .notes
             .iter()
