@@ -204,11 +204,6 @@ pub struct CertificateInfo {
     pub sha256: String,
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Checks a certificate sent to register a ClientKey: DER X.509, RSA key of at least 2048
 /// bits, self-signed (proof that the sender holds the private key), validity at most 5
 /// years and not already over at `now`.
@@ -232,7 +227,7 @@ pub fn check_certificate(der: &[u8], now: i64) -> Result<CertificateInfo, String
     Ok(CertificateInfo {
         not_before,
         not_after,
-        sha256: hex(&openssl::sha::sha256(der)),
+        sha256: hex::encode(openssl::sha::sha256(der)),
     })
 }
 

@@ -39,7 +39,7 @@ async fn initial_token(
         .first()
         .cloned()
         .unwrap_or_else(|| key.primary_key_version.clone());
-    keys::usable_token(app, key_id, Some(&initial)).await
+    keys::usable_token_of(app, key, Some(&initial)).await
 }
 
 /// The IV to encrypt with: a fresh random one, or the caller's. A caller's AES-GCM IV is

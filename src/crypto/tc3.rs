@@ -23,11 +23,7 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     let digest = hash(MessageDigest::sha256(), data).expect("SHA-256");
-    hex(&digest)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// The signing key of `secret_key` for `date` (`YYYY-MM-DD`, UTC) and `service` (`kms`,
@@ -42,7 +38,7 @@ pub fn signing_key(secret_key: &[u8], date: &str, service: &str) -> Zeroizing<Ve
 
 /// The hex signature of `string_to_sign` under a signing key.
 pub fn signature(signing_key: &[u8], string_to_sign: &str) -> String {
-    hex(&hmac_sha256(signing_key, string_to_sign.as_bytes()))
+    hex::encode(hmac_sha256(signing_key, string_to_sign.as_bytes()))
 }
 
 /// Whether two signatures are equal, in time independent of where they differ.
@@ -67,7 +63,7 @@ mod tests {
             "8e31196982301b6add079a8e05e551587f84fd54cd4ada30f2f91287d80f26ee"
         );
         assert_eq!(
-            hex(&hmac_sha256(
+            hex::encode(hmac_sha256(
                 b"key",
                 b"The quick brown fox jumps over the lazy dog"
             )),

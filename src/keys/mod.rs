@@ -335,7 +335,15 @@ pub async fn usable_token(
     key_id: &str,
     key_version_id: Option<&str>,
 ) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
-    let key = describe(app, key_id)?;
+    usable_token_of(app, describe(app, key_id)?, key_version_id).await
+}
+
+/// [`usable_token`] for a key whose record was just read.
+pub async fn usable_token_of(
+    app: &Appliance,
+    key: KeyRecord,
+    key_version_id: Option<&str>,
+) -> Result<(KeyRecord, KeyTokenRecord), KmsError> {
     check_usable(&key)?;
     spec::require(
         &key,

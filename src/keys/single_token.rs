@@ -7,7 +7,7 @@
 //! for another, is refused when it is unwrapped ([`HsmError::TokenBinding`]).
 
 use super::spec::{Curve, KeySpec, MacHash, Usage};
-use super::token::{binding_mismatch, check_record, fresh_key, hex, same_binding, with_object};
+use super::token::{binding_mismatch, check_record, fresh_key, same_binding, with_object};
 use crate::hsm::crypto::asymmetric::{self as pkc, Hash, PairSpec, PrivateUse};
 use crate::hsm::crypto::{self, ModeFamily};
 use crate::hsm::{HsmError, Member};
@@ -51,7 +51,7 @@ fn binding_context(
     wrapped: &[u8],
     public_key: &[u8],
 ) -> Vec<u8> {
-    let h = |b: &[u8]| hex(&openssl::sha::sha256(b));
+    let h = |b: &[u8]| hex::encode(openssl::sha::sha256(b));
     format!(
         "hkms key token v2 single\0{key_id}\0{key_version_id}\0{spec}\0{}\0{}\0{}",
         usage.as_str(),
@@ -179,7 +179,7 @@ pub fn handle(
     let checked_for = format!(
         "{}\0{}",
         token.key_id,
-        hex(&openssl::sha::sha256(&token.public_key))
+        hex::encode(openssl::sha::sha256(&token.public_key))
     );
     member.single_key_handle(&checked_for, &token.key_version_id, |login, dk| {
         unwrap(member, login, dk, token, spec, usage)

@@ -41,7 +41,7 @@ struct Bound<'a> {
 }
 
 fn binding_context(key_id: &str, key_version_id: &str, t: &Bound) -> Vec<u8> {
-    let h = |b: &[u8]| hex(&openssl::sha::sha256(b));
+    let h = |b: &[u8]| hex::encode(openssl::sha::sha256(b));
     format!(
         "hkms key token v2\0{key_id}\0{key_version_id}\0{}\0{}\0{}\0{}",
         t.bits,
@@ -50,10 +50,6 @@ fn binding_context(key_id: &str, key_version_id: &str, t: &Bound) -> Vec<u8> {
         u8::from(t.legacy_cbc)
     )
     .into_bytes()
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) fn binding_mismatch(member: &Member, key_version_id: &str) -> HsmError {

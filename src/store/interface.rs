@@ -148,7 +148,7 @@ impl Store for SledStore {
                         format!("key {key_id}"),
                     )));
                 };
-                let mut record: KeyRecord = decode(&format!("key {key_id}"), &current)
+                let mut record: KeyRecord = decode(format_args!("key {key_id}"), &current)
                     .map_err(ConflictableTransactionError::Abort)?;
                 change(&mut record);
                 keys.insert(key_id.as_bytes(), record.encode_to_vec())?;
@@ -177,7 +177,7 @@ impl Store for SledStore {
         self.tokens
             .get(token_key(key_id, key_version_id))
             .map_err(io)?
-            .map(|v| decode(&format!("key token {key_id}/{key_version_id}"), &v))
+            .map(|v| decode(format_args!("key token {key_id}/{key_version_id}"), &v))
             .transpose()
     }
 
@@ -187,7 +187,7 @@ impl Store for SledStore {
             .map(|entry| {
                 let (k, v) = entry.map_err(io)?;
                 let name = String::from_utf8_lossy(&k).into_owned();
-                let token = decode(&format!("key token {name}"), &v)?;
+                let token = decode(format_args!("key token {name}"), &v)?;
                 let (key_id, version) = name
                     .split_once('/')
                     .ok_or_else(|| StoreError::Corrupt(format!("key token {name}")))?;

@@ -150,7 +150,7 @@ impl LifecycleStore for SledStore {
             .iter()
             .map(|entry| {
                 let (k, v) = entry.map_err(io)?;
-                decode(&format!("key {}", String::from_utf8_lossy(&k)), &v)
+                decode(format_args!("key {}", String::from_utf8_lossy(&k)), &v)
             })
             .collect()
     }

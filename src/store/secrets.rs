@@ -60,7 +60,7 @@ impl SecretStore for SledStore {
         self.tree(SECRETS)?
             .get(name.as_bytes())
             .map_err(io)?
-            .map(|v| decode(&format!("secret {name}"), &v))
+            .map(|v| decode(format_args!("secret {name}"), &v))
             .transpose()
     }
 
@@ -69,7 +69,7 @@ impl SecretStore for SledStore {
             .iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(io)?;
-                decode(&format!("secret {}", String::from_utf8_lossy(&k)), &v)
+                decode(format_args!("secret {}", String::from_utf8_lossy(&k)), &v)
             })
             .collect()
     }
@@ -82,7 +82,7 @@ impl SecretStore for SledStore {
         self.tree(SECRET_VERSIONS)?
             .get(version_key(name, version_id))
             .map_err(io)?
-            .map(|v| decode(&format!("secret {name} version {version_id}"), &v))
+            .map(|v| decode(format_args!("secret {name} version {version_id}"), &v))
             .transpose()
     }
 

@@ -42,8 +42,11 @@ pub(super) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-pub(super) fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, StoreError> {
-    M::decode(bytes).map_err(|_| StoreError::Corrupt(what.to_owned()))
+pub(super) fn decode<M: Message + Default>(
+    what: impl std::fmt::Display,
+    bytes: &[u8],
+) -> Result<M, StoreError> {
+    M::decode(bytes).map_err(|_| StoreError::Corrupt(what.to_string()))
 }
 
 pub(super) fn token_key(key_id: &str, key_version_id: &str) -> Vec<u8> {
@@ -129,7 +132,7 @@ impl SledStore {
         self.keys
             .get(key_id.as_bytes())
             .map_err(io)?
-            .map(|v| decode(&format!("key {key_id}"), &v))
+            .map(|v| decode(format_args!("key {key_id}"), &v))
             .transpose()
     }
 

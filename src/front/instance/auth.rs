@@ -75,28 +75,33 @@ impl Headers {
                 "An x-kms- header is repeated.",
             ));
         }
-        Ok(kms
-            .iter()
-            .map(|(n, v)| format!("{n}:{}\n", v.trim()))
-            .collect())
+        let mut out = String::with_capacity(kms.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+        for (n, v) in kms {
+            out.push_str(n);
+            out.push(':');
+            out.push_str(v.trim());
+            out.push('\n');
+        }
+        Ok(out)
     }
 }
 
 /// The string an SDK signs.
 pub fn string_to_sign(headers: &Headers) -> Result<String, ApiError> {
-    let get = |n: &str| headers.one(n).map(|v| v.unwrap_or("").to_owned());
-    Ok(format!(
-        "POST\n{}\n{}\n{}\n{}/",
-        get("content-sha256")?,
-        get("content-type")?,
-        get("date")?,
-        headers.canonical_kms()?
-    ))
+    let mut out = String::with_capacity(512);
+    out.push_str("POST\n");
+    for name in ["content-sha256", "content-type", "date"] {
+        out.push_str(headers.one(name)?.unwrap_or(""));
+        out.push('\n');
+    }
+    out.push_str(&headers.canonical_kms()?);
+    out.push('/');
+    Ok(out)
 }
 
 /// Uppercase hex SHA-256, as in `content-sha256`.
 pub fn body_digest(body: &[u8]) -> String {
-    clientkey::hex(&openssl::sha::sha256(body)).to_ascii_uppercase()
+    hex::encode_upper(openssl::sha::sha256(body))
 }
 
 /// A request whose signature verified.
