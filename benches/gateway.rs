@@ -9,7 +9,9 @@
 //! `cargo bench --bench gateway` (HKMS_BENCH_SECS sets the length of each run, default 4;
 //! HKMS_BENCH_CLIENT_THREADS the load generator's threads, default 1; HKMS_BENCH_LEVELS the
 //! concurrency levels, default `1,16,64`; HKMS_BENCH_PATHS which paths
-//! to drive, default `grpc,gateway`: one level and one path make a steady load to profile).
+//! to drive, default `grpc,gateway`: one level and one path make a steady load to profile;
+//! HKMS_BENCH_AUDIT=off runs hkmsd with `[audit] enabled = false`, to set the hot path
+//! beside its cost, which `--bench audit` measures).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -43,7 +45,15 @@ fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> SignedRequest {
 }
 
 fn main() {
-    let inst = support::Instance::new();
+    let mut inst = support::Instance::new();
+    let audit = std::env::var("HKMS_BENCH_AUDIT").unwrap_or_else(|_| "on".into());
+    if audit == "off" {
+        let mut config = std::fs::read_to_string(&inst.d.config).unwrap();
+        config.push_str("[audit]\nenabled = false\n");
+        std::fs::write(&inst.d.config, config).unwrap();
+        inst.d.stop(false);
+        inst.d.spawn().expect("hkmsd restarts");
+    }
     let key = inst.create_key();
     let ck = inst.app("bench", "key/*", None);
     let gw = support::GatewayProc::start(
@@ -63,7 +73,7 @@ fn main() {
     });
 
     println!(
-        "Encrypt, {MESSAGE}-byte messages, AES-256-GCM, {:?} per run, 1 SoftHSM2 member",
+        "Encrypt, {MESSAGE}-byte messages, AES-256-GCM, {:?} per run, 1 SoftHSM2 member, audit trail {audit}",
         secs()
     );
     let raw1 = raw_softhsm(&inst.d.tokens.conf, "m0", 1);
