@@ -172,3 +172,33 @@ fn the_help_teaches_the_commands_and_the_limit_of_the_header_keys() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_went_away_does_not_change_the_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new();
+    let clean = write(dir.path(), "clean.jsonl", &export(&signer, 8));
+    let mut altered = export(&signer, 8);
+    altered[5] = altered[5].replace("\"result\":\"OK\"", "\"result\":\"AccessDenied\"");
+    let tampered = write(dir.path(), "altered.jsonl", &altered);
+    for (file, json, status) in [(&clean, false, 0), (&clean, true, 0), (&tampered, false, 1)] {
+        // Standard output is a pipe whose reading end is closed before anything is
+        // written (`hkms audit verify FILE | head -0`).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hkms"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .args(["audit", "verify", file.to_str().unwrap()])
+            .env("HKMS_SOCKET", "/nonexistent/hkmsd.sock")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "json {json}: {stderr}");
+        assert!(!stderr.contains("panicked"), "json {json}: {stderr}");
+    }
+}

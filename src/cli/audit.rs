@@ -177,11 +177,7 @@ pub async fn run(cmd: &AuditCommand, socket: &Path, json: bool) -> ExitCode {
             AuditCommand::Status => status(&mut c).await?,
             AuditCommand::Verify(_) => unreachable!("verified above"),
         };
-        if json {
-            println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
-        } else {
-            println!("{text}");
-        }
+        show(json, &text, &j);
         Ok(())
     }
     .await;
@@ -224,12 +220,18 @@ pub fn verify(a: &VerifyArgs, json: bool) -> ExitCode {
             (t, j, ExitCode::FAILURE)
         }
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
-    } else {
-        println!("{text}");
-    }
+    show(json, &text, &j);
     status
+}
+
+/// Prints a command's result: its JSON form with `--json`, its text otherwise.
+fn show(json: bool, text: &str, j: &Value) {
+    if json {
+        let pretty = serde_json::to_string_pretty(j).unwrap_or_default();
+        super::out(&format!("{pretty}\n"));
+    } else {
+        super::out(&format!("{text}\n"));
+    }
 }
 
 fn verified_text(file: &Path, key: Option<&Path>, r: &Report) -> (String, Value) {

@@ -158,16 +158,16 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         return ExitCode::from(2);
     }
     if json {
-        println!(
-            "{}",
+        super::out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        ));
     } else {
-        print!("{}", report.table());
-        println!(
-            "report: {} and report.html",
+        super::out(&format!(
+            "{}report: {} and report.html\n",
+            report.table(),
             args.out.join("report.json").display()
-        );
+        ));
     }
     ExitCode::from(report.summary.exit_code)
 }

@@ -32,3 +32,14 @@ pub mod secret;
 pub mod secret_manage;
 pub mod secret_policy;
 pub mod signature;
+
+/// Writes `text` to standard output as it is. A reader that has gone away (`hkms ... |
+/// head -1`) is not the command's failure: what it did not read is dropped and the
+/// command's exit status stands, as for the results of `hkms` itself.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
