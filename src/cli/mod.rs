@@ -8,6 +8,7 @@ pub mod alias;
 pub mod api_key;
 pub mod asymmetric_cipher;
 pub mod audit;
+pub mod audit_text;
 pub mod ca;
 pub mod certify;
 pub mod client_key;
