@@ -45,8 +45,11 @@ ready_at=
 gateway_at=
 result=
 while kill -0 "$qemu_pid" 2>/dev/null; do
-    # Both units are Type=notify: "Started" appears once the daemon sent READY=1.
-    if [[ -z $ready_at ]] && grep -aq "Started.*hkmsd.service" "$console"; then
+    # Both units are Type=notify: "Started" appears once the daemon sent READY=1. The
+    # console may lose that line once a getty holds it; the self-test reports readiness
+    # too (systemctl is-active, true only after READY=1).
+    if [[ -z $ready_at ]] && grep -aq -e "Started.*hkmsd.service" \
+        -e "HKMS-SELFTEST: hkmsd ready" "$console"; then
         ready_at=$(elapsed)
         echo "== hkmsd ready after ${ready_at}s"
     fi
@@ -85,7 +88,7 @@ total=$(elapsed)
 echo "== self-test output"
 grep -a -E "HKMS-SELFTEST|^hkms(d|-gateway) pid|^  (ok|warn|fail) |^result:" "$console" | tr -d '\r' | sed 's/^/   /' || true
 if [[ -z $ready_at ]]; then
-    grep -aq "Started.*hkmsd.service" "$console" || {
+    grep -aq -e "Started.*hkmsd.service" -e "HKMS-SELFTEST: hkmsd ready" "$console" || {
         tail -n 40 "$console" | tr -d '\r'
         echo "FAIL: hkmsd never reported ready (console: $console)"
         exit 1

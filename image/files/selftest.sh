@@ -7,6 +7,15 @@ fail() { say "FAIL: $*"; exit 1; }
 json() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n1; }
 hkms() { /usr/bin/hkms --config /etc/hkms/hkmsd.toml "$@"; }
 
+# hkmsd: ready (its unit is Type=notify: active only after its READY=1). The console's
+# "Started" line for it may be lost once a getty holds the console, so it is said here.
+i=0
+until systemctl is-active --quiet hkmsd.service; do
+    i=$((i + 1))
+    [ "$i" -le 120 ] || fail "hkmsd did not become ready within 120 s"
+    sleep 1
+done
+say "hkmsd ready (READY=1 received by systemd)"
 i=0
 until hkms --json status 2>/dev/null | grep -q '"InstanceId": *"hkms-'; do
     i=$((i + 1))
