@@ -47,6 +47,10 @@ fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> SignedRequest {
 fn main() {
     let mut inst = support::Instance::new();
     let audit = std::env::var("HKMS_BENCH_AUDIT").unwrap_or_else(|_| "on".into());
+    assert!(
+        audit == "on" || audit == "off",
+        "HKMS_BENCH_AUDIT is on or off, not {audit}"
+    );
     if audit == "off" {
         let mut config = std::fs::read_to_string(&inst.d.config).unwrap();
         config.push_str("[audit]\nenabled = false\n");
