@@ -59,16 +59,16 @@ impl Writer {
     /// file system takes them.
     fn use_file(&mut self, mut file: SegmentFile) {
         let direct = self.config.direct_appends
-            && file.go_direct().map_or_else(
-                |e| {
+            && match file.go_direct() {
+                Ok(()) => true,
+                Err(e) => {
                     tracing::warn!(
                         "audit appends to {} are buffered and synced: {e}",
                         file.path.display()
                     );
                     false
-                },
-                |()| true,
-            );
+                }
+            };
         self.shared.direct.store(direct, Ordering::Relaxed);
         self.file = Some(file);
     }
