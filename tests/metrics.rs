@@ -311,11 +311,29 @@ fn hkmsd_and_gateway_metrics_count_requests_and_hsm_operations() {
 /// `hkms::metrics::observe_request`, which the audit trail's per-request layer calls.
 #[test]
 fn hkmsd_counts_requests_by_operation_and_result() {
+    counts_requests_by_operation_and_result("");
+}
+
+/// The same counts with the trail off: the layer still runs every call in a scope.
+#[test]
+fn hkmsd_counts_requests_with_the_audit_trail_off() {
+    counts_requests_by_operation_and_result("[audit]\nenabled = false\n");
+}
+
+fn counts_requests_by_operation_and_result(audit: &str) {
     let Some(python) = prometheus::python() else {
         return;
     };
     let mut inst = Instance::new();
+    let mut config = std::fs::read_to_string(&inst.d.config).unwrap();
+    config.push_str(audit);
+    std::fs::write(&inst.d.config, config).unwrap();
     let port = observe_daemon(&mut inst.d, "");
+    let enabled = if audit.is_empty() { 1.0 } else { 0.0 };
+    assert_eq!(
+        scrape(&python, port).value("hkms_audit_enabled", &[]),
+        enabled
+    );
     let key = inst.create_key();
     let other = inst.create_key();
     let ck = inst.app("count-app", &format!("key/{key}"), None);

@@ -1,7 +1,9 @@
 //! The gRPC side of the trail: a tower layer around every gRPC service of hkmsd (outside
 //! the authentication interceptor, so refused peers are recorded too). Each call runs in
 //! an audit [`Scope`]; its record is written, and durable, before the response leaves. If
-//! it cannot be written, the caller gets `AuditUnavailable` instead of the response.
+//! it cannot be written, the caller gets `AuditUnavailable` instead of the response. With
+//! the trail off (`[audit] enabled = false`) calls still run in a scope, which counts them
+//! in hkmsd's request metrics.
 //!
 //! Calls of the relay service are not recorded here: each request they relay is recorded
 //! by the fronts ([`crate::front::Fronts::serve`]), with the application as its principal.
@@ -62,7 +64,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path().to_owned();
-        if path.starts_with(RELAY_SERVICE) || !self.app.audit.enabled() {
+        if path.starts_with(RELAY_SERVICE) {
             let fut = self.inner.call(req);
             return Box::pin(async move { Ok(fut.await?.map(tonic::body::Body::new)) });
         }
@@ -76,8 +78,11 @@ where
             let request_id = uuid::Uuid::new_v4().to_string();
             match finish(&app, &scope, &request_id, &result).await {
                 Ok(()) => {
-                    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
-                        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+                    // With the trail off the call is counted, but there is no record to name.
+                    if app.audit.enabled() {
+                        if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                            response.headers_mut().insert(REQUEST_ID_HEADER, v);
+                        }
                     }
                     Ok(response)
                 }
