@@ -253,9 +253,7 @@ impl Trail {
             if q.closed {
                 return Err(WRITER_STOPPED.into());
             }
-            // Counted under the queue's lock: no commit can take the job before.
-            self.shared.backlog.fetch_add(1, Ordering::Relaxed);
-            q.jobs.push(job(ack));
+            q.jobs.push(job(Ack::new(ack, self.shared.clone())));
             committer.schedule(&mut q);
         }
         let submitted = Instant::now();
@@ -327,9 +325,9 @@ impl Drop for Closing<'_> {
         let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         q.closed = true;
         let refused = q.jobs.len() as u64;
+        // Dropping the jobs refuses their requests and takes them off the backlog.
         q.jobs.clear();
         drop(q);
-        self.1.backlog.fetch_sub(refused, Ordering::Relaxed);
         self.1.refuse(WRITER_STOPPED, refused);
     }
 }

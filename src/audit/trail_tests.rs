@@ -83,20 +83,27 @@ async fn a_reopened_trail_continues_the_chain_of_the_dropped_one() {
 
 #[tokio::test]
 async fn a_commit_that_panics_refuses_what_is_queued_and_what_follows() {
+    use tokio::sync::oneshot::error::TryRecvError;
     let dir = tempfile::tempdir().unwrap();
     let (trail, _) = Trail::open(&AuditConfig::default(), dir.path()).unwrap();
     trail.append(Record::default()).await.unwrap();
     let committer = trail.committer.clone().unwrap();
-    let (ack, mut queued) = oneshot::channel();
-    committer.lock().jobs.push(Job::Record(Box::default(), ack));
-    trail.shared.backlog.fetch_add(1, Ordering::Relaxed);
+    let job = |tx| Job::Record(Box::default(), Ack::new(tx, trail.shared.clone()));
+    let (tx, mut queued) = oneshot::channel();
+    committer.lock().jobs.push(job(tx));
+    // The group of the commit that panics: taken from the queue, not yet answered.
+    let (tx, mut taken) = oneshot::channel();
+    let group = vec![job(tx)];
+    assert_eq!(trail.status().backlog, 2);
     let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _closing = Closing(&committer.queue, &committer.shared);
+        let _group = group;
         panic!("the writer failed");
     }));
     assert!(ended.is_err());
-    // The queued request is answered (its acknowledgement dropped), not left waiting.
-    assert!(queued.try_recv().is_err());
+    // Both requests are answered (their acknowledgements dropped), not left waiting.
+    assert_eq!(queued.try_recv(), Err(TryRecvError::Closed));
+    assert_eq!(taken.try_recv(), Err(TryRecvError::Closed));
     assert!(committer.lock().closed);
     assert_eq!(
         trail.append(Record::default()).await,

@@ -40,8 +40,38 @@ pub(super) struct Shared {
     pub(super) synced: AtomicHistogram,
 }
 
-/// Tells a waiting request whether its line is durable.
-pub(super) type Ack = oneshot::Sender<Result<(), String>>;
+/// Tells a waiting request whether its line is durable. A job is counted in the backlog
+/// from its submission until its `Ack` is sent or dropped (its request refused), whatever
+/// ends it, a panicking commit included.
+#[derive(Debug)]
+pub(super) struct Ack {
+    tx: Option<oneshot::Sender<Result<(), String>>>,
+    shared: Arc<Shared>,
+}
+
+impl Ack {
+    /// Counts a new job in `shared`'s backlog; `tx` answers its request.
+    pub(super) fn new(tx: oneshot::Sender<Result<(), String>>, shared: Arc<Shared>) -> Ack {
+        shared.backlog.fetch_add(1, Ordering::Relaxed);
+        Ack {
+            tx: Some(tx),
+            shared,
+        }
+    }
+
+    pub(super) fn send(mut self, result: Result<(), String>) {
+        if let Some(tx) = self.tx.take() {
+            // A request that stopped waiting needs no answer.
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        self.shared.backlog.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 pub(super) enum Job {
     Record(Box<Record>, Ack),

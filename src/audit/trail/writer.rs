@@ -93,11 +93,8 @@ impl Writer {
                 self.broken = true;
                 self.file = None;
                 self.shared.refuse(&e, records);
-                self.shared
-                    .backlog
-                    .fetch_sub(acks.len() as u64, Ordering::Relaxed);
                 for ack in acks {
-                    let _ = ack.send(Err(e.clone()));
+                    ack.send(Err(e.clone()));
                 }
             }
         }
@@ -210,9 +207,8 @@ impl Writer {
         for line in w.lines {
             let _ = s.lines.send(line);
         }
-        s.backlog.fetch_sub(w.acks.len() as u64, Ordering::Relaxed);
         for ack in w.acks {
-            let _ = ack.send(Ok(()));
+            ack.send(Ok(()));
         }
     }
 
