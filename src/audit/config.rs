@@ -24,7 +24,8 @@ pub struct AuditConfig {
     /// Closed segments older than this are deleted (0: kept for ever).
     #[serde(default = "default_retention_days")]
     pub retention_days: u64,
-    /// Oldest closed segments are deleted while the trail is larger than this (0: no limit).
+    /// Oldest closed segments are deleted while the trail's records take more than this
+    /// (0: no limit).
     #[serde(default)]
     pub retention_max_bytes: u64,
     /// How often a checkpoint is signed while records arrive.

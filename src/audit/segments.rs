@@ -272,7 +272,10 @@ pub fn recover(dir: &Path) -> Result<Recovered, String> {
         Some(a) => a,
         None => SegmentFile::create(dir, 1)?,
     };
-    let bytes = list(dir)?.iter().map(|(_, l)| l).sum();
+    let bytes = match list(dir)?.split_last() {
+        Some((_, closed)) => records_bytes(closed, active.len),
+        None => active.len,
+    };
     Ok(Recovered {
         head: head.unwrap_or_else(Head::genesis),
         active,
@@ -328,20 +331,31 @@ fn damaged(path: &Path, _line: usize) -> String {
     )
 }
 
+/// The bytes of records in the closed segments (cut to their records when closed) and
+/// the active one (whose file also holds the zeros preallocated after them).
+fn records_bytes(closed: &[(PathBuf, u64)], active_len: u64) -> u64 {
+    closed.iter().map(|(_, l)| l).sum::<u64>() + active_len
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
-/// Deletes closed segments (never the newest) past `retention_days` or, oldest first,
-/// while the trail is larger than `retention_max_bytes`. Returns their names and sizes.
-pub fn apply_retention(dir: &Path, config: &AuditConfig) -> Result<Vec<(String, u64)>, String> {
+/// Deletes closed segments (never the newest, the active one, whose records end at
+/// `active_len`) past `retention_days` or, oldest first, while the trail's records take
+/// more than `retention_max_bytes`. Returns their names and sizes.
+pub fn apply_retention(
+    dir: &Path,
+    config: &AuditConfig,
+    active_len: u64,
+) -> Result<Vec<(String, u64)>, String> {
     let segments = list(dir)?;
     let Some((_, closed)) = segments.split_last() else {
         return Ok(Vec::new());
     };
-    let mut total: u64 = segments.iter().map(|(_, l)| l).sum();
+    let mut total = records_bytes(closed, active_len);
     let now = SystemTime::now();
     let mut deleted = Vec::new();
     for (path, len) in closed {
@@ -503,6 +517,42 @@ mod tests {
     }
 
     #[test]
+    fn the_trail_size_counts_records_not_the_zeros_preallocated_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut closed = SegmentFile::create(dir.path(), 1).unwrap();
+        closed.append(lines(3).as_bytes()).unwrap();
+        closed.close().unwrap();
+        let mut active = SegmentFile::create(dir.path(), 4).unwrap();
+        active.append(lines(2).as_bytes()).unwrap();
+        let records = (lines(3).len() + lines(2).len()) as u64;
+        let on_disk: u64 = list(dir.path()).unwrap().iter().map(|(_, l)| l).sum();
+        assert!(on_disk >= PREALLOCATE, "the active segment is preallocated");
+        drop(active);
+        assert_eq!(recover(dir.path()).unwrap().bytes, records);
+        // Under the limit by records, over it by file sizes: nothing is deleted.
+        let config = AuditConfig {
+            retention_days: 0,
+            retention_max_bytes: records,
+            ..Default::default()
+        };
+        let active_len = lines(2).len() as u64;
+        assert!(apply_retention(dir.path(), &config, active_len)
+            .unwrap()
+            .is_empty());
+        let config = AuditConfig {
+            retention_max_bytes: records - 1,
+            ..config
+        };
+        assert_eq!(
+            apply_retention(dir.path(), &config, active_len).unwrap(),
+            [(
+                "audit-00000000000000000001.log".to_owned(),
+                lines(3).len() as u64
+            )]
+        );
+    }
+
+    #[test]
     fn retention_deletes_closed_segments_oldest_first_never_the_active_one() {
         let dir = tempfile::tempdir().unwrap();
         for first in [1, 4, 7] {
@@ -516,7 +566,7 @@ mod tests {
             retention_max_bytes: size + 1,
             ..Default::default()
         };
-        let deleted = apply_retention(dir.path(), &config).unwrap();
+        let deleted = apply_retention(dir.path(), &config, size).unwrap();
         let names: Vec<&str> = deleted.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -529,7 +579,7 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert!(left[0].0.ends_with("audit-00000000000000000007.log"));
         // Nothing past retention: nothing deleted.
-        assert!(apply_retention(dir.path(), &AuditConfig::default())
+        assert!(apply_retention(dir.path(), &AuditConfig::default(), size)
             .unwrap()
             .is_empty());
     }

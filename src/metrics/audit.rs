@@ -47,7 +47,7 @@ impl Collector for AuditCollector {
         encoder
             .encode_descriptor(
                 "hkms_audit_bytes",
-                "Size of the audit trail's segment files, bytes",
+                "Bytes of records in the audit trail's segment files",
                 None,
                 MetricType::Gauge,
             )?

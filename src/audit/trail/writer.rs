@@ -247,7 +247,11 @@ impl Writer {
         self.use_file(new);
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        match segments::apply_retention(&self.shared.dir, &self.config) {
+        match segments::apply_retention(
+            &self.shared.dir,
+            &self.config,
+            self.file.as_ref().map_or(0, |f| f.len),
+        ) {
             Ok(deleted) if !deleted.is_empty() => {
                 let bytes: u64 = deleted.iter().map(|(_, b)| b).sum();
                 self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
