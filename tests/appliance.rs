@@ -553,6 +553,7 @@ async fn list_keys_pages() {
 #[test]
 fn cli_covers_the_operations_with_json_field_names() {
     use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
     let b64 = base64::engine::general_purpose::STANDARD;
     let d = Daemon::start(2);
     let status = d.cli_json(&["status"]);
@@ -592,6 +593,28 @@ fn cli_covers_the_operations_with_json_field_names() {
     // Without --json, decrypt writes the raw plaintext.
     let out = d.cli(&["decrypt", "--ciphertext-blob", &blob, "--aad", "ctx"]);
     assert_eq!(out.stdout, b"from stdin");
+    // --output replaces a file that others could read with one only its owner reads.
+    let written = d.dir.path().join("plaintext");
+    std::fs::write(&written, "old, longer content").unwrap();
+    std::fs::set_permissions(&written, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = written.to_str().unwrap();
+    let out = d.cli(&[
+        "decrypt",
+        "--ciphertext-blob",
+        &blob,
+        "--aad",
+        "ctx",
+        "--output",
+        file,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&written).unwrap(), b"from stdin");
+    let mode = std::fs::metadata(&written).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
     let dec = d.cli_json(&["decrypt", "--ciphertext-blob", &blob, "--aad", "ctx"]);
     assert_eq!(
         b64.decode(dec["Plaintext"].as_str().unwrap()).unwrap(),

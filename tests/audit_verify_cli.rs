@@ -202,3 +202,33 @@ fn a_reader_that_went_away_does_not_change_the_exit_status() {
         assert!(!stderr.contains("panicked"), "json {json}: {stderr}");
     }
 }
+
+#[test]
+fn a_closed_standard_error_does_not_turn_a_failure_into_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new();
+    let mut altered = export(&signer, 8);
+    altered[5] = altered[5].replace("\"result\":\"OK\"", "\"result\":\"AccessDenied\"");
+    let tampered = write(dir.path(), "altered.jsonl", &altered);
+    let tampered = tampered.to_str().unwrap();
+    // hkmsd is not there (Unavailable, reported on stderr) and a file that does not verify.
+    let runs: [&[&str]; 4] = [
+        &["status"],
+        &["--json", "status"],
+        &["audit", "verify", tampered],
+        &["audit", "status"],
+    ];
+    for args in runs {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_hkms"))
+            .args(args)
+            .env("HKMS_SOCKET", "/nonexistent/hkmsd.sock")
+            .stdout(std::process::Stdio::piped())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        // A panic exits with 101 (its message lost with standard error).
+        assert_eq!(out.status.code(), Some(1), "hkms {args:?}");
+    }
+}

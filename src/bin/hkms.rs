@@ -1,14 +1,12 @@
 //! hkms: the operator and scripting CLI for hkmsd.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use hkms::cli::{self, data_io::Shown};
 use hkms::client::Client;
 use hkms::proto::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use zeroize::Zeroizing;
 
@@ -122,54 +120,8 @@ enum Command {
     /// Check that an HSM does everything hkms relies on, and write a report.
     #[command(long_about = cli::certify::ABOUT, after_long_help = cli::certify::after_help())]
     Certify(cli::certify::CertifyArgs),
-    /// Encrypt data (AES-256-GCM inside an HSM) with a key's primary version.
-    Encrypt {
-        /// Key to encrypt with: its id or an alias (`alias/<name>`).
-        #[arg(long)]
-        key_id: String,
-        #[command(flatten)]
-        input: PlaintextInput,
-        #[command(flatten)]
-        aad: Aad,
-    },
-    /// Decrypt a ciphertext blob made by `hkms encrypt` or `generate-data-key`.
-    ///
-    /// Without --json the plaintext is written as raw bytes to stdout (or --output).
-    Decrypt {
-        /// Ciphertext blob, base64.
-        #[arg(long)]
-        ciphertext_blob: String,
-        #[command(flatten)]
-        aad: Aad,
-        /// Write the plaintext to this file (created with mode 0600) instead of stdout.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-    /// Generate a data key: its plaintext and the same key encrypted under a CMK.
-    GenerateDataKey(DataKeyArgs),
-    /// Generate a data key and return it only encrypted under a CMK.
-    GenerateDataKeyWithoutPlaintext(DataKeyArgs),
-    /// Re-encrypt a ciphertext under another key without the plaintext leaving hkmsd.
-    ReEncrypt {
-        /// Ciphertext blob to re-encrypt, base64.
-        #[arg(long)]
-        ciphertext_blob: String,
-        /// AAD the source ciphertext was made with (text).
-        #[arg(long, default_value = "")]
-        source_aad: String,
-        /// Key to encrypt with: its id or an alias (`alias/<name>`).
-        #[arg(long)]
-        destination_key_id: String,
-        /// AAD for the new ciphertext (text).
-        #[arg(long, default_value = "")]
-        destination_aad: String,
-    },
-    /// Random bytes from an HSM's generator, base64.
-    GenerateRandom {
-        /// Number of bytes, 1..1024.
-        #[arg(long, default_value_t = 32)]
-        length: u32,
-    },
+    #[command(flatten)]
+    Symmetric(cli::symmetric::SymmetricCommand),
     #[command(flatten)]
     Signature(cli::signature::SignatureCommand),
     #[command(flatten)]
@@ -180,46 +132,6 @@ enum Command {
     DataKeyPair(cli::data_key_pair::DataKeyPairCommand),
     #[command(flatten)]
     Mac(cli::mac::MacCommand),
-}
-
-#[derive(Debug, ClapArgs)]
-#[group(required = false, multiple = false)]
-struct PlaintextInput {
-    /// Plaintext given as text.
-    #[arg(long)]
-    plaintext: Option<String>,
-    /// Plaintext given as base64.
-    #[arg(long)]
-    plaintext_base64: Option<String>,
-    /// Read the plaintext from a file ("-" for stdin).
-    #[arg(long)]
-    plaintext_file: Option<PathBuf>,
-}
-
-#[derive(Debug, ClapArgs)]
-#[group(required = false, multiple = false)]
-struct Aad {
-    /// Additional authenticated data, as text; decryption needs the same value.
-    #[arg(long)]
-    aad: Option<String>,
-    /// Additional authenticated data, as base64.
-    #[arg(long)]
-    aad_base64: Option<String>,
-}
-
-#[derive(Debug, ClapArgs)]
-struct DataKeyArgs {
-    /// Key that encrypts the data key: its id or an alias (`alias/<name>`).
-    #[arg(long)]
-    key_id: String,
-    /// AES_256 (default) or AES_128.
-    #[arg(long, default_value = "AES_256")]
-    key_spec: String,
-    /// Length in bytes (1..1024); overrides --key-spec.
-    #[arg(long)]
-    number_of_bytes: Option<u32>,
-    #[command(flatten)]
-    aad: Aad,
 }
 
 /// A failure to report: a stable code and a message.
@@ -247,46 +159,6 @@ impl From<tonic::Status> for Failure {
             .unwrap_or(s.message())
             .to_owned();
         Failure { code, message }
-    }
-}
-
-fn b64(input: &str, what: &str) -> Result<Vec<u8>, Failure> {
-    B64.decode(input.trim())
-        .map_err(|e| Failure::usage(format!("{what} is not valid base64: {e}")))
-}
-
-impl Aad {
-    fn bytes(&self) -> Result<Vec<u8>, Failure> {
-        match (&self.aad, &self.aad_base64) {
-            (Some(t), _) => Ok(t.as_bytes().to_vec()),
-            (None, Some(b)) => b64(b, "--aad-base64"),
-            (None, None) => Ok(Vec::new()),
-        }
-    }
-}
-
-impl PlaintextInput {
-    fn bytes(&self) -> Result<Zeroizing<Vec<u8>>, Failure> {
-        let mut out = Zeroizing::new(Vec::new());
-        if let Some(t) = &self.plaintext {
-            out.extend_from_slice(t.as_bytes());
-        } else if let Some(b) = &self.plaintext_base64 {
-            *out = b64(b, "--plaintext-base64")?;
-        } else {
-            let path = self.plaintext_file.as_deref().unwrap_or(Path::new("-"));
-            let read = if path == Path::new("-") {
-                std::io::stdin().read_to_end(&mut out)
-            } else {
-                std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut out))
-            };
-            read.map_err(|e| {
-                Failure::usage(format!(
-                    "cannot read plaintext from {}: {e}",
-                    path.display()
-                ))
-            })?;
-        }
-        Ok(out)
     }
 }
 
@@ -343,7 +215,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 None => Zeroizing::new(String::new()),
             };
             if !cli.json {
-                eprintln!("Creating the domain key and copying it to every member...");
+                cli::err("Creating the domain key and copying it to every member...");
             }
             let r = c
                 .admin
@@ -379,103 +251,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             let (t, j) = hkms::cli::key::key(&mut c, cmd).await?;
             Output::Text(t, j)
         }
-        Command::Encrypt { key_id, input, aad } => {
-            let plaintext = input.bytes()?;
-            let r = c
-                .crypto
-                .encrypt(EncryptRequest {
-                    key_id: key_id.clone(),
-                    plaintext: plaintext.to_vec(),
-                    aad: aad.bytes()?,
-                })
-                .await?
-                .into_inner();
-            let blob = B64.encode(&r.ciphertext_blob);
-            Output::Text(
-                blob.clone(),
-                json!({"KeyId": r.key_id, "KeyVersionId": r.key_version_id, "CiphertextBlob": blob}),
-            )
-        }
-        Command::Decrypt {
-            ciphertext_blob,
-            aad,
-            output,
-        } => {
-            let r = c
-                .crypto
-                .decrypt(DecryptRequest {
-                    ciphertext_blob: b64(ciphertext_blob, "--ciphertext-blob")?,
-                    aad: aad.bytes()?,
-                })
-                .await?
-                .into_inner();
-            let plaintext = Zeroizing::new(r.plaintext);
-            let j = json!({
-                "KeyId": r.key_id, "KeyVersionId": r.key_version_id,
-                "Plaintext": B64.encode(&*plaintext),
-            });
-            if let Some(path) = output {
-                write_private(path, &plaintext)?;
-                Output::Text(format!("plaintext written to {}", path.display()), j)
-            } else {
-                Output::Raw(plaintext, j)
-            }
-        }
-        Command::GenerateDataKey(a) | Command::GenerateDataKeyWithoutPlaintext(a) => {
-            let req = GenerateDataKeyRequest {
-                key_id: a.key_id.clone(),
-                key_spec: a.key_spec.clone(),
-                number_of_bytes: a.number_of_bytes.unwrap_or(0),
-                aad: a.aad.bytes()?,
-            };
-            if matches!(cli.command, Command::GenerateDataKey(_)) {
-                let r = c.crypto.generate_data_key(req).await?.into_inner();
-                let pt = Zeroizing::new(B64.encode(&r.plaintext));
-                let blob = B64.encode(&r.ciphertext_blob);
-                Output::Text(
-                    format!("Plaintext:      {}\nCiphertextBlob: {blob}", *pt),
-                    json!({"KeyId": r.key_id, "KeyVersionId": r.key_version_id,
-                           "Plaintext": *pt, "CiphertextBlob": blob}),
-                )
-            } else {
-                let r = c
-                    .crypto
-                    .generate_data_key_without_plaintext(req)
-                    .await?
-                    .into_inner();
-                let blob = B64.encode(&r.ciphertext_blob);
-                Output::Text(
-                    blob.clone(),
-                    json!({"KeyId": r.key_id, "KeyVersionId": r.key_version_id,
-                           "CiphertextBlob": blob}),
-                )
-            }
-        }
-        Command::ReEncrypt {
-            ciphertext_blob,
-            source_aad,
-            destination_key_id,
-            destination_aad,
-        } => {
-            let r = c
-                .crypto
-                .re_encrypt(ReEncryptRequest {
-                    source_ciphertext_blob: b64(ciphertext_blob, "--ciphertext-blob")?,
-                    source_aad: source_aad.as_bytes().to_vec(),
-                    destination_key_id: destination_key_id.clone(),
-                    destination_aad: destination_aad.as_bytes().to_vec(),
-                })
-                .await?
-                .into_inner();
-            let blob = B64.encode(&r.ciphertext_blob);
-            Output::Text(
-                blob.clone(),
-                json!({"SourceKeyId": r.source_key_id,
-                       "SourceKeyVersionId": r.source_key_version_id,
-                       "KeyId": r.key_id, "KeyVersionId": r.key_version_id,
-                       "CiphertextBlob": blob}),
-            )
-        }
+        Command::Symmetric(cmd) => cli::symmetric::symmetric(&mut c, cmd).await?.into(),
         Command::NetworkRule(cmd) => {
             let (t, j) = hkms::cli::access::network_rule(&mut c, cmd).await?;
             Output::Text(t, j)
@@ -522,28 +298,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             .into(),
         Command::DataKeyPair(cmd) => cli::data_key_pair::data_key_pair(&mut c, cmd).await?.into(),
         Command::Mac(cmd) => cli::mac::mac(&mut c, cmd).await?.into(),
-        Command::GenerateRandom { length } => {
-            let r = c
-                .crypto
-                .generate_random(GenerateRandomRequest { length: *length })
-                .await?
-                .into_inner();
-            let v = B64.encode(&r.random);
-            Output::Text(v.clone(), json!({"Random": v}))
-        }
     })
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<(), Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(data))
-        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Parses the command line. With --json, a usage error is reported as JSON too, like every
@@ -554,10 +309,10 @@ fn parse() -> Result<Cli, ExitCode> {
             let text = e.to_string();
             let message = text.lines().next().unwrap_or_default();
             let message = message.strip_prefix("error: ").unwrap_or(message);
-            eprintln!(
+            cli::err(&format!(
                 "{}",
                 json!({"Code": "InvalidParameter", "Message": message})
-            );
+            ));
             ExitCode::from(2)
         } else {
             e.exit()
@@ -580,7 +335,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hkms: cannot start: {e}");
+            cli::err(&format!("hkms: cannot start: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -609,9 +364,12 @@ fn main() -> ExitCode {
         }
         Err(f) => {
             if cli.json {
-                eprintln!("{}", json!({"Code": f.code, "Message": f.message}));
+                cli::err(&format!(
+                    "{}",
+                    json!({"Code": f.code, "Message": f.message})
+                ));
             } else {
-                eprintln!("hkms: {}: {}", f.code, f.message);
+                cli::err(&format!("hkms: {}: {}", f.code, f.message));
             }
             ExitCode::FAILURE
         }

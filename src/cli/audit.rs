@@ -155,9 +155,12 @@ impl From<Status> for Fail {
 
 fn report_failure(f: &Fail, json: bool) {
     if json {
-        eprintln!("{}", json!({"Code": f.code, "Message": f.message}));
+        crate::cli::err(&format!(
+            "{}",
+            json!({"Code": f.code, "Message": f.message})
+        ));
     } else {
-        eprintln!("hkms: {}: {}", f.code, f.message);
+        crate::cli::err(&format!("hkms: {}: {}", f.code, f.message));
     }
 }
 
@@ -344,7 +347,7 @@ where
         }
     }
     if progress {
-        eprintln!();
+        crate::cli::err("");
     }
     let Ok(Line::Seal(seal)) = parse_line(&last) else {
         return Err(Fail::new(

@@ -122,7 +122,7 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         })
         .collect();
     if !unknown.is_empty() {
-        eprintln!("hkms certify: --only names no check: {unknown:?}");
+        crate::cli::err(&format!("hkms certify: --only names no check: {unknown:?}"));
         return ExitCode::from(2);
     }
     let opts = Options {
@@ -140,21 +140,24 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         pqc_openssl: args.pqc_openssl.clone(),
     };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!("hkms certify: cannot create {}: {e}", args.out.display());
+        crate::cli::err(&format!(
+            "hkms certify: cannot create {}: {e}",
+            args.out.display()
+        ));
         return ExitCode::from(2);
     }
     let report = match certify::run(opts) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hkms certify: {}", e.0);
+            crate::cli::err(&format!("hkms certify: {}", e.0));
             return ExitCode::from(2);
         }
     };
     if let Err(e) = report.write(&args.out) {
-        eprintln!(
+        crate::cli::err(&format!(
             "hkms certify: cannot write the report in {}: {e}",
             args.out.display()
-        );
+        ));
         return ExitCode::from(2);
     }
     if json {

@@ -198,7 +198,9 @@ pub async fn hsm(c: &mut Client, h: &HsmCommand, quiet: bool) -> Result<Printed,
         } => {
             let so_pin = read_secret_file(so_pin_file)?;
             if !quiet {
-                eprintln!("Copying the domain key to {name} and checking it...");
+                crate::cli::err(&format!(
+                    "Copying the domain key to {name} and checking it..."
+                ));
             }
             let r = c
                 .admin

@@ -33,6 +33,15 @@ pub mod secret;
 pub mod secret_manage;
 pub mod secret_policy;
 pub mod signature;
+pub mod symmetric;
+
+/// Writes `text` and a newline to standard error. A closed standard error (`2>&-`, a
+/// reader gone) loses the message but does not turn the command's failure into a panic.
+pub fn err(text: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}
 
 /// Writes `text` to standard output as it is. A reader that has gone away (`hkms ... |
 /// head -1`) is not the command's failure: what it did not read is dropped and the

@@ -293,9 +293,9 @@ impl ValueArgs {
         let source = self.source.source();
         let stdin = source == Source::File(Path::new("-"));
         if stdin && std::io::stdin().is_terminal() {
-            eprintln!(
+            crate::cli::err(
                 "Type the value, then Ctrl-D on a line of its own (it shows as you type; \
-                 --value-file keeps it off the screen)."
+                 --value-file keeps it off the screen).",
             );
         }
         let data = data_io::read(source, "secret value")?;
@@ -311,9 +311,9 @@ impl ValueArgs {
             ));
         }
         if !matches!(source, Source::Text(_)) && data.ends_with(b"\n") {
-            eprintln!(
+            crate::cli::err(
                 "hkms: note: the value ends with a newline, which is stored as part of it \
-                 (printf %s writes a value without one)."
+                 (printf %s writes a value without one).",
             );
         }
         Ok((data, "text"))
