@@ -5,8 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Bucket upper bounds in seconds: 50 µs (a software token) to 5 s (a hung device).
-pub const HSM_BUCKETS: [f64; 14] = [
+/// Bucket upper bounds in seconds: 50 µs (a software token's call, a write to a fast disk)
+/// to 5 s (a hung device or disk).
+pub const LATENCY_BUCKETS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0,
 ];
 
@@ -14,15 +15,15 @@ pub const HSM_BUCKETS: [f64; 14] = [
 /// nanoseconds.
 #[derive(Debug)]
 pub struct AtomicHistogram {
-    bounds_nanos: [u64; HSM_BUCKETS.len()],
-    counts: [AtomicU64; HSM_BUCKETS.len() + 1],
+    bounds_nanos: [u64; LATENCY_BUCKETS.len()],
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
 }
 
 impl Default for AtomicHistogram {
     fn default() -> Self {
         AtomicHistogram {
-            bounds_nanos: HSM_BUCKETS.map(|s| (s * 1e9) as u64),
+            bounds_nanos: LATENCY_BUCKETS.map(|s| (s * 1e9) as u64),
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
         }
@@ -46,14 +47,14 @@ impl AtomicHistogram {
             .bounds_nanos
             .iter()
             .position(|b| nanos <= *b)
-            .unwrap_or(HSM_BUCKETS.len());
+            .unwrap_or(LATENCY_BUCKETS.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The buckets, read without a lock; the count is their total, so the two always agree.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let buckets: Vec<(f64, u64)> = HSM_BUCKETS
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
             .iter()
             .copied()
             .chain(std::iter::once(f64::INFINITY))
@@ -80,7 +81,7 @@ mod tests {
         h.observe(Duration::from_secs(10));
         let s = h.snapshot();
         assert_eq!(s.count, 3);
-        assert_eq!(s.buckets.len(), HSM_BUCKETS.len() + 1);
+        assert_eq!(s.buckets.len(), LATENCY_BUCKETS.len() + 1);
         assert_eq!(s.buckets[0], (0.00005, 1));
         let at = |bound: f64| s.buckets.iter().find(|b| b.0 == bound).unwrap().1;
         assert_eq!(at(0.0025), 0);
