@@ -2,8 +2,8 @@
 //! the authentication interceptor, so refused peers are recorded too). Each call runs in
 //! an audit [`Scope`]; its record is written, and durable, before the response leaves. If
 //! it cannot be written, the caller gets `AuditUnavailable` instead of the response. With
-//! the trail off (`[audit] enabled = false`) calls still run in a scope, which counts them
-//! in hkmsd's request metrics.
+//! the trail off (`[audit] enabled = false`) calls are only counted in hkmsd's request
+//! metrics, as [`finish`] counts them with the trail on.
 //!
 //! Calls of the relay service are not recorded here: each request they relay is recorded
 //! by the fronts ([`crate::front::Fronts::serve`]), with the application as its principal.
@@ -68,6 +68,17 @@ where
             let fut = self.inner.call(req);
             return Box::pin(async move { Ok(fut.await?.map(tonic::body::Body::new)) });
         }
+        if !self.app.audit.enabled() {
+            // Nothing to record: the call is only counted in hkmsd's metrics.
+            let started = std::time::Instant::now();
+            let fut = self.inner.call(req);
+            return Box::pin(async move {
+                let response = fut.await?.map(tonic::body::Body::new);
+                let result = result_of(&response);
+                crate::metrics::observe_request("grpc", &path, &result, started.elapsed());
+                Ok(response)
+            });
+        }
         let scope = Scope::new("grpc", &path);
         // The interceptor runs inside `call`: it notes the caller it authenticates.
         let fut = scope.run_sync(|| self.inner.call(req));
@@ -78,11 +89,8 @@ where
             let request_id = uuid::Uuid::new_v4().to_string();
             match finish(&app, &scope, &request_id, &result).await {
                 Ok(()) => {
-                    // With the trail off the call is counted, but there is no record to name.
-                    if app.audit.enabled() {
-                        if let Ok(v) = http::HeaderValue::from_str(&request_id) {
-                            response.headers_mut().insert(REQUEST_ID_HEADER, v);
-                        }
+                    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                        response.headers_mut().insert(REQUEST_ID_HEADER, v);
                     }
                     Ok(response)
                 }
