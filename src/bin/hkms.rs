@@ -309,10 +309,7 @@ fn parse() -> Result<Cli, ExitCode> {
             let text = e.to_string();
             let message = text.lines().next().unwrap_or_default();
             let message = message.strip_prefix("error: ").unwrap_or(message);
-            cli::err(&format!(
-                "{}",
-                json!({"Code": "InvalidParameter", "Message": message})
-            ));
+            cli::err(&json!({"Code": "InvalidParameter", "Message": message}).to_string());
             ExitCode::from(2)
         } else {
             e.exit()
@@ -364,10 +361,7 @@ fn main() -> ExitCode {
         }
         Err(f) => {
             if cli.json {
-                cli::err(&format!(
-                    "{}",
-                    json!({"Code": f.code, "Message": f.message})
-                ));
+                cli::err(&json!({"Code": f.code, "Message": f.message}).to_string());
             } else {
                 cli::err(&format!("hkms: {}: {}", f.code, f.message));
             }

@@ -155,10 +155,7 @@ impl From<Status> for Fail {
 
 fn report_failure(f: &Fail, json: bool) {
     if json {
-        crate::cli::err(&format!(
-            "{}",
-            json!({"Code": f.code, "Message": f.message})
-        ));
+        crate::cli::err(&json!({"Code": f.code, "Message": f.message}).to_string());
     } else {
         crate::cli::err(&format!("hkms: {}: {}", f.code, f.message));
     }
