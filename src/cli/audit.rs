@@ -155,9 +155,9 @@ impl From<Status> for Fail {
 
 fn report_failure(f: &Fail, json: bool) {
     if json {
-        crate::cli::err(&json!({"Code": f.code, "Message": f.message}).to_string());
+        super::err(&json!({"Code": f.code, "Message": f.message}).to_string());
     } else {
-        crate::cli::err(&format!("hkms: {}: {}", f.code, f.message));
+        super::err(&format!("hkms: {}: {}", f.code, f.message));
     }
 }
 
@@ -344,7 +344,7 @@ where
         }
     }
     if progress {
-        crate::cli::err("");
+        super::err("");
     }
     let Ok(Line::Seal(seal)) = parse_line(&last) else {
         return Err(Fail::new(

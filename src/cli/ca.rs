@@ -357,7 +357,7 @@ async fn ensure_internal(c: &mut Client, key_id: &str) -> Result<(), Status> {
                 key_id: key_id.to_owned(),
             })
             .await?;
-        crate::cli::err(&format!("note: key {key_id}, which seals the CA's intermediate key, is now internal: no application can use it"));
+        super::err(&format!("note: key {key_id}, which seals the CA's intermediate key, is now internal: no application can use it"));
     }
     Ok(())
 }

@@ -122,7 +122,7 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         })
         .collect();
     if !unknown.is_empty() {
-        crate::cli::err(&format!("hkms certify: --only names no check: {unknown:?}"));
+        super::err(&format!("hkms certify: --only names no check: {unknown:?}"));
         return ExitCode::from(2);
     }
     let opts = Options {
@@ -140,7 +140,7 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
         pqc_openssl: args.pqc_openssl.clone(),
     };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        crate::cli::err(&format!(
+        super::err(&format!(
             "hkms certify: cannot create {}: {e}",
             args.out.display()
         ));
@@ -149,12 +149,12 @@ pub fn run(args: &CertifyArgs, json: bool) -> ExitCode {
     let report = match certify::run(opts) {
         Ok(r) => r,
         Err(e) => {
-            crate::cli::err(&format!("hkms certify: {}", e.0));
+            super::err(&format!("hkms certify: {}", e.0));
             return ExitCode::from(2);
         }
     };
     if let Err(e) = report.write(&args.out) {
-        crate::cli::err(&format!(
+        super::err(&format!(
             "hkms certify: cannot write the report in {}: {e}",
             args.out.display()
         ));

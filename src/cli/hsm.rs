@@ -198,7 +198,7 @@ pub async fn hsm(c: &mut Client, h: &HsmCommand, quiet: bool) -> Result<Printed,
         } => {
             let so_pin = read_secret_file(so_pin_file)?;
             if !quiet {
-                crate::cli::err(&format!(
+                super::err(&format!(
                     "Copying the domain key to {name} and checking it..."
                 ));
             }

@@ -221,7 +221,7 @@ pub async fn key(c: &mut Client, cmd: &KeyCommand) -> Result<Printed, Status> {
             let r = r.await?.into_inner();
             let m = r.key_metadata.unwrap_or_default();
             if let Some(warning) = protected_secrets_warning(&m, &r.protected_secrets) {
-                crate::cli::err(&format!("hkms: warning: {warning}"));
+                super::err(&format!("hkms: warning: {warning}"));
             }
             (
                 format!(

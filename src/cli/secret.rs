@@ -293,7 +293,7 @@ impl ValueArgs {
         let source = self.source.source();
         let stdin = source == Source::File(Path::new("-"));
         if stdin && std::io::stdin().is_terminal() {
-            crate::cli::err(
+            super::err(
                 "Type the value, then Ctrl-D on a line of its own (it shows as you type; \
                  --value-file keeps it off the screen).",
             );
@@ -311,7 +311,7 @@ impl ValueArgs {
             ));
         }
         if !matches!(source, Source::Text(_)) && data.ends_with(b"\n") {
-            crate::cli::err(
+            super::err(
                 "hkms: note: the value ends with a newline, which is stored as part of it \
                  (printf %s writes a value without one).",
             );

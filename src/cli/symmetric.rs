@@ -257,6 +257,6 @@ mod tests {
 
     #[test]
     fn every_command_and_option_has_help() {
-        super::super::data_io::assert_all_helped(SymmetricCli::command());
+        crate::cli::data_io::assert_all_helped(SymmetricCli::command());
     }
 }

@@ -117,8 +117,7 @@ impl Fronts {
             let operation = header(api.operation_header()).unwrap_or("").to_owned();
             let answer = self.dispatch(api, r).await;
             let result = match &answer {
-                Ok(a) if a.error_code.is_empty() => "OK",
-                Ok(a) => a.error_code.as_str(),
+                Ok(a) => result_of(a),
                 Err(e) => e.code.as_str(),
             };
             crate::metrics::observe_request(api.as_str(), &operation, result, started.elapsed());
@@ -136,10 +135,7 @@ impl Fronts {
         }
         match scope.run(self.dispatch(api, r)).await {
             Ok(answer) => {
-                let result = match answer.error_code.as_str() {
-                    "" => "OK",
-                    code => code,
-                };
+                let result = result_of(&answer);
                 match audit::scope::finish(&self.app, &scope, &answer.request_id, result).await {
                     Ok(()) => Ok(answer),
                     Err(e) => Ok(refusal(api, answer.request_id, answer.authenticated, e)),
@@ -176,5 +172,13 @@ fn refusal(
     match api {
         Api::Instance => instance::answer(Err(e.into()), request_id, None, authenticated),
         Api::Tencent => tencent::answer(Err(e.into()), request_id, authenticated),
+    }
+}
+
+/// `OK`, or the error code the external client was answered with.
+fn result_of(answer: &ApplicationCallResponse) -> &str {
+    match answer.error_code.as_str() {
+        "" => "OK",
+        code => code,
     }
 }
