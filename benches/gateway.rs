@@ -11,7 +11,8 @@
 //! concurrency levels, default `1,16,64`; HKMS_BENCH_PATHS which paths
 //! to drive, default `grpc,gateway`: one level and one path make a steady load to profile;
 //! HKMS_BENCH_AUDIT=off runs hkmsd with `[audit] enabled = false`, to set the hot path
-//! beside its cost, which `--bench audit` measures).
+//! beside its cost, which `--bench audit` measures; HKMS_BENCH_AUDIT=tmpfs keeps the trail
+//! on in a tmpfs directory, where a flush costs nothing, to profile the trail's own work).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -47,13 +48,19 @@ fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> SignedRequest {
 fn main() {
     let mut inst = support::Instance::new();
     let audit = std::env::var("HKMS_BENCH_AUDIT").unwrap_or_else(|_| "on".into());
-    assert!(
-        audit == "on" || audit == "off",
-        "HKMS_BENCH_AUDIT is on or off, not {audit}"
-    );
-    if audit == "off" {
+    let tmpfs = tempfile::tempdir_in("/dev/shm").expect("/dev/shm is a tmpfs");
+    let setting = match audit.as_str() {
+        "on" => None,
+        "off" => Some("[audit]\nenabled = false\n".to_owned()),
+        "tmpfs" => Some(format!(
+            "[audit]\ndir = \"{}\"\n",
+            tmpfs.path().join("audit").display()
+        )),
+        other => panic!("HKMS_BENCH_AUDIT is on, off or tmpfs, not {other}"),
+    };
+    if let Some(setting) = setting {
         let mut config = std::fs::read_to_string(&inst.d.config).unwrap();
-        config.push_str("[audit]\nenabled = false\n");
+        config.push_str(&setting);
         std::fs::write(&inst.d.config, config).unwrap();
         inst.d.stop(false);
         inst.d.spawn().expect("hkmsd restarts");

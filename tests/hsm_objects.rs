@@ -17,6 +17,7 @@ use cryptoki::object::{
 use cryptoki::session::Session;
 use hkms::hsm::{domain, HsmError, Member};
 use hkms::keys::token;
+use std::path::Path;
 
 fn bools(s: &Session, h: ObjectHandle, types: &[AttributeType]) -> Vec<Attribute> {
     s.get_attributes(h, types).unwrap()
@@ -27,6 +28,28 @@ fn assert_secret_unreadable(s: &Session, h: ObjectHandle) {
     assert!(matches!(info[0], AttributeInfo::Sensitive), "{info:?}");
     let attrs = s.get_attributes(h, &[AttributeType::Value]).unwrap();
     assert!(attrs.is_empty(), "CKA_VALUE was returned");
+}
+
+/// A member as hkmsd builds it from its configuration, with the softhsm2 profile.
+fn configured_member(dir: &Path, name: &str, label: &str) -> Member {
+    let pin_file = dir.join(format!("pin-{name}"));
+    std::fs::write(&pin_file, common::USER_PIN).unwrap();
+    let m = Member::configured(
+        Path::new("/nonexistent"),
+        &hkms::config::MemberConfig {
+            name: name.into(),
+            module: common::SOFTHSM_MODULE.into(),
+            token_label: Some(label.into()),
+            token_serial: None,
+            pin_file,
+            profile: "softhsm2".into(),
+            max_sessions: 2,
+            inline_calls: None,
+        },
+    )
+    .unwrap();
+    m.connect(None).unwrap();
+    m
 }
 
 fn rv(e: CkError) -> RvError {
@@ -41,8 +64,12 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = common::Tokens::create(dir.path(), &["obj-a", "obj-b"]);
     std::env::set_var("SOFTHSM2_CONF", &tokens.conf);
+    // a is built without a profile; b as hkmsd builds it, with the softhsm2 profile, whose
+    // working keys are public session objects.
     let a = common::softhsm_member(dir.path(), "a", "obj-a");
-    let b = common::softhsm_member(dir.path(), "b", "obj-b");
+    let b = configured_member(dir.path(), "b", "obj-b");
+    assert!(!a.public_working_keys());
+    assert!(b.public_working_keys());
     let dk_id = "5b0c1f5e-0000-4000-8000-00000000d0d0";
     domain::create(&a, dk_id).unwrap();
     let so_pin = cryptoki::types::AuthPin::from(common::SO_PIN.to_owned());
@@ -116,6 +143,7 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
                 AttributeType::Token,
                 AttributeType::KeyType,
                 AttributeType::Derive,
+                AttributeType::Private,
             ],
         );
         for want in [
@@ -124,6 +152,7 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
             Attribute::Token(false),
             Attribute::KeyType(KeyType::AES),
             Attribute::Derive(false),
+            Attribute::Private(false),
         ] {
             assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
         }
@@ -156,6 +185,7 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
         dk_b,
         &rec.wrapped_binding_key,
         hkms::hsm::crypto::ModeFamily::Binding,
+        true,
     )
     .unwrap();
     let err = s_b
@@ -163,6 +193,13 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
         .unwrap_err();
     assert_eq!(rv(err), RvError::KeyFunctionNotPermitted);
     assert_ne!(block(binding_key), block(keys.gcm));
+    // A member whose profile does not say so unwraps the same token into private objects.
+    let keys_a = token::unwrap(&a, &s_a, a.domain_key().unwrap(), &rec, key_id, version).unwrap();
+    for h in [keys_a.gcm, keys_a.cbc] {
+        let attrs = bools(&s_a, h, &[AttributeType::Private, AttributeType::Sensitive]);
+        assert!(attrs.contains(&Attribute::Private(true)), "{attrs:?}");
+        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+    }
     assert_ne!(block(binding_key), block(keys.cbc));
     s_b.destroy_object(binding_key).unwrap();
 

@@ -144,7 +144,7 @@ fn unwrap_template(ctx: &Ctx) -> Result<Verdict, Stop> {
     })?;
     let key = crypto::generate_version_key(&s, 256).during("C_GenerateKey")?;
     let blob = crypto::wrap_version_key(&s, dk, key).during("C_WrapKey under the domain key")?;
-    crypto::unwrap_version_key(&s, dk, &blob, ModeFamily::Gcm)
+    crypto::unwrap_version_key(&s, dk, &blob, ModeFamily::Gcm, true)
         .during("C_UnwrapKey with hkms's template")?;
     let cases = [
         (

@@ -127,7 +127,7 @@ fn verify_same_domain_key(a: &Member, b: &Member) -> Result<(), HsmError> {
     })?;
     let dk_b = b.domain_key()?;
     b.with_login_session(|s| {
-        let h = crypto::unwrap_version_key(s, dk_b, &wrapped, crypto::ModeFamily::Gcm)
+        let h = crypto::unwrap_version_key(s, dk_b, &wrapped, crypto::ModeFamily::Gcm, true)
             .map_err(|e| b.err(e))?;
         let _ = s.destroy_object(h);
         Ok(())

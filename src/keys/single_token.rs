@@ -138,6 +138,7 @@ fn unwrap(
         domain_key,
         &token.wrapped_binding_key,
         ModeFamily::Binding,
+        !member.public_working_keys(),
     )
     .map_err(err)?;
     with_object(session, binding_key, |key| {

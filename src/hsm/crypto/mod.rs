@@ -329,18 +329,20 @@ pub fn wrap_version_key(
 
 /// Unwraps one key of a key token into a session object for its mode family: sensitive,
 /// never extractable again, unable to derive (the domain key's unwrap template would refuse
-/// anything else), and a binding key that can only encrypt.
+/// anything else), and a binding key that can only encrypt. `private` sets `CKA_PRIVATE`
+/// (false only where the member's profile says `public_working_keys`).
 pub fn unwrap_version_key(
     session: &Session,
     domain_key: ObjectHandle,
     wrapped: &[u8],
     family: ModeFamily,
+    private: bool,
 ) -> Result<ObjectHandle> {
     let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
         Attribute::Token(false),
-        Attribute::Private(true),
+        Attribute::Private(private),
         Attribute::Extractable(false),
         Attribute::Encrypt(true),
         Attribute::Decrypt(family != ModeFamily::Binding),

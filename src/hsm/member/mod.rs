@@ -67,6 +67,8 @@ pub struct MemberProfile {
     pub name: String,
     pub quirks: Quirks,
     pub mechanisms: Mechanisms,
+    /// Working keys are unwrapped as public session objects (`[calls]` of the profile).
+    pub public_working_keys: bool,
     /// What the last connection found against the profile (one line each).
     findings: Mutex<Vec<String>>,
 }
@@ -209,6 +211,12 @@ impl Member {
             profile: MemberProfile::default(),
             config: cfg.clone(),
         }
+    }
+
+    /// Whether working keys are unwrapped as public session objects (its profile's
+    /// `[calls] public_working_keys`, for an in-process software token).
+    pub fn public_working_keys(&self) -> bool {
+        self.profile.public_working_keys
     }
 
     /// The profile quirks this member applies.

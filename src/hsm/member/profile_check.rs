@@ -11,11 +11,13 @@ use std::path::Path;
 use std::sync::Mutex;
 
 impl MemberProfile {
-    pub fn new(profile: &Profile) -> MemberProfile {
+    /// What a member using `module` acts on of `profile`.
+    pub fn new(profile: &Profile, module: &Path) -> MemberProfile {
         MemberProfile {
             name: profile.name.clone(),
             quirks: profile.quirks.clone(),
             mechanisms: profile.mechanisms.clone(),
+            public_working_keys: profile::calls_for(profile, module).public_working_keys,
             findings: Mutex::new(Vec::new()),
         }
     }
@@ -58,7 +60,7 @@ impl Member {
             tracing::warn!("{w}");
         }
         Ok(Member {
-            profile: MemberProfile::new(&loaded),
+            profile: MemberProfile::new(&loaded, &cfg.module),
             ..Member::new(&cfg)
         })
     }

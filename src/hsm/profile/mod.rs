@@ -192,6 +192,7 @@ pub fn calls_for(profile: &Profile, module: &Path) -> Calls {
         .is_some_and(|f| module.file_name() == Some(f));
     Calls {
         inline: profile.calls.inline && same_library,
+        public_working_keys: profile.calls.public_working_keys && same_library,
     }
 }
 
@@ -210,12 +211,22 @@ mod tests {
         let softhsm = Path::new("/usr/lib/softhsm/libsofthsm2.so");
         assert!(calls(none, "softhsm2", softhsm).unwrap().inline);
         assert!(
+            calls(none, "softhsm2", softhsm)
+                .unwrap()
+                .public_working_keys
+        );
+        assert!(
+            !calls(none, "kryoptic", softhsm)
+                .unwrap()
+                .public_working_keys
+        );
+        assert!(
             calls(
                 none,
                 "softhsm2",
                 Path::new("/opt/vendor/lib/libcs_pkcs11.so")
             )
-            .map(|c| !c.inline)
+            .map(|c| !c.inline && !c.public_working_keys)
             .unwrap(),
             "a member left on the default profile with another library"
         );

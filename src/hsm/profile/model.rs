@@ -231,6 +231,13 @@ pub struct Calls {
     /// a device or a network must leave this off.
     #[serde(default)]
     pub inline: bool,
+    /// The library keeps hkmsd's unwrapped working keys in this process's memory, where
+    /// `CKA_PRIVATE` only makes it encrypt each key's value under another key held in the
+    /// same memory and decrypt it for every operation: working keys are unwrapped as
+    /// public session objects (still sensitive and never extractable; session objects are
+    /// visible to no other application). Only for an in-process software token.
+    #[serde(default)]
+    pub public_working_keys: bool,
 }
 
 /// `[seccomp]`: system calls the library makes after hkmsd's lock-down.
