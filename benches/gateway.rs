@@ -48,15 +48,17 @@ fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> SignedRequest {
 fn main() {
     let mut inst = support::Instance::new();
     let audit = std::env::var("HKMS_BENCH_AUDIT").unwrap_or_else(|_| "on".into());
-    let tmpfs = tempfile::tempdir_in("/dev/shm").expect("/dev/shm is a tmpfs");
-    let setting = match audit.as_str() {
-        "on" => None,
-        "off" => Some("[audit]\nenabled = false\n".to_owned()),
-        "tmpfs" => Some(format!(
+    // Lives as long as hkmsd writes its trail there.
+    let tmpfs =
+        (audit == "tmpfs").then(|| tempfile::tempdir_in("/dev/shm").expect("/dev/shm is a tmpfs"));
+    let setting = match (audit.as_str(), &tmpfs) {
+        ("on", _) => None,
+        ("off", _) => Some("[audit]\nenabled = false\n".to_owned()),
+        ("tmpfs", Some(dir)) => Some(format!(
             "[audit]\ndir = \"{}\"\n",
-            tmpfs.path().join("audit").display()
+            dir.path().join("audit").display()
         )),
-        other => panic!("HKMS_BENCH_AUDIT is on, off or tmpfs, not {other}"),
+        (other, _) => panic!("HKMS_BENCH_AUDIT is on, off or tmpfs, not {other}"),
     };
     if let Some(setting) = setting {
         let mut config = std::fs::read_to_string(&inst.d.config).unwrap();

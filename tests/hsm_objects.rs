@@ -193,6 +193,9 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
         .unwrap_err();
     assert_eq!(rv(err), RvError::KeyFunctionNotPermitted);
     assert_ne!(block(binding_key), block(keys.gcm));
+    assert_ne!(block(binding_key), block(keys.cbc));
+    s_b.destroy_object(binding_key).unwrap();
+
     // A member whose profile does not say so unwraps the same token into private objects.
     let keys_a = token::unwrap(&a, &s_a, a.domain_key().unwrap(), &rec, key_id, version).unwrap();
     for h in [keys_a.gcm, keys_a.cbc] {
@@ -200,8 +203,6 @@ fn key_objects_are_sensitive_and_tokens_are_bound() {
         assert!(attrs.contains(&Attribute::Private(true)), "{attrs:?}");
         assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
     }
-    assert_ne!(block(binding_key), block(keys.cbc));
-    s_b.destroy_object(binding_key).unwrap();
 
     // A token is checked against the ids it is looked up by, not those written in it: a
     // record copied whole from this key to another key's place is refused.
