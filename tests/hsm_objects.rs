@@ -32,22 +32,8 @@ fn assert_secret_unreadable(s: &Session, h: ObjectHandle) {
 
 /// A member as hkmsd builds it from its configuration, with the softhsm2 profile.
 fn configured_member(dir: &Path, name: &str, label: &str) -> Member {
-    let pin_file = dir.join(format!("pin-{name}"));
-    std::fs::write(&pin_file, common::USER_PIN).unwrap();
-    let m = Member::configured(
-        Path::new("/nonexistent"),
-        &hkms::config::MemberConfig {
-            name: name.into(),
-            module: common::SOFTHSM_MODULE.into(),
-            token_label: Some(label.into()),
-            token_serial: None,
-            pin_file,
-            profile: "softhsm2".into(),
-            max_sessions: 2,
-            inline_calls: None,
-        },
-    )
-    .unwrap();
+    let cfg = common::softhsm_member_config(dir, name, label);
+    let m = Member::configured(Path::new("/nonexistent"), &cfg).unwrap();
     m.connect(None).unwrap();
     m
 }

@@ -57,9 +57,16 @@ impl Tokens {
 /// file under `dir`, connected with no domain key: for tests that look at the tokens through
 /// PKCS#11 themselves.
 pub fn softhsm_member(dir: &Path, name: &str, label: &str) -> hkms::hsm::Member {
+    let m = hkms::hsm::Member::new(&softhsm_member_config(dir, name, label));
+    m.connect(None).unwrap();
+    m
+}
+
+/// The configuration of a SoftHSM2 member on token `label`, its PIN file written in `dir`.
+pub fn softhsm_member_config(dir: &Path, name: &str, label: &str) -> hkms::config::MemberConfig {
     let pin_file = dir.join(format!("pin-{name}"));
     std::fs::write(&pin_file, USER_PIN).unwrap();
-    let m = hkms::hsm::Member::new(&hkms::config::MemberConfig {
+    hkms::config::MemberConfig {
         name: name.into(),
         module: SOFTHSM_MODULE.into(),
         token_label: Some(label.into()),
@@ -68,9 +75,7 @@ pub fn softhsm_member(dir: &Path, name: &str, label: &str) -> hkms::hsm::Member 
         profile: "softhsm2".into(),
         max_sessions: 2,
         inline_calls: None,
-    });
-    m.connect(None).unwrap();
-    m
+    }
 }
 
 /// One member as written to the config file.
