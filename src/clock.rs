@@ -17,11 +17,16 @@ pub const TEST_CLOCK_ENV: &str = "HKMS_TEST_CLOCK_FILE";
 
 /// Seconds since 1970-01-01 UTC.
 pub fn now_unix() -> i64 {
+    now_unix_micros().0
+}
+
+/// Seconds since 1970-01-01 UTC and the microseconds past them, from one reading of the
+/// clock.
+pub fn now_unix_micros() -> (i64, u32) {
     let real = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    real + test_offset()
+        .unwrap_or_default();
+    (real.as_secs() as i64 + test_offset(), real.subsec_micros())
 }
 
 #[cfg(debug_assertions)]

@@ -141,8 +141,8 @@ pub async fn create(
     }
     manage::get::<ApplicationAccessPoint>(&*app.store, aap)?;
     let mut id_bytes = [0u8; 64];
-    openssl::rand::rand_bytes(&mut id_bytes)
-        .map_err(|e| KmsError::new(ErrorCode::Internal, e.to_string()))?;
+    crate::crypto::primitives::random(&mut id_bytes)
+        .map_err(|e| KmsError::new(ErrorCode::Internal, e))?;
     let secret_id = format!(
         "{SECRET_ID_PREFIX}{}",
         alphanumeric(&id_bytes, ID_CHARS)

@@ -79,7 +79,7 @@ pub fn generate_password() -> Result<Zeroizing<String>, String> {
         b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789~!@#$%^&*?_-";
     loop {
         let mut raw = Zeroizing::new([0u8; 32]);
-        openssl::rand::rand_bytes(&mut raw[..]).map_err(|e| e.to_string())?;
+        crate::crypto::primitives::random(&mut raw[..])?;
         // 256 is not a multiple of the alphabet size; drop the biased tail.
         let limit = 256 - 256 % ALPHABET.len();
         let mut out = Zeroizing::new(String::with_capacity(32));
@@ -227,7 +227,7 @@ pub fn check_certificate(der: &[u8], now: i64) -> Result<CertificateInfo, String
     Ok(CertificateInfo {
         not_before,
         not_after,
-        sha256: hex::encode(openssl::sha::sha256(der)),
+        sha256: hex::encode(crate::crypto::primitives::sha256(der)),
     })
 }
 

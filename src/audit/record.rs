@@ -26,9 +26,10 @@
 //! HSM; `hkms audit hash VALUE` gives the same for any value). Plaintexts, keys, passwords
 //! and secret values never appear.
 
-use openssl::sha::sha256;
+use crate::crypto::primitives::sha256;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// Name of the export file format (the header's `format`).
 pub const EXPORT_FORMAT: &str = "hkms-audit-export";
@@ -198,16 +199,24 @@ impl Record {
 
     /// The record's line, with its hash computed (and set in `self.hash`).
     pub fn to_line(&mut self) -> String {
+        let mut line = Vec::with_capacity(512);
+        self.write_line(&mut line);
+        String::from_utf8(line).expect("JSON is UTF-8")
+    }
+
+    /// Appends the record's line (without a newline) to `out`, with its hash computed (and
+    /// set in `self.hash`). The trail's writer builds a group's lines in one buffer so.
+    pub fn write_line(&mut self, out: &mut Vec<u8>) {
         self.hash.clear();
-        let mut json =
-            serde_json::to_string(&LineRef::Record(self)).expect("a record always serialises");
-        let hash = hex::encode(sha256(json.as_bytes()));
-        json.pop(); // the closing brace
-        json.push_str(",\"hash\":\"");
-        json.push_str(&hash);
-        json.push_str("\"}");
+        let start = out.len();
+        serde_json::to_writer(&mut *out, &LineRef::Record(self))
+            .expect("a record always serialises");
+        let hash = hex::encode(sha256(&out[start..]));
+        out.pop(); // the closing brace
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(b"\"}");
         self.hash = hash;
-        json
     }
 }
 
@@ -223,11 +232,11 @@ enum LineRef<'a> {
 
 /// Now, as RFC 3339 UTC with microseconds, on hkmsd's clock ([`crate::clock`]).
 pub fn now_micros() -> String {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_micros());
-    let secs = crate::clock::rfc3339(crate::clock::now_unix());
-    format!("{}.{micros:06}Z", secs.trim_end_matches('Z'))
+    let (secs, micros) = crate::clock::now_unix_micros();
+    let mut time = crate::clock::rfc3339(secs);
+    time.pop(); // the `Z`, put back after the fraction
+    let _ = write!(time, ".{micros:06}Z");
+    time
 }
 
 /// The line of a checkpoint.
@@ -302,6 +311,28 @@ pub fn seal_message(s: &Seal) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_has_microseconds_and_reads_the_clock_once() {
+        let before = crate::clock::now_unix();
+        let now = now_micros();
+        let after = crate::clock::now_unix();
+        let (whole, fraction) = now.split_once('.').expect("a fraction");
+        assert_eq!(fraction.len(), 7, "{now}");
+        assert!(fraction.ends_with('Z') && fraction[..6].bytes().all(|b| b.is_ascii_digit()));
+        let secs = crate::clock::rfc3339_to_unix(&format!("{whole}Z")).unwrap();
+        assert!((before..=after).contains(&secs), "{now}");
+    }
+
+    #[test]
+    fn a_line_written_into_a_buffer_is_the_line_alone() {
+        let mut out = b"earlier line\n".to_vec();
+        let mut r = sample(3, GENESIS);
+        r.write_line(&mut out);
+        let line = std::str::from_utf8(&out[13..]).unwrap();
+        assert_eq!(line, sample(3, GENESIS).to_line());
+        assert_eq!(record_hash_of_line(line).unwrap(), r.hash);
+    }
 
     fn sample(seq: u64, prev: &str) -> Record {
         Record {

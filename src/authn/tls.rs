@@ -261,7 +261,7 @@ impl RemoteAuth {
             }
         }
         let der = cert.to_der().map_err(|e| e.to_string())?;
-        let sha256 = hex::encode(openssl::sha::sha256(&der));
+        let sha256 = hex::encode(crate::crypto::primitives::sha256(&der));
         let keys = records::list::<ClientKey>(&*self.store as &dyn AccessStore)
             .map_err(|e| format!("ClientKey lookup failed: {e}"))?;
         keys.into_iter()

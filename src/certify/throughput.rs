@@ -101,7 +101,7 @@ fn measure(
         })?;
         figures.insert("hmac_sha256_256B_ops_per_s".into(), r);
     }
-    let digest = openssl::sha::sha256(&data);
+    let digest = crate::crypto::primitives::sha256(&data);
     if offered(
         "rsa_sign",
         &[

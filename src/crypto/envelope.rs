@@ -36,7 +36,7 @@ pub async fn seal(
 ) -> Result<Envelope, KmsError> {
     let (sealed, data_key) = generate_data_key(app, key_id, DATA_KEY_LEN, context).await?;
     let mut iv = vec![0u8; IV_LEN];
-    openssl::rand::rand_bytes(&mut iv).map_err(internal)?;
+    super::primitives::random(&mut iv).map_err(|e| KmsError::new(ErrorCode::Internal, e))?;
     let mut tag = [0u8; TAG_LEN];
     let mut ciphertext = encrypt_aead(
         Cipher::aes_256_gcm(),

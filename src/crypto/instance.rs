@@ -55,8 +55,8 @@ fn iv_for(alg: Algorithm, given: &[u8], allow_caller_gcm_iv: bool) -> Result<Vec
     }
     if given.is_empty() {
         let mut iv = vec![0u8; alg.iv_len()];
-        openssl::rand::rand_bytes(&mut iv)
-            .map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e.to_string()))?;
+        super::primitives::random(&mut iv)
+            .map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e))?;
         return Ok(iv);
     }
     if given.len() != alg.iv_len() {

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod instance;
 pub mod key_pair;
 pub mod mac;
+pub mod primitives;
 pub mod signing;
 pub mod tc3;
 
@@ -56,8 +57,7 @@ fn fresh_iv<const N: usize>() -> Result<[u8; N], KmsError> {
     // (96 bits) the collision bound holds well past the number of messages one key version
     // should seal; AES-CBC needs an unpredictable IV, which this is.
     let mut iv = [0u8; N];
-    openssl::rand::rand_bytes(&mut iv)
-        .map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e.to_string()))?;
+    primitives::random(&mut iv).map_err(|e| KmsError::new(crate::error::ErrorCode::Internal, e))?;
     Ok(iv)
 }
 

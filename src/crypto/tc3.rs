@@ -3,7 +3,7 @@
 //! string to sign. (The SecretKey itself is kept sealed inside the HSMs' keys; see
 //! [`crate::access::apikey`].)
 
-use openssl::hash::{hash, MessageDigest};
+use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use zeroize::Zeroizing;
@@ -22,8 +22,7 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
 
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = hash(MessageDigest::sha256(), data).expect("SHA-256");
-    hex::encode(digest)
+    hex::encode(super::primitives::sha256(data))
 }
 
 /// The signing key of `secret_key` for `date` (`YYYY-MM-DD`, UTC) and `service` (`kms`,

@@ -174,8 +174,8 @@ pub async fn get_parameters(
         })
         .await?;
     let mut id = [0u8; 16];
-    openssl::rand::rand_bytes(&mut id)
-        .map_err(|e| KmsError::new(ErrorCode::Internal, e.to_string()))?;
+    crate::crypto::primitives::random(&mut id)
+        .map_err(|e| KmsError::new(ErrorCode::Internal, e))?;
     let token_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let record = ImportParamsRecord {
         key_id: key.key_id.clone(),

@@ -51,7 +51,7 @@ fn binding_context(
     wrapped: &[u8],
     public_key: &[u8],
 ) -> Vec<u8> {
-    let h = |b: &[u8]| hex::encode(openssl::sha::sha256(b));
+    let h = |b: &[u8]| hex::encode(crate::crypto::primitives::sha256(b));
     format!(
         "hkms key token v2 single\0{key_id}\0{key_version_id}\0{spec}\0{}\0{}\0{}",
         usage.as_str(),
@@ -180,7 +180,7 @@ pub fn handle(
     let checked_for = format!(
         "{}\0{}",
         token.key_id,
-        hex::encode(openssl::sha::sha256(&token.public_key))
+        hex::encode(crate::crypto::primitives::sha256(&token.public_key))
     );
     member.single_key_handle(&checked_for, &token.key_version_id, |login, dk| {
         unwrap(member, login, dk, token, spec, usage)

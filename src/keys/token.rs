@@ -41,7 +41,7 @@ struct Bound<'a> {
 }
 
 fn binding_context(key_id: &str, key_version_id: &str, t: &Bound) -> Vec<u8> {
-    let h = |b: &[u8]| hex::encode(openssl::sha::sha256(b));
+    let h = |b: &[u8]| hex::encode(crate::crypto::primitives::sha256(b));
     format!(
         "hkms key token v2\0{key_id}\0{key_version_id}\0{}\0{}\0{}\0{}",
         t.bits,
@@ -217,7 +217,7 @@ const IMPORTED_CHECK_LABEL: &str = "hkms imported material: check value";
 /// The data a key of `bits` is derived with under `label`: the first `bits / 8` bytes of
 /// SHA-256(label).
 fn derivation_data(label: &str, bits: u32) -> Vec<u8> {
-    openssl::sha::sha256(label.as_bytes())[..(bits / 8) as usize].to_vec()
+    crate::crypto::primitives::sha256(label.as_bytes())[..(bits / 8) as usize].to_vec()
 }
 
 /// The length in bytes of imported material (a session object): its `CKA_VALUE_LEN`, or,

@@ -139,38 +139,42 @@ impl Writer {
         // Lines are kept for readers following the trail only while there are some.
         let following = self.shared.lines.receiver_count() > 0;
         let mut head = self.tip.clone();
-        let mut text = String::with_capacity(group.len() * 512);
+        // The group's lines, built in one buffer.
+        let mut text: Vec<u8> = Vec::with_capacity((own.len() + group.len()) * 512);
         let mut lines: Vec<Arc<str>> = Vec::new();
-        let mut push = |line: String, text: &mut String| {
-            text.push_str(&line);
-            text.push('\n');
+        let mut ended = |text: &mut Vec<u8>, start: usize| {
             if following {
-                lines.push(Arc::from(line));
+                lines.push(String::from_utf8_lossy(&text[start..]).into());
             }
+            text.push(b'\n');
         };
         for mut r in own {
             chain(&mut r, &mut head);
-            push(r.to_line(), &mut text);
+            let start = text.len();
+            r.write_line(&mut text);
+            ended(&mut text, start);
             head.hash = r.hash;
         }
         let mut acks = Vec::with_capacity(group.len());
         for job in group {
+            let start = text.len();
             match job {
                 Job::Record(mut r, ack) => {
                     chain(&mut r, &mut head);
-                    push(r.to_line(), &mut text);
+                    r.write_line(&mut text);
                     head.hash = std::mem::take(&mut r.hash);
                     acks.push(ack);
                 }
                 Job::Checkpoint(c, ack) => {
-                    push(checkpoint_line(&c), &mut text);
+                    text.extend_from_slice(checkpoint_line(&c).as_bytes());
                     acks.push(ack);
                 }
             }
+            ended(&mut text, start);
         }
         let file = self.file.as_mut().expect("opened above");
         let started = Instant::now();
-        let written = file.write(text.as_bytes()).and_then(|()| file.sync());
+        let written = file.write(&text).and_then(|()| file.sync());
         self.shared.synced.observe(started.elapsed());
         if let Err(e) = written {
             return Err((e, acks));

@@ -101,7 +101,7 @@ pub fn string_to_sign(headers: &Headers) -> Result<String, ApiError> {
 
 /// Uppercase hex SHA-256, as in `content-sha256`.
 pub fn body_digest(body: &[u8]) -> String {
-    hex::encode_upper(openssl::sha::sha256(body))
+    hex::encode_upper(crate::crypto::primitives::sha256(body))
 }
 
 /// A request whose signature verified.
@@ -312,7 +312,7 @@ impl PublicKeys {
             return false;
         };
         let mut expected = SHA256_DIGEST_INFO.to_vec();
-        expected.extend_from_slice(&openssl::sha::sha256(data));
+        expected.extend_from_slice(&crate::crypto::primitives::sha256(data));
         n == expected.len() && openssl::memcmp::eq(&recovered[..n], &expected)
     }
 }

@@ -357,7 +357,7 @@ pub fn unwrap_version_key(
 /// context names the key id and version. `key` is the version's binding key (token version
 /// 2) or, for a token written before, its one material.
 pub fn binding(session: &Session, key: ObjectHandle, context: &[u8]) -> Result<Vec<u8>> {
-    let digest = openssl::sha::sha256(context);
+    let digest = crate::crypto::primitives::sha256(context);
     session.encrypt(&Mechanism::AesEcb, key, &digest[..16])
 }
 
