@@ -205,7 +205,7 @@ impl Record {
     }
 
     /// Appends the record's line (without a newline) to `out`, with its hash computed (and
-    /// set in `self.hash`). The trail's writer builds a group's lines in one buffer so.
+    /// set in `self.hash`): the trail's writer builds all the lines of a group in one buffer.
     pub fn write_line(&mut self, out: &mut Vec<u8>) {
         self.hash.clear();
         let start = out.len();
@@ -313,7 +313,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn now_has_microseconds_and_reads_the_clock_once() {
+    fn now_has_microseconds_and_the_seconds_read_around_it() {
         let before = crate::clock::now_unix();
         let now = now_micros();
         let after = crate::clock::now_unix();
