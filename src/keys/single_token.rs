@@ -133,14 +133,12 @@ fn unwrap(
         return Err(binding_mismatch(member, key_version_id));
     }
     let err = |e| member.err(e);
-    let binding_key = crypto::unwrap_version_key(
+    let binding_key = member.unwrap_working_key(
         session,
         domain_key,
         &token.wrapped_binding_key,
         ModeFamily::Binding,
-        !member.public_working_keys(),
-    )
-    .map_err(err)?;
+    )?;
     with_object(session, binding_key, |key| {
         let context = binding_context(
             key_id,

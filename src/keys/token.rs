@@ -327,14 +327,8 @@ fn check_legacy_binding(
     key_id: &str,
     key_version_id: &str,
 ) -> Result<(), HsmError> {
-    let material = crypto::unwrap_version_key(
-        session,
-        domain_key,
-        &token.wrapped_key,
-        ModeFamily::Cbc,
-        !member.public_working_keys(),
-    )
-    .map_err(|e| member.err(e))?;
+    let material =
+        member.unwrap_working_key(session, domain_key, &token.wrapped_key, ModeFamily::Cbc)?;
     with_object(session, material, |material| {
         let context = legacy_binding_context(key_id, key_version_id);
         let b = crypto::binding(session, material, &context).map_err(|e| member.err(e))?;
@@ -362,16 +356,8 @@ pub fn unwrap(
             ),
         });
     }
-    let unwrap_one = |wrapped: &[u8], family| {
-        crypto::unwrap_version_key(
-            session,
-            domain_key,
-            wrapped,
-            family,
-            !member.public_working_keys(),
-        )
-        .map_err(|e| member.err(e))
-    };
+    let unwrap_one =
+        |wrapped: &[u8], family| member.unwrap_working_key(session, domain_key, wrapped, family);
     let bound = Bound {
         bits: token.key_bits,
         gcm: &token.wrapped_key,

@@ -2,12 +2,28 @@
 //! each checked against the key it was unwrapped for.
 
 use super::{lock, Member};
+use crate::hsm::crypto::{self, ModeFamily};
 use crate::hsm::{HsmError, ModeKeys, VersionKeys};
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use std::sync::atomic::Ordering;
 
 impl Member {
+    /// Unwraps one key of a key token under the domain key into a working key of
+    /// `family`, a session object of `session`: private unless this member's profile says
+    /// `public_working_keys`.
+    pub fn unwrap_working_key(
+        &self,
+        session: &Session,
+        domain_key: ObjectHandle,
+        wrapped: &[u8],
+        family: ModeFamily,
+    ) -> Result<ObjectHandle, HsmError> {
+        let private = !self.profile.public_working_keys;
+        crypto::unwrap_version_key(session, domain_key, wrapped, family, private)
+            .map_err(|e| self.err(e))
+    }
+
     /// The mode keys of an AES key version, unwrapping (and checking) its token on first
     /// use.
     ///
