@@ -23,7 +23,7 @@ mod support;
 use bytes::Bytes;
 use hkms::front::instance::auth::{http_date, sign_request};
 use hkms::instance_api as api;
-use measure::{grpc_encrypt, ms, secs, with_cpu, Figures, MESSAGE};
+use measure::{grpc_encrypt, ms, secs, Figures, MESSAGE};
 use prost::Message;
 
 fn line(name: &str, f: &Figures, cpu: f64) {
@@ -141,18 +141,20 @@ fn main() {
                     "[throttle]\ntier_qps = 1000000000\n",
                 );
                 rt.block_on(async {
-                    grpc_encrypt(&inst.d, &key, 4).await;
-                    load::drive(gw.port, &inst.bundle, &request, 4).await;
+                    grpc_encrypt(&inst.d, &key, 4, &[]).await;
+                    load::drive(gw.port, &inst.bundle, &request, 4, &[]).await;
                 });
                 let (hkmsd, gateway) = (inst.d.pid().unwrap(), gw.pid());
                 let label = trail.label();
-                let (f, cpu) = with_cpu(&[hkmsd, gateway], || {
-                    rt.block_on(load::drive(gw.port, &inst.bundle, &request, concurrency))
-                });
+                let (f, cpu) = rt.block_on(load::drive(
+                    gw.port,
+                    &inst.bundle,
+                    &request,
+                    concurrency,
+                    &[hkmsd, gateway],
+                ));
                 line(&format!("gateway, {label}"), &f, cpu[0] + cpu[1]);
-                let (g, gcpu) = with_cpu(&[hkmsd], || {
-                    rt.block_on(grpc_encrypt(&inst.d, &key, concurrency))
-                });
+                let (g, gcpu) = rt.block_on(grpc_encrypt(&inst.d, &key, concurrency, &[hkmsd]));
                 line(&format!("gRPC, {label}"), &g, gcpu[0]);
                 let sum = &mut sums[first.iter().position(|t| *t == trail).unwrap()];
                 sum.0 += f.ops;

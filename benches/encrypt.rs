@@ -34,7 +34,7 @@ fn main() {
     println!("raw SoftHSM2 (cryptoki, in-process)  1 thread : {raw1:>9.0} ops/s");
     println!("raw SoftHSM2 (cryptoki, in-process)  2 threads: {raw2:>9.0} ops/s");
     for concurrency in [1usize, 16] {
-        let f = rt.block_on(grpc_encrypt(&d, &key, concurrency));
+        let (f, _) = rt.block_on(grpc_encrypt(&d, &key, concurrency, &[]));
         let base = if concurrency == 1 { raw1 } else { raw2 };
         println!(
             "hkmsd gRPC Encrypt   concurrency {concurrency:>2}: {:>9.0} ops/s  p50 {}  p99 {}  ratio to raw {} = {:.3}",

@@ -25,7 +25,7 @@ use base64::Engine;
 use bytes::Bytes;
 use hkms::front::instance::auth::{http_date, sign_request};
 use hkms::instance_api as api;
-use measure::{grpc_encrypt, ms, secs, with_cpu, Figures, MESSAGE};
+use measure::{grpc_encrypt, ms, secs, Figures, MESSAGE};
 use prost::Message;
 
 fn line(name: &str, f: &Figures, cpu: f64) {
@@ -81,9 +81,9 @@ fn main() {
     let tencent_request: load::SignedRequest = (headers, Bytes::from(body));
 
     rt.block_on(async {
-        grpc_encrypt(&inst.d, &key, 4).await;
-        load::drive(gw.port, &inst.bundle, &instance_request, 4).await;
-        load::drive(gw.port, &inst.bundle, &tencent_request, 4).await;
+        grpc_encrypt(&inst.d, &key, 4, &[]).await;
+        load::drive(gw.port, &inst.bundle, &instance_request, 4, &[]).await;
+        load::drive(gw.port, &inst.bundle, &tencent_request, 4, &[]).await;
     });
     println!(
         "Encrypt, {MESSAGE}-byte messages, {:?} per run, 1 SoftHSM2 member; server CPU = hkmsd (+ hkms-gateway for the fronts) per request",
@@ -106,9 +106,13 @@ fn main() {
                 ]
             };
             for (name, request) in order {
-                let (f, cpu) = with_cpu(&[hkmsd, gateway], || {
-                    rt.block_on(load::drive(gw.port, &inst.bundle, request, concurrency))
-                });
+                let (f, cpu) = rt.block_on(load::drive(
+                    gw.port,
+                    &inst.bundle,
+                    request,
+                    concurrency,
+                    &[hkmsd, gateway],
+                ));
                 line(name, &f, cpu[0] + cpu[1]);
                 if name == "tencent" {
                     tencent_ops += f.ops;
@@ -116,9 +120,7 @@ fn main() {
                     instance_ops += f.ops;
                 }
             }
-            let (g, cpu) = with_cpu(&[hkmsd], || {
-                rt.block_on(grpc_encrypt(&inst.d, &key, concurrency))
-            });
+            let (g, cpu) = rt.block_on(grpc_encrypt(&inst.d, &key, concurrency, &[hkmsd]));
             line("gRPC", &g, cpu[0]);
         }
         println!(

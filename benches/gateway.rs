@@ -6,7 +6,11 @@
 //! (the date stays inside the ±15 minute window): client-side RSA signing is not what is
 //! measured.
 //!
-//! `cargo bench --bench gateway` (HKMS_BENCH_SECS sets the length of each run, default 4;
+//! Each run loads for a warm-up first and counts only the requests that complete in the
+//! window after it ([`measure::Window`]), as the peer's load generator does.
+//!
+//! `cargo bench --bench gateway` (HKMS_BENCH_SECS sets the length of each run's window,
+//! default 4; HKMS_BENCH_WARMUP the warm-up before it, default 2;
 //! HKMS_BENCH_CLIENT_THREADS the load generator's threads, default 1; HKMS_BENCH_LEVELS the
 //! concurrency levels, default `1,16,64`; HKMS_BENCH_PATHS which paths
 //! to drive, default `grpc,gateway`: one level and one path make a steady load to profile;
@@ -29,7 +33,7 @@ use hkms::instance_api as api;
 use prost::Message;
 
 use load::SignedRequest;
-use measure::{grpc_encrypt, ms, raw_softhsm, secs, with_cpu, MESSAGE};
+use measure::{grpc_encrypt, ms, raw_softhsm, secs, MESSAGE};
 
 /// A signed Encrypt request, as HTTP parts.
 fn signed_request(ck: &support::ClientKeyFiles, key: &str) -> SignedRequest {
@@ -81,8 +85,8 @@ fn main() {
     let request = signed_request(&ck, &key);
     // Warm up: unwrap the key, open sessions, connect.
     rt.block_on(async {
-        grpc_encrypt(&inst.d, &key, 4).await;
-        load::drive(gw.port, &inst.bundle, &request, 4).await;
+        grpc_encrypt(&inst.d, &key, 4, &[]).await;
+        load::drive(gw.port, &inst.bundle, &request, 4, &[]).await;
     });
 
     println!(
@@ -102,9 +106,7 @@ fn main() {
         let raw = if concurrency == 1 { raw1 } else { raw2 };
         let mut grpc_ops = None;
         if drive_grpc {
-            let (g, g_cpu) = with_cpu(&[hkmsd], || {
-                rt.block_on(grpc_encrypt(&inst.d, &key, concurrency))
-            });
+            let (g, g_cpu) = rt.block_on(grpc_encrypt(&inst.d, &key, concurrency, &[hkmsd]));
             println!(
                 "concurrency {concurrency:>2}  gRPC   : {:>8.0} ops/s  p50 {}  p99 {}  server CPU {:>4.0} us  gRPC/raw {:.3}",
                 g.ops,
@@ -118,9 +120,13 @@ fn main() {
         if !drive_gateway {
             continue;
         }
-        let (h, h_cpu) = with_cpu(&[hkmsd, gateway], || {
-            rt.block_on(load::drive(gw.port, &inst.bundle, &request, concurrency))
-        });
+        let (h, h_cpu) = rt.block_on(load::drive(
+            gw.port,
+            &inst.bundle,
+            &request,
+            concurrency,
+            &[hkmsd, gateway],
+        ));
         let versus_grpc = grpc_ops
             .map(|g| format!("  gateway/gRPC {:.3}", h.ops / g))
             .unwrap_or_default();

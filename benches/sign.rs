@@ -31,7 +31,7 @@ use hkms::instance_api as api;
 use prost::Message;
 
 use load::SignedRequest;
-use measure::{ms, secs, with_cpu};
+use measure::{ms, secs};
 use signing::{create_key, grpc_sign, raw_sign, Alg, DIGEST};
 
 /// A signed instance API Sign request of [`DIGEST`] (MessageType DIGEST).
@@ -74,10 +74,10 @@ fn main() {
     for (alg, key, request) in &keys {
         rt.block_on(async {
             if drive_grpc {
-                grpc_sign(&inst.d, key, *alg, 4).await;
+                grpc_sign(&inst.d, key, *alg, 4, &[]).await;
             }
             if drive_gateway {
-                load::drive(gw.port, &inst.bundle, request, 4).await;
+                load::drive(gw.port, &inst.bundle, request, 4, &[]).await;
             }
         });
     }
@@ -110,9 +110,7 @@ fn main() {
         for &concurrency in &levels {
             let mut grpc_ops = None;
             if drive_grpc {
-                let (g, g_cpu) = with_cpu(&[hkmsd], || {
-                    rt.block_on(grpc_sign(&inst.d, key, alg, concurrency))
-                });
+                let (g, g_cpu) = rt.block_on(grpc_sign(&inst.d, key, alg, concurrency, &[hkmsd]));
                 println!(
                     "concurrency {concurrency:>2}  gRPC   : {:>8.0} ops/s  p50 {}  p99 {}  server CPU {:>5.0} us  gRPC/raw2 {:.3}",
                     g.ops,
@@ -126,9 +124,13 @@ fn main() {
             if !drive_gateway {
                 continue;
             }
-            let (h, h_cpu) = with_cpu(&[hkmsd, gateway], || {
-                rt.block_on(load::drive(gw.port, &inst.bundle, request, concurrency))
-            });
+            let (h, h_cpu) = rt.block_on(load::drive(
+                gw.port,
+                &inst.bundle,
+                request,
+                concurrency,
+                &[hkmsd, gateway],
+            ));
             let versus_grpc = grpc_ops
                 .map(|g| format!("  gateway/gRPC {:.3}", h.ops / g))
                 .unwrap_or_default();

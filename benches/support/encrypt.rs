@@ -107,17 +107,24 @@ pub fn figures(mut all: Vec<Duration>, elapsed: f64) -> Figures {
     }
 }
 
-pub async fn grpc_encrypt(d: &common::Daemon, key: &str, concurrency: usize) -> Figures {
+/// Encrypt through hkmsd's gRPC API for a [`Window`]: figures and hkmsd's CPU per request
+/// (`pids`: hkmsd's, or none).
+pub async fn grpc_encrypt(
+    d: &common::Daemon,
+    key: &str,
+    concurrency: usize,
+    pids: &[u32],
+) -> (Figures, Vec<f64>) {
     let client = d.client().await;
-    let run = secs();
-    let start = Instant::now();
+    let window = std::sync::Arc::new(Window::open(pids));
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut c = client.crypto.clone();
             let key = key.to_owned();
+            let window = window.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
-                while start.elapsed() < run {
+                while window.running() {
                     let t = Instant::now();
                     c.encrypt(EncryptRequest {
                         key_id: key.clone(),
@@ -126,7 +133,10 @@ pub async fn grpc_encrypt(d: &common::Daemon, key: &str, concurrency: usize) -> 
                     })
                     .await
                     .unwrap();
-                    lat.push(t.elapsed());
+                    let done = Instant::now();
+                    if window.counts(done) {
+                        lat.push(done - t);
+                    }
                 }
                 lat
             })
@@ -136,7 +146,8 @@ pub async fn grpc_encrypt(d: &common::Daemon, key: &str, concurrency: usize) -> 
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    figures(all, start.elapsed().as_secs_f64())
+    let window = std::sync::Arc::into_inner(window).expect("the tasks have ended");
+    window.close(all)
 }
 
 /// CPU time (user + system, all threads) the processes `pids` have used so far, in seconds.
@@ -157,17 +168,69 @@ pub fn cpu_secs(pids: &[u32]) -> f64 {
         .sum()
 }
 
-/// Runs `run` and returns its figures with the CPU each process of `pids` used per request,
-/// in microseconds.
-pub fn with_cpu<F: FnOnce() -> Figures>(pids: &[u32], run: F) -> (Figures, Vec<f64>) {
-    let before: Vec<f64> = pids.iter().map(|p| cpu_secs(&[*p])).collect();
-    let f = run();
-    let per_request = pids
-        .iter()
-        .zip(before)
-        .map(|(p, b)| (cpu_secs(&[*p]) - b) * 1e6 / f.count.max(1) as f64)
-        .collect();
-    (f, per_request)
+/// Seconds of load before a run's window opens (HKMS_BENCH_WARMUP, default 2, as the
+/// peer's load generator in `../shared/bench/peer-xks/`).
+pub fn warmup() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("HKMS_BENCH_WARMUP")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0),
+    )
+}
+
+/// The measured part of a run, measured as the peer's load generator measures it: the load
+/// runs for [`warmup`] first (new connections, streams and buffers settle), then the
+/// requests that complete in the next [`secs`] are counted, and a thread of its own reads
+/// the servers' CPU time at the window's two ends.
+pub struct Window {
+    pub start: Instant,
+    pub end: Instant,
+    /// CPU seconds each server process used inside the window.
+    cpu: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl Window {
+    /// Opens a window that starts after the warm-up; `pids` are the servers to measure.
+    pub fn open(pids: &[u32]) -> Window {
+        let start = Instant::now() + warmup();
+        let end = start + secs();
+        let pids = pids.to_vec();
+        let cpu = std::thread::spawn(move || {
+            std::thread::sleep(start.saturating_duration_since(Instant::now()));
+            let before: Vec<f64> = pids.iter().map(|p| cpu_secs(&[*p])).collect();
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+            pids.iter()
+                .zip(before)
+                .map(|(p, b)| cpu_secs(&[*p]) - b)
+                .collect()
+        });
+        Window { start, end, cpu }
+    }
+
+    /// Whether load should go on.
+    pub fn running(&self) -> bool {
+        Instant::now() < self.end
+    }
+
+    /// Whether a request that completed at `done` is counted.
+    pub fn counts(&self, done: Instant) -> bool {
+        done >= self.start && done < self.end
+    }
+
+    /// The window's figures from the latencies counted in it, with the CPU each server used
+    /// per request, in microseconds.
+    pub fn close(self, latencies: Vec<Duration>) -> (Figures, Vec<f64>) {
+        let f = figures(latencies, (self.end - self.start).as_secs_f64());
+        let cpu = self
+            .cpu
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(|secs| secs * 1e6 / f.count.max(1) as f64)
+            .collect();
+        (f, cpu)
+    }
 }
 
 pub fn ms(d: Duration) -> String {

@@ -3,7 +3,7 @@
 //! signed request would.
 #![allow(dead_code)]
 
-use crate::measure::{figures, secs, Figures};
+use crate::measure::{Figures, Window};
 use bytes::Bytes;
 use hkms::instance_api as api;
 use http_body_util::{BodyExt, Full};
@@ -16,32 +16,35 @@ use std::time::Instant;
 /// A signed request, as HTTP parts: headers and body.
 pub type SignedRequest = (Vec<(String, String)>, Bytes);
 
-/// Sends `request` on `concurrency` connections to the gateway on `port` for the length of
-/// a run; every answer must be 200.
+/// Sends `request` on `concurrency` connections to the gateway on `port` for a warm-up and
+/// a measured [`Window`]; every answer must be 200. Returns the window's figures and the CPU
+/// per request of each server process in `pids` (none: figures only).
 pub async fn drive(
     port: u16,
     bundle: &std::path::Path,
     request: &SignedRequest,
     concurrency: usize,
-) -> Figures {
-    drive_capped(port, bundle, request, concurrency, false)
+    pids: &[u32],
+) -> (Figures, Vec<f64>) {
+    drive_capped(port, bundle, request, concurrency, false, pids)
         .await
         .0
 }
 
 /// Like [`drive`]; with `capped`, answers 429 (`Rejected.Throttling`) are counted (the
-/// second figure) rather than refused, and the figures are those of the requests served.
+/// second figure, those of the window) rather than refused, and the figures are those of
+/// the requests served.
 pub async fn drive_capped(
     port: u16,
     bundle: &std::path::Path,
     request: &SignedRequest,
     concurrency: usize,
     capped: bool,
-) -> (Figures, usize) {
+    pids: &[u32],
+) -> ((Figures, Vec<f64>), usize) {
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.set_ca_file(bundle).unwrap();
     let connector = b.build();
-    let run = secs();
     // Connect (TLS handshakes) before the clock starts: keep-alive connections.
     let mut senders = Vec::new();
     for _ in 0..concurrency {
@@ -62,15 +65,16 @@ pub async fn drive_capped(
         tokio::spawn(conn);
         senders.push(sender);
     }
-    let start = Instant::now();
+    let window = std::sync::Arc::new(Window::open(pids));
     let tasks: Vec<_> = senders
         .into_iter()
         .map(|mut sender| {
             let (headers, body) = request.clone();
+            let window = window.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut throttled = 0;
-                while start.elapsed() < run {
+                while window.running() {
                     let mut req = hyper::Request::post("/").header("host", "localhost");
                     for (n, v) in &headers {
                         req = req.header(n.as_str(), v.as_str());
@@ -80,8 +84,9 @@ pub async fn drive_capped(
                     let resp = sender.send_request(req).await.unwrap();
                     let status = resp.status();
                     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                    let done = Instant::now();
                     if capped && status == 429 {
-                        throttled += 1;
+                        throttled += usize::from(window.counts(done));
                         continue;
                     }
                     assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
@@ -91,7 +96,9 @@ pub async fn drive_capped(
                         "{}",
                         String::from_utf8_lossy(&bytes)
                     );
-                    lat.push(t.elapsed());
+                    if window.counts(done) {
+                        lat.push(done - t);
+                    }
                 }
                 (lat, throttled)
             })
@@ -104,7 +111,8 @@ pub async fn drive_capped(
         all.extend(lat);
         throttled += refused;
     }
-    (figures(all, start.elapsed().as_secs_f64()), throttled)
+    let window = std::sync::Arc::into_inner(window).expect("the tasks have ended");
+    (window.close(all), throttled)
 }
 
 /// What the environment asks of a gateway benchmark: the load generator's runtime

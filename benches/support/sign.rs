@@ -2,7 +2,7 @@
 //! mechanisms hkmsd uses, and Sign through hkmsd's gRPC API.
 
 use crate::common;
-use crate::measure::{figures, secs, softhsm_login, Figures};
+use crate::measure::{secs, softhsm_login, Figures, Window};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType};
 use hkms::proto::{CreateKeyRequest, SignRequest};
@@ -144,10 +144,16 @@ pub async fn create_key(d: &common::Daemon, alg: Alg) -> String {
 }
 
 /// Sign of [`DIGEST`] (MessageType DIGEST) through hkmsd's gRPC API.
-pub async fn grpc_sign(d: &common::Daemon, key: &str, alg: Alg, concurrency: usize) -> Figures {
+/// Figures of a [`Window`] and hkmsd's CPU per request (`pids`: hkmsd's, or none).
+pub async fn grpc_sign(
+    d: &common::Daemon,
+    key: &str,
+    alg: Alg,
+    concurrency: usize,
+    pids: &[u32],
+) -> (Figures, Vec<f64>) {
     let client = d.client().await;
-    let run = secs();
-    let start = Instant::now();
+    let window = std::sync::Arc::new(Window::open(pids));
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut c = client.asymmetric.clone();
@@ -158,12 +164,16 @@ pub async fn grpc_sign(d: &common::Daemon, key: &str, alg: Alg, concurrency: usi
                 message_type: "DIGEST".into(),
                 ..Default::default()
             };
+            let window = window.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
-                while start.elapsed() < run {
+                while window.running() {
                     let t = Instant::now();
                     c.sign(request.clone()).await.unwrap();
-                    lat.push(t.elapsed());
+                    let done = Instant::now();
+                    if window.counts(done) {
+                        lat.push(done - t);
+                    }
                 }
                 lat
             })
@@ -173,5 +183,6 @@ pub async fn grpc_sign(d: &common::Daemon, key: &str, alg: Alg, concurrency: usi
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    figures(all, start.elapsed().as_secs_f64())
+    let window = std::sync::Arc::into_inner(window).expect("the tasks have ended");
+    window.close(all)
 }
