@@ -507,3 +507,67 @@ fn a_crash_leaves_no_core_file() {
         assert!(cores.is_empty(), "core files left: {cores:?}");
     }
 }
+
+/// The child side of [`a_sleep_stopped_and_continued_resumes_under_the_filter`]: installs
+/// the allow-list named by `HKMS_SECCOMP_SLEEPER` on itself, says so, and sleeps.
+fn sleeper_under_filter(list: &str) {
+    use hkms::hardening::seccomp::{compile, gateway_list, install, HKMSD};
+    let allowed = match list {
+        "hkmsd" => HKMSD.to_vec(),
+        _ => gateway_list(false),
+    };
+    let filter = compile(&allowed, &[], hkms::hardening::SeccompMode::Enforce).unwrap();
+    install(&filter).unwrap();
+    println!("sleeping");
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(800));
+    // Stopped and continued meanwhile: the kernel resumed the sleep with restart_syscall.
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    std::process::exit(0);
+}
+
+#[test]
+fn a_sleep_stopped_and_continued_resumes_under_the_filter() {
+    if let Ok(list) = std::env::var("HKMS_SECCOMP_SLEEPER") {
+        sleeper_under_filter(&list);
+    }
+    use std::io::BufRead;
+    for list in ["hkmsd", "gateway"] {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_sleep_stopped_and_continued_resumes_under_the_filter",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("HKMS_SECCOMP_SLEEPER", list)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("sleeping") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "the child ended early"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let signal = |name: &str| {
+            let sent = Command::new("kill")
+                .args([name, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success(), "kill {name}");
+        };
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(100));
+        signal("-CONT");
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{list}: {status}\n{err}");
+    }
+}
