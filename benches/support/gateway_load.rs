@@ -45,7 +45,7 @@ pub async fn drive_capped(
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.set_ca_file(bundle).unwrap();
     let connector = b.build();
-    // Connect (TLS handshakes) before the clock starts: keep-alive connections.
+    // Connect (TLS handshakes) before the load starts: keep-alive connections.
     let mut senders = Vec::new();
     for _ in 0..concurrency {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
