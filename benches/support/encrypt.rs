@@ -15,12 +15,24 @@ use std::time::{Duration, Instant};
 
 pub const MESSAGE: usize = 256;
 
+/// Seconds a run's window lasts (HKMS_BENCH_SECS, default 4).
 pub fn secs() -> Duration {
+    env_secs("HKMS_BENCH_SECS", 4.0)
+}
+
+/// Seconds of load before a run's window opens (HKMS_BENCH_WARMUP, default 2, as the
+/// peer's load generator in `../shared/bench/peer-xks/`).
+pub fn warmup() -> Duration {
+    env_secs("HKMS_BENCH_WARMUP", 2.0)
+}
+
+/// Seconds from the environment variable `var`, or `default`.
+fn env_secs(var: &str, default: f64) -> Duration {
     Duration::from_secs_f64(
-        std::env::var("HKMS_BENCH_SECS")
+        std::env::var(var)
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(4.0),
+            .unwrap_or(default),
     )
 }
 
@@ -166,17 +178,6 @@ pub fn cpu_secs(pids: &[u32]) -> f64 {
             (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick
         })
         .sum()
-}
-
-/// Seconds of load before a run's window opens (HKMS_BENCH_WARMUP, default 2, as the
-/// peer's load generator in `../shared/bench/peer-xks/`).
-pub fn warmup() -> Duration {
-    Duration::from_secs_f64(
-        std::env::var("HKMS_BENCH_WARMUP")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2.0),
-    )
 }
 
 /// The measured part of a run, measured as the peer's load generator measures it: the load
