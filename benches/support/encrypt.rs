@@ -128,15 +128,15 @@ pub async fn grpc_encrypt(
     pids: &[u32],
 ) -> (Figures, Vec<f64>) {
     let client = d.client().await;
-    let window = std::sync::Arc::new(Window::open(pids));
+    let window = Window::open(pids);
+    let span = window.span;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut c = client.crypto.clone();
             let key = key.to_owned();
-            let window = window.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
-                while window.running() {
+                while span.running() {
                     let t = Instant::now();
                     c.encrypt(EncryptRequest {
                         key_id: key.clone(),
@@ -146,7 +146,7 @@ pub async fn grpc_encrypt(
                     .await
                     .unwrap();
                     let done = Instant::now();
-                    if window.counts(done) {
+                    if span.counts(done) {
                         lat.push(done - t);
                     }
                 }
@@ -158,7 +158,6 @@ pub async fn grpc_encrypt(
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let window = std::sync::Arc::into_inner(window).expect("the tasks have ended");
     window.close(all)
 }
 
@@ -185,10 +184,29 @@ pub fn cpu_secs(pids: &[u32]) -> f64 {
 /// requests that complete in the next [`secs`] are counted, and a thread of its own reads
 /// the servers' CPU time at the window's two ends.
 pub struct Window {
-    pub start: Instant,
-    pub end: Instant,
+    /// When the window opens and closes; load tasks take a copy.
+    pub span: Span,
     /// CPU seconds each server process used inside the window.
     cpu: std::thread::JoinHandle<Vec<f64>>,
+}
+
+/// When a [`Window`] opens and closes.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Span {
+    /// Whether load should go on.
+    pub fn running(&self) -> bool {
+        Instant::now() < self.end
+    }
+
+    /// Whether a request that completed at `done` is counted.
+    pub fn counts(&self, done: Instant) -> bool {
+        done >= self.start && done < self.end
+    }
 }
 
 impl Window {
@@ -206,23 +224,16 @@ impl Window {
                 .map(|(p, b)| cpu_secs(&[*p]) - b)
                 .collect()
         });
-        Window { start, end, cpu }
-    }
-
-    /// Whether load should go on.
-    pub fn running(&self) -> bool {
-        Instant::now() < self.end
-    }
-
-    /// Whether a request that completed at `done` is counted.
-    pub fn counts(&self, done: Instant) -> bool {
-        done >= self.start && done < self.end
+        Window {
+            span: Span { start, end },
+            cpu,
+        }
     }
 
     /// The window's figures from the latencies counted in it, with the CPU each server used
     /// per request, in microseconds.
     pub fn close(self, latencies: Vec<Duration>) -> (Figures, Vec<f64>) {
-        let f = figures(latencies, (self.end - self.start).as_secs_f64());
+        let f = figures(latencies, (self.span.end - self.span.start).as_secs_f64());
         let cpu = self
             .cpu
             .join()

@@ -65,16 +65,16 @@ pub async fn drive_capped(
         tokio::spawn(conn);
         senders.push(sender);
     }
-    let window = std::sync::Arc::new(Window::open(pids));
+    let window = Window::open(pids);
+    let span = window.span;
     let tasks: Vec<_> = senders
         .into_iter()
         .map(|mut sender| {
             let (headers, body) = request.clone();
-            let window = window.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut throttled = 0;
-                while window.running() {
+                while span.running() {
                     let mut req = hyper::Request::post("/").header("host", "localhost");
                     for (n, v) in &headers {
                         req = req.header(n.as_str(), v.as_str());
@@ -86,7 +86,7 @@ pub async fn drive_capped(
                     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
                     let done = Instant::now();
                     if capped && status == 429 {
-                        throttled += usize::from(window.counts(done));
+                        throttled += usize::from(span.counts(done));
                         continue;
                     }
                     assert_eq!(status, 200, "{:?}", api::Error::decode(bytes));
@@ -96,7 +96,7 @@ pub async fn drive_capped(
                         "{}",
                         String::from_utf8_lossy(&bytes)
                     );
-                    if window.counts(done) {
+                    if span.counts(done) {
                         lat.push(done - t);
                     }
                 }
@@ -111,7 +111,6 @@ pub async fn drive_capped(
         all.extend(lat);
         throttled += refused;
     }
-    let window = std::sync::Arc::into_inner(window).expect("the tasks have ended");
     (window.close(all), throttled)
 }
 

@@ -153,7 +153,8 @@ pub async fn grpc_sign(
     pids: &[u32],
 ) -> (Figures, Vec<f64>) {
     let client = d.client().await;
-    let window = std::sync::Arc::new(Window::open(pids));
+    let window = Window::open(pids);
+    let span = window.span;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut c = client.asymmetric.clone();
@@ -164,14 +165,13 @@ pub async fn grpc_sign(
                 message_type: "DIGEST".into(),
                 ..Default::default()
             };
-            let window = window.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
-                while window.running() {
+                while span.running() {
                     let t = Instant::now();
                     c.sign(request.clone()).await.unwrap();
                     let done = Instant::now();
-                    if window.counts(done) {
+                    if span.counts(done) {
                         lat.push(done - t);
                     }
                 }
@@ -183,6 +183,5 @@ pub async fn grpc_sign(
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let window = std::sync::Arc::into_inner(window).expect("the tasks have ended");
     window.close(all)
 }
